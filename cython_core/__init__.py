@@ -1,0 +1,1 @@
+"""Compiled simulation kernels (Cython, nogil loops over a batch of environments)."""

@@ -1,0 +1,414 @@
+"""The machinery every sysgym family shares: a native batched vector env over a kernel, and the
+single-env view of it.
+
+A family subclasses :class:`BatchedKernelEnv` and provides
+
+* ``_build(...)``: validate kwargs, set ``single_observation_space`` / ``single_action_space``,
+  ``reward_components``, ``reward_weights``, ``metric_names`` and return the family's state arrays
+  (leading dimension = number of sub-envs);
+* ``_kernel_reset(mask, options)`` and ``_kernel_step(active)``: one kernel call each, looping over
+  the sub-envs flagged in the uint8 mask, reading ``self._state["actions"]`` and writing into the
+  shared output buffers below;
+* optionally ``_extra_info(index)`` / ``_extra_infos()`` and ``render_frame(index, mode)``.
+
+Output buffers (all in ``self._state`` so :meth:`get_state` captures them):
+
+``obs`` (or ``obs:<key>`` for Dict spaces), ``reward_components`` (B, K) float64,
+``terminated`` / ``truncated`` (B,) uint8, ``action_mask`` (B, A) int8 for discrete actions,
+``metrics`` (B, M) float64 written when an episode ends, ``rng`` (B, 4) uint64 kernel RNG states.
+
+The single env (:class:`KernelEnv`) is the same kernel with B=1; it returns fresh copies on every
+call, as Gymnasium >= 1.4's checker requires.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from .seeding import per_env_seeds, rng_state
+
+RENDER_MODES = ("ansi", "rgb_array")
+
+
+class BatchedKernelEnv(VectorEnv):
+    """Native vector env stepping B sub-environments in one kernel call (``vector_entry_point``).
+
+    Args:
+        num_envs: number of sub-environments B.
+        autoreset_mode: Gymnasium autoreset mode, ``"NextStep"`` (Gymnasium's default),
+            ``"SameStep"`` (final observation in ``info["final_obs"]``) or ``"Disabled"``
+            (reset done sub-envs yourself with ``reset(options={"reset_mask": mask})``).
+        copy: return fresh arrays from ``reset``/``step`` (default). ``False`` returns views of the
+            internal buffers, which the next call overwrites: faster, for code that consumes
+            observations immediately.
+        render_mode: ``"ansi"`` or ``"rgb_array"``; ``render()`` returns one frame per sub-env.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": list(RENDER_MODES), "render_fps": 4,
+                                          "autoreset_mode": AutoresetMode.NEXT_STEP}
+    reward_components: tuple[str, ...]
+    reward_weights: np.ndarray
+    metric_names: tuple[str, ...]
+
+    def __init__(self, num_envs: int = 1, *, autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
+                 copy: bool = True, render_mode: str | None = None, **kwargs: Any):
+        if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+            raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
+        if render_mode is not None and render_mode not in RENDER_MODES:
+            raise ValueError(f"render_mode must be one of {RENDER_MODES} or None, got {render_mode!r}")
+        self.num_envs = int(num_envs)
+        self.autoreset_mode = AutoresetMode(autoreset_mode)
+        self.metadata = {**type(self).metadata, "autoreset_mode": self.autoreset_mode}
+        self.copy = bool(copy)
+        self.render_mode = render_mode
+        self.spec = None
+
+        family_state = self._build(**kwargs)
+        self.reward_weights = np.asarray(self.reward_weights, dtype=np.float64)
+        if self.reward_weights.shape != (len(self.reward_components),):
+            raise AssertionError("reward_weights must have one weight per reward component")
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self._state = self._output_buffers()
+        clash = set(family_state) & set(self._state)
+        if clash:
+            raise AssertionError(f"family state reuses reserved names {sorted(clash)}")
+        self._state.update(family_state)
+        for i in range(self.num_envs):
+            self._state["rng"][i] = rng_state(None)
+        self._all = np.ones(self.num_envs, dtype=np.uint8)
+        self._connect()
+
+    # ------------------------------------------------------------------ family hooks
+    def _build(self, **kwargs: Any) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _connect(self) -> None:
+        """Create the kernel object over ``self._state`` (called after construction and set_state)."""
+        raise NotImplementedError
+
+    def _kernel_reset(self, mask: np.ndarray, options: dict[str, Any] | None) -> None:
+        raise NotImplementedError
+
+    def _kernel_step(self, active: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _extra_infos(self) -> dict[str, np.ndarray]:
+        """Family-specific per-step info arrays with leading dimension B (copied by the caller)."""
+        return {}
+
+    def render_frame(self, index: int, mode: str) -> Any:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ buffers
+    @property
+    def discrete(self) -> bool:
+        return isinstance(self.single_action_space, spaces.Discrete)
+
+    def _obs_keys(self) -> list[str]:
+        if isinstance(self.single_observation_space, spaces.Dict):
+            return [f"obs:{k}" for k in self.single_observation_space.spaces]
+        return ["obs"]
+
+    def _output_buffers(self) -> dict[str, np.ndarray]:
+        b = self.num_envs
+        out: dict[str, np.ndarray] = {}
+        obs_space = self.single_observation_space
+        if isinstance(obs_space, spaces.Dict):
+            for key, sub in obs_space.spaces.items():
+                out[f"obs:{key}"] = np.zeros((b, *sub.shape), dtype=sub.dtype)
+        else:
+            out["obs"] = np.zeros((b, *obs_space.shape), dtype=obs_space.dtype)
+        act = self.single_action_space
+        if isinstance(act, spaces.Discrete):
+            out["actions"] = np.zeros(b, dtype=np.int64)
+            out["action_mask"] = np.zeros((b, int(act.n)), dtype=np.int8)
+        elif isinstance(act, spaces.Box):
+            out["actions"] = np.zeros((b, *act.shape), dtype=np.float64)
+        else:
+            raise NotImplementedError(f"unsupported action space {act}")
+        out["reward_components"] = np.zeros((b, len(self.reward_components)), dtype=np.float64)
+        out["terminated"] = np.zeros(b, dtype=np.uint8)
+        out["truncated"] = np.zeros(b, dtype=np.uint8)
+        out["metrics"] = np.zeros((b, len(self.metric_names)), dtype=np.float64)
+        out["rng"] = np.zeros((b, 4), dtype=np.uint64)
+        out["needs_reset"] = np.ones(b, dtype=np.uint8)
+        return out
+
+    def _observations(self, copy: bool) -> Any:
+        s = self._state
+        if isinstance(self.single_observation_space, spaces.Dict):
+            obs = {k: s[f"obs:{k}"] for k in self.single_observation_space.spaces}
+            return {k: v.copy() for k, v in obs.items()} if copy else obs
+        return s["obs"].copy() if copy else s["obs"]
+
+    def _load_actions(self, actions: Any) -> None:
+        buf = self._state["actions"]
+        arr = np.asarray(actions)
+        if arr.shape != buf.shape:
+            raise ValueError(f"expected actions of shape {buf.shape}, got {arr.shape}")
+        if self.discrete:
+            if arr.dtype.kind not in "iu":
+                if arr.dtype.kind == "f" and np.all(arr == np.floor(arr)):
+                    arr = arr.astype(np.int64)
+                else:
+                    raise ValueError(f"discrete actions must be integers, got dtype {arr.dtype}")
+            n = self.single_action_space.n
+            if arr.min() < 0 or arr.max() >= n:
+                raise ValueError(f"actions must lie in [0, {n - 1}], got {arr}")
+        elif not np.all(np.isfinite(arr)):
+            raise ValueError(f"actions must be finite, got {arr}")
+        buf[...] = arr
+
+    # ------------------------------------------------------------------ Gymnasium API
+    def reset(self, *, seed: int | list[int | None] | None = None,
+              options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        """Reset all sub-envs (or those in ``options["reset_mask"]``); see :mod:`sysgym.envs.seeding`."""
+        options = dict(options or {})
+        mask = options.pop("reset_mask", None)
+        if mask is None:
+            mask = np.ones(self.num_envs, dtype=np.uint8)
+        else:
+            mask = np.asarray(mask)
+            if mask.shape != (self.num_envs,) or mask.dtype != np.bool_:
+                raise ValueError(f"reset_mask must be a bool array of shape ({self.num_envs},)")
+            mask = mask.astype(np.uint8)
+        seeds = per_env_seeds(seed, self.num_envs)
+        for i, s in enumerate(seeds):
+            if s is not None and mask[i]:
+                self._state["rng"][i] = rng_state(s)
+        if seed is not None and isinstance(seed, (int, np.integer)):
+            self._np_random, self._np_random_seed = gym.utils.seeding.np_random(int(seed))
+        self._reset_masked(mask, options)
+        return self._observations(self.copy), self._infos(None)
+
+    def _reset_masked(self, mask: np.ndarray, options: dict[str, Any] | None) -> None:
+        s = self._state
+        s["reward_components"][mask.astype(bool)] = 0.0
+        s["terminated"][mask.astype(bool)] = 0
+        s["truncated"][mask.astype(bool)] = 0
+        self._kernel_reset(mask, options)
+        s["needs_reset"][mask.astype(bool)] = 0
+
+    def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        self._load_actions(actions)
+        s = self._state
+        mode = self.autoreset_mode
+        if mode == AutoresetMode.NEXT_STEP:
+            resetting = s["needs_reset"].astype(bool)
+            if resetting.any():
+                active = (~resetting).astype(np.uint8)
+                self._kernel_step(active)
+                self._reset_masked(resetting.astype(np.uint8), None)
+            else:
+                self._kernel_step(self._all)
+        else:
+            if s["needs_reset"].any():
+                raise RuntimeError("step() on a sub-env whose episode ended; with autoreset_mode "
+                                   "'Disabled' call reset(options={'reset_mask': mask}) first")
+            self._kernel_step(self._all)
+
+        rewards = s["reward_components"] @ self.reward_weights
+        terminated = s["terminated"].astype(bool)
+        truncated = s["truncated"].astype(bool)
+        done = terminated | truncated
+        infos = self._infos(done)
+        if mode == AutoresetMode.SAME_STEP and done.any():
+            final_obs = np.full(self.num_envs, None, dtype=object)
+            final_info = np.full(self.num_envs, None, dtype=object)
+            current = self._observations(True)
+            for i in np.flatnonzero(done):
+                final_obs[i] = _index(current, i)
+                final_info[i] = self._single_info(i, ended=True)
+            infos["final_obs"], infos["_final_obs"] = final_obs, done.copy()
+            infos["final_info"], infos["_final_info"] = final_info, done.copy()
+            self._reset_masked(done.astype(np.uint8), None)
+            if self.discrete:
+                infos["action_mask"] = s["action_mask"].copy()
+            infos.update({k: v.copy() for k, v in self._extra_infos().items()})
+        else:
+            s["needs_reset"][done] = 1
+        return self._observations(self.copy), rewards, terminated, truncated, infos
+
+    def _infos(self, done: np.ndarray | None) -> dict[str, Any]:
+        s = self._state
+        infos: dict[str, Any] = {
+            "reward_components": s["reward_components"].copy(),
+            "_reward_components": np.ones(self.num_envs, dtype=bool),
+        }
+        if self.discrete:
+            infos["action_mask"] = s["action_mask"].copy()
+            infos["_action_mask"] = np.ones(self.num_envs, dtype=bool)
+        for key, value in self._extra_infos().items():
+            infos[key] = value.copy()
+            infos[f"_{key}"] = np.ones(self.num_envs, dtype=bool)
+        if done is not None and done.any():
+            metrics: dict[str, np.ndarray] = {}
+            for k, name in enumerate(self.metric_names):
+                metrics[name] = np.where(done, s["metrics"][:, k], 0.0)
+                metrics[f"_{name}"] = done.copy()
+            infos["episode_metrics"] = metrics
+            infos["_episode_metrics"] = done.copy()
+        return infos
+
+    def _single_info(self, i: int, ended: bool) -> dict[str, Any]:
+        s = self._state
+        info: dict[str, Any] = {"reward_components": s["reward_components"][i].copy()}
+        if self.discrete:
+            info["action_mask"] = s["action_mask"][i].copy()
+        for key, value in self._extra_infos().items():
+            info[key] = _scalar_or_copy(value[i])
+        if ended:
+            info["episode_metrics"] = dict(zip(self.metric_names, s["metrics"][i].tolist()))
+        return info
+
+    def action_masks(self) -> np.ndarray:
+        """Valid actions of every sub-env, (B, n) bool (sb3-contrib MaskablePPO convention)."""
+        if not self.discrete:
+            raise AttributeError("continuous action spaces have no action mask")
+        return self._state["action_mask"].astype(bool)
+
+    def render(self) -> tuple[Any, ...] | None:
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; pass render_mode='ansi' or 'rgb_array'")
+            return None
+        return tuple(self.render_frame(i, self.render_mode) for i in range(self.num_envs))
+
+    # ------------------------------------------------------------------ state save / restore
+    def get_state(self) -> dict[str, Any]:
+        """A picklable snapshot of every sub-env (kernel state, RNGs, last outputs)."""
+        return {"class": type(self).__name__, "num_envs": self.num_envs,
+                "arrays": {k: v.copy() for k, v in self._state.items()}}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore a snapshot taken by :meth:`get_state` on an env built with the same kwargs."""
+        if state.get("class") != type(self).__name__ or state.get("num_envs") != self.num_envs:
+            raise ValueError(f"state was saved from {state.get('class')} with "
+                             f"{state.get('num_envs')} envs, not {type(self).__name__} with {self.num_envs}")
+        arrays = state["arrays"]
+        if set(arrays) != set(self._state):
+            raise ValueError("state arrays do not match this env's configuration")
+        for key, dst in self._state.items():
+            src = arrays[key]
+            if src.shape != dst.shape or src.dtype != dst.dtype:
+                raise ValueError(f"state array {key!r} has shape {src.shape} {src.dtype}, "
+                                 f"expected {dst.shape} {dst.dtype} (different env kwargs?)")
+            np.copyto(dst, src)
+
+    def close_extras(self, **kwargs: Any) -> None:
+        pass
+
+    # The kernel object holds typed memoryviews and is rebuilt from the arrays after unpickling.
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_kernel", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._connect()
+
+
+class KernelEnv(gym.Env):
+    """Single-env view (B=1) of a family's :class:`BatchedKernelEnv`.
+
+    Subclasses only set ``vector_class``. Observations and infos are fresh copies on every call.
+    Stepping after the episode ended raises: call ``reset()``.
+    """
+
+    vector_class: ClassVar[type[BatchedKernelEnv]]
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": list(RENDER_MODES), "render_fps": 4}
+
+    def __init__(self, render_mode: str | None = None, **kwargs: Any):
+        self._vec = self.vector_class(1, autoreset_mode=AutoresetMode.DISABLED, copy=False,
+                                      render_mode=render_mode, **kwargs)
+        self.render_mode = render_mode
+        self.observation_space = self._vec.single_observation_space
+        self.action_space = self._vec.single_action_space
+        self.reward_components = self._vec.reward_components
+        self.reward_weights = self._vec.reward_weights
+        self.metric_names = self._vec.metric_names
+        self._one = np.ones(1, dtype=np.uint8)
+        self._discrete = self._vec.discrete
+        self._dict_obs = isinstance(self.observation_space, spaces.Dict)
+
+    @property
+    def batched(self) -> BatchedKernelEnv:
+        """The underlying B=1 batched env (kernel state, family helpers)."""
+        return self._vec
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        vec = self._vec
+        if seed is not None:
+            vec._state["rng"][0] = rng_state(seed)
+        vec._reset_masked(self._one, options)
+        return self._obs(), vec._single_info(0, ended=False)
+
+    def step(self, action: Any):
+        vec = self._vec
+        s = vec._state
+        if s["needs_reset"][0]:
+            raise RuntimeError("step() called after the episode ended (or before reset()); call reset()")
+        if self._discrete:
+            a = int(action) if not isinstance(action, np.ndarray) or action.ndim == 0 else None
+            if a is None or a != action or not 0 <= a < self.action_space.n:
+                raise ValueError(f"action must be an int in [0, {self.action_space.n - 1}], got {action!r}")
+            s["actions"][0] = a
+        else:
+            vec._load_actions(np.asarray(action, dtype=np.float64)[None])
+        vec._kernel_step(self._one)
+        comps = s["reward_components"][0].copy()
+        reward = float(comps @ self.reward_weights)
+        terminated = bool(s["terminated"][0])
+        truncated = bool(s["truncated"][0])
+        ended = terminated or truncated
+        info = vec._single_info(0, ended)
+        info["reward_components"] = comps
+        if ended:
+            s["needs_reset"][0] = 1
+        return self._obs(), reward, terminated, truncated, info
+
+    def _obs(self) -> Any:
+        s = self._vec._state
+        if self._dict_obs:
+            return {k: s[f"obs:{k}"][0].copy() for k in self.observation_space.spaces}
+        return s["obs"][0].copy()
+
+    def action_masks(self) -> np.ndarray:
+        """Valid actions now, (n,) bool (sb3-contrib MaskablePPO convention)."""
+        if not self._discrete:
+            raise AttributeError("continuous action spaces have no action mask")
+        return self._vec._state["action_mask"][0].astype(bool)
+
+    def render(self) -> Any:
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; pass render_mode='ansi' or 'rgb_array'")
+            return None
+        return self._vec.render_frame(0, self.render_mode)
+
+    def get_state(self) -> dict[str, Any]:
+        """A picklable snapshot of the simulation (see :meth:`BatchedKernelEnv.get_state`)."""
+        return self._vec.get_state()
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore a snapshot from :meth:`get_state`; the next step continues from it exactly."""
+        self._vec.set_state(state)
+
+
+def _index(obs: Any, i: int) -> Any:
+    if isinstance(obs, dict):
+        return {k: v[i] for k, v in obs.items()}
+    return obs[i]
+
+
+def _scalar_or_copy(value: Any) -> Any:
+    if isinstance(value, np.ndarray) and value.ndim > 0:
+        return value.copy()
+    return value.item() if isinstance(value, np.generic) else value

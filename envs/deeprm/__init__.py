@@ -1,0 +1,114 @@
+"""DeepRM cluster job scheduling and the MDP variants of de Freitas Cunha & Chaimowicz (BRACIS 2021).
+
+References: H. Mao, M. Alizadeh, I. Menache, S. Kandula, "Resource Management with Deep
+Reinforcement Learning", HotNets 2016 (DeepRM). R. L. de Freitas Cunha, L. Chaimowicz, "On the
+impact of MDP design for Reinforcement Learning agents in Resource Management", BRACIS 2021.
+
+IDs: ``sysgym/DeepRM-Image-v0`` (image, dense, all jobs), ``DeepRM-Compact-v0`` (compact, dense,
+all), ``DeepRM-CompactSparse-v0`` (compact, sparse, all), ``DeepRM-CompactSparseReduced-v0``
+(compact, sparse, window jobs only) and the generic ``DeepRM-v0`` taking every kwarg below.
+
+Kwargs
+------
+observation     "image" | "compact"                    transitions  "dense" | "sparse"
+reward_jobs     "all" | "window"                       reward_scale "raw" | "bounded"
+allocation      "now" (default) | "reserve"            scenario     1..10 (BRACIS Table 3) or None
+num_resources   R (1 = processors; 2 = CPU + memory as in DeepRM)
+num_processors  capacity of resource 0 (default 10); resource_capacity: all R capacities
+max_job_length  d (default 15)    max_job_size  s (default 10)    window  W (10)
+horizon         H (20)            backlog       backlog capacity (60)
+episode_length  T: time steps during which jobs arrive (100)
+time_limit      truncate once the clock reaches it (default 10 * T)
+workload        "deeprm" (bimodal generator), a path to an ``.swf`` file, or an ``SWFWorkload``
+new_job_rate    0.3   small_job_chance 0.8   smdp_gamma 1.0 (sparse only)
+trace_start     "random" | "first" | job index (SWF only)
+
+Dynamics (the kernel ``cython_core/cluster.pyx`` and ``tests/reference/deeprm.py`` implement exactly this)
+---------------------------------------------------------------------------------------------------------
+*State.* A clock ``now`` (integer steps). Per resource r a capacity ``cap[r]`` and a usage profile
+``used[r][t]`` for t = now .. now+H+d-1. Waiting jobs form one FIFO queue in arrival order; its
+first W jobs are the *window* (visible slots 0..W-1, slot 0 the oldest), the rest (at most
+``backlog``) the *backlog*. *Allocated* jobs hold resources from their start to their end.
+
+*Jobs* (generator): at each time t in [0, T) one uniform draw u; a job arrives if u < new_job_rate.
+Then v = uniform; the job is small if v < small_job_chance, with length integers(1, d//5), else
+large with length integers(2d//3, d). If R > 1 a dominant resource integers(0, R-1) is drawn; for
+r = 0..R-1 in order the size is integers(s//2, s) for the dominant resource and integers(1, s//5)
+for the others (each bound at least 1). ``integers(lo, hi) = lo + floor(uniform * (hi - lo + 1))``
+on the sub-env's xoshiro256** stream (``cython_core/rng.pxd``). SWF traces replay instead the jobs
+whose submit step falls in [start, start + T), start chosen by ``trace_start`` (the random start is
+one ``integers(0, n_jobs - 1)`` draw at reset); several may arrive in one step, in file order.
+
+*Submission.* When a job arrives at time now it records, before joining the queue: queue size,
+queued work (sum of length x size[0] over waiting jobs), free units of resource 0 now, and the
+remaining work of allocated jobs (sum of (end - max(start, now)) x size[0]). It joins the queue if
+fewer than W + backlog jobs wait; otherwise it is *dropped* and counted in ``jobs_dropped``
+(the backlog never loses a job silently). ``last_arrival`` = now either way.
+
+*Fit.* allocation="now": a job fits if used[r][now] + size[r] <= cap[r] for every r; it starts
+now (with no reservations the profile never rises, so it fits for its whole length).
+allocation="reserve" (DeepRM's rule): the earliest offset o in [0, H-1] such that the job fits in
+every step of [now+o, now+o+length); it is reserved to start at now+o.
+
+*Step(action).* Actions 0..W-1 pick a window slot, W is *void*. If the slot holds a job that
+fits, it is allocated: resources added over its run, it leaves the queue (later jobs move up one
+slot, the backlog head enters the window), the clock does not move and the reward is 0.
+Otherwise (void, empty slot, or a job that does not fit: an invalid choice acts as void and is
+counted in ``invalid_actions``) time advances one step:
+
+1. resource-0 usage at ``now`` is added to the busy counter, the profile shifts by one, now += 1;
+2. allocated jobs with end <= now finish (slowdown (end - submit) / length; bounded slowdown
+   max((end - submit) / max(length, 10), 1); wait start - submit) and leave, keeping order;
+3. jobs arriving at the new ``now`` are submitted as above;
+4. the step's reward components are computed over the jobs now in the system:
+   ``running = -sum 1/length`` over allocated jobs, ``window = -sum 1/length`` over the window,
+   ``backlog = -sum 1/length`` over the backlog, each divided by the reward divisor.
+
+With these rewards the undiscounted return of an episode is minus the total slowdown of its
+jobs (Mao et al.). ``reward_jobs`` only sets the weights: [1, 1, 1] for "all", [0, 1, 0] for
+"window"; ``info["reward_components"] @ reward_weights == reward``.
+``reward_scale="bounded"`` divides every component by the most jobs the reward can count at once
+(the reward divisor): W for "window"; for "all", W + backlog + min(cap) x (H if reserve else 1)
+(each allocated job holds at least one unit at some step of [now, now+H)). As every length is
+>= 1, bounded rewards lie in [-1, 0] and still sum to minus total slowdown / divisor.
+
+*Transitions.* "dense": the agent decides at every step (DeepRM). "sparse" (semi-MDP, BRACIS):
+after the action, while the episode goes on and no window job fits, time advances by itself; the
+step's components accumulate sum_k gamma^k c_k over the k = 0, 1, ... time steps that elapsed
+since the decision (``smdp_gamma`` = 1 by default, i.e. plain sums; ``info["elapsed"]`` gives the
+number of steps so an SMDP learner can discount by gamma^elapsed itself). ``reset`` also skips
+ahead to the first decision in sparse mode (those steps hold no jobs: a fresh cluster fits any job).
+
+*End.* Terminated once no job can arrive any more (generator: now >= T-1; trace: window
+exhausted) and no job waits or holds resources. Truncated when now >= time_limit first.
+``info["episode_metrics"]``: mean_slowdown, mean_bounded_slowdown, mean_wait (over finished jobs,
+0 if none), utilisation (busy resource-0 unit-steps / (cap[0] x now)), makespan (last finish
+time), jobs_finished, jobs_left (waiting + allocated at the end), jobs_dropped, invalid_actions,
+episode_time.
+
+Observations
+------------
+*compact* (float32, size 2RH + W(7+R) + 3, independent of the cluster size): for r, for t in
+0..H-1: used/cap[r], free/cap[r]; then per window slot [present, min(waited/T, 1), length/d,
+size[r]/cap[r] for each r, queue-at-submission/(W + backlog), f(queued-work-at-submission),
+free-at-submission/cap[0], f(remaining-work-at-submission)] (zeros for an empty slot) with
+f(x) = y/(1+y), y = x/(cap[0] d); then backlog jobs/backlog, min((now - last_arrival)/10, 1),
+max(T-1-now, 0)/T. (Table 1 of BRACIS'21; the submission time appears as time waited.)
+*image* (float32, H x [sum_r (cap[r] + W s) + ceil(backlog/H) + 1]): per resource the cluster
+block (cell (t, c) = 1 if c < used[r][now+t]: processors are fungible, so DeepRM's per-job
+colours carry no extra state) followed by W job-slot blocks of s columns (length rows, clipped to
+H, by size[r] columns); then the backlog block filled row by row, one cell per backlog job; then
+one column with min((now - last_arrival)/10, 1) (DeepRM's "time since last new job").
+
+Action masks: ``info["action_mask"][i] = 1`` iff slot i holds a job that fits; the void action is
+always valid.
+"""
+
+from .config import SCENARIOS, DeepRMConfig, build_config
+from .env import METRIC_NAMES, REWARD_COMPONENTS, DeepRMEnv, DeepRMVectorEnv
+from .workload import SWFWorkload, TraceJobs, bimodal_ranges, generate_swf, parse_swf
+
+__all__ = [
+    "SCENARIOS", "DeepRMConfig", "build_config", "METRIC_NAMES", "REWARD_COMPONENTS", "DeepRMEnv",
+    "DeepRMVectorEnv", "SWFWorkload", "TraceJobs", "bimodal_ranges", "generate_swf", "parse_swf",
+]

@@ -1,0 +1,67 @@
+"""Every registered sysgym environment ID, in one list.
+
+Entry points are strings, so ``import sysgym`` stays cheap: a family's kernel is imported only
+when one of its environments is made. Families add their rows to ``ENVIRONMENTS``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+
+NAMESPACE = "sysgym"
+
+
+@dataclass(frozen=True)
+class EnvEntry:
+    """One registered ID: where its single and vector classes live and its default kwargs."""
+
+    name: str
+    entry_point: str
+    vector_entry_point: str | None
+    description: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return f"{NAMESPACE}/{self.name}"
+
+
+_DEEPRM = ("sysgym.envs.deeprm:DeepRMEnv", "sysgym.envs.deeprm:DeepRMVectorEnv")
+
+ENVIRONMENTS: list[EnvEntry] = [
+    EnvEntry("DeepRM-v0", *_DEEPRM,
+             "DeepRM cluster scheduling, every MDP option as a kwarg (BRACIS'21)"),
+    EnvEntry("DeepRM-Image-v0", *_DEEPRM,
+             "DeepRM with the image state, dense steps, reward over all jobs (HotNets'16)",
+             {"observation": "image", "transitions": "dense", "reward_jobs": "all"}),
+    EnvEntry("DeepRM-Compact-v0", *_DEEPRM,
+             "DeepRM with the compact job-feature state, dense steps, reward over all jobs",
+             {"observation": "compact", "transitions": "dense", "reward_jobs": "all"}),
+    EnvEntry("DeepRM-CompactSparse-v0", *_DEEPRM,
+             "compact state, semi-MDP: the agent acts only when a window job fits",
+             {"observation": "compact", "transitions": "sparse", "reward_jobs": "all"}),
+    EnvEntry("DeepRM-CompactSparseReduced-v0", *_DEEPRM,
+             "compact state, semi-MDP, reward counts only the window jobs",
+             {"observation": "compact", "transitions": "sparse", "reward_jobs": "window"}),
+]
+
+
+def register_all() -> None:
+    """Register every entry with Gymnasium (idempotent)."""
+    for entry in ENVIRONMENTS:
+        if entry.id in gym.registry:
+            continue
+        gym.register(id=entry.id, entry_point=entry.entry_point,
+                     vector_entry_point=entry.vector_entry_point, kwargs=dict(entry.kwargs))
+
+
+def entry(env_id: str) -> EnvEntry:
+    """The entry for ``env_id`` (with or without the ``sysgym/`` namespace)."""
+    name = env_id.split("/", 1)[1] if env_id.startswith(f"{NAMESPACE}/") else env_id
+    for e in ENVIRONMENTS:
+        if e.name == name:
+            return e
+    raise KeyError(f"unknown sysgym environment {env_id!r}; run `sysgym list`")

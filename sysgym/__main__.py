@@ -1,0 +1,3 @@
+from sysgym.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,331 @@
+"""The environment contract of DESIGN.md, checked on every registered ID.
+
+A family gets these tests by adding its rows to sysgym.envs.registry.ENVIRONMENTS.
+"""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium import spaces
+from gymnasium.utils.env_checker import check_env
+from gymnasium.vector import AutoresetMode
+
+import sysgym
+from tests.contract import assert_same, rollout, sample_action, sample_actions
+
+IDS = [e.id for e in sysgym.ENVIRONMENTS]
+STEPS = 300
+
+
+@pytest.fixture(params=IDS)
+def env_id(request):
+    return request.param
+
+
+def test_registry_lists_every_id_once():
+    assert len(IDS) == len(set(IDS))
+    for env_id in IDS:
+        spec = gym.spec(env_id)
+        assert spec.vector_entry_point is not None, f"{env_id} has no native vector env"
+
+
+def test_check_env_passes_without_warnings(env_id):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        env = gym.make(env_id)
+        check_env(env.unwrapped)
+        env.close()
+
+
+def test_passive_checker_silent_over_a_rollout(env_id):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        env = gym.make(env_id)
+        rollout(env, seed=3, steps=50)
+
+
+def test_make_without_import_via_module_prefix(env_id):
+    env = gym.make(f"sysgym:{env_id}")
+    assert env.unwrapped.spec.id == env_id
+
+
+def test_same_seed_same_actions_same_trajectory(env_id):
+    a = rollout(gym.make(env_id), seed=11, steps=STEPS)
+    b = rollout(gym.make(env_id), seed=11, steps=STEPS)
+    assert_same(a, b)
+
+
+def test_different_seeds_differ(env_id):
+    a = rollout(gym.make(env_id), seed=1, steps=STEPS)
+    b = rollout(gym.make(env_id), seed=2, steps=STEPS)
+    with pytest.raises(AssertionError):
+        assert_same(a, b)
+
+
+def test_returned_data_never_shares_memory(env_id):
+    env = gym.make(env_id)
+    rng = np.random.default_rng(0)
+    obs0, info0 = env.reset(seed=0)
+    obs1, _, _, _, info1 = env.step(sample_action(env.action_space, info0, rng))
+    obs2, _, _, _, info2 = env.step(sample_action(env.action_space, info1, rng))
+    for x, y in ((obs0, obs1), (obs1, obs2)):
+        for u, v in zip(_arrays(x), _arrays(y)):
+            assert not np.shares_memory(u, v)
+    for x, y in ((info0, info1), (info1, info2)):
+        for key in set(x) & set(y):
+            if isinstance(x[key], np.ndarray):
+                assert not np.shares_memory(x[key], y[key]), key
+
+
+def _arrays(obs):
+    return list(obs.values()) if isinstance(obs, dict) else [obs]
+
+
+def test_reward_is_components_at_weights(env_id):
+    env = gym.make(env_id)
+    base = env.unwrapped
+    names, weights = base.reward_components, base.reward_weights
+    assert len(names) == len(weights) >= 1 and weights.dtype == np.float64
+    rng = np.random.default_rng(5)
+    _, info = env.reset(seed=5)
+    nonzero = 0
+    for _ in range(STEPS):
+        _, reward, terminated, truncated, info = env.step(sample_action(env.action_space, info, rng))
+        comps = info["reward_components"]
+        assert comps.shape == (len(names),) and comps.dtype == np.float64
+        assert reward == comps @ weights
+        nonzero += reward != 0
+        if terminated or truncated:
+            _, info = env.reset()
+    assert nonzero > 0, "the reward never moved in a random rollout"
+
+
+def test_vector_rewards_are_components_at_weights(env_id):
+    vec = gym.make_vec(env_id, num_envs=4, vectorization_mode="vector_entry_point")
+    rng = np.random.default_rng(0)
+    _, infos = vec.reset(seed=0)
+    for _ in range(100):
+        _, rewards, _, _, infos = vec.step(sample_actions(vec, infos, rng))
+        assert np.array_equal(rewards, infos["reward_components"] @ vec.unwrapped.reward_weights)
+
+
+def test_native_vector_matches_sync_vector(env_id):
+    """make_vec(vector_entry_point) == make_vec(sync): same seeds, same actions, same data."""
+    n = 3
+    native = gym.make_vec(env_id, num_envs=n, vectorization_mode="vector_entry_point")
+    sync = gym.make_vec(env_id, num_envs=n, vectorization_mode="sync")
+    assert native.metadata["autoreset_mode"] == sync.metadata["autoreset_mode"]
+    assert native.single_observation_space == sync.single_observation_space
+    assert native.single_action_space == sync.single_action_space
+    obs_a, info_a = native.reset(seed=7)
+    obs_b, info_b = sync.reset(seed=7)
+    assert_same(obs_a, obs_b)
+    rng = np.random.default_rng(7)
+    dones = 0
+    for _ in range(STEPS):
+        actions = sample_actions(native, info_a, rng)
+        obs_a, r_a, te_a, tr_a, info_a = native.step(actions)
+        obs_b, r_b, te_b, tr_b, info_b = sync.step(actions)
+        assert_same(obs_a, obs_b)
+        np.testing.assert_allclose(r_a, r_b, rtol=1e-12, atol=1e-12)  # gemv vs dot rounding only
+        assert_same(te_a, te_b)
+        assert_same(tr_a, tr_b)
+        assert_same(info_a["reward_components"], info_b["reward_components"])
+        if "action_mask" in info_a:
+            assert_same(info_a["action_mask"], info_b["action_mask"])
+        if "episode_metrics" in info_a or "episode_metrics" in info_b:
+            assert_same(info_a["episode_metrics"], info_b["episode_metrics"])
+            dones += 1
+    native.close()
+    sync.close()
+
+
+def test_same_step_autoreset_reports_final_observation(env_id):
+    vec = gym.make_vec(env_id, num_envs=2, vectorization_mode="vector_entry_point",
+                       autoreset_mode=AutoresetMode.SAME_STEP)
+    assert vec.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
+    single = gym.make(env_id)
+    rng = np.random.default_rng(1)
+    _, infos = vec.reset(seed=1)
+    _, sinfo = single.reset(seed=1)
+    for _ in range(5000):
+        actions = sample_actions(vec, infos, rng)
+        obs, _, term, trunc, infos = vec.step(actions)
+        sobs, _, sterm, strunc, sinfo = single.step(actions[0])
+        if term[0] or trunc[0]:
+            assert sterm == term[0] and strunc == trunc[0]
+            assert infos["_final_obs"][0]
+            assert_same(infos["final_obs"][0], sobs)
+            assert_same(infos["final_info"][0]["episode_metrics"], sinfo["episode_metrics"])
+            sobs, sinfo = single.reset()
+            assert_same(_index(obs, 0), sobs)
+            return
+        assert_same(_index(obs, 0), sobs)
+    pytest.fail("no episode ended within 5000 steps")
+
+
+def _index(obs, i):
+    return {k: v[i] for k, v in obs.items()} if isinstance(obs, dict) else obs[i]
+
+
+def test_disabled_autoreset_requires_explicit_reset(env_id):
+    vec = gym.make_vec(env_id, num_envs=2, vectorization_mode="vector_entry_point",
+                       autoreset_mode=AutoresetMode.DISABLED)
+    rng = np.random.default_rng(2)
+    _, infos = vec.reset(seed=2)
+    for _ in range(5000):
+        _, _, term, trunc, infos = vec.step(sample_actions(vec, infos, rng))
+        done = term | trunc
+        if done.any():
+            with pytest.raises(RuntimeError):
+                vec.step(sample_actions(vec, infos, rng))
+            _, infos = vec.reset(options={"reset_mask": done})
+            vec.step(sample_actions(vec, infos, rng))
+            return
+    pytest.fail("no episode ended within 5000 steps")
+
+
+def test_single_env_refuses_step_after_episode_end(env_id):
+    env = gym.make(env_id).unwrapped
+    rng = np.random.default_rng(4)
+    _, info = env.reset(seed=4)
+    for _ in range(5000):
+        _, _, term, trunc, info = env.step(sample_action(env.action_space, info, rng))
+        if term or trunc:
+            with pytest.raises(RuntimeError):
+                env.step(sample_action(env.action_space, info, rng))
+            return
+    pytest.fail("no episode ended within 5000 steps")
+
+
+def test_get_state_set_state_forks_identically(env_id):
+    env = gym.make(env_id).unwrapped
+    rng = np.random.default_rng(9)
+    _, info = env.reset(seed=9)
+    for _ in range(20):
+        _, _, term, trunc, info = env.step(sample_action(env.action_space, info, rng))
+        if term or trunc:
+            _, info = env.reset()
+    snapshot = pickle.loads(pickle.dumps(env.get_state()))
+    actions_rng_state = rng.bit_generator.state
+    first = []
+    start_info = info
+    for _ in range(40):
+        out = env.step(sample_action(env.action_space, info, rng))
+        first.append(out)
+        info = out[4]
+        if out[2] or out[3]:
+            break
+    env.set_state(snapshot)
+    rng.bit_generator.state = actions_rng_state
+    info = start_info
+    for expected in first:
+        out = env.step(sample_action(env.action_space, info, rng))
+        assert_same(out, expected)
+        info = out[4]
+
+
+def test_pickled_env_continues_identically(env_id):
+    env = gym.make(env_id).unwrapped
+    rng = np.random.default_rng(3)
+    _, info = env.reset(seed=3)
+    for _ in range(10):
+        _, _, term, trunc, info = env.step(sample_action(env.action_space, info, rng))
+        if term or trunc:
+            _, info = env.reset()
+    clone = pickle.loads(pickle.dumps(env))
+    for _ in range(50):
+        action = sample_action(env.action_space, info, rng)
+        out_a = env.step(action)
+        out_b = clone.step(action)
+        assert_same(out_a, out_b)
+        info = out_a[4]
+        if out_a[2] or out_a[3]:
+            break
+
+
+def test_set_state_rejects_foreign_state(env_id):
+    env = gym.make(env_id).unwrapped
+    env.reset(seed=0)
+    state = env.get_state()
+    state["num_envs"] = 7
+    with pytest.raises(ValueError):
+        env.set_state(state)
+
+
+def test_action_masks_match_info(env_id):
+    env = gym.make(env_id)
+    if not isinstance(env.action_space, spaces.Discrete):
+        pytest.skip("continuous actions have no mask")
+    rng = np.random.default_rng(8)
+    _, info = env.reset(seed=8)
+    for _ in range(100):
+        mask = info["action_mask"]
+        assert mask.dtype == np.int8 and mask.shape == (env.action_space.n,)
+        assert np.array_equal(env.unwrapped.action_masks(), mask.astype(bool))
+        assert mask.any(), "some action must always be valid"
+        _, _, term, trunc, info = env.step(sample_action(env.action_space, info, rng))
+        if term or trunc:
+            _, info = env.reset()
+
+
+def test_episode_metrics_at_episode_end(env_id):
+    env = gym.make(env_id)
+    names = env.unwrapped.metric_names
+    rng = np.random.default_rng(6)
+    _, info = env.reset(seed=6)
+    assert "episode_metrics" not in info
+    for _ in range(20000):
+        _, _, term, trunc, info = env.step(sample_action(env.action_space, info, rng))
+        if term or trunc:
+            metrics = info["episode_metrics"]
+            assert tuple(metrics) == tuple(names)
+            assert all(np.isfinite(v) for v in metrics.values())
+            return
+        assert "episode_metrics" not in info
+    pytest.fail("no episode ended within 20000 random steps")
+
+
+@pytest.mark.parametrize("mode", ["ansi", "rgb_array"])
+def test_render_modes(env_id, mode):
+    env = gym.make(env_id, render_mode=mode)
+    assert mode in env.metadata["render_modes"]
+    rng = np.random.default_rng(0)
+    _, info = env.reset(seed=0)
+    for _ in range(5):
+        _, _, term, trunc, info = env.step(sample_action(env.action_space, info, rng))
+    frame = env.render()
+    if mode == "ansi":
+        assert isinstance(frame, str) and frame.strip()
+    else:
+        assert isinstance(frame, np.ndarray) and frame.dtype == np.uint8
+        assert frame.ndim == 3 and frame.shape[2] == 3 and frame.shape[0] > 10 and frame.shape[1] > 10
+        assert frame.std() > 0, "a blank picture"
+
+
+def test_bad_kwarg_is_a_clear_error(env_id):
+    with pytest.raises((ValueError, TypeError)):
+        gym.make(env_id, no_such_option_anywhere=1)
+
+
+def test_env_modules_do_not_import_torch_or_print():
+    code = (
+        "import sys, io, contextlib, gymnasium as gym, numpy as np, sysgym\n"
+        "buf = io.StringIO()\n"
+        "with contextlib.redirect_stdout(buf):\n"
+        "    for e in sysgym.ENVIRONMENTS:\n"
+        "        env = gym.make(e.id); env.reset(seed=0); env.step(env.action_space.sample())\n"
+        "        vec = gym.make_vec(e.id, num_envs=2, vectorization_mode='vector_entry_point')\n"
+        "        vec.reset(seed=0)\n"
+        "assert buf.getvalue() == '', buf.getvalue()\n"
+        "heavy = [m for m in ('torch', 'sklearn', 'matplotlib', 'tensorboard') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
