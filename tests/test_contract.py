@@ -318,10 +318,12 @@ def test_bad_kwarg_is_a_clear_error(env_id):
 def test_env_modules_do_not_import_torch_or_print():
     code = (
         "import sys, io, contextlib, gymnasium as gym, numpy as np, sysgym\n"
+        "from tests.contract import sample_action\n"
         "buf = io.StringIO()\n"
         "with contextlib.redirect_stdout(buf):\n"
         "    for e in sysgym.ENVIRONMENTS:\n"
-        "        env = gym.make(e.id); env.reset(seed=0); env.step(env.action_space.sample())\n"
+        "        env = gym.make(e.id); _, info = env.reset(seed=0)\n"
+        "        env.step(sample_action(env.action_space, info, np.random.default_rng(0)))\n"
         "        vec = gym.make_vec(e.id, num_envs=2, vectorization_mode='vector_entry_point')\n"
         "        vec.reset(seed=0)\n"
         "assert buf.getvalue() == '', buf.getvalue()\n"

@@ -1,0 +1,1 @@
+"""Scripts behind ``make bench``: each ``bench_*.py`` module has ``main(quick: bool)`` printing tables."""
