@@ -251,6 +251,18 @@ cdef class ClusterKernel:
         cdef int h = <int>self.head[b]
         cdef int64_t end, now
         cdef double c_run = 0.0, c_win = 0.0, c_back = 0.0
+        # The reward covers the step now elapsing, [now, now+1): every job in the system during it.
+        if weight != 0.0:
+            for i in range(self.n_run[b]):
+                c_run -= 1.0 / self.job_len[b, self.run[b, i]]
+            for i in range(self.n_wait[b]):
+                if i < self.W:
+                    c_win -= 1.0 / self.job_len[b, self.wait[b, i]]
+                else:
+                    c_back -= 1.0 / self.job_len[b, self.wait[b, i]]
+            self.comps[b, 0] += weight * (c_run / self.scale)
+            self.comps[b, 1] += weight * (c_win / self.scale)
+            self.comps[b, 2] += weight * (c_back / self.scale)
         self.acc[b, ACC_BUSY] += self.used[b, 0, h]
         for r in range(self.R):
             self.used[b, r, h] = 0
@@ -268,18 +280,6 @@ cdef class ClusterKernel:
                 w += 1
         self.n_run[b] = w
         self._arrivals(b)
-        if weight == 0.0:
-            return
-        for i in range(self.n_run[b]):
-            c_run -= 1.0 / self.job_len[b, self.run[b, i]]
-        for i in range(self.n_wait[b]):
-            if i < self.W:
-                c_win -= 1.0 / self.job_len[b, self.wait[b, i]]
-            else:
-                c_back -= 1.0 / self.job_len[b, self.wait[b, i]]
-        self.comps[b, 0] += weight * (c_run / self.scale)
-        self.comps[b, 1] += weight * (c_win / self.scale)
-        self.comps[b, 2] += weight * (c_back / self.scale)
 
     cdef void _record_finish(self, int b, int j, int64_t end) noexcept nogil:
         cdef double length = self.job_len[b, j]

@@ -56,16 +56,19 @@ slot, the backlog head enters the window), the clock does not move and the rewar
 Otherwise (void, empty slot, or a job that does not fit: an invalid choice acts as void and is
 counted in ``invalid_actions``) time advances one step:
 
-1. resource-0 usage at ``now`` is added to the busy counter, the profile shifts by one, now += 1;
-2. allocated jobs with end <= now finish (slowdown (end - submit) / length; bounded slowdown
+1. the step's reward components are computed over the jobs in the system during the step that
+   now elapses, [now, now+1): ``running = -sum 1/length`` over allocated jobs (running or
+   reserved), ``window = -sum 1/length`` over the window, ``backlog = -sum 1/length`` over the
+   backlog, each divided by the reward divisor (summed in that order: allocation order, queue order);
+2. resource-0 usage at ``now`` is added to the busy counter, the profile shifts by one, now += 1;
+3. allocated jobs with end <= now finish (slowdown (end - submit) / length; bounded slowdown
    max((end - submit) / max(length, 10), 1); wait start - submit) and leave, keeping order;
-3. jobs arriving at the new ``now`` are submitted as above;
-4. the step's reward components are computed over the jobs now in the system:
-   ``running = -sum 1/length`` over allocated jobs, ``window = -sum 1/length`` over the window,
-   ``backlog = -sum 1/length`` over the backlog, each divided by the reward divisor.
+4. jobs arriving at the new ``now`` are submitted as above.
 
-With these rewards the undiscounted return of an episode is minus the total slowdown of its
-jobs (Mao et al.). ``reward_jobs`` only sets the weights: [1, 1, 1] for "all", [0, 1, 0] for
+A job submitted at a and finished at c is in the system for the c - a steps [a, c), so the
+undiscounted return of a terminated episode is exactly minus the total slowdown of its jobs
+(DeepRM's objective; Mao et al. count jobs after the clock moves, which misses each job's first
+step). ``reward_jobs`` only sets the weights: [1, 1, 1] for "all", [0, 1, 0] for
 "window"; ``info["reward_components"] @ reward_weights == reward``.
 ``reward_scale="bounded"`` divides every component by the most jobs the reward can count at once
 (the reward divisor): W for "window"; for "all", W + backlog + min(cap) x (H if reserve else 1)
