@@ -1,0 +1,245 @@
+"""DeepRM environment: configuration, observation layout and the properties the papers rely on."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import sysgym  # noqa: F401
+from sysgym.envs.deeprm import SCENARIOS, build_config
+from tests.contract import sample_action
+
+ALL_IDS = ["sysgym/DeepRM-Image-v0", "sysgym/DeepRM-Compact-v0", "sysgym/DeepRM-CompactSparse-v0",
+           "sysgym/DeepRM-CompactSparseReduced-v0"]
+
+
+def swf(tmp_path, jobs):
+    """Write an SWF trace of (submit_s, run_s, procs) jobs; time_unit 1 s keeps steps = seconds."""
+    lines = [" ".join(str(f) for f in [i + 1, t, 0, run, p, -1, -1, p, run, -1, 1, 1, 1, 1, 1, 1, -1, -1])
+             for i, (t, run, p) in enumerate(jobs)]
+    path = tmp_path / "jobs.swf"
+    path.write_text("\n".join(lines) + "\n")
+    from sysgym.envs.deeprm import SWFWorkload
+    return SWFWorkload(path, time_unit=1.0)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"scenario": 11}, "scenario"),
+    ({"scenario": 3, "num_processors": 12}, "scenario=3 sets num_processors"),
+    ({"observation": "pixels"}, "observation"),
+    ({"transitions": "event"}, "transitions"),
+    ({"reward_jobs": "some"}, "reward_jobs"),
+    ({"allocation": "later"}, "allocation"),
+    ({"max_job_size": 12}, "exceeds"),
+    ({"window": 0}, "window"),
+    ({"new_job_rate": 1.5}, "new_job_rate"),
+    ({"smdp_gamma": 0.0}, "smdp_gamma"),
+    ({"num_resources": 2, "resource_capacity": (10,)}, "resource_capacity"),
+    ({"workload": 42}, "workload"),
+])
+def test_bad_kwargs_are_clear_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        gym.make("sysgym/DeepRM-v0", **kwargs)
+
+
+def test_missing_swf_file_is_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.swf"):
+        gym.make("sysgym/DeepRM-v0", workload=str(tmp_path / "nope.swf"))
+
+
+def test_scenarios_match_bracis_table_3():
+    assert SCENARIOS[3] == (38, 15, 32) and SCENARIOS[9] == (64, 48, 32) and len(SCENARIOS) == 10
+    for k, (procs, length, size) in SCENARIOS.items():
+        cfg = build_config(scenario=k)
+        assert (cfg.num_processors, cfg.max_job_length, cfg.max_job_size) == (procs, length, size)
+
+
+def test_compact_observation_size_does_not_depend_on_cluster_size():
+    shapes = {gym.make("sysgym/DeepRM-Compact-v0", scenario=k).observation_space.shape for k in SCENARIOS}
+    assert shapes == {(2 * 20 + 10 * 8 + 3,)}
+    image_widths = {gym.make("sysgym/DeepRM-Image-v0", scenario=k).observation_space.shape[1] for k in (1, 3)}
+    assert len(image_widths) == 2     # the image, by contrast, grows with the cluster
+
+
+def test_image_layout_by_hand(tmp_path):
+    # One 2-processor, 3-step job on a 5-processor cluster, max job size 4, window 2, H 6, backlog 5.
+    wl = swf(tmp_path, [(0, 3, 2)])
+    env = gym.make("sysgym/DeepRM-Image-v0", workload=wl, num_processors=5, max_job_size=4, window=2,
+                   horizon=6, backlog=5, trace_start="first")
+    obs, _ = env.reset(seed=0)
+    width = 5 + 2 * 4 + 1 + 1       # cluster | slot 0 | slot 1 | backlog (ceil(5/6) = 1) | clock
+    assert obs.shape == (6, width)
+    expected = np.zeros((6, width), dtype=np.float32)
+    expected[:3, 5:7] = 1.0          # slot 0: rows 0..2 (length), 2 columns (size)
+    np.testing.assert_array_equal(obs, expected)
+    obs, *_ = env.step(0)            # allocate: it occupies the cluster block, now-relative
+    expected = np.zeros((6, width), dtype=np.float32)
+    expected[:3, 0:2] = 1.0
+    np.testing.assert_array_equal(obs, expected)
+    obs, *_ = env.step(2)            # void: one step later 2 rows remain; clock column 1/10
+    assert obs[:, 0:2].sum() == 4 and obs[:2, 0:2].all()
+    np.testing.assert_allclose(obs[:, -1], 0.1)
+
+
+def test_compact_features_by_hand(tmp_path):
+    # Job A (3 steps, 2 procs) at t=0; job B (1 step, 1 proc) at t=1; 4 processors, d=3, T=10.
+    wl = swf(tmp_path, [(0, 3, 2), (1, 1, 1)])
+    env = gym.make("sysgym/DeepRM-Compact-v0", workload=wl, num_processors=4, max_job_size=4, window=2,
+                   horizon=3, backlog=2, episode_length=10, trace_start="first")
+    env.reset(seed=0)
+    env.step(0)                       # A runs t=0..2
+    obs, *_ = env.step(2)             # t=1: B arrives with A holding 2 of 4 processors
+    cluster = obs[:6].reshape(3, 2)   # (used, free) / 4 for t = 1, 2, 3
+    np.testing.assert_allclose(cluster, [[0.5, 0.5], [0.5, 0.5], [0.0, 1.0]])
+    slot0 = obs[6:14]
+    y = 4 / (4 * 3)                   # remaining work of A at B's submission: 2 steps x 2 procs
+    np.testing.assert_allclose(slot0, [1, 0, 1 / 3, 1 / 4, 0, 0, 2 / 4, y / (1 + y)], rtol=1e-6)
+    np.testing.assert_array_equal(obs[14:22], 0)      # empty slot 1
+    np.testing.assert_allclose(obs[22:], [0, 0, 8 / 10], rtol=1e-6)
+
+
+@pytest.mark.parametrize("env_id", ["sysgym/DeepRM-Compact-v0", "sysgym/DeepRM-CompactSparse-v0"])
+def test_undiscounted_return_is_minus_total_slowdown(env_id):
+    env = gym.make(env_id, scenario=3)
+    rng = np.random.default_rng(0)
+    checked = 0
+    for seed in range(20):
+        _, info = env.reset(seed=seed)
+        total, term, trunc = 0.0, False, False
+        while not (term or trunc):
+            _, r, term, trunc, info = env.step(sample_action(env.action_space, info, rng))
+            total += r
+        m = info["episode_metrics"]
+        if term and m["jobs_dropped"] == 0:
+            assert total == pytest.approx(-m["mean_slowdown"] * m["jobs_finished"], rel=1e-9)
+            checked += 1
+    assert checked >= 15
+
+
+def test_bounded_rewards_lie_in_minus_one_zero():
+    env = gym.make("sysgym/DeepRM-v0", scenario=2, reward_scale="bounded", allocation="reserve",
+                   new_job_rate=0.9, backlog=20)
+    rng = np.random.default_rng(1)
+    _, info = env.reset(seed=1)
+    worst = 0.0
+    for _ in range(3000):
+        _, r, term, trunc, info = env.step(sample_action(env.action_space, info, rng))
+        assert -1.0 <= r <= 0.0
+        worst = min(worst, r)
+        if term or trunc:
+            _, info = env.reset()
+    assert worst < -0.01
+
+
+def test_reduced_reward_counts_only_window_jobs():
+    env = gym.make("sysgym/DeepRM-CompactSparseReduced-v0")
+    assert env.unwrapped.reward_weights.tolist() == [0.0, 1.0, 0.0]
+    rng = np.random.default_rng(2)
+    _, info = env.reset(seed=2)
+    for _ in range(500):
+        _, r, term, trunc, info = env.step(sample_action(env.action_space, info, rng))
+        assert r == info["reward_components"][1]
+        if term or trunc:
+            _, info = env.reset()
+
+
+def test_sparse_agent_is_only_asked_when_a_job_fits():
+    env = gym.make("sysgym/DeepRM-CompactSparse-v0", scenario=5)
+    rng = np.random.default_rng(3)
+    _, info = env.reset(seed=3)
+    skipped = 0
+    for _ in range(2000):
+        assert info["action_mask"][:-1].any()
+        _, _, term, trunc, info = env.step(sample_action(env.action_space, info, rng))
+        skipped += info["elapsed"] > 1
+        if term or trunc:
+            _, info = env.reset()
+    assert skipped > 0
+
+
+def test_smdp_gamma_discounts_skipped_steps():
+    kwargs = dict(scenario=2, transitions="sparse", new_job_rate=0.6)
+    plain, disc = gym.make("sysgym/DeepRM-v0", **kwargs), gym.make("sysgym/DeepRM-v0", smdp_gamma=0.5, **kwargs)
+    _, info = plain.reset(seed=4)
+    disc.reset(seed=4)
+    rng = np.random.default_rng(4)
+    compared = 0
+    for _ in range(300):
+        a = sample_action(plain.action_space, info, rng)
+        _, r1, term, trunc, info = plain.step(a)
+        _, r2, *_ = disc.step(a)
+        if info["elapsed"] >= 2 and r1 < 0:
+            assert r1 < r2 < 0     # later steps weigh 0.5^k < 1
+            compared += 1
+        if term or trunc:
+            break
+    assert compared > 0
+
+
+def test_full_backlog_counts_drops_and_conserves_jobs():
+    env = gym.make("sysgym/DeepRM-v0", window=2, backlog=3, new_job_rate=1.0, episode_length=60)
+    _, info = env.reset(seed=0)
+    term = trunc = False
+    while not (term or trunc):
+        _, _, term, trunc, info = env.step(2)   # window=2, so 2 is void: nothing ever runs
+        if trunc or term:
+            break
+    m = info["episode_metrics"]
+    arrived = int(env.unwrapped.batched._state["n_jobs"][0])
+    assert arrived == 60 and m["jobs_dropped"] == 60 - 5
+    assert m["jobs_finished"] + m["jobs_left"] + m["jobs_dropped"] == arrived
+
+
+def test_reserve_allocation_places_jobs_in_the_future(tmp_path):
+    # 2 processors. A: 3 steps x 2 procs, B: 1 step x 2 procs, both at t=0.
+    wl = swf(tmp_path, [(0, 3, 2), (0, 1, 2)])
+    now = gym.make("sysgym/DeepRM-v0", workload=wl, num_processors=2, trace_start="first", allocation="now")
+    res = gym.make("sysgym/DeepRM-v0", workload=wl, num_processors=2, trace_start="first", allocation="reserve")
+    for env in (now, res):
+        env.reset(seed=0)
+        _, _, _, _, info = env.step(0)          # A starts at 0
+        assert info["action_mask"][0] == (env is res)   # B fits only as a reservation (at t=3)
+    _, r, _, _, info = res.step(0)              # reserve B: no time passes, reward 0
+    assert r == 0.0 and info["time"] == 0
+    term = False
+    while not term:
+        _, _, term, _, info = res.step(10)
+    m = info["episode_metrics"]
+    # A: slowdown 3/3 = 1, B: waits 3, slowdown (4 - 0)/1 = 4 -> mean 2.5; mean wait 1.5
+    assert m["mean_slowdown"] == pytest.approx(2.5) and m["mean_wait"] == pytest.approx(1.5)
+    assert m["makespan"] == 4 and m["utilisation"] == pytest.approx((3 * 2 + 2) / (2 * 4))
+
+
+def test_invalid_allocation_acts_as_void_and_is_counted():
+    env = gym.make("sysgym/DeepRM-v0")
+    _, info = env.reset(seed=0)
+    _, _, _, _, info = env.step(9)       # slot 9 is empty at the start
+    assert info["time"] == 1 and info["elapsed"] == 1
+    while True:
+        _, _, term, trunc, info = env.step(9)
+        if term or trunc:
+            break
+    assert info["episode_metrics"]["invalid_actions"] > 0
+
+
+def test_two_resources_use_dominant_resource_sizes():
+    env = gym.make("sysgym/DeepRM-Image-v0", num_resources=2)
+    assert env.observation_space.shape == (20, 2 * (10 + 10 * 10) + 3 + 1)
+    env.reset(seed=0)
+    sizes = []
+    for _ in range(400):
+        jobs = env.unwrapped.batched.window_jobs()
+        sizes += [tuple(s) for s, p in zip(jobs["size"][0], jobs["present"][0]) if p]
+        _, _, term, trunc, _ = env.step(10)
+        if term or trunc:
+            env.reset()
+    sizes = np.array(sizes)
+    dominant, other = sizes.max(axis=1), sizes.min(axis=1)
+    assert dominant.min() >= 5 and dominant.max() <= 10 and other.max() <= 2
+
+
+@pytest.mark.parametrize("env_id", ALL_IDS)
+def test_registered_variants_have_the_paper_settings(env_id):
+    cfg = gym.make(env_id).unwrapped.config
+    assert (cfg.window, cfg.horizon, cfg.episode_length, cfg.new_job_rate, cfg.num_resources) == (10, 20, 100, 0.3, 1)
