@@ -49,3 +49,36 @@ def evaluate(make_policy: Any, env: gym.Env, episodes: int, seed: int = 0,
         result.lengths.append(steps)
         result.metrics.append(dict(info.get("episode_metrics", {})))
     return result
+
+
+def evaluate_batched(make_policy: Any, vec_env: gym.vector.VectorEnv, seed: int = 0,
+                     max_steps: int = 1_000_000) -> EvaluationResult:
+    """One episode per sub-env of a native vector env, all stepped together (sub-env i: seed + i).
+
+    The policy's ``act(obs, infos)`` must return one action per sub-env. Sub-envs that finished
+    keep being stepped (the vector env autoresets them) but only first episodes are recorded.
+    """
+    policy = make_policy if hasattr(make_policy, "act") else make_policy(vec_env)
+    n = vec_env.num_envs
+    obs, infos = vec_env.reset(seed=seed)
+    returns, lengths = np.zeros(n), np.zeros(n, dtype=np.int64)
+    metrics: list[dict[str, float] | None] = [None] * n
+    finished = np.zeros(n, dtype=bool)
+    for _ in range(max_steps):
+        obs, rewards, terminated, truncated, infos = vec_env.step(policy.act(obs, infos))
+        returns += np.where(finished, 0.0, rewards)
+        lengths += ~finished
+        done = (terminated | truncated) & ~finished
+        for i in np.flatnonzero(done):
+            ep = infos.get("episode_metrics", {})
+            metrics[i] = {k: float(v[i]) for k, v in ep.items() if not k.startswith("_")}
+        finished |= done
+        if finished.all():
+            break
+    result = EvaluationResult()
+    for i in range(n):
+        if finished[i]:
+            result.returns.append(float(returns[i]))
+            result.lengths.append(int(lengths[i]))
+            result.metrics.append(metrics[i] or {})
+    return result
