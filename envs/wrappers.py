@@ -9,7 +9,7 @@ import numpy as np
 from gymnasium import spaces
 
 
-class ActionMaskObservation(gym.Wrapper):
+class ActionMaskObservation(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Dict observations ``{"observation": obs, "action_mask": int8 mask}``.
 
     The form RLlib's action-masking models and PettingZoo-style code expect, for any sysgym env
@@ -17,7 +17,8 @@ class ActionMaskObservation(gym.Wrapper):
     """
 
     def __init__(self, env: gym.Env):
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(self)
+        gym.Wrapper.__init__(self, env)
         if not isinstance(env.action_space, spaces.Discrete):
             raise TypeError(f"ActionMaskObservation needs a Discrete action space, got {env.action_space}")
         n = int(env.action_space.n)
