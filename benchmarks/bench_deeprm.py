@@ -39,7 +39,7 @@ def slowdown_table(quick: bool) -> str:
         vec = gym.make_vec("sysgym/DeepRM-Compact-v0", num_envs=episodes,
                            vectorization_mode="vector_entry_point", scenario=k)
         row = [str(k), "{} / {} / {}".format(*SCENARIOS[k])]
-        for name, cls in HEURISTICS.items():
+        for cls in HEURISTICS.values():
             result = evaluate_batched(cls(vec, seed=0), vec, seed=10_000)
             row.append(f"{np.mean([m['mean_slowdown'] for m in result.metrics]):.2f}")
         rows.append(row)

@@ -126,7 +126,7 @@ def read_mahimahi(path: str | os.PathLike, bin_ms: float = 500.0) -> BandwidthTr
 def detect_format(path: str | os.PathLike) -> str:
     """'cooked' if the first data line has two fields, 'mahimahi' if it has one integer."""
     path = _existing(path)
-    for lineno, parts in _data_lines(path):
+    for _, parts in _data_lines(path):
         if len(parts) >= 2:
             return "cooked"
         if len(parts) == 1:
