@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 from Cython.Build import cythonize
-from setuptools import Extension, find_packages, setup
+from setuptools import Extension, find_namespace_packages, find_packages, setup
 
 ROOT = Path(__file__).parent
 FOLDERS = {"sysgym": "sysgym", "sysgym.envs": "envs", "sysgym.agents": "agents",
@@ -35,7 +35,9 @@ def packages():
     found = []
     for name, folder in FOLDERS.items():
         found.append(name)
-        found += [f"{name}.{sub}" for sub in find_packages(str(ROOT / folder))]
+        # traces/ holds data folders without __init__.py: list them as (namespace) packages too.
+        finder = find_namespace_packages if folder == "traces" else find_packages
+        found += [f"{name}.{sub}" for sub in finder(str(ROOT / folder), exclude=["__pycache__*"])]
     return found
 
 
@@ -60,9 +62,7 @@ def kernel_extensions():
 setup(
     package_dir=FOLDERS,
     packages=packages(),
-    package_data={"sysgym.cython_core": ["*.pxd", "*.pyx"],
-                  "sysgym.traces": ["**/*.swf", "**/*.txt", "**/*.dot", "**/*.json", "**/*.csv",
-                                    "**/*.log", "**/video_size_*", "README.md"]},
+    package_data={"sysgym.cython_core": ["*.pxd", "*.pyx"], "sysgym.traces": ["**/*"]},
     ext_modules=kernel_extensions(),
     zip_safe=False,
 )
