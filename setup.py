@@ -63,6 +63,7 @@ setup(
     package_dir=FOLDERS,
     packages=packages(),
     package_data={"sysgym.cython_core": ["*.pxd", "*.pyx"], "sysgym.traces": ["**/*"]},
+    exclude_package_data={"": ["__pycache__/*", "*.pyc"]},
     ext_modules=kernel_extensions(),
     zip_safe=False,
 )
