@@ -43,7 +43,7 @@ one ``integers(0, n_jobs - 1)`` draw at reset); several may arrive in one step, 
 queued work (sum of length x size[0] over waiting jobs), free units of resource 0 now, and the
 remaining work of allocated jobs (sum of (end - max(start, now)) x size[0]). It joins the queue if
 fewer than W + backlog jobs wait; otherwise it is *dropped* and counted in ``jobs_dropped``
-(the backlog never loses a job silently). ``last_arrival`` = now either way.
+(the backlog never loses a job silently). ``last_arrival`` = now either way (0 at reset).
 
 *Fit.* allocation="now": a job fits if used[r][now] + size[r] <= cap[r] for every r; it starts
 now (with no reservations the profile never rises, so it fits for its whole length).
@@ -73,17 +73,22 @@ step). ``reward_jobs`` only sets the weights: [1, 1, 1] for "all", [0, 1, 0] for
 ``reward_scale="bounded"`` divides every component by the most jobs the reward can count at once
 (the reward divisor): W for "window"; for "all", W + backlog + min(cap) x (H if reserve else 1)
 (each allocated job holds at least one unit at some step of [now, now+H)). As every length is
->= 1, bounded rewards lie in [-1, 0] and still sum to minus total slowdown / divisor.
+>= 1, each time step's bounded reward lies in [-1, 0] (a sparse decision spanning k steps in
+[-k, 0]) and they still sum to minus total slowdown / divisor.
 
 *Transitions.* "dense": the agent decides at every step (DeepRM). "sparse" (semi-MDP, BRACIS):
 after the action, while the episode goes on and no window job fits, time advances by itself; the
-step's components accumulate sum_k gamma^k c_k over the k = 0, 1, ... time steps that elapsed
-since the decision (``smdp_gamma`` = 1 by default, i.e. plain sums; ``info["elapsed"]`` gives the
-number of steps so an SMDP learner can discount by gamma^elapsed itself). ``reset`` also skips
-ahead to the first decision in sparse mode (those steps hold no jobs: a fresh cluster fits any job).
+step's components accumulate sum_k gamma^k c_k (added in time order) over the k = 0, 1, ... time
+steps that elapsed since the decision (``smdp_gamma`` = 1 by default, i.e. plain sums;
+``info["elapsed"]`` gives the number of steps so an SMDP learner can discount by gamma^elapsed
+itself). ``reset`` also skips ahead to the first decision in sparse mode (those steps hold no jobs:
+a fresh cluster fits any job; they return no reward and ``info["elapsed"]`` is 0 after every
+reset). If no job arrives before arrivals end, the skip stops there and the first step advances
+once and terminates.
 
 *End.* Terminated once no job can arrive any more (generator: now >= T-1; trace: window
-exhausted) and no job waits or holds resources. Truncated when now >= time_limit first.
+exhausted) and no job waits or holds resources. Truncated when now >= time_limit, unless that
+same step terminates (termination wins).
 ``info["episode_metrics"]``: mean_slowdown, mean_bounded_slowdown, mean_wait (over finished jobs,
 0 if none), utilisation (busy resource-0 unit-steps / (cap[0] x now)), makespan (last finish
 time), jobs_finished, jobs_left (waiting + allocated at the end), jobs_dropped, invalid_actions,
@@ -95,8 +100,8 @@ Observations
 0..H-1: used/cap[r], free/cap[r]; then per window slot [present, min(waited/T, 1), length/d,
 size[r]/cap[r] for each r, queue-at-submission/(W + backlog), f(queued-work-at-submission),
 free-at-submission/cap[0], f(remaining-work-at-submission)] (zeros for an empty slot) with
-f(x) = y/(1+y), y = x/(cap[0] d); then backlog jobs/backlog, min((now - last_arrival)/10, 1),
-max(T-1-now, 0)/T. (Table 1 of BRACIS'21; the submission time appears as time waited.)
+f(x) = y/(1+y), y = x/(cap[0] d); then backlog jobs/backlog (0 if backlog = 0),
+min((now - last_arrival)/10, 1), max(T-1-now, 0)/T. (Table 1 of BRACIS'21; the submission time appears as time waited.)
 *image* (float32, H x [sum_r (cap[r] + W s) + ceil(backlog/H) + 1]): per resource the cluster
 block (cell (t, c) = 1 if c < used[r][now+t]: processors are fungible, so DeepRM's per-job
 colours carry no extra state) followed by W job-slot blocks of s columns (length rows, clipped to
