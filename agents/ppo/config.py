@@ -1,0 +1,235 @@
+"""PPO settings: one dataclass, per-family presets and ``key=value`` overrides from the command line.
+
+Defaults follow CleanRL's PPO (Huang et al., "The 37 Implementation Details of Proximal Policy
+Optimization", ICLR blog track 2022): discrete actions use ``ppo.py``'s values, continuous actions
+``ppo_continuous_action.py``'s (observation and reward normalisation on). DeepRM environments use
+Table 2 of de Freitas Cunha & Chaimowicz, "On the impact of MDP design for Reinforcement Learning
+agents in Resource Management", BRACIS 2021: lr 1e-4, n_steps 50, minibatch 64, entropy 0.01,
+lambda 0.95, clip 0.2, 10 epochs, gamma 0.99, value coefficient 0.5, one shared 2x64 trunk.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import gymnasium as gym
+
+from sysgym.agents.heuristics.base import family_of
+
+ENCODERS = ("auto", "mlp", "cnn")
+ACTIVATIONS = ("tanh", "relu")
+SQUASHES = ("clip", "tanh")
+
+
+@dataclass
+class PPOConfig:
+    """Every PPO setting; all of them can be set from ``sysgym train ... key=value``.
+
+    Batch sizes: a rollout holds ``n_steps * num_envs`` transitions, split into minibatches of
+    ``batch_size`` for each of ``n_epochs`` passes (Stable-Baselines3's convention).
+    """
+
+    # rollout
+    num_envs: int = 8
+    n_steps: int = 128
+    total_steps: int = 100_000
+    seed: int = 0
+    # optimisation
+    lr: float = 2.5e-4
+    anneal_lr: bool = True
+    n_epochs: int = 4
+    batch_size: int = 256
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_coef: float = 0.2
+    clip_vloss: bool = False
+    vf_coef: float = 0.5
+    ent_coef: float = 0.01
+    max_grad_norm: float = 0.5
+    norm_adv: bool = True
+    target_kl: float | None = None
+    adam_eps: float = 1e-5
+    manual_gradients: bool = True
+    # normalisation
+    normalize_obs: bool = False
+    normalize_reward: bool = False
+    clip_obs: float = 10.0
+    clip_reward: float = 10.0
+    # networks
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    activation: str = "tanh"
+    shared_trunk: bool = False
+    encoder: str = "auto"
+    cnn_channels: tuple[int, ...] = (16, 32)
+    # continuous actions
+    squash: str = "clip"
+    state_dependent_std: bool = False
+    log_std_init: float = 0.0
+    # machinery
+    torch_threads: int = 1
+    log_interval: int = 1
+    checkpoint_every: int = 0
+    tensorboard: bool = True
+    progress: bool = True
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.hidden_sizes = tuple(int(h) for h in self.hidden_sizes)
+        self.cnn_channels = tuple(int(c) for c in self.cnn_channels)
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first bad field."""
+        positive = ("num_envs", "n_steps", "total_steps", "n_epochs", "batch_size", "torch_threads")
+        for name in positive:
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"PPOConfig.{name} must be >= 1, got {getattr(self, name)!r}")
+        for name in ("gamma", "gae_lambda"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"PPOConfig.{name} must lie in [0, 1], got {getattr(self, name)!r}")
+        for name in ("lr", "clip_coef", "max_grad_norm", "adam_eps", "clip_obs", "clip_reward"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"PPOConfig.{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("vf_coef", "ent_coef", "checkpoint_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"PPOConfig.{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.target_kl is not None and not self.target_kl > 0:
+            raise ValueError(f"PPOConfig.target_kl must be > 0 or None, got {self.target_kl!r}")
+        if not self.hidden_sizes or min(self.hidden_sizes) < 1:
+            raise ValueError(f"PPOConfig.hidden_sizes must be positive ints, got {self.hidden_sizes!r}")
+        for name, choices in (("encoder", ENCODERS), ("activation", ACTIVATIONS), ("squash", SQUASHES)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"PPOConfig.{name} must be one of {choices}, got {getattr(self, name)!r}")
+        if not isinstance(self.env_kwargs, dict):
+            raise ValueError(f"PPOConfig.env_kwargs must be a dict, got {self.env_kwargs!r}")
+
+    @property
+    def rollout_size(self) -> int:
+        return self.n_steps * self.num_envs
+
+    @property
+    def num_updates(self) -> int:
+        """PPO iterations needed to take at least ``total_steps`` env steps."""
+        return max(1, -(-self.total_steps // self.rollout_size))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> PPOConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown PPOConfig fields {unknown}; known: {sorted(known)}")
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> PPOConfig:
+        return dataclasses.replace(self, **changes)
+
+
+# BRACIS'21 Table 2 (the paper's PPO on every DeepRM variant).
+DEEPRM_PRESET: dict[str, Any] = {
+    "lr": 1e-4, "n_steps": 50, "batch_size": 64, "ent_coef": 0.01, "gae_lambda": 0.95,
+    "clip_coef": 0.2, "n_epochs": 10, "gamma": 0.99, "vf_coef": 0.5, "shared_trunk": True,
+    "hidden_sizes": (64, 64), "anneal_lr": False,
+}
+# CleanRL ppo_continuous_action.py.
+CONTINUOUS_PRESET: dict[str, Any] = {
+    "lr": 3e-4, "n_steps": 2048, "batch_size": 64, "n_epochs": 10, "ent_coef": 0.0,
+    "normalize_obs": True, "normalize_reward": True, "num_envs": 1,
+}
+FAMILY_PRESETS: dict[str, dict[str, Any]] = {"deeprm": DEEPRM_PRESET}
+
+
+def default_config(env_id: str | None = None, **overrides: Any) -> PPOConfig:
+    """The preset for ``env_id``'s family (BRACIS'21 for DeepRM; CleanRL otherwise) plus overrides.
+
+    Continuous-action envs not covered by a family preset get CleanRL's continuous-control values.
+    """
+    values: dict[str, Any] = {}
+    if env_id is not None:
+        family = family_of(env_id)
+        if family in FAMILY_PRESETS:
+            values.update(FAMILY_PRESETS[family])
+        elif _is_continuous(env_id, overrides.get("env_kwargs") or {}):
+            values.update(CONTINUOUS_PRESET)
+    values.update(overrides)
+    return PPOConfig.from_dict(values)
+
+
+def _is_continuous(env_id: str, env_kwargs: dict[str, Any]) -> bool:
+    env = gym.make(env_id, **env_kwargs)
+    try:
+        return isinstance(env.action_space, gym.spaces.Box)
+    finally:
+        env.close()
+
+
+def parse_overrides(items: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``["lr=3e-4", "hidden_sizes=128,128", "env.scenario=9"]`` -> (config fields, env kwargs).
+
+    Values are Python literals where they parse as one (``3e-4``, ``True``, ``None``, ``(64, 64)``),
+    comma lists become tuples, anything else stays a string. Keys starting with ``env.`` go to
+    ``gymnasium.make`` / ``make_vec``. Unknown config keys raise ``ValueError`` listing the known ones.
+    """
+    hints = typing.get_type_hints(PPOConfig)
+    config: dict[str, Any] = {}
+    env_kwargs: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"expected key=value, got {item!r}")
+        value = _literal(text.strip())
+        if key.startswith("env."):
+            env_kwargs[key[4:]] = value
+            continue
+        if key not in hints:
+            raise ValueError(f"unknown PPO setting {key!r}; known: {', '.join(sorted(hints))}")
+        config[key] = _coerce(key, value, hints[key])
+    return config, env_kwargs
+
+
+def _literal(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        pass
+    if "," in text:
+        return tuple(_literal(t.strip()) for t in text.split(",") if t.strip())
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    return text
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    """Check a parsed CLI value against the field's type, converting int -> float and x -> (x,)."""
+    args = typing.get_args(hint)
+    allowed = args if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    if value is None and type(None) in allowed:
+        return None
+    for typ in allowed:
+        origin = typing.get_origin(typ) or typ
+        if origin is bool and isinstance(value, bool):
+            return value
+        if origin is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if origin is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if origin is str and isinstance(value, str):
+            return value
+        if origin is tuple:
+            items = value if isinstance(value, (tuple, list)) else (value,)
+            if all(isinstance(v, int) and not isinstance(v, bool) for v in items):
+                return tuple(items)
+        if origin is dict and isinstance(value, dict):
+            return value
+    raise ValueError(f"{key}={value!r} is not a valid {hint}")

@@ -1,0 +1,357 @@
+"""PPO (Schulman et al., "Proximal Policy Optimization Algorithms", 2017) over a native vector env.
+
+One iteration collects ``n_steps`` steps from every sub-env of a ``gymnasium.vector.VectorEnv``
+(one batched policy call and one batched ``step`` per time step: no per-env Python loop), computes
+GAE(lambda) advantages and runs ``n_epochs`` passes of minibatch updates on the clipped surrogate,
+the (optionally clipped) value loss and an entropy bonus, with advantage normalisation per
+minibatch, global gradient-norm clipping and optional linear learning-rate annealing.
+
+Episode boundaries: terminated episodes are not bootstrapped; truncated ones are bootstrapped from
+the value of their final observation. Both Gymnasium autoreset modes are handled: with
+``SameStep`` (what :class:`PPOTrainer` asks sysgym envs for) the final observation comes from
+``info["final_obs"]``; with ``NextStep`` the reset step that follows an episode end is stored but
+masked out of the loss (see :mod:`sysgym.agents.ppo.buffer`); ``Disabled`` envs are reset here.
+Semi-MDP envs (sparse DeepRM variants) are trained on their step rewards as given.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode, VectorEnv
+
+from .buffer import RolloutBuffer
+from .checkpoint import save_checkpoint
+from .config import PPOConfig
+from .fastgrad import ManualGradients, supports
+from .logger import TrainingLogger
+from .networks import ActorCritic
+from .observations import ObservationAdapter, RunningMeanStd
+from .optim import FlatAdam, flatten_parameters
+from .policy import PPOPolicy
+
+
+def make_vector_env(env_id: str, num_envs: int, seed: int | None = None, **env_kwargs: Any) -> VectorEnv:
+    """``make_vec`` through the env's native ``vector_entry_point`` (SameStep autoreset).
+
+    IDs without a vector entry point fall back to Gymnasium's ``SyncVectorEnv``.
+    """
+    spec = gym.spec(env_id)
+    if spec.vector_entry_point is not None:
+        env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point",
+                           autoreset_mode=AutoresetMode.SAME_STEP, **env_kwargs)
+    else:
+        env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync",
+                           vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP}, **env_kwargs)
+    return env
+
+
+@dataclass
+class TrainResult:
+    """What :meth:`PPOTrainer.train` returns: per-iteration rows and the final policy."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    global_step: int = 0
+    seconds: float = 0.0
+    checkpoint: Path | None = None
+
+    @property
+    def sps(self) -> float:
+        return self.global_step / self.seconds if self.seconds > 0 else 0.0
+
+
+class PPOTrainer:
+    """Trains a PPO agent on a sysgym (or any Gymnasium) environment.
+
+    Args:
+        env: an environment ID (made with :func:`make_vector_env`, ``config.num_envs`` sub-envs and
+            ``config.env_kwargs``) or an existing ``VectorEnv`` in any autoreset mode.
+        config: the PPO settings (see :func:`sysgym.agents.ppo.default_config` for presets).
+        out_dir: where logs and ``checkpoint.pt`` go; None keeps everything in memory.
+    """
+
+    def __init__(self, env: str | VectorEnv, config: PPOConfig, out_dir: str | Path | None = None):
+        self.config = config
+        torch.set_num_threads(config.torch_threads)
+        torch.manual_seed(config.seed)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        if isinstance(env, str):
+            self.env_id: str | None = env
+            self.env = make_vector_env(env, config.num_envs, **config.env_kwargs)
+        else:
+            self.env_id = env.spec.id if getattr(env, "spec", None) is not None else None
+            self.env = env
+            if env.num_envs != config.num_envs:
+                self.config = config = config.replace(num_envs=env.num_envs)
+        self.autoreset = AutoresetMode(self.env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP))
+        self.observation_space = self.env.single_observation_space
+        self.action_space = self.env.single_action_space
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+
+        self.model = ActorCritic(self.observation_space, self.action_space, config)
+        self.head = self.model.head
+        self.params = list(self.model.parameters())
+        self.flat_params, self.flat_grads = flatten_parameters(self.model)
+        self.optimizer = FlatAdam(self.flat_params, config.lr, config.adam_eps, max_grad_norm=config.max_grad_norm)
+        self.manual = (ManualGradients(self.model, self.flat_params, self.flat_grads)
+                       if config.manual_gradients and supports(self.model) else None)
+        self.adapter = ObservationAdapter(self.observation_space, config.normalize_obs, config.clip_obs)
+        self.buffer = RolloutBuffer(config.n_steps, config.num_envs, self.adapter.shapes(),
+                                    self.head.action_shape, self.head.action_dtype,
+                                    self.head.mask_size if self.head.masked else 0)
+        self.return_rms = RunningMeanStd() if config.normalize_reward else None
+        self._discounted = np.zeros(config.num_envs, dtype=np.float64)
+        self._ep_return = np.zeros(config.num_envs, dtype=np.float64)
+        self._ep_length = np.zeros(config.num_envs, dtype=np.int64)
+        self._resetting = np.zeros(config.num_envs, dtype=bool)
+        self.global_step = 0
+        self.iteration = 0
+        self._obs: Any = None
+        self._info: dict[str, Any] = {}
+        self.logger: TrainingLogger | None = None
+
+    # ------------------------------------------------------------------ public API
+    def train(self, total_steps: int | None = None) -> TrainResult:
+        """Run PPO for ``total_steps`` env steps (default ``config.total_steps``)."""
+        cfg = self.config
+        total = cfg.total_steps if total_steps is None else int(total_steps)
+        iterations = max(1, -(-total // cfg.rollout_size))
+        self.logger = TrainingLogger(self.out_dir, iterations * cfg.rollout_size, cfg.tensorboard, cfg.progress)
+        if self._obs is None:
+            self._obs, self._info = self.env.reset(seed=cfg.seed)
+        result = TrainResult()
+        start = time.perf_counter()
+        try:
+            for it in range(iterations):
+                if cfg.anneal_lr:
+                    self.optimizer.lr = cfg.lr * (1.0 - it / iterations)
+                t0 = time.perf_counter()
+                self.collect_rollout()
+                stats = self.update()
+                self.iteration += 1
+                stats["sps"] = cfg.rollout_size / (time.perf_counter() - t0)
+                stats["lr"] = self.optimizer.lr
+                self.logger.iteration(self.global_step, stats, cfg.rollout_size)
+                if cfg.checkpoint_every and self.out_dir is not None and (it + 1) % cfg.checkpoint_every == 0:
+                    self.save(self.out_dir / f"checkpoint_{self.global_step}.pt")
+        finally:
+            result.seconds = time.perf_counter() - start
+            self.logger.close()
+        result.history = self.logger.history
+        result.global_step = self.global_step
+        if self.out_dir is not None:
+            result.checkpoint = self.save(self.out_dir / "checkpoint.pt")
+        return result
+
+    def policy(self, deterministic: bool = True, seed: int | None = None) -> PPOPolicy:
+        """The current agent as a :class:`PPOPolicy` (shares the network; frozen copy of obs stats)."""
+        adapter = ObservationAdapter(self.observation_space, self.config.normalize_obs, self.config.clip_obs)
+        adapter.load_state_dict(self.adapter.state_dict())
+        return PPOPolicy(self.model, adapter, deterministic, seed)
+
+    def save(self, path: str | Path) -> Path:
+        extra = {"return_rms": self.return_rms.state_dict() if self.return_rms else None}
+        self.model.eval()
+        return save_checkpoint(path, self.model, self.adapter, self.config, self.observation_space,
+                               self.action_space, self.env_id, self.global_step, extra)
+
+    # ------------------------------------------------------------------ rollout
+    def collect_rollout(self) -> None:
+        cfg, buf, env, head = self.config, self.buffer, self.env, self.head
+        self.model.eval()
+        obs, info = self._obs, self._info
+        next_step = self.autoreset == AutoresetMode.NEXT_STEP
+        with torch.no_grad():
+            for t in range(cfg.n_steps):
+                tensors = self.adapter.to_tensors(obs, update=cfg.normalize_obs)
+                mask = self._mask(info)
+                params, value = self.model(tensors)
+                action, logp = head.sample(params, mask, self.generator)
+                for key, tensor in tensors.items():
+                    buf.obs[key][t] = tensor
+                buf.actions[t] = action
+                buf.logprobs[t] = logp
+                if mask is not None:
+                    buf.masks[t] = mask
+                buf.values[t] = value.numpy()
+
+                obs, reward, terminated, truncated, info = env.step(head.to_env(action))
+                reward = np.asarray(reward, dtype=np.float64)
+                terminated = np.asarray(terminated, dtype=bool)
+                truncated = np.asarray(truncated, dtype=bool)
+                done = terminated | truncated
+                valid = ~self._resetting if next_step else np.ones(cfg.num_envs, dtype=bool)
+                self.global_step += int(valid.sum())
+                self._track_episodes(reward, done, valid, info)
+                scaled = self._scale_rewards(reward, done, valid)
+
+                if next_step:
+                    buf.bootstrap[t] = ~terminated
+                    self._resetting = done
+                else:
+                    if truncated.any():
+                        scaled = scaled + cfg.gamma * self._final_values(obs, info, truncated)
+                    buf.bootstrap[t] = ~done
+                    if self.autoreset == AutoresetMode.DISABLED and done.any():
+                        obs, info = env.reset(options={"reset_mask": done})
+                buf.cont[t] = ~done
+                buf.valid[t] = valid
+                buf.rewards[t] = scaled
+            last_value = self.model.value(self.adapter.to_tensors(obs)).numpy()
+        self._obs, self._info = obs, info
+        buf.compute_returns(last_value, cfg.gamma, cfg.gae_lambda)
+
+    def _mask(self, info: dict[str, Any]) -> torch.Tensor | None:
+        if not self.head.masked:
+            return None
+        mask = info.get("action_mask")
+        if mask is None:
+            return None
+        return torch.from_numpy(np.asarray(mask, dtype=np.bool_))
+
+    def _final_values(self, obs: Any, info: dict[str, Any], rows_mask: np.ndarray) -> np.ndarray:
+        """V(final observation) of the sub-envs in ``rows_mask`` (0 elsewhere).
+
+        SameStep envs report final observations in ``info["final_obs"]``; with autoreset
+        'Disabled' the observation just returned is the final one.
+        """
+        rows = np.flatnonzero(rows_mask)
+        if self.autoreset == AutoresetMode.SAME_STEP:
+            final = self.adapter.stack([info["final_obs"][i] for i in rows])
+        else:
+            final = self.adapter.index(obs, rows)
+        out = np.zeros(self.config.num_envs, dtype=np.float64)
+        out[rows] = self.model.value(self.adapter.to_tensors(final)).numpy()
+        return out
+
+    def _scale_rewards(self, reward: np.ndarray, done: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """Divide by the running std of the discounted return (CleanRL / SB3 ``NormalizeReward``)."""
+        if self.return_rms is None:
+            return reward
+        cfg = self.config
+        self._discounted = np.where(valid, self._discounted * cfg.gamma + reward, self._discounted)
+        self.return_rms.update(self._discounted[valid])
+        self._discounted[done] = 0.0
+        scaled = reward / np.sqrt(self.return_rms.var + 1e-8)
+        return np.clip(scaled, -cfg.clip_reward, cfg.clip_reward)
+
+    def _track_episodes(self, reward: np.ndarray, done: np.ndarray, valid: np.ndarray,
+                        info: dict[str, Any]) -> None:
+        self._ep_return += np.where(valid, reward, 0.0)
+        self._ep_length += valid
+        if not done.any():
+            return
+        for i in np.flatnonzero(done):
+            self.logger.episode(self.global_step, float(self._ep_return[i]), int(self._ep_length[i]),
+                                _episode_metrics(info, i))
+        self._ep_return[done] = 0.0
+        self._ep_length[done] = 0
+
+    # ------------------------------------------------------------------ update
+    def update(self) -> dict[str, float]:
+        """``n_epochs`` passes of minibatch gradient steps over the valid samples of the rollout."""
+        cfg = self.config
+        self.model.train()
+        data = self.buffer.flat()
+        obs, masks, valid = data["obs"], data["masks"], data["valid"]
+        n = len(valid)
+        totals = torch.zeros(5, dtype=torch.float64)
+        count = 0
+        stop = False
+        for _ in range(cfg.n_epochs):
+            order = valid[torch.randperm(n, generator=self.generator)]
+            for start in range(0, n, cfg.batch_size):
+                idx = order[start:start + cfg.batch_size]
+                batch = ({k: v[idx] for k, v in obs.items()}, None if masks is None else masks[idx],
+                         data["actions"][idx], data["logprobs"][idx], data["advantages"][idx],
+                         data["returns"][idx], data["values"][idx])
+                if self.manual is not None:
+                    stats = self.manual(*batch, cfg)
+                else:
+                    stats = self._autograd_step(*batch)
+                self.optimizer.step(self.flat_grads)
+                totals += stats
+                count += 1
+            if cfg.target_kl is not None and float(stats[3]) > cfg.target_kl:
+                stop = True
+                break
+        keep = valid.numpy()
+        values_np = data["values"].numpy()[keep]
+        returns_np = data["returns"].numpy()[keep]
+        var_ret = float(np.var(returns_np))
+        explained = float("nan") if var_ret == 0 else float(1.0 - np.var(returns_np - values_np) / var_ret)
+        means = (totals / max(count, 1)).tolist()
+        return {"policy_loss": means[0], "value_loss": means[1], "entropy": means[2], "approx_kl": means[3],
+                "clip_fraction": means[4], "explained_variance": explained, "early_stop": float(stop)}
+
+    def loss(self, obs, mask, actions, old_logp, advantages, returns, old_values) -> tuple[torch.Tensor, torch.Tensor]:
+        """The PPO loss of one minibatch (differentiable) and its [pg, value, entropy, KL, clip-frac]."""
+        cfg = self.config
+        params, new_value = self.model(obs)
+        new_logp, entropy = self.head.evaluate(params, mask, actions)
+        log_ratio = new_logp - old_logp
+        ratio = log_ratio.exp()
+        adv = advantages
+        if cfg.norm_adv and len(adv) > 1:
+            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+        pg_loss = torch.max(-adv * ratio, -adv * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)).mean()
+        if cfg.clip_vloss:
+            clipped = old_values + (new_value - old_values).clamp(-cfg.clip_coef, cfg.clip_coef)
+            v_loss = 0.5 * torch.max((new_value - returns) ** 2, (clipped - returns) ** 2).mean()
+        else:
+            v_loss = 0.5 * ((new_value - returns) ** 2).mean()
+        ent = entropy.mean()
+        loss = pg_loss - cfg.ent_coef * ent + cfg.vf_coef * v_loss
+        with torch.no_grad():
+            approx_kl = ((ratio - 1) - log_ratio).mean()
+            clip_frac = ((ratio - 1.0).abs() > cfg.clip_coef).float().mean()
+            stats = torch.stack([pg_loss, v_loss, ent, approx_kl, clip_frac]).detach()
+        return loss, stats
+
+    def _autograd_step(self, *batch) -> torch.Tensor:
+        loss, stats = self.loss(*batch)
+        grads = torch.autograd.grad(loss, self.params, allow_unused=True)
+        torch.cat([torch.zeros_like(p).reshape(-1) if g is None else g.reshape(-1)
+                   for p, g in zip(self.params, grads)], out=self.flat_grads)
+        return stats
+
+    def close(self) -> None:
+        self.env.close()
+
+
+def _episode_metrics(info: dict[str, Any], i: int) -> dict[str, float]:
+    """``info["episode_metrics"]`` of sub-env ``i`` (vector layout, or inside ``final_info``)."""
+    metrics = info.get("episode_metrics")
+    if isinstance(metrics, dict):
+        return {k: float(v[i]) for k, v in metrics.items() if not k.startswith("_")}
+    final = info.get("final_info")
+    if final is not None:
+        fi = final[i] if not isinstance(final, dict) else {k: v[i] for k, v in final.items()}
+        if isinstance(fi, dict) and isinstance(fi.get("episode_metrics"), dict):
+            return {k: float(v) for k, v in fi["episode_metrics"].items() if not k.startswith("_")}
+    return {}
+
+
+def train(env_id: str, steps: int | None = None, out_dir: str | Path | None = None,
+          config: PPOConfig | None = None, **overrides: Any) -> tuple[PPOPolicy, TrainResult]:
+    """Train PPO on ``env_id`` with the family preset (plus ``overrides``); returns (policy, result)."""
+    from .config import default_config
+
+    if config is None:
+        config = default_config(env_id, **overrides)
+    elif overrides:
+        config = config.replace(**overrides)
+    if steps is not None:
+        config = config.replace(total_steps=int(steps))
+    trainer = PPOTrainer(env_id, config, out_dir)
+    try:
+        result = trainer.train()
+    finally:
+        trainer.close()
+    return trainer.policy(), result
