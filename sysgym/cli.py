@@ -1,4 +1,4 @@
-"""The ``sysgym`` command line: ``list``, ``bench`` (and the agent commands as they land)."""
+"""The ``sysgym`` command line: ``list``, ``bench``, ``train``, ``evaluate`` (and the agent commands as they land)."""
 
 from __future__ import annotations
 
@@ -60,7 +60,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-envs", type=int, default=256)
     p.add_argument("--quick", action="store_true", help="a few seconds per env")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("train", help="train the reference PPO agent on an environment",
+                       description="Train PPO. Extra key=value arguments set any PPOConfig field "
+                                   "(e.g. lr=3e-4 hidden_sizes=128,128 normalize_reward=True) or, "
+                                   "as env.KEY=value, an env kwarg (e.g. env.scenario=9).")
+    p.add_argument("--env", required=True, help="environment ID, e.g. sysgym/DeepRM-Compact-v0")
+    p.add_argument("--steps", type=int, required=True, help="environment steps to train for")
+    p.add_argument("--num-envs", type=int, default=None, help="parallel sub-envs (default: preset)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="output folder (default: runs/<env>_s<seed>)")
+    p.add_argument("overrides", nargs="*", metavar="key=value")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a PPO checkpoint next to the family's heuristics",
+                       description="Evaluate a checkpoint on seeded episodes and print its episode "
+                                   "metrics side by side with the env family's heuristics. "
+                                   "env.KEY=value arguments change env kwargs (e.g. env.scenario=5).")
+    p.add_argument("--checkpoint", required=True, help="checkpoint file or training output folder")
+    p.add_argument("--episodes", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--env", default=None, help="evaluate on another ID (default: the trained one)")
+    p.add_argument("--stochastic", action="store_true", help="sample actions instead of the mode")
+    p.add_argument("--no-heuristics", action="store_true", help="evaluate the checkpoint only")
+    p.add_argument("overrides", nargs="*", metavar="env.key=value")
+    p.set_defaults(func=cmd_evaluate)
     return parser
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from sysgym.agents.ppo.commands import run_train  # torch is imported only by agent commands
+
+    return run_train(args)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from sysgym.agents.ppo.commands import run_evaluate
+
+    return run_evaluate(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,97 @@
+"""What ``sysgym train`` and ``sysgym evaluate`` do (the parsers live in :mod:`sysgym.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+
+from sysgym.agents.evaluation import EvaluationResult, evaluate
+from sysgym.agents.heuristics import heuristics_for
+from sysgym.bench import format_table
+
+from .checkpoint import load_checkpoint, policy_from_checkpoint
+from .config import default_config, parse_overrides
+from .evaluation import evaluate_batched
+from .trainer import PPOTrainer
+
+
+def default_out_dir(env_id: str, seed: int) -> Path:
+    return Path("runs") / f"{env_id.split('/')[-1]}_s{seed}"
+
+
+def run_train(args: argparse.Namespace) -> int:
+    settings, env_kwargs = parse_overrides(args.overrides)
+    settings["total_steps"] = args.steps
+    if args.num_envs is not None:
+        settings["num_envs"] = args.num_envs
+    settings["seed"] = args.seed
+    settings["env_kwargs"] = {**settings.get("env_kwargs", {}), **env_kwargs}
+    config = default_config(args.env, **settings)
+    out = Path(args.out) if args.out else default_out_dir(args.env, args.seed)
+    trainer = PPOTrainer(args.env, config, out)
+    try:
+        result = trainer.train()
+    finally:
+        trainer.close()
+    last = result.history[-1] if result.history else {}
+    summary = [["env steps", result.global_step], ["seconds", f"{result.seconds:.1f}"],
+               ["steps/s", f"{result.sps:.0f}"], ["episodes", last.get("episodes", 0)]]
+    if "return_mean" in last:
+        summary.append(["recent return", f"{last['return_mean']:.4g}"])
+    summary += [[k.split("/", 1)[1], f"{v:.4g}"] for k, v in last.items() if k.startswith("metric/")]
+    print(format_table(summary, ["", "final"]))
+    print(f"checkpoint: {result.checkpoint}\nlogs: {out}/progress.csv, {out}/episodes.csv"
+          + (f", {out}/tb" if config.tensorboard else ""))
+    return 0
+
+
+def compare_with_heuristics(policies: dict[str, Any], env_id: str, episodes: int, seed: int,
+                            env_kwargs: dict[str, Any]) -> dict[str, EvaluationResult]:
+    """Evaluate each policy (object or ``env -> policy`` factory) on the same seeded episodes."""
+    results = {}
+    batched = gym.spec(env_id).vector_entry_point is not None
+    for name, policy in policies.items():
+        if batched:
+            results[name] = evaluate_batched(policy, env_id, episodes, seed=seed, **env_kwargs)
+        else:
+            env = gym.make(env_id, **env_kwargs)
+            try:
+                results[name] = evaluate(policy, env, episodes, seed=seed)
+            finally:
+                env.close()
+    return results
+
+
+def results_table(results: dict[str, EvaluationResult]) -> str:
+    """One row per policy: mean return, length and every episode metric."""
+    means = {name: r.mean() for name, r in results.items()}
+    columns: list[str] = []
+    for m in means.values():
+        columns += [k for k in m if k not in columns]
+    rows = [[name] + [f"{m[c]:.4g}" if c in m else "" for c in columns] for name, m in means.items()]
+    return format_table(rows, ["policy"] + columns)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    payload = load_checkpoint(args.checkpoint)
+    settings, env_kwargs = parse_overrides(args.overrides)
+    if settings:
+        raise ValueError(f"evaluate takes only env.<kwarg>=value overrides, got {sorted(settings)}")
+    env_id = args.env or payload["env_id"]
+    if env_id is None:
+        raise ValueError(f"{payload['path']}: checkpoint has no env ID; pass --env")
+    env_kwargs = {**payload["config"].get("env_kwargs", {}), **env_kwargs}
+    policy = policy_from_checkpoint(payload, deterministic=not args.stochastic, seed=args.seed)
+    policies: dict[str, Any] = {"ppo" + (" (stochastic)" if args.stochastic else ""): policy}
+    if not args.no_heuristics:
+        policies.update(heuristics_for(env_id))
+    results = compare_with_heuristics(policies, env_id, args.episodes, args.seed, env_kwargs)
+    kw = ", ".join(f"{k}={v!r}" for k, v in env_kwargs.items())
+    print(f"{env_id}{f' ({kw})' if kw else ''}: {args.episodes} episodes, seed {args.seed}, "
+          f"checkpoint at step {payload['global_step']}", file=sys.stderr)
+    print(results_table(results))
+    return 0
