@@ -46,6 +46,12 @@ ENVIRONMENTS: list[EnvEntry] = [
     EnvEntry("DeepRM-CompactSparseReduced-v0", *_DEEPRM,
              "compact state, semi-MDP, reward counts only the window jobs",
              {"observation": "compact", "transitions": "sparse", "reward_jobs": "window"}),
+    EnvEntry("ABR-v0", "sysgym.envs.abr:AbrEnv", "sysgym.envs.abr:AbrVectorEnv",
+             "adaptive-bitrate video streaming over replayed bandwidth traces; QoE = quality + "
+             "rebuffer + smoothness (Pensieve SIGCOMM'17, CrystalBox AAAI'24)"),
+    EnvEntry("ABR-Pensieve-v0", "sysgym.envs.abr:AbrEnv", "sysgym.envs.abr:AbrVectorEnv",
+             "ABR with the constants, state and linear QoE of Pensieve's simulator",
+             {"pensieve_compatible": True}),
 ]
 
 

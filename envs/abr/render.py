@@ -1,0 +1,69 @@
+"""Renderings of an ABR sub-env: a text summary (ansi) and a bitrate / buffer plot (rgb_array)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .env import AbrVectorEnv
+
+BACKGROUND = np.array([250, 250, 250], dtype=np.uint8)
+AXIS = np.array([40, 40, 40], dtype=np.uint8)
+BITRATE = np.array([52, 101, 164], dtype=np.uint8)
+BUFFER = np.array([106, 168, 79], dtype=np.uint8)
+STALL = np.array([204, 0, 0], dtype=np.uint8)
+CAP = np.array([160, 160, 160], dtype=np.uint8)
+PANEL = 72      # pixel height of each panel
+COLUMN = 6      # pixel width of one chunk
+MARGIN = 4
+
+
+def rgb(env: AbrVectorEnv, index: int) -> np.ndarray:
+    """uint8 picture: bitrate per chunk (blue bars, top), buffer after each chunk (green, bottom,
+    grey line = buffer cap) and stalls (red ticks under the buffer panel)."""
+    cfg = env.config
+    hist = env.episode_history(index)
+    n = cfg.num_chunks
+    width = 2 * MARGIN + n * COLUMN
+    height = 2 * PANEL + 3 * MARGIN + 6
+    img = np.empty((height, width, 3), dtype=np.uint8)
+    img[...] = BACKGROUND
+    top, bottom = MARGIN, 2 * MARGIN + PANEL
+    kbps = np.asarray(cfg.bitrates_kbps)
+    for c, level in enumerate(hist["level"]):
+        x0 = MARGIN + c * COLUMN
+        bar = max(1, round(PANEL * kbps[level] / kbps[-1]))
+        img[top + PANEL - bar:top + PANEL, x0:x0 + COLUMN - 1] = BITRATE
+        fill = max(1, round(PANEL * min(hist["buffer_s"][c] / cfg.buffer_cap_s, 1.0)))
+        img[bottom + PANEL - fill:bottom + PANEL, x0:x0 + COLUMN - 1] = BUFFER
+        if hist["rebuffer_s"][c] > 0:
+            img[bottom + PANEL + 2:bottom + PANEL + 6, x0:x0 + COLUMN - 1] = STALL
+    img[bottom, MARGIN:width - MARGIN] = CAP
+    for y in (top + PANEL, bottom + PANEL):
+        img[y, MARGIN:width - MARGIN] = AXIS
+    img[top:bottom + PANEL + 1, MARGIN - 1] = AXIS
+    return np.ascontiguousarray(img)
+
+
+def ansi(env: AbrVectorEnv, index: int) -> str:
+    """Chunk counter, trace, buffer bar, the last chunk's outcome and the QoE so far."""
+    s, cfg = env._state, env.config
+    c = int(s["chunk"][index])
+    buffer_s = float(s["buffer"][index])
+    filled = round(30 * min(buffer_s / cfg.buffer_cap_s, 1.0))
+    lines = [f"chunk {c}/{cfg.num_chunks}  trace {env.trace_name(index)!r} "
+             f"(#{int(s['trace'][index])}) at t={float(s['t'][index]):.2f}s",
+             f"buffer [{'#' * filled}{'.' * (30 - filled)}] {buffer_s:5.2f}s / {cfg.buffer_cap_s:g}s"]
+    if c > 0:
+        level = int(s["last_level"][index])
+        lines.append(f"last chunk: level {level} ({cfg.bitrates_kbps[level]:g} kbps), "
+                     f"{int(s['nbytes'][index])} B, delay {float(s['delay'][index]):.3f}s, "
+                     f"rebuffer {float(s['rebuffer'][index]):.3f}s, sleep {float(s['sleep'][index]):.1f}s")
+        acc = s["acc"][index]
+        lines.append(f"QoE so far: quality {acc[0]:.2f}  rebuffer {acc[1]:.2f}  smoothness {acc[2]:.2f}  "
+                     f"total {acc[0] + acc[1] + acc[2]:.2f}")
+        levels = env.episode_history(index)["level"][-24:]
+        lines.append("levels: " + "".join(str(int(v)) if v < 10 else "+" for v in levels))
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,201 @@
+"""Pure-Python reference models of the ABR family, for tests only.
+
+``AbrSession`` follows the dynamics specification in the docstring of :mod:`sysgym.envs.abr`
+(Pensieve's simulator, Mao et al. SIGCOMM'17) and ``robust_mpc_choice`` the robustMPC rule in
+:mod:`sysgym.agents.heuristics.abr` (Yin et al. SIGCOMM'15), independently of the Cython code:
+plain floats and lists, one session, numpy only to assemble the observation. Slow on purpose.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from sysgym.envs.abr import AbrConfig
+
+from .rng import Rng
+
+
+class Step(NamedTuple):
+    obs: np.ndarray
+    components: list[float]
+    terminated: bool
+    info: dict[str, float]
+    metrics: dict[str, float] | None
+
+
+class Trace:
+    """One trace as the spec sees it: points tau and one link rate (bytes/s) per segment."""
+
+    def __init__(self, time_s, mbps, rate_at: str):
+        self.tau = [float(x) for x in time_s]
+        values = list(mbps)[:-1] if rate_at == "start" else list(mbps)[1:]
+        self.rate = [float(v) * 1e6 / 8.0 for v in values]
+
+    @property
+    def segments(self) -> int:
+        return len(self.tau) - 1
+
+
+class AbrSession:
+    """One ABR video session (one sub-env) stepped chunk by chunk."""
+
+    def __init__(self, cfg: AbrConfig, rng_state):
+        self.cfg = cfg
+        self.rng = Rng(rng_state)
+        self.traces = [Trace(tr.time_s, tr.mbps, cfg.rate_at) for tr in cfg.traces]
+        self.sizes = [[float(x) for x in row] for row in cfg.sizes]
+        self.episodes = 0
+
+    # --------------------------------------------------------------- trace walks (spec steps 1, 6)
+    def _next_segment(self, tr: Trace) -> None:
+        self.i += 1
+        if self.i == tr.segments:
+            self.i = 0
+            self.t = tr.tau[0]
+        else:
+            self.t = tr.tau[self.i]
+
+    def transfer(self, nbytes: float) -> float:
+        tr, p = self.traces[self.k], self.cfg.payload_portion
+        rem, x = nbytes, 0.0
+        while True:
+            e = tr.tau[self.i + 1]
+            dur = e - self.t
+            cap = tr.rate[self.i] * dur * p
+            if cap >= rem:
+                x += rem / tr.rate[self.i] / p
+                self.t = min(self.t + rem / tr.rate[self.i] / p, e)
+                return x
+            rem -= cap
+            x += dur
+            self._next_segment(tr)
+
+    def idle(self, seconds: float) -> None:
+        tr = self.traces[self.k]
+        s = seconds
+        while True:
+            e = tr.tau[self.i + 1]
+            dur = e - self.t
+            if dur >= s:
+                self.t = min(self.t + s, e)
+                return
+            s -= dur
+            self._next_segment(tr)
+
+    # --------------------------------------------------------------- episode
+    def reset(self, trace_index: int | None = None) -> np.ndarray:
+        cfg = self.cfg
+        if cfg.trace_order == "random":
+            self.k = trace_index if trace_index is not None else self.rng.integers(0, len(self.traces) - 1)
+            self.i = self.rng.integers(0, self.traces[self.k].segments - 1)
+        else:
+            self.k = trace_index if trace_index is not None else self.episodes % len(self.traces)
+            self.i = 0
+        self.episodes = self.k + 1
+        self.t = self.traces[self.k].tau[self.i]
+        self.b = 0.0
+        self.c = 0
+        self.last = -1 if cfg.initial_level is None else cfg.initial_level
+        self.levels: list[int] = []
+        self.sums = {"quality": 0.0, "rebuffer": 0.0, "smoothness": 0.0, "rebuffer_s": 0.0,
+                     "kbps": 0.0, "session": 0.0, "startup": 0.0, "switches": 0.0}
+        self.history = {row: [0.0] * cfg.history for row in (0, 1, 2, 3, 5)}
+        self.history[5][-1] = 1.0
+        return self.observation()
+
+    def observation(self) -> np.ndarray:
+        cfg = self.cfg
+        obs = np.zeros((6, cfg.history), dtype=np.float32)
+        for row, values in self.history.items():
+            obs[row] = np.asarray(values, dtype=np.float64).astype(np.float32)
+        if self.c < cfg.num_chunks:
+            for j in range(cfg.num_levels):
+                obs[4, j] = np.float32(self.sizes[j][self.c] / 1e6)
+        return obs
+
+    def step(self, a: int) -> Step:
+        cfg = self.cfg
+        size = self.sizes[a][self.c]
+        x = self.transfer(size)
+        nu = 1.0
+        if cfg.noise:
+            lo, hi = cfg.noise_range
+            nu = lo + (hi - lo) * self.rng.uniform()
+        d = (x + cfg.rtt_s) * nu
+        rho = max(d - self.b, 0.0)
+        if self.c == 0 and not cfg.startup_rebuffer:
+            rho = 0.0
+        self.b = max(self.b - d, 0.0) + cfg.chunk_s
+        sleep = 0.0
+        if self.b > cfg.buffer_cap_s:
+            sleep = math.ceil((self.b - cfg.buffer_cap_s) / cfg.sleep_step_s) * cfg.sleep_step_s
+            self.b -= sleep
+            self.idle(sleep)
+        q = cfg.quality
+        quality = q[a]
+        rebuffer = -(cfg.rebuffer_penalty * rho)
+        smoothness = -(cfg.smoothness_penalty * abs(q[a] - q[self.last])) if self.last >= 0 else 0.0
+
+        s = self.sums
+        s["quality"] += quality
+        s["rebuffer"] += rebuffer
+        s["smoothness"] += smoothness
+        s["rebuffer_s"] += rho
+        s["kbps"] += cfg.bitrates_kbps[a]
+        s["session"] += d + sleep
+        if self.c == 0:
+            s["startup"] = d
+        elif a != self.levels[-1]:
+            s["switches"] += 1.0
+        self.levels.append(a)
+        self.last = a
+        self.c += 1
+
+        new = {0: cfg.bitrates_kbps[a] / cfg.bitrates_kbps[-1], 1: self.b / 10.0, 2: size / d / 1e6,
+               3: d / 10.0, 5: (cfg.num_chunks - self.c) / cfg.num_chunks}
+        for row, value in new.items():
+            self.history[row] = self.history[row][1:] + [value]
+        done = self.c >= cfg.num_chunks
+        info = {"chunk_index": self.c, "buffer_s": self.b, "delay_s": d, "rebuffer_s": rho, "sleep_s": sleep,
+                "chunk_bytes": size, "throughput_mbps": size * 8.0 / d / 1e6, "last_level": a,
+                "trace_index": self.k}
+        metrics = None
+        if done:
+            n = cfg.num_chunks
+            metrics = {
+                "qoe_per_chunk": (s["quality"] + s["rebuffer"] + s["smoothness"]) / n,
+                "quality_per_chunk": s["quality"] / n, "rebuffer_per_chunk": s["rebuffer"] / n,
+                "smoothness_per_chunk": s["smoothness"] / n, "rebuffer_time_s": s["rebuffer_s"],
+                "switches": s["switches"], "mean_bitrate_kbps": s["kbps"] / n,
+                "startup_delay_s": s["startup"], "session_time_s": s["session"],
+                "trace_index": float(self.k),
+            }
+        return Step(self.observation(), [quality, rebuffer, smoothness], done, info, metrics)
+
+
+def robust_mpc_choice(sizes, quality, buffer_s: float, last_level: int, chunk_index: int, bandwidth: float, *,
+                      horizon: int, num_chunks: int, chunk_s: float, buffer_cap_s: float, sleep_step_s: float,
+                      rebuffer_penalty: float, smoothness_penalty: float) -> int:
+    """robustMPC's exhaustive search, plan by plan with itertools (the spec, not the DFS)."""
+    h = min(horizon, num_chunks - chunk_index)
+    best, choice = -math.inf, 0
+    for plan in itertools.product(range(len(quality)), repeat=h):
+        b, total, prev = buffer_s, 0.0, last_level
+        for d, level in enumerate(plan):
+            download = sizes[level][chunk_index + d] / bandwidth
+            rebuffer = max(download - b, 0.0)
+            b = max(b - download, 0.0) + chunk_s
+            if b > buffer_cap_s:
+                b -= math.ceil((b - buffer_cap_s) / sleep_step_s) * sleep_step_s
+            r = quality[level] - rebuffer_penalty * rebuffer
+            if prev >= 0:
+                r = r - smoothness_penalty * abs(quality[level] - quality[prev])
+            total += r
+            prev = level
+        if total >= best:
+            best, choice = total, plan[0]
+    return choice
