@@ -52,6 +52,9 @@ ENVIRONMENTS: list[EnvEntry] = [
     EnvEntry("ABR-Pensieve-v0", "sysgym.envs.abr:AbrEnv", "sysgym.envs.abr:AbrVectorEnv",
              "ABR with the constants, state and linear QoE of Pensieve's simulator",
              {"pensieve_compatible": True}),
+    EnvEntry("DAG-EGS-v0", "sysgym.envs.dag:DAGEnv", "sysgym.envs.dag:DAGVectorEnv",
+             "DAG task scheduling by edge generation: add precedence edges to cut the width "
+             "(cores needed) while the critical path stays within the deadline (Sun et al., IEEE TC 2024)"),
 ]
 
 

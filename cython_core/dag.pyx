@@ -1,0 +1,825 @@
+# DAG edge-generation scheduling kernel (Sun et al., IEEE TC 2024): B DAG tasks stepped in one nogil loop.
+#
+# The dynamics are specified in sysgym/envs/dag/__init__.py (module docstring); the pure-Python
+# reference tests/reference/dag.py is written from that text. All episode state lives in numpy
+# arrays owned by the Python env (get_state/set_state are array copies); this class holds typed
+# views of them plus a few scratch buffers that never outlive one call.
+#
+# Representation. A node set is a bitset of NW = ceil(N/64) uint64 words. desc[b, u] holds the
+# strict descendants of u in the transitive closure, anc[b, u] its strict ancestors. Times are
+# int64. The width is n - |maximum matching| of the bipartite graph (u_left, v_right) for u < v in
+# the closure (Fulkerson's proof of Dilworth's theorem); the matching is kept between steps and
+# only augmented (edges only add comparabilities, so an old matching stays a matching). The same
+# holds per node k for the poset restricted to the nodes incomparable to k (lateral width).
+
+from libc.stdint cimport uint64_t, int64_t, int32_t, uint8_t, int8_t
+from libc.string cimport memset, memcpy
+
+from rng cimport rng_uniform, rng_integers
+
+cdef extern from *:
+    int popcount64 "__builtin_popcountll"(unsigned long long) nogil
+    int ctz64 "__builtin_ctzll"(unsigned long long) nogil
+
+# Workload kinds (cfg["workload"]).
+cdef enum:
+    WL_TASKS = 0
+    WL_LAYERED = 1
+    WL_FORKJOIN = 2
+
+# Fork-join block kinds.
+cdef enum:
+    FJ_TERMINAL = 0
+    FJ_PARALLEL = 1
+    FJ_SERIES = 2
+
+# reset() status codes.
+cdef enum:
+    RESET_OK = 0
+    RESET_NO_TASK = 1       # the generator produced only trivial tasks / wrong sizes MAX_DRAWS times
+
+cdef int MAX_DRAWS = 1000   # generator attempts before reset gives up (reported as an error)
+
+# Columns of the metrics row, in METRIC_NAMES order.
+METRIC_NAMES = ("initial_width", "final_width", "cores_needed", "width_lower_bound",
+                "initial_critical_path", "critical_path", "deadline", "slack", "edges_added",
+                "invalid_actions", "num_nodes", "tasks_redrawn")
+
+cdef enum:
+    NODE_FEATURES = 5       # C/D, EFT/D, LST/D, lateral width/n, node present
+
+N_NODE_FEATURES = NODE_FEATURES
+
+
+cdef inline bint bit_in(const uint64_t* s, int v) noexcept nogil:
+    return (s[v >> 6] >> (v & 63)) & 1
+
+
+cdef inline void bit_set(uint64_t* s, int v) noexcept nogil:
+    s[v >> 6] |= (<uint64_t>1) << (v & 63)
+
+
+cdef inline void bit_clear(uint64_t* s, int v) noexcept nogil:
+    s[v >> 6] &= ~((<uint64_t>1) << (v & 63))
+
+
+cdef class DAGKernel:
+    # --- configuration
+    cdef int B, N, NW, workload, flat, obs_dim, reject
+    cdef int64_t processors, max_steps
+    cdef int n_lo, n_hi, parallelism, max_branches, max_depth
+    cdef int64_t c_lo, c_hi
+    cdef double edge_p, term_p, fork_p, util_min
+    # --- task set (workload = WL_TASKS), read-only
+    cdef int64_t[::1] ts_n, ts_deadline, playable
+    cdef int64_t[:, ::1] ts_wcet
+    cdef uint64_t[:, :, ::1] ts_adj
+    # --- per-env state
+    cdef int64_t[::1] n, deadline, task, width, length, lower_bound, initial_width, initial_length
+    cdef int64_t[::1] steps, edges_added, invalid, redraws
+    cdef int64_t[:, ::1] wcet, est, lft, lateral
+    cdef uint64_t[:, :, ::1] adj, added, desc, anc
+    cdef uint64_t[:, ::1] crit
+    cdef int32_t[:, ::1] mate_l, mate_r
+    cdef int32_t[:, :, ::1] lat_l, lat_r
+    cdef uint64_t[:, ::1] rng
+    # --- outputs
+    cdef float[:, :, ::1] obs_nodes
+    cdef int8_t[:, :, ::1] obs_closure
+    cdef int8_t[:, ::1] obs_mask
+    cdef float[:, ::1] obs_flat
+    cdef double[:, ::1] comps, metrics
+    cdef uint8_t[::1] terminated, truncated
+    cdef int8_t[:, ::1] mask
+    cdef int64_t[::1] actions
+    # --- scratch (one call at a time; never part of the state)
+    cdef int32_t[::1] queue, parent, order, counts, fj_made
+    cdef int32_t[:, ::1] sml, smr
+    cdef uint64_t[::1] s_seen, s_free, s_set, s_up, s_down, s_valid
+    cdef uint64_t[:, ::1] s_desc
+    cdef int fj_count, fj_top
+
+    def __init__(self, dict cfg, dict state, dict tasks):
+        self.B = cfg["num_envs"]
+        self.N = cfg["max_nodes"]
+        self.NW = (self.N + 63) // 64
+        self.workload = cfg["workload"]
+        self.flat = cfg["flat"]
+        self.reject = cfg["reject_invalid"]
+        self.processors = cfg["processors"]
+        self.max_steps = cfg["max_steps"]
+        self.n_lo, self.n_hi = cfg["num_nodes"]
+        self.c_lo, self.c_hi = cfg["wcet"]
+        self.parallelism = cfg["parallelism"]
+        self.edge_p = cfg["edge_probability"]
+        self.term_p = cfg["term_probability"]
+        self.fork_p = cfg["fork_probability"]
+        self.max_branches = cfg["max_branches"]
+        self.max_depth = cfg["max_depth"]
+        self.util_min = cfg["utilisation_min"]
+
+        self.n = state["n"]
+        self.deadline = state["deadline"]
+        self.task = state["task"]
+        self.width = state["width"]
+        self.length = state["length"]
+        self.lower_bound = state["lower_bound"]
+        self.initial_width = state["initial_width"]
+        self.initial_length = state["initial_length"]
+        self.steps = state["steps"]
+        self.edges_added = state["edges_added"]
+        self.invalid = state["invalid"]
+        self.redraws = state["redraws"]
+        self.wcet = state["wcet"]
+        self.est = state["est"]
+        self.lft = state["lft"]
+        self.lateral = state["lateral"]
+        self.adj = state["adj"]
+        self.added = state["added"]
+        self.desc = state["desc"]
+        self.anc = state["anc"]
+        self.crit = state["crit"]
+        self.mate_l = state["mate_l"]
+        self.mate_r = state["mate_r"]
+        self.lat_l = state["lat_l"]
+        self.lat_r = state["lat_r"]
+        self.rng = state["rng"]
+        self.comps = state["reward_components"]
+        self.metrics = state["metrics"]
+        self.terminated = state["terminated"]
+        self.truncated = state["truncated"]
+        self.mask = state["action_mask"]
+        self.actions = state["actions"]
+        import numpy as np
+        if self.flat:
+            self.obs_flat = state["obs"]
+            self.obs_nodes = np.zeros((1, 1, 1), dtype=np.float32)
+            self.obs_closure = np.zeros((1, 1, 1), dtype=np.int8)
+            self.obs_mask = np.zeros((1, 1), dtype=np.int8)
+        else:
+            self.obs_flat = np.zeros((1, 1), dtype=np.float32)
+            self.obs_nodes = state["obs:nodes"]
+            self.obs_closure = state["obs:closure"]
+            self.obs_mask = state["obs:action_mask"]
+
+        if self.workload == WL_TASKS:
+            self.ts_n = tasks["n"]
+            self.ts_deadline = tasks["deadline"]
+            self.ts_wcet = tasks["wcet"]
+            self.ts_adj = tasks["adj"]
+            self.playable = tasks["playable"]
+
+        cdef int N = self.N, NW = self.NW
+        self.queue = np.zeros(N + 1, dtype=np.int32)
+        self.parent = np.zeros(N + 1, dtype=np.int32)
+        self.order = np.zeros(N + 1, dtype=np.int32)
+        self.counts = np.zeros(N + 2, dtype=np.int32)
+        self.fj_made = np.zeros(4 * N + 8, dtype=np.int32)
+        self.sml = np.zeros((1, N), dtype=np.int32)
+        self.smr = np.zeros((1, N), dtype=np.int32)
+        self.s_seen = np.zeros(NW, dtype=np.uint64)
+        self.s_free = np.zeros(NW, dtype=np.uint64)
+        self.s_set = np.zeros(NW, dtype=np.uint64)
+        self.s_up = np.zeros(NW, dtype=np.uint64)
+        self.s_down = np.zeros(NW, dtype=np.uint64)
+        self.s_valid = np.zeros(NW, dtype=np.uint64)
+        self.s_desc = np.zeros((N, NW), dtype=np.uint64)
+
+    # ------------------------------------------------------------------ entry points
+    def reset(self, const uint8_t[::1] which, const int64_t[::1] choice):
+        """Start a new episode in every sub-env b with which[b]; choice[b] >= 0 picks task set entry
+        choice[b] (task-set workloads), -1 draws one. Returns the index of the first sub-env whose
+        generator failed (see RESET_NO_TASK), or -1."""
+        cdef int b, failed = -1
+        with nogil:
+            for b in range(self.B):
+                if which[b]:
+                    if self._reset_one(b, choice[b]) != RESET_OK and failed < 0:
+                        failed = b
+        return failed
+
+    def step(self, const uint8_t[::1] active):
+        cdef int b
+        with nogil:
+            for b in range(self.B):
+                if active[b]:
+                    self._step_one(b)
+
+    def edge_outcomes(self, int b, const int8_t[::1] candidates, int64_t[::1] width_out,
+                      int64_t[::1] length_out):
+        """For every action a with candidates[a] that is a valid edge of sub-env b: the width and
+        critical-path length after adding it (state untouched); -1 elsewhere."""
+        cdef int a, i, j, N = self.N
+        with nogil:
+            for a in range(N * N):
+                width_out[a] = -1
+                length_out[a] = -1
+                if candidates[a]:
+                    i = a // N
+                    j = a % N
+                    if self._edge_valid(b, i, j):
+                        width_out[a] = self._width_with_edge(b, i, j)
+                        length_out[a] = self._length_with_edge(b, i, j)
+
+    def processors_of(self, int b, int64_t[::1] out):
+        """Processor of every node from the minimum chain cover (chains numbered by their first
+        node's index); -1 for padding. Uses the kernel's current maximum matching."""
+        cdef int v, u, c = 0, nn = <int>self.n[b]
+        for v in range(self.N):
+            out[v] = -1
+        for v in range(nn):
+            if self.mate_r[b, v] < 0:       # v starts a chain
+                u = v
+                while u >= 0:
+                    out[u] = c
+                    u = self.mate_l[b, u]
+                c += 1
+        return c
+
+    def done(self, int b):
+        """Whether sub-env b's current state is terminal (W at its bound or target, or no valid edge)."""
+        return self._done(b)
+
+    def edge_valid(self, int b, int i, int j):
+        """Whether adding i -> j is a valid action of sub-env b (mask rule, ignoring the episode end)."""
+        if i < 0 or j < 0 or i >= self.N or j >= self.N:
+            return False
+        return self._edge_valid(b, i, j)
+
+    # ------------------------------------------------------------------ episode
+    cdef int _reset_one(self, int b, int64_t choice) noexcept nogil:
+        cdef int draws = 0, k
+        cdef uint64_t* s = &self.rng[b, 0]
+        while True:
+            if self.workload == WL_TASKS:
+                if choice >= 0:
+                    k = <int>choice
+                else:
+                    k = <int>self.playable[rng_integers(s, 0, self.playable.shape[0] - 1)]
+                self._load_task(b, k)
+            else:
+                if not self._generate(b):
+                    return RESET_NO_TASK
+            self._full_analysis(b)
+            if self.workload == WL_TASKS or not self._done(b):
+                break
+            draws += 1
+            if draws >= MAX_DRAWS:
+                return RESET_NO_TASK
+        self.redraws[b] = draws
+        self.initial_width[b] = self.width[b]
+        self.initial_length[b] = self.length[b]
+        self.steps[b] = 0
+        self.edges_added[b] = 0
+        self.invalid[b] = 0
+        for k in range(self.comps.shape[1]):
+            self.comps[b, k] = 0.0
+        self.terminated[b] = 0
+        self.truncated[b] = 0
+        self._write_outputs(b)
+        return RESET_OK
+
+    cdef void _step_one(self, int b) noexcept nogil:
+        cdef int64_t a = self.actions[b]
+        cdef int N = self.N, NW = self.NW
+        cdef int i = <int>(a // N), j = <int>(a % N), u, w
+        cdef int64_t prev_width = self.width[b], prev_length = self.length[b]
+        cdef uint64_t* up = &self.s_up[0]
+        cdef uint64_t* down = &self.s_down[0]
+        cdef uint64_t bits
+        self.steps[b] += 1
+        if not self._edge_valid(b, i, j):
+            # Only reachable with reject_invalid (the Python side raises otherwise): the edge is
+            # not added and nothing but the counters changes.
+            self.invalid[b] += 1
+            self.comps[b, 0] = 0.0
+            self.comps[b, 1] = 0.0
+            self.comps[b, 2] = -1.0
+            self._write_end(b, False)
+            return
+        bit_set(&self.added[b, i, 0], j)
+        # up = {i} + ancestors of i, down = {j} + descendants of j: every new comparability is
+        # a pair (x in up, y in down).
+        for w in range(NW):
+            up[w] = self.anc[b, i, w]
+            down[w] = self.desc[b, j, w]
+        bit_set(up, i)
+        bit_set(down, j)
+        for w in range(NW):
+            bits = up[w]
+            while bits:
+                u = (w << 6) + ctz64(bits)
+                bits &= bits - 1
+                self._or_into(&self.desc[b, u, 0], down)
+            bits = down[w]
+            while bits:
+                u = (w << 6) + ctz64(bits)
+                bits &= bits - 1
+                self._or_into(&self.anc[b, u, 0], up)
+        self._analysis(b, True)
+        self.edges_added[b] += 1
+        self.comps[b, 0] = <double>(prev_width - self.width[b])
+        self.comps[b, 1] = <double>(prev_length - self.length[b]) / <double>self.deadline[b]
+        self.comps[b, 2] = 0.0
+        self._write_outputs(b)
+
+    cdef bint _done(self, int b) noexcept nogil:
+        """Terminal state: W reached its lower bound or the processor target, or no edge is valid."""
+        if self.width[b] <= self.lower_bound[b]:
+            return True
+        if self.processors > 0 and self.width[b] <= self.processors:
+            return True
+        return not self._any_valid(b)
+
+    cdef void _write_outputs(self, int b) noexcept nogil:
+        self._write_mask(b)
+        self._write_obs(b)
+        if self.steps[b] > 0:
+            self._write_end(b, self._done(b))
+
+    cdef void _write_end(self, int b, bint done) noexcept nogil:
+        self.terminated[b] = done
+        self.truncated[b] = (not done) and self.max_steps > 0 and self.steps[b] >= self.max_steps
+        if self.terminated[b] or self.truncated[b]:
+            self._write_metrics(b)
+
+    # ------------------------------------------------------------------ task construction
+    cdef void _clear(self, int b) noexcept nogil:
+        cdef int N = self.N, NW = self.NW
+        memset(&self.wcet[b, 0], 0, N * sizeof(int64_t))
+        memset(&self.adj[b, 0, 0], 0, N * NW * sizeof(uint64_t))
+        memset(&self.added[b, 0, 0], 0, N * NW * sizeof(uint64_t))
+
+    cdef void _load_task(self, int b, int k) noexcept nogil:
+        cdef int N = self.N, NW = self.NW
+        self._clear(b)
+        self.task[b] = k
+        self.n[b] = self.ts_n[k]
+        self.deadline[b] = self.ts_deadline[k]
+        memcpy(&self.wcet[b, 0], &self.ts_wcet[k, 0], N * sizeof(int64_t))
+        memcpy(&self.adj[b, 0, 0], &self.ts_adj[k, 0, 0], N * NW * sizeof(uint64_t))
+        self._closure_from_adj(b)
+
+    cdef bint _generate(self, int b) noexcept nogil:
+        """Draw a task from the generator into sub-env b (structure, WCETs, deadline)."""
+        cdef uint64_t* s = &self.rng[b, 0]
+        cdef int v, nn, attempts = 0
+        cdef int64_t vol = 0, L, hi
+        self.task[b] = -1
+        if self.workload == WL_LAYERED:
+            self._clear(b)
+            nn = self._layered(b, s)
+        else:
+            while True:
+                self._clear(b)
+                nn = self._forkjoin(b, s)
+                if nn >= self.n_lo:
+                    break
+                attempts += 1
+                if attempts >= MAX_DRAWS:
+                    return False
+        self.n[b] = nn
+        for v in range(nn):
+            self.wcet[b, v] = rng_integers(s, self.c_lo, self.c_hi)
+            vol += self.wcet[b, v]
+        self._closure_from_adj(b)
+        self._times(b, 0)
+        L = self.length[b]
+        hi = <int64_t>(<double>vol / self.util_min)
+        if hi < L:
+            hi = L
+        self.deadline[b] = rng_integers(s, L, hi)
+        return True
+
+    cdef int _layered(self, int b, uint64_t* s) noexcept nogil:
+        """Layer-by-layer DAG; returns the node count. All layer sizes are drawn first, then the
+        edges; nodes are numbered layer by layer."""
+        cdef int nn = <int>rng_integers(s, self.n_lo, self.n_hi)
+        cdef int32_t* starts = &self.order[0]     # layer k holds nodes starts[k] .. starts[k+1]-1
+        cdef int layers = 0, first = 0, size, k, v, u, has_pred
+        while first < nn:
+            size = <int>rng_integers(s, 1, self.parallelism)
+            if size > nn - first:
+                size = nn - first
+            starts[layers] = first
+            layers += 1
+            first += size
+        starts[layers] = nn
+        for k in range(1, layers):
+            for v in range(starts[k], starts[k + 1]):
+                has_pred = 0
+                for u in range(starts[k]):
+                    if rng_uniform(s) < self.edge_p:
+                        bit_set(&self.adj[b, u, 0], v)
+                        has_pred = 1
+                if not has_pred:
+                    u = starts[k - 1] + <int>rng_integers(s, 0, starts[k] - starts[k - 1] - 1)
+                    bit_set(&self.adj[b, u, 0], v)
+        return nn
+
+    cdef int _forkjoin(self, int b, uint64_t* s) noexcept nogil:
+        """Nested fork-join DAG (series / parallel composition); returns the node count."""
+        cdef int entry, exit_
+        self.fj_count = 0
+        self.fj_top = 0
+        self._fj_expand(b, s, 0, 0, &entry, &exit_)
+        return self.fj_count
+
+    cdef void _fj_expand(self, int b, uint64_t* s, int depth, int reserved, int* entry,
+                         int* exit_) noexcept nogil:
+        """Expand one block at `depth`; `reserved` nodes are promised to blocks still to expand."""
+        cdef int kind = FJ_TERMINAL, k = 0, branch, fork, join, e, x, first_exit, base
+        if depth < self.max_depth and rng_uniform(s) >= self.term_p:
+            if rng_uniform(s) < self.fork_p:
+                k = <int>rng_integers(s, 2, self.max_branches)
+                if self.fj_count + reserved + k + 2 <= self.n_hi:
+                    kind = FJ_PARALLEL
+            elif self.fj_count + reserved + 2 <= self.n_hi:
+                kind = FJ_SERIES
+        if kind == FJ_TERMINAL:
+            entry[0] = self.fj_count
+            exit_[0] = self.fj_count
+            self.fj_count += 1
+        elif kind == FJ_SERIES:
+            self._fj_expand(b, s, depth + 1, reserved + 1, entry, &first_exit)
+            self._fj_expand(b, s, depth + 1, reserved, &e, exit_)
+            bit_set(&self.adj[b, first_exit, 0], e)
+        else:
+            fork = self.fj_count
+            self.fj_count += 1
+            # Branch exits wait on a stack (fj_made, shared by nested blocks) until the join exists;
+            # each branch still to expand and the join are promised one node each.
+            base = self.fj_top
+            for branch in range(k):
+                self._fj_expand(b, s, depth + 1, reserved + (k - branch - 1) + 1, &e, &x)
+                bit_set(&self.adj[b, fork, 0], e)
+                self.fj_made[base + branch] = x
+                self.fj_top = base + branch + 1
+            join = self.fj_count
+            self.fj_count += 1
+            for branch in range(k):
+                bit_set(&self.adj[b, self.fj_made[base + branch], 0], join)
+            self.fj_top = base
+            entry[0] = fork
+            exit_[0] = join
+
+    cdef void _closure_from_adj(self, int b) noexcept nogil:
+        """desc = transitive closure of adj (Warshall on bitsets); anc = its transpose."""
+        cdef int N = self.N, NW = self.NW, nn = <int>self.n[b], k, u, v
+        memcpy(&self.desc[b, 0, 0], &self.adj[b, 0, 0], N * NW * sizeof(uint64_t))
+        memset(&self.anc[b, 0, 0], 0, N * NW * sizeof(uint64_t))
+        for k in range(nn):
+            for u in range(nn):
+                if bit_in(&self.desc[b, u, 0], k):
+                    self._or_into(&self.desc[b, u, 0], &self.desc[b, k, 0])
+        for u in range(nn):
+            for v in range(nn):
+                if bit_in(&self.desc[b, u, 0], v):
+                    bit_set(&self.anc[b, v, 0], u)
+
+    # ------------------------------------------------------------------ analysis
+    cdef void _full_analysis(self, int b) noexcept nogil:
+        """Analyse a freshly loaded task (closure already built) from empty matchings."""
+        cdef int N = self.N
+        memset(&self.mate_l[b, 0], -1, N * sizeof(int32_t))     # all bytes 0xFF: -1
+        memset(&self.mate_r[b, 0], -1, N * sizeof(int32_t))
+        memset(&self.lat_l[b, 0, 0], -1, N * N * sizeof(int32_t))
+        memset(&self.lat_r[b, 0, 0], -1, N * N * sizeof(int32_t))
+        memset(&self.lateral[b, 0], 0, N * sizeof(int64_t))
+        memset(&self.est[b, 0], 0, N * sizeof(int64_t))
+        memset(&self.lft[b, 0], 0, N * sizeof(int64_t))
+        self._analysis(b, False)
+
+    cdef void _analysis(self, int b, bint incremental) noexcept nogil:
+        """Times, L, W, lateral widths, critical nodes and the width lower bound of sub-env b.
+
+        incremental: an edge i -> j was just added with s_up = {i} + anc(i), s_down = {j} + desc(j);
+        a node's lateral matching is only revisited when its incomparable set meets both."""
+        cdef int NW = self.NW, nn = <int>self.n[b], k, w, size, touched_up, touched_down
+        cdef uint64_t* valid = &self.s_valid[0]
+        cdef uint64_t* S = &self.s_set[0]
+        cdef int64_t vol = 0, crit_sum = 0, lo_est = -1, hi_lft = -1, period, lb, D = self.deadline[b]
+        self._valid_set(nn, valid)
+        self._times(b, 1)
+        size = self._max_matching(&self.desc[b, 0, 0], valid, &self.mate_l[b, 0], &self.mate_r[b, 0])
+        self.width[b] = nn - size
+        for k in range(nn):
+            for w in range(NW):
+                S[w] = valid[w] & ~self.anc[b, k, w] & ~self.desc[b, k, w]
+            bit_clear(S, k)
+            if incremental and not (bit_in(&self.s_up[0], k) or bit_in(&self.s_down[0], k)):
+                touched_up = 0
+                touched_down = 0
+                for w in range(NW):
+                    if S[w] & self.s_up[w]:
+                        touched_up = 1
+                    if S[w] & self.s_down[w]:
+                        touched_down = 1
+                if not (touched_up and touched_down):
+                    continue    # neither k's incomparable set nor the order inside it changed
+            size = self._max_matching(&self.desc[b, 0, 0], S, &self.lat_l[b, k, 0], &self.lat_r[b, k, 0])
+            self.lateral[b, k] = self._count(S) - size
+        memset(&self.crit[b, 0], 0, NW * sizeof(uint64_t))
+        for k in range(nn):
+            vol += self.wcet[b, k]
+            if self.lateral[b, k] == self.width[b] - 1:
+                bit_set(&self.crit[b, 0], k)
+                crit_sum += self.wcet[b, k]
+                if lo_est < 0 or self.est[b, k] < lo_est:
+                    lo_est = self.est[b, k]
+                if self.lft[b, k] > hi_lft:
+                    hi_lft = self.lft[b, k]
+        lb = (vol + D - 1) // D
+        period = hi_lft - lo_est
+        if period > 0 and (crit_sum + period - 1) // period > lb:
+            lb = (crit_sum + period - 1) // period
+        if lb < 1:
+            lb = 1
+        self.lower_bound[b] = lb
+
+    cdef void _times(self, int b, bint backward) noexcept nogil:
+        """EST forward over a topological order (nodes by ancestor count), L; LFT backward from D."""
+        cdef int NW = self.NW, nn = <int>self.n[b], v, a, w, idx
+        cdef int64_t t, L = 0
+        cdef uint64_t bits
+        cdef int32_t* order = &self.order[0]
+        cdef int32_t* counts = &self.counts[0]
+        # counting sort by |anc(v)|: an ancestor always has strictly fewer ancestors
+        for v in range(nn + 1):
+            counts[v] = 0
+        for v in range(nn):
+            counts[self._count(&self.anc[b, v, 0]) + 1] += 1
+        for v in range(nn):
+            counts[v + 1] += counts[v]
+        for v in range(nn):
+            idx = self._count(&self.anc[b, v, 0])
+            order[counts[idx]] = v
+            counts[idx] += 1
+        for idx in range(nn):
+            v = order[idx]
+            t = 0
+            for w in range(NW):
+                bits = self.anc[b, v, w]
+                while bits:
+                    a = (w << 6) + ctz64(bits)
+                    bits &= bits - 1
+                    if self.est[b, a] + self.wcet[b, a] > t:
+                        t = self.est[b, a] + self.wcet[b, a]
+            self.est[b, v] = t
+            if t + self.wcet[b, v] > L:
+                L = t + self.wcet[b, v]
+        self.length[b] = L
+        if not backward:
+            return
+        for idx in range(nn - 1, -1, -1):
+            v = order[idx]
+            t = self.deadline[b]
+            for w in range(NW):
+                bits = self.desc[b, v, w]
+                while bits:
+                    a = (w << 6) + ctz64(bits)
+                    bits &= bits - 1
+                    if self.lft[b, a] - self.wcet[b, a] < t:
+                        t = self.lft[b, a] - self.wcet[b, a]
+            self.lft[b, v] = t
+
+    cdef int _max_matching(self, const uint64_t* rows, const uint64_t* S, int32_t* ml,
+                           int32_t* mr) noexcept nogil:
+        """Grow (ml, mr) into a maximum matching of {(u, v): u, v in S, v in rows[u]}; its size.
+
+        Pairs with an end outside S are dropped first; then a greedy pass and BFS augmenting paths
+        from all free left vertices at once (bitset frontier)."""
+        cdef int N = self.N, NW = self.NW, u, r, w, prev, qh, qt, found, size = 0
+        cdef uint64_t bits
+        cdef uint64_t* free_r = &self.s_free[0]
+        cdef uint64_t* seen = &self.s_seen[0]
+        cdef int32_t* queue = &self.queue[0]
+        cdef int32_t* parent = &self.parent[0]
+        for u in range(N):
+            r = ml[u]
+            if r >= 0 and not (bit_in(S, u) and bit_in(S, r)):
+                ml[u] = -1
+                mr[r] = -1
+        for u in range(N):
+            r = mr[u]
+            if r >= 0 and ml[r] != u:    # stale half of a pair dropped above
+                mr[u] = -1
+        for w in range(NW):
+            free_r[w] = S[w]
+        for u in range(N):
+            if ml[u] >= 0:
+                size += 1
+                bit_clear(free_r, ml[u])
+        for w in range(NW):
+            bits = S[w]
+            while bits:
+                u = (w << 6) + ctz64(bits)
+                bits &= bits - 1
+                if ml[u] >= 0:
+                    continue
+                for prev in range(NW):      # prev: a word index here
+                    if rows[u * NW + prev] & free_r[prev]:
+                        r = (prev << 6) + ctz64(rows[u * NW + prev] & free_r[prev])
+                        ml[u] = r
+                        mr[r] = u
+                        bit_clear(free_r, r)
+                        size += 1
+                        break
+        while True:
+            qt = 0
+            for w in range(NW):
+                bits = S[w]
+                while bits:
+                    u = (w << 6) + ctz64(bits)
+                    bits &= bits - 1
+                    if ml[u] < 0:
+                        queue[qt] = u
+                        qt += 1
+            if qt == 0:
+                break
+            for w in range(NW):
+                seen[w] = ~S[w]
+            found = -1
+            qh = 0
+            while qh < qt and found < 0:
+                u = queue[qh]
+                qh += 1
+                for w in range(NW):
+                    bits = rows[u * NW + w] & ~seen[w]
+                    seen[w] |= bits
+                    while bits:
+                        r = (w << 6) + ctz64(bits)
+                        bits &= bits - 1
+                        parent[r] = u
+                        if mr[r] < 0:
+                            found = r
+                            break
+                        queue[qt] = mr[r]
+                        qt += 1
+                    if found >= 0:
+                        break
+            if found < 0:
+                break
+            r = found
+            while True:
+                u = parent[r]
+                prev = ml[u]
+                ml[u] = r
+                mr[r] = u
+                if prev < 0:
+                    break
+                r = prev
+            size += 1
+        return size
+
+    # ------------------------------------------------------------------ actions
+    cdef bint _edge_valid(self, int b, int i, int j) noexcept nogil:
+        """i != j, no path i ~> j or j ~> i, EFT_i <= LST_j, both nodes critical."""
+        cdef int nn = <int>self.n[b]
+        if i == j or i >= nn or j >= nn:
+            return False
+        if not (bit_in(&self.crit[b, 0], i) and bit_in(&self.crit[b, 0], j)):
+            return False
+        if bit_in(&self.desc[b, i, 0], j) or bit_in(&self.desc[b, j, 0], i):
+            return False
+        return self.est[b, i] + self.wcet[b, i] <= self.lft[b, j] - self.wcet[b, j]
+
+    cdef bint _any_valid(self, int b) noexcept nogil:
+        cdef int NW = self.NW, i, j, w
+        cdef uint64_t bits, cand
+        for w in range(NW):
+            bits = self.crit[b, w]
+            while bits:
+                i = (w << 6) + ctz64(bits)
+                bits &= bits - 1
+                for j in range(NW):
+                    cand = self.crit[b, j] & ~self.desc[b, i, j] & ~self.anc[b, i, j]
+                    while cand:
+                        if self._edge_valid(b, i, (j << 6) + ctz64(cand)):
+                            return True
+                        cand &= cand - 1
+        return False
+
+    cdef int64_t _width_with_edge(self, int b, int i, int j) noexcept nogil:
+        cdef int N = self.N, NW = self.NW, nn = <int>self.n[b], u, w
+        cdef uint64_t bits
+        cdef uint64_t* up = &self.s_up[0]
+        cdef uint64_t* down = &self.s_down[0]
+        memcpy(&self.s_desc[0, 0], &self.desc[b, 0, 0], N * NW * sizeof(uint64_t))
+        memcpy(&self.sml[0, 0], &self.mate_l[b, 0], N * sizeof(int32_t))
+        memcpy(&self.smr[0, 0], &self.mate_r[b, 0], N * sizeof(int32_t))
+        for w in range(NW):
+            up[w] = self.anc[b, i, w]
+            down[w] = self.desc[b, j, w]
+        bit_set(up, i)
+        bit_set(down, j)
+        for w in range(NW):
+            bits = up[w]
+            while bits:
+                u = (w << 6) + ctz64(bits)
+                bits &= bits - 1
+                self._or_into(&self.s_desc[u, 0], down)
+        self._valid_set(nn, &self.s_valid[0])
+        return nn - self._max_matching(&self.s_desc[0, 0], &self.s_valid[0], &self.sml[0, 0], &self.smr[0, 0])
+
+    cdef int64_t _length_with_edge(self, int b, int i, int j) noexcept nogil:
+        # longest path through i -> j: (EST_i + C_i) + (D - LST_j), since LST_j = D - tail(j)
+        cdef int64_t through = self.est[b, i] + self.wcet[b, i] + self.deadline[b] - (self.lft[b, j] - self.wcet[b, j])
+        return through if through > self.length[b] else self.length[b]
+
+    # ------------------------------------------------------------------ outputs
+    cdef void _write_mask(self, int b) noexcept nogil:
+        """Valid edges i*N + j; if there is none (only at an episode's end), action 0 alone, so a
+        masked sampler always has a choice (the action is ignored there)."""
+        cdef int N = self.N, NW = self.NW, i, j, w
+        cdef uint64_t bits, cand
+        cdef bint anyv = False
+        cdef int8_t* m = &self.mask[b, 0]
+        memset(m, 0, N * N)
+        for w in range(NW):
+            bits = self.crit[b, w]
+            while bits:
+                i = (w << 6) + ctz64(bits)
+                bits &= bits - 1
+                for j in range(NW):
+                    cand = self.crit[b, j] & ~self.desc[b, i, j] & ~self.anc[b, i, j]
+                    while cand:
+                        if self._edge_valid(b, i, (j << 6) + ctz64(cand)):
+                            m[i * N + (j << 6) + ctz64(cand)] = 1
+                            anyv = True
+                        cand &= cand - 1
+        if not anyv:
+            m[0] = 1
+
+    cdef void _write_obs(self, int b) noexcept nogil:
+        cdef int N = self.N, nn = <int>self.n[b], v, u
+        cdef double D = <double>self.deadline[b]
+        cdef double n_d = <double>nn
+        cdef float* f
+        cdef int8_t* c
+        cdef float* fc
+        if self.flat:
+            f = &self.obs_flat[b, 0]
+            memset(f, 0, self.obs_flat.shape[1] * sizeof(float))
+        else:
+            f = &self.obs_nodes[b, 0, 0]
+            memset(f, 0, N * NODE_FEATURES * sizeof(float))
+        for v in range(nn):
+            f[v * NODE_FEATURES + 0] = <float>(<double>self.wcet[b, v] / D)
+            f[v * NODE_FEATURES + 1] = <float>(<double>(self.est[b, v] + self.wcet[b, v]) / D)
+            f[v * NODE_FEATURES + 2] = <float>(<double>(self.lft[b, v] - self.wcet[b, v]) / D)
+            f[v * NODE_FEATURES + 3] = <float>(<double>self.lateral[b, v] / n_d)
+            f[v * NODE_FEATURES + 4] = 1.0
+        if self.flat:
+            fc = f + N * NODE_FEATURES
+            for u in range(nn):
+                for v in range(N):
+                    if bit_in(&self.desc[b, u, 0], v):
+                        fc[u * N + v] = 1.0
+            fc = fc + N * N
+            for v in range(N * N):
+                fc[v] = <float>self.mask[b, v]
+        else:
+            c = &self.obs_closure[b, 0, 0]
+            memset(c, 0, N * N)
+            for u in range(nn):
+                for v in range(nn):
+                    c[u * N + v] = <int8_t>bit_in(&self.desc[b, u, 0], v)
+            memcpy(&self.obs_mask[b, 0], &self.mask[b, 0], N * N)
+
+    cdef void _write_metrics(self, int b) noexcept nogil:
+        cdef double* m = &self.metrics[b, 0]
+        m[0] = <double>self.initial_width[b]
+        m[1] = <double>self.width[b]
+        m[2] = <double>self.width[b]
+        m[3] = <double>self.lower_bound[b]
+        m[4] = <double>self.initial_length[b]
+        m[5] = <double>self.length[b]
+        m[6] = <double>self.deadline[b]
+        m[7] = <double>(self.deadline[b] - self.length[b])
+        m[8] = <double>self.edges_added[b]
+        m[9] = <double>self.invalid[b]
+        m[10] = <double>self.n[b]
+        m[11] = <double>self.redraws[b]
+
+    # ------------------------------------------------------------------ bitset helpers
+    cdef inline void _or_into(self, uint64_t* dst, const uint64_t* src) noexcept nogil:
+        cdef int w
+        for w in range(self.NW):
+            dst[w] |= src[w]
+
+    cdef inline int _count(self, const uint64_t* s) noexcept nogil:
+        cdef int w, c = 0
+        for w in range(self.NW):
+            c += popcount64(s[w])
+        return c
+
+    cdef inline void _valid_set(self, int nn, uint64_t* out) noexcept nogil:
+        cdef int w
+        for w in range(self.NW):
+            if nn >= (w + 1) * 64:
+                out[w] = ~(<uint64_t>0)
+            elif nn > w * 64:
+                out[w] = ((<uint64_t>1) << (nn - w * 64)) - 1
+            else:
+                out[w] = 0

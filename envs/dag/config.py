@@ -1,0 +1,206 @@
+"""Configuration of the DAG edge-generation family: kwargs validation and the arrays the kernel reads."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .dot import load_tasks
+from .tasks import DAGTask
+
+GENERATORS = ("layered", "forkjoin")
+OBSERVATIONS = ("dict", "flat")
+INVALID_ACTIONS = ("reject", "raise")
+MAX_NODES_LIMIT = 256      # per-env state holds O(N^2) matchings; beyond this batches get heavy
+
+# Defaults of the generator parameters (see sysgym.envs.dag for their meaning).
+LAYERED_DEFAULTS = {"parallelism": 8, "edge_probability": 0.1}
+FORKJOIN_DEFAULTS = {"term_probability": 0.2, "fork_probability": 0.8, "max_branches": 5, "max_depth": 4}
+COMMON_DEFAULTS = {"num_nodes": (20, 30), "wcet": (1, 10), "utilisation_min": 2.0}
+
+
+@dataclass(frozen=True)
+class DAGConfig:
+    """Validated settings; see :mod:`sysgym.envs.dag` for what each one means."""
+
+    workload: str                       # "layered" | "forkjoin" | "tasks"
+    tasks: tuple[DAGTask, ...]          # the task set (workload == "tasks")
+    source: str                         # where the tasks came from (for messages)
+    num_nodes: tuple[int, int]
+    max_nodes: int
+    parallelism: int
+    edge_probability: float
+    term_probability: float
+    fork_probability: float
+    max_branches: int
+    max_depth: int
+    wcet: tuple[int, int]
+    utilisation_min: float
+    processors: int | None
+    max_steps: int
+    observation: str
+    slack_weight: float
+    invalid_action: str
+    invalid_weight: float
+
+    @property
+    def num_actions(self) -> int:
+        return self.max_nodes * self.max_nodes
+
+    @property
+    def words(self) -> int:
+        """uint64 words per node bitset."""
+        return (self.max_nodes + 63) // 64
+
+
+def _int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _probability(name: str, value: Any, below_one: bool = False) -> float:
+    ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool) and 0.0 <= value <= 1.0
+    if not ok or (below_one and value >= 1.0):
+        raise ValueError(f"{name} must be a probability in [0, 1{')' if below_one else ']'}, got {value!r}")
+    return float(value)
+
+
+def _int_range(name: str, value: Any, minimum: int) -> tuple[int, int]:
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        value = (value, value)
+    if not isinstance(value, Sequence) or len(value) != 2:
+        raise ValueError(f"{name} must be an int or a (low, high) pair of ints, got {value!r}")
+    lo, hi = (_int(f"{name}[{k}]", v, minimum) for k, v in enumerate(value))
+    if lo > hi:
+        raise ValueError(f"{name} must have low <= high, got {value!r}")
+    return lo, hi
+
+
+def forkjoin_max_nodes(max_branches: int, max_depth: int) -> int:
+    """The most nodes a fork-join task can have: M(0) = 1, M(d) = max(2 + b M(d-1), 2 M(d-1))."""
+    most = 1
+    for _ in range(max_depth):
+        most = max(2 + max_branches * most, 2 * most)
+    return most
+
+
+def _task_list(workload: Any) -> tuple[tuple[DAGTask, ...], str]:
+    if isinstance(workload, DAGTask):
+        return (workload,), workload.name or "a DAGTask"
+    if isinstance(workload, (str, os.PathLike)):
+        return tuple(load_tasks(workload)), str(workload)
+    if isinstance(workload, Sequence) and workload and all(isinstance(t, DAGTask) for t in workload):
+        return tuple(workload), f"a list of {len(workload)} DAGTasks"
+    raise ValueError(f"workload must be one of {GENERATORS}, a path to a .dot file or directory, a DAGTask "
+                     f"or a non-empty list of DAGTasks, got {workload!r}")
+
+
+def build_config(*, workload: Any = "layered", num_nodes: Any = None, max_nodes: int | None = None,
+                 parallelism: int | None = None, edge_probability: float | None = None,
+                 term_probability: float | None = None, fork_probability: float | None = None,
+                 max_branches: int | None = None, max_depth: int | None = None, wcet: Any = None,
+                 utilisation_min: float | None = None, processors: int | None = None,
+                 max_steps: int | None = None, observation: str = "dict",
+                 slack_weight: float = 0.0, invalid_action: str = "reject",
+                 invalid_weight: float = 0.0) -> DAGConfig:
+    """Validate the family's kwargs into a :class:`DAGConfig` (``ValueError`` on bad input)."""
+    given = {k: v for k, v in (("parallelism", parallelism), ("edge_probability", edge_probability),
+                               ("term_probability", term_probability), ("fork_probability", fork_probability),
+                               ("max_branches", max_branches), ("max_depth", max_depth),
+                               ("num_nodes", num_nodes), ("wcet", wcet), ("utilisation_min", utilisation_min))
+             if v is not None}
+    generated = isinstance(workload, str) and workload in GENERATORS
+    own = set(COMMON_DEFAULTS)
+    if generated:
+        own |= set(LAYERED_DEFAULTS if workload == "layered" else FORKJOIN_DEFAULTS)
+    stray = sorted(set(given) - own)
+    if stray:
+        kind = f"workload={workload!r}" if generated else "a task-set workload"
+        raise ValueError(f"{', '.join(stray)} do(es) not apply to {kind}")
+    params = {**COMMON_DEFAULTS, **LAYERED_DEFAULTS, **FORKJOIN_DEFAULTS, **given}
+
+    if observation not in OBSERVATIONS:
+        raise ValueError(f"observation must be one of {OBSERVATIONS}, got {observation!r}")
+    procs = None if processors is None else _int("processors", processors, 1)
+    steps = None if max_steps is None else _int("max_steps", max_steps, 1)
+    if invalid_action not in INVALID_ACTIONS:
+        raise ValueError(f"invalid_action must be one of {INVALID_ACTIONS}, got {invalid_action!r}")
+    for name, weight in (("slack_weight", slack_weight), ("invalid_weight", invalid_weight)):
+        if not isinstance(weight, (int, float, np.floating)) or isinstance(weight, bool) \
+                or not math.isfinite(weight):
+            raise ValueError(f"{name} must be a finite number, got {weight!r}")
+
+    n_range = _int_range("num_nodes", params["num_nodes"], 2)
+    wcet_range = _int_range("wcet", params["wcet"], 0)
+    u = params["utilisation_min"]
+    if not isinstance(u, (int, float, np.floating)) or isinstance(u, bool) or not (0 < u < math.inf):
+        raise ValueError(f"utilisation_min must be a positive number, got {u!r}")
+    par = _int("parallelism", params["parallelism"], 2)
+    edge_p = _probability("edge_probability", params["edge_probability"])
+    term_p = _probability("term_probability", params["term_probability"], below_one=True)
+    fork_p = _probability("fork_probability", params["fork_probability"])
+    branches = _int("max_branches", params["max_branches"], 2)
+    depth = _int("max_depth", params["max_depth"], 1)
+
+    tasks: tuple[DAGTask, ...] = ()
+    if generated:
+        kind, source = workload, f"the {workload} generator"
+        if wcet_range[1] == 0:
+            raise ValueError("wcet must allow a positive WCET (high >= 1)")
+        if workload == "forkjoin" and forkjoin_max_nodes(branches, depth) < n_range[0]:
+            raise ValueError(f"fork-join tasks with max_branches={branches}, max_depth={depth} have at most "
+                             f"{forkjoin_max_nodes(branches, depth)} nodes < num_nodes low={n_range[0]}")
+        largest = n_range[1]
+    else:
+        kind = "tasks"
+        tasks, source = _task_list(workload)
+        largest = max(t.num_nodes for t in tasks)
+    if max_nodes is None:
+        max_nodes = largest
+    max_nodes = _int("max_nodes", max_nodes, 2)
+    if max_nodes < largest:
+        raise ValueError(f"max_nodes={max_nodes} is smaller than the largest task of {source} ({largest} nodes)")
+    if max_nodes > MAX_NODES_LIMIT:
+        raise ValueError(f"max_nodes must be <= {MAX_NODES_LIMIT}, got {max_nodes}")
+
+    return DAGConfig(workload=kind, tasks=tasks, source=source, num_nodes=n_range, max_nodes=max_nodes,
+                     parallelism=par, edge_probability=edge_p, term_probability=term_p,
+                     fork_probability=fork_p, max_branches=branches, max_depth=depth, wcet=wcet_range,
+                     utilisation_min=float(u), processors=procs,
+                     max_steps=max_nodes * max_nodes if steps is None else steps, observation=observation,
+                     slack_weight=float(slack_weight), invalid_action=invalid_action,
+                     invalid_weight=float(invalid_weight))
+
+
+def kernel_config(cfg: DAGConfig, num_envs: int) -> dict[str, Any]:
+    """The flat dict of numbers the Cython kernel reads."""
+    return {
+        "num_envs": num_envs, "max_nodes": cfg.max_nodes,
+        "workload": {"tasks": 0, "layered": 1, "forkjoin": 2}[cfg.workload],
+        "flat": int(cfg.observation == "flat"), "processors": cfg.processors or 0,
+        "max_steps": cfg.max_steps, "reject_invalid": int(cfg.invalid_action == "reject"), "num_nodes": cfg.num_nodes, "wcet": cfg.wcet,
+        "parallelism": cfg.parallelism, "edge_probability": cfg.edge_probability,
+        "term_probability": cfg.term_probability, "fork_probability": cfg.fork_probability,
+        "max_branches": cfg.max_branches, "max_depth": cfg.max_depth, "utilisation_min": cfg.utilisation_min,
+    }
+
+
+def task_arrays(cfg: DAGConfig) -> dict[str, np.ndarray]:
+    """The task set packed for the kernel: n, deadline, wcet (K, N), adj bitsets (K, N, words)."""
+    k, n, words = len(cfg.tasks), cfg.max_nodes, cfg.words
+    out = {"n": np.zeros(k, dtype=np.int64), "deadline": np.zeros(k, dtype=np.int64),
+           "wcet": np.zeros((k, n), dtype=np.int64), "adj": np.zeros((k, n, words), dtype=np.uint64),
+           "playable": np.arange(k, dtype=np.int64)}
+    for i, task in enumerate(cfg.tasks):
+        out["n"][i] = task.num_nodes
+        out["deadline"][i] = task.deadline
+        out["wcet"][i, :task.num_nodes] = task.wcet
+        for u, v in task.edges:
+            out["adj"][i, u, v // 64] |= np.uint64(1) << np.uint64(v % 64)
+    return out

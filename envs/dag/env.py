@@ -1,0 +1,282 @@
+"""Gymnasium front ends of the DAG edge-generation kernel: the native vector env and its single view."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from sysgym.cython_core.dag import METRIC_NAMES, N_NODE_FEATURES, DAGKernel
+
+__all__ = ["METRIC_NAMES", "NODE_FEATURES", "REWARD_COMPONENTS", "DAGEnv", "DAGVectorEnv"]
+
+from ..batched import BatchedKernelEnv, KernelEnv
+from . import render
+from .config import DAGConfig, build_config, kernel_config, task_arrays
+from .dot import format_dot
+from .tasks import DAGTask, make_task
+
+REWARD_COMPONENTS = ("width", "slack", "invalid")
+NODE_FEATURES = ("wcet", "eft", "lst", "lateral_width", "present")
+assert len(NODE_FEATURES) == N_NODE_FEATURES
+
+
+def _family_arrays(cfg: DAGConfig, b: int) -> dict[str, np.ndarray]:
+    n, w = cfg.max_nodes, cfg.words
+    scalar = lambda: np.zeros(b, dtype=np.int64)  # noqa: E731
+    return {
+        "n": scalar(), "deadline": scalar(), "task": scalar(), "width": scalar(), "length": scalar(),
+        "lower_bound": scalar(), "initial_width": scalar(), "initial_length": scalar(),
+        "steps": scalar(), "edges_added": scalar(), "invalid": scalar(), "redraws": scalar(),
+        "wcet": np.zeros((b, n), dtype=np.int64), "est": np.zeros((b, n), dtype=np.int64),
+        "lft": np.zeros((b, n), dtype=np.int64), "lateral": np.zeros((b, n), dtype=np.int64),
+        "adj": np.zeros((b, n, w), dtype=np.uint64), "added": np.zeros((b, n, w), dtype=np.uint64),
+        "desc": np.zeros((b, n, w), dtype=np.uint64), "anc": np.zeros((b, n, w), dtype=np.uint64),
+        "crit": np.zeros((b, w), dtype=np.uint64),
+        "mate_l": np.full((b, n), -1, dtype=np.int32), "mate_r": np.full((b, n), -1, dtype=np.int32),
+        "lat_l": np.full((b, n, n), -1, dtype=np.int32), "lat_r": np.full((b, n, n), -1, dtype=np.int32),
+    }
+
+
+def _bits_to_bool(bits: np.ndarray, n: int) -> np.ndarray:
+    """(..., words) uint64 bitsets -> (..., n) bool."""
+    as_bytes = bits.astype("<u8").view(np.uint8)
+    return np.unpackbits(as_bytes, axis=-1, bitorder="little")[..., :n].astype(bool)
+
+
+class DAGVectorEnv(BatchedKernelEnv):
+    """B DAG tasks stepped in one Cython call. Kwargs: see :mod:`sysgym.envs.dag`.
+
+    Invalid actions (``info["action_mask"]`` entry 0) are handled per sub-env as in the single env:
+    with ``invalid_action="reject"`` that sub-env's edge is not added (``info["invalid_action"]``,
+    reward component ``invalid`` = -1) while the others step normally; with ``"raise"`` a
+    ``ValueError`` naming the first offending sub-env is raised before any sub-env moves.
+    """
+
+    metric_names = METRIC_NAMES
+    reward_components = REWARD_COMPONENTS
+
+    def _build(self, **kwargs: Any) -> dict[str, np.ndarray]:
+        self.config: DAGConfig = build_config(**kwargs)
+        cfg = self.config
+        n = cfg.max_nodes
+        if cfg.observation == "dict":
+            self.single_observation_space = spaces.Dict({
+                "nodes": spaces.Box(0.0, 1.0, shape=(n, N_NODE_FEATURES), dtype=np.float32),
+                "closure": spaces.Box(0, 1, shape=(n, n), dtype=np.int8),
+                "action_mask": spaces.Box(0, 1, shape=(n * n,), dtype=np.int8),
+            })
+        else:
+            self.single_observation_space = spaces.Box(0.0, 1.0, shape=(n * N_NODE_FEATURES + 2 * n * n,),
+                                                       dtype=np.float32)
+        self.single_action_space = spaces.Discrete(n * n)
+        self.reward_weights = np.array([1.0, cfg.slack_weight, cfg.invalid_weight])
+        self._tasks: dict[str, np.ndarray] | None = None
+        self.skipped_tasks: list[tuple[int, str, str]] = []
+        if cfg.workload == "tasks":
+            self._tasks = task_arrays(cfg)
+            self._classify_tasks()
+        return _family_arrays(cfg, self.num_envs)
+
+    def _classify_tasks(self) -> None:
+        """Set aside the tasks an episode could not start on (already at the width bound or target,
+        or with no valid edge); they are listed in ``skipped_tasks`` as (index, name, reason)."""
+        cfg = self.config
+        probe_state = _family_arrays(cfg, 1)
+        probe_state.update(self._output_buffers_for(1))
+        kernel = DAGKernel(kernel_config(cfg, 1), probe_state, self._tasks)
+        one = np.ones(1, dtype=np.uint8)
+        playable = []
+        for k, task in enumerate(cfg.tasks):
+            kernel.reset(one, np.array([k], dtype=np.int64))
+            if not kernel.done(0):
+                playable.append(k)
+                continue
+            w, lb = int(probe_state["width"][0]), int(probe_state["lower_bound"][0])
+            if w <= lb:
+                reason = f"width {w} already equals its lower bound"
+            elif cfg.processors is not None and w <= cfg.processors:
+                reason = f"width {w} <= processors={cfg.processors} already"
+            else:
+                reason = f"no edge can be added (width {w}, lower bound {lb})"
+            self.skipped_tasks.append((k, task.name, reason))
+        if not playable:
+            first = "; ".join(f"{name or k}: {why}" for k, name, why in self.skipped_tasks[:3])
+            raise ValueError(f"every task of {cfg.source} is done before the first step ({first}...)")
+        self._tasks["playable"] = np.asarray(playable, dtype=np.int64)
+        self.playable_tasks = tuple(playable)
+
+    def _output_buffers_for(self, b: int) -> dict[str, np.ndarray]:
+        saved = self.num_envs
+        self.num_envs = b
+        try:
+            return self._output_buffers()
+        finally:
+            self.num_envs = saved
+
+    def _connect(self) -> None:
+        self._kernel = DAGKernel(kernel_config(self.config, self.num_envs), self._state, self._tasks)
+
+    def _kernel_reset(self, mask: np.ndarray, options: dict[str, Any] | None) -> None:
+        options = dict(options or {})
+        choice = np.full(self.num_envs, -1, dtype=np.int64)
+        if "task" in options:
+            choice[:] = self._task_choice(options.pop("task"))
+        if options:
+            raise ValueError(f"DAG reset takes only the options 'task' and 'reset_mask', got {sorted(options)}")
+        failed = self._kernel.reset(mask, choice)
+        if failed >= 0:
+            cfg = self.config
+            raise RuntimeError(
+                f"sub-env {failed}: the {cfg.workload} generator drew 1000 tasks that were too small or "
+                f"already done (width at its lower bound or no valid edge); widen num_nodes, raise "
+                f"parallelism / lower term_probability, or lower utilisation_min")
+
+    def _task_choice(self, task: Any) -> np.ndarray:
+        cfg = self.config
+        if cfg.workload != "tasks":
+            raise ValueError("options={'task': k} needs a task-set workload (a .dot file or DAGTasks)")
+        values = np.broadcast_to(np.asarray(task), (self.num_envs,))
+        for k in values:
+            if isinstance(k, (bool, np.bool_)) or not isinstance(k.item(), int) or not 0 <= k < len(cfg.tasks):
+                raise ValueError(f"options['task'] must be a task index in [0, {len(cfg.tasks) - 1}], got {k!r}")
+            if int(k) not in self.playable_tasks:
+                why = next(r for i, _, r in self.skipped_tasks if i == int(k))
+                raise ValueError(f"task {int(k)} ({cfg.tasks[int(k)].name}) cannot start an episode: {why}")
+        return values.astype(np.int64)
+
+    def _kernel_step(self, active: np.ndarray) -> None:
+        s = self._state
+        if self.config.invalid_action == "raise":
+            rows = np.flatnonzero(active)
+            ok = s["action_mask"][rows, s["actions"][rows]] == 1
+            if not ok.all():
+                b = int(rows[np.argmin(ok)])
+                prefix = f"sub-env {b}: " if self.num_envs > 1 else ""
+                raise ValueError(prefix + self.explain_action(int(s["actions"][b]), b))
+        self._kernel.step(active)
+
+    def explain_action(self, action: int, index: int = 0) -> str | None:
+        """Why ``action`` is not a valid edge of sub-env ``index`` now (None if it is valid)."""
+        s, n_max = self._state, self.config.max_nodes
+        i, j = divmod(int(action), n_max)
+        n = int(s["n"][index])
+        head = f"action {action} (edge {i} -> {j}) is not valid now: "
+        if not 0 <= action < n_max * n_max or i >= n or j >= n:
+            return head + f"the task has nodes 0..{n - 1} (the rest is padding up to max_nodes={n_max})"
+        if i == j:
+            return head + "a node cannot precede itself"
+        table = self.node_table(index)
+        closure = table["closure"]
+        if closure[i, j]:
+            return head + f"{j} is already reachable from {i}"
+        if closure[j, i]:
+            return head + f"{i} is reachable from {j}, so the edge would close a cycle"
+        if table["eft"][i] > table["lst"][j]:
+            return head + (f"EFT_{i}={table['eft'][i]} > LST_{j}={table['lst'][j]}: the critical path "
+                           f"would exceed the deadline D={int(s['deadline'][index])}")
+        not_critical = [v for v in (i, j) if not table["critical"][v]]
+        if not_critical:
+            return head + (f"node(s) {not_critical} are not critical (in no maximum antichain), "
+                           f"so the edge cannot lower the width")
+        return None
+
+    def _extra_infos(self) -> dict[str, np.ndarray]:
+        s = self._state
+        return {"width": s["width"], "critical_path": s["length"], "width_lower_bound": s["lower_bound"],
+                "deadline": s["deadline"], "invalid_action": s["reward_components"][:, 2] < 0}
+
+    # ------------------------------------------------------------------ read-only views for agents
+    def node_table(self, index: int = 0) -> dict[str, np.ndarray]:
+        """Sub-env ``index`` now, over its n nodes: ``wcet``, ``est``, ``eft``, ``lst``, ``lft``,
+        ``lateral`` (lateral width), ``critical`` (bool), ``closure`` ((n, n) bool, [u, v]: a path u ~> v)."""
+        s = self._state
+        n = int(s["n"][index])
+        wcet, est, lft = s["wcet"][index, :n].copy(), s["est"][index, :n].copy(), s["lft"][index, :n].copy()
+        return {"wcet": wcet, "est": est, "eft": est + wcet, "lst": lft - wcet, "lft": lft,
+                "lateral": s["lateral"][index, :n].copy(),
+                "critical": _bits_to_bool(s["crit"][index], n),
+                "closure": _bits_to_bool(s["desc"][index, :n], n)}
+
+    def task(self, index: int = 0) -> DAGTask:
+        """The task sub-env ``index`` started from (original edges only)."""
+        s, cfg = self._state, self.config
+        k = int(s["task"][index])
+        if k >= 0:
+            return cfg.tasks[k]
+        n = int(s["n"][index])
+        adj = _bits_to_bool(s["adj"][index, :n], n)
+        edges = [(int(u), int(v)) for u, v in zip(*np.nonzero(adj))]
+        return make_task(s["wcet"][index, :n].tolist(), edges, int(s["deadline"][index]), name="generated")
+
+    def added_edges(self, index: int = 0) -> list[tuple[int, int]]:
+        """The edges the agent added in this episode (in node order, not in the order added)."""
+        n = int(self._state["n"][index])
+        added = _bits_to_bool(self._state["added"][index, :n], n)
+        return [(int(u), int(v)) for u, v in zip(*np.nonzero(added))]
+
+    def processor_assignment(self, index: int = 0) -> np.ndarray:
+        """Processor of each node: the chains of a minimum chain cover (W chains, numbered by their
+        first node). Running every node at its EST on its chain's processor meets D on W cores."""
+        out = np.zeros(self.config.max_nodes, dtype=np.int64)
+        self._kernel.processors_of(index, out)
+        return out[:int(self._state["n"][index])]
+
+    def edge_outcomes(self, index: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """For each action: the width and critical-path length after adding that edge, -1 where
+        the edge is not valid now (the state is not changed)."""
+        a = self.config.num_actions
+        width, length = np.empty(a, dtype=np.int64), np.empty(a, dtype=np.int64)
+        self._kernel.edge_outcomes(index, self._state["action_mask"][index], width, length)
+        return width, length
+
+    def to_dot(self, index: int = 0) -> str:
+        """The task with the added edges (red) and each node's processor (``P=``) as DOT text."""
+        return format_dot(self.task(index), added_edges=self.added_edges(index),
+                          processors=self.processor_assignment(index).tolist())
+
+    def render_frame(self, index: int, mode: str) -> Any:
+        if mode == "ansi":
+            return render.ansi(self, index)
+        return render.rgb(self, index)
+
+
+class DAGEnv(KernelEnv):
+    """DAG edge-generation scheduling (single env). Kwargs: see :mod:`sysgym.envs.dag`.
+
+    An action that is not a valid edge now is rejected: by default the edge is not added and
+    ``info["invalid_action"]`` is set; with ``invalid_action="raise"`` ``step`` raises ``ValueError``
+    saying why (:meth:`explain_action` gives the same reason).
+    """
+
+    vector_class = DAGVectorEnv
+
+    @property
+    def config(self) -> DAGConfig:
+        return self._vec.config
+
+    @property
+    def skipped_tasks(self) -> list[tuple[int, str, str]]:
+        return self._vec.skipped_tasks
+
+    def node_table(self) -> dict[str, np.ndarray]:
+        return self._vec.node_table(0)
+
+    def explain_action(self, action: int) -> str | None:
+        return self._vec.explain_action(action, 0)
+
+    def task(self) -> DAGTask:
+        return self._vec.task(0)
+
+    def added_edges(self) -> list[tuple[int, int]]:
+        return self._vec.added_edges(0)
+
+    def processor_assignment(self) -> np.ndarray:
+        return self._vec.processor_assignment(0)
+
+    def edge_outcomes(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._vec.edge_outcomes(0)
+
+    def to_dot(self) -> str:
+        return self._vec.to_dot(0)

@@ -1,0 +1,111 @@
+"""Renderings of a DAG sub-env: a text summary (ansi) and a layered drawing (rgb_array)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .env import DAGVectorEnv
+
+BACKGROUND = np.array([250, 250, 250], dtype=np.uint8)
+EDGE = np.array([150, 150, 150], dtype=np.uint8)
+ADDED = np.array([214, 39, 40], dtype=np.uint8)
+NODE = np.array([52, 101, 164], dtype=np.uint8)
+CRITICAL = np.array([237, 125, 49], dtype=np.uint8)
+SLACK_BAR = np.array([106, 168, 79], dtype=np.uint8)
+BAR_BACK = np.array([220, 220, 220], dtype=np.uint8)
+
+SPACING = 40      # pixels between node centres
+RADIUS = 9
+MARGIN = 30
+BAR = 8           # height of the L/D bar along the top
+
+
+def layers(closure: np.ndarray) -> np.ndarray:
+    """Layer of each node: the number of nodes on the longest chain of its ancestors."""
+    n = len(closure)
+    depth = np.zeros(n, dtype=np.int64)
+    for v in np.argsort(closure.sum(axis=0), kind="stable"):   # ancestors have fewer ancestors
+        ancestors = np.flatnonzero(closure[:, v])
+        depth[v] = depth[ancestors].max() + 1 if len(ancestors) else 0
+    return depth
+
+
+def _line(img: np.ndarray, p: tuple[float, float], q: tuple[float, float], colour: np.ndarray,
+          thick: int) -> None:
+    steps = int(max(abs(q[0] - p[0]), abs(q[1] - p[1]))) + 1
+    ys = np.rint(np.linspace(p[0], q[0], steps)).astype(int)
+    xs = np.rint(np.linspace(p[1], q[1], steps)).astype(int)
+    for dy in range(-(thick // 2), thick - thick // 2):
+        for dx in range(-(thick // 2), thick - thick // 2):
+            yy = np.clip(ys + dy, 0, img.shape[0] - 1)
+            xx = np.clip(xs + dx, 0, img.shape[1] - 1)
+            img[yy, xx] = colour
+
+
+def _disk(img: np.ndarray, centre: tuple[float, float], radius: int, colour: np.ndarray) -> None:
+    cy, cx = int(round(centre[0])), int(round(centre[1]))
+    yy, xx = np.ogrid[-radius:radius + 1, -radius:radius + 1]
+    inside = yy * yy + xx * xx <= radius * radius
+    img[cy - radius:cy + radius + 1, cx - radius:cx + radius + 1][inside] = colour
+
+
+def rgb(env: DAGVectorEnv, index: int) -> np.ndarray:
+    """uint8 picture, top to bottom by layer: original edges grey, added edges red, critical nodes
+    orange, the others blue; the bar on top is L/D (green) of the deadline (grey)."""
+    table = env.node_table(index)
+    closure = table["closure"]
+    n = len(closure)
+    depth = layers(closure)
+    rows = int(depth.max()) + 1
+    per_row = np.bincount(depth, minlength=rows)
+    cols = int(per_row.max())
+    height, width = 2 * MARGIN + BAR + (rows - 1) * SPACING, 2 * MARGIN + (cols - 1) * SPACING
+    width = max(width, 160)
+    img = np.empty((height, width, 3), dtype=np.uint8)
+    img[...] = BACKGROUND
+
+    pos = np.zeros((n, 2))
+    slot = np.zeros(rows, dtype=np.int64)
+    for v in range(n):
+        r = depth[v]
+        offset = (width - (per_row[r] - 1) * SPACING) / 2
+        pos[v] = (MARGIN + BAR + r * SPACING, offset + slot[r] * SPACING)
+        slot[r] += 1
+    task = env.task(index)
+    for u, v in task.edges:
+        _line(img, tuple(pos[u]), tuple(pos[v]), EDGE, 1)
+    for u, v in env.added_edges(index):
+        _line(img, tuple(pos[u]), tuple(pos[v]), ADDED, 3)
+    for v in range(n):
+        _disk(img, tuple(pos[v]), RADIUS, CRITICAL if table["critical"][v] else NODE)
+
+    s = env._state
+    fill = int(round((width - 2 * MARGIN) * int(s["length"][index]) / int(s["deadline"][index])))
+    img[MARGIN // 2:MARGIN // 2 + BAR, MARGIN:width - MARGIN] = BAR_BACK
+    img[MARGIN // 2:MARGIN // 2 + BAR, MARGIN:MARGIN + fill] = SLACK_BAR
+    return img
+
+
+def ansi(env: DAGVectorEnv, index: int) -> str:
+    """A short text summary: sizes, L vs D, W vs its bounds, critical nodes, added edges, chains."""
+    s = env._state
+    table = env.node_table(index)
+    n = len(table["wcet"])
+    d, length = int(s["deadline"][index]), int(s["length"][index])
+    mask = s["action_mask"][index]
+    valid = 0 if mask[0] else int(mask.sum())   # action 0 (edge 0 -> 0) only marks "no valid edge"
+    procs = env.processor_assignment(index)
+    chains = [" ".join(str(v) for v in np.flatnonzero(procs == p)) for p in range(int(procs.max()) + 1)]
+    added = env.added_edges(index)
+    lines = [
+        f"n={n}  D={d}  L={length} (slack {d - length})  vol={int(table['wcet'].sum())}",
+        f"width W={int(s['width'][index])}  initial {int(s['initial_width'][index])}  "
+        f"lower bound {int(s['lower_bound'][index])}  edges added {int(s['steps'][index])}  valid edges {valid}",
+        "critical nodes: " + " ".join(str(v) for v in np.flatnonzero(table["critical"])),
+        "added edges: " + (", ".join(f"{u}->{v}" for u, v in added) if added else "none"),
+    ]
+    lines += [f"  P{p}: {chain}" for p, chain in enumerate(chains)]
+    return "\n".join(lines) + "\n"
