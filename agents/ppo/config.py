@@ -5,7 +5,8 @@ Optimization", ICLR blog track 2022): discrete actions use ``ppo.py``'s values, 
 ``ppo_continuous_action.py``'s (observation and reward normalisation on). DeepRM environments use
 Table 2 of de Freitas Cunha & Chaimowicz, "On the impact of MDP design for Reinforcement Learning
 agents in Resource Management", BRACIS 2021: lr 1e-4, n_steps 50, minibatch 64, entropy 0.01,
-lambda 0.95, clip 0.2, 10 epochs, gamma 0.99, value coefficient 0.5, one shared 2x64 trunk.
+lambda 0.95, clip 0.2, 10 epochs, gamma 0.99, value coefficient 0.5, one shared 2x64 trunk,
+constant learning rate; plus reward normalisation (see ``DEEPRM_PRESET``).
 """
 
 from __future__ import annotations
@@ -137,6 +138,9 @@ DEEPRM_PRESET: dict[str, Any] = {
     "lr": 1e-4, "n_steps": 50, "batch_size": 64, "ent_coef": 0.01, "gae_lambda": 0.95,
     "clip_coef": 0.2, "n_epochs": 10, "gamma": 0.99, "vf_coef": 0.5, "shared_trunk": True,
     "hidden_sizes": (64, 64), "anneal_lr": False,
+    # Not in Table 2: raw DeepRM returns (about -300 per episode) otherwise swamp the value loss
+    # and, through gradient clipping, stall the policy for the first few 100k steps.
+    "normalize_reward": True,
 }
 # CleanRL ppo_continuous_action.py.
 CONTINUOUS_PRESET: dict[str, Any] = {

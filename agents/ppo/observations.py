@@ -33,13 +33,13 @@ class RunningMeanStd:
         b_mean, b_var = batch.mean(axis=0), batch.var(axis=0)
         delta = b_mean - self.mean
         total = self.count + n
-        self.mean = self.mean + delta * n / total
+        self.mean = np.asarray(self.mean + delta * n / total)
         m2 = self.var * self.count + b_var * n + delta * delta * self.count * n / total
-        self.var = m2 / total
+        self.var = np.asarray(m2 / total)
         self.count = total
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {"mean": torch.from_numpy(self.mean.copy()), "var": torch.from_numpy(self.var.copy()),
+        return {"mean": torch.tensor(np.asarray(self.mean)), "var": torch.tensor(np.asarray(self.var)),
                 "count": torch.tensor(self.count, dtype=torch.float64)}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
