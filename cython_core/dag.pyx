@@ -495,19 +495,26 @@ cdef class DAGKernel:
 
         incremental: an edge i -> j was just added with s_up = {i} + anc(i), s_down = {j} + desc(j);
         a node's lateral matching is only revisited when its incomparable set meets both."""
-        cdef int NW = self.NW, nn = <int>self.n[b], k, w, size, touched_up, touched_down
+        cdef int NW = self.NW, nn = <int>self.n[b], k, w, size, n_set, touched_up, touched_down
         cdef uint64_t* valid = &self.s_valid[0]
         cdef uint64_t* S = &self.s_set[0]
         cdef int64_t vol = 0, crit_sum = 0, lo_est = -1, hi_lft = -1, period, lb, D = self.deadline[b]
         self._valid_set(nn, valid)
         self._times(b, 1)
-        size = self._max_matching(&self.desc[b, 0, 0], valid, &self.mate_l[b, 0], &self.mate_r[b, 0])
+        # the node set never changes, so the old matching's size is n - W (0 on a fresh task)
+        size = <int>(nn - self.width[b]) if incremental else 0
+        size = self._max_matching(&self.desc[b, 0, 0], valid, &self.mate_l[b, 0], &self.mate_r[b, 0], size)
         self.width[b] = nn - size
         for k in range(nn):
             for w in range(NW):
                 S[w] = valid[w] & ~self.anc[b, k, w] & ~self.desc[b, k, w]
             bit_clear(S, k)
-            if incremental and not (bit_in(&self.s_up[0], k) or bit_in(&self.s_down[0], k)):
+            n_set = self._count(S)
+            if not incremental:
+                size = 0
+            elif bit_in(&self.s_up[0], k) or bit_in(&self.s_down[0], k):
+                size = -1       # k gained comparabilities: its set shrank, drop stale pairs
+            else:
                 touched_up = 0
                 touched_down = 0
                 for w in range(NW):
@@ -517,8 +524,9 @@ cdef class DAGKernel:
                         touched_down = 1
                 if not (touched_up and touched_down):
                     continue    # neither k's incomparable set nor the order inside it changed
-            size = self._max_matching(&self.desc[b, 0, 0], S, &self.lat_l[b, k, 0], &self.lat_r[b, k, 0])
-            self.lateral[b, k] = self._count(S) - size
+                size = n_set - <int>self.lateral[b, k]
+            size = self._max_matching(&self.desc[b, 0, 0], S, &self.lat_l[b, k, 0], &self.lat_r[b, k, 0], size)
+            self.lateral[b, k] = n_set - size
         memset(&self.crit[b, 0], 0, NW * sizeof(uint64_t))
         for k in range(nn):
             vol += self.wcet[b, k]
@@ -584,32 +592,36 @@ cdef class DAGKernel:
             self.lft[b, v] = t
 
     cdef int _max_matching(self, const uint64_t* rows, const uint64_t* S, int32_t* ml,
-                           int32_t* mr) noexcept nogil:
+                           int32_t* mr, int size) noexcept nogil:
         """Grow (ml, mr) into a maximum matching of {(u, v): u, v in S, v in rows[u]}; its size.
 
-        Pairs with an end outside S are dropped first; then a greedy pass and BFS augmenting paths
-        from all free left vertices at once (bitset frontier)."""
-        cdef int N = self.N, NW = self.NW, u, r, w, prev, qh, qt, found, size = 0
+        ``size`` is the size of the matching given, all inside S; -1 means S may have lost nodes:
+        pairs with an end outside S are dropped and the rest counted. Then a greedy pass and BFS
+        augmenting paths from all free left vertices at once (bitset frontier)."""
+        cdef int N = self.N, NW = self.NW, u, r, w, prev, qh, qt, found
         cdef uint64_t bits
         cdef uint64_t* free_r = &self.s_free[0]
         cdef uint64_t* seen = &self.s_seen[0]
         cdef int32_t* queue = &self.queue[0]
         cdef int32_t* parent = &self.parent[0]
-        for u in range(N):
-            r = ml[u]
-            if r >= 0 and not (bit_in(S, u) and bit_in(S, r)):
-                ml[u] = -1
-                mr[r] = -1
-        for u in range(N):
-            r = mr[u]
-            if r >= 0 and ml[r] != u:    # stale half of a pair dropped above
-                mr[u] = -1
+        if size < 0:
+            size = 0
+            for u in range(N):
+                r = ml[u]
+                if r >= 0:
+                    if bit_in(S, u) and bit_in(S, r):
+                        size += 1
+                    else:
+                        ml[u] = -1
+                        mr[r] = -1
         for w in range(NW):
-            free_r[w] = S[w]
-        for u in range(N):
-            if ml[u] >= 0:
-                size += 1
-                bit_clear(free_r, ml[u])
+            free_r[w] = 0
+            bits = S[w]
+            while bits:
+                r = (w << 6) + ctz64(bits)
+                bits &= bits - 1
+                if mr[r] < 0:
+                    free_r[w] |= (<uint64_t>1) << (r & 63)
         for w in range(NW):
             bits = S[w]
             while bits:
@@ -720,7 +732,8 @@ cdef class DAGKernel:
                 bits &= bits - 1
                 self._or_into(&self.s_desc[u, 0], down)
         self._valid_set(nn, &self.s_valid[0])
-        return nn - self._max_matching(&self.s_desc[0, 0], &self.s_valid[0], &self.sml[0, 0], &self.smr[0, 0])
+        return nn - self._max_matching(&self.s_desc[0, 0], &self.s_valid[0], &self.sml[0, 0], &self.smr[0, 0],
+                                       <int>(nn - self.width[b]))
 
     cdef int64_t _length_with_edge(self, int b, int i, int j) noexcept nogil:
         # longest path through i -> j: (EST_i + C_i) + (D - LST_j), since LST_j = D - tail(j)
