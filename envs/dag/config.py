@@ -6,6 +6,7 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -94,7 +95,11 @@ def _task_list(workload: Any) -> tuple[tuple[DAGTask, ...], str]:
     if isinstance(workload, DAGTask):
         return (workload,), workload.name or "a DAGTask"
     if isinstance(workload, (str, os.PathLike)):
-        return tuple(load_tasks(workload)), str(workload)
+        path = Path(workload)
+        if not path.exists() and path.suffix != ".dot" and len(path.parts) == 1:
+            raise ValueError(f"workload must be one of {GENERATORS} or a path to a .dot file or directory, "
+                             f"got {str(workload)!r} (no such file either)")
+        return tuple(load_tasks(path)), str(workload)
     if isinstance(workload, Sequence) and workload and all(isinstance(t, DAGTask) for t in workload):
         return tuple(workload), f"a list of {len(workload)} DAGTasks"
     raise ValueError(f"workload must be one of {GENERATORS}, a path to a .dot file or directory, a DAGTask "
@@ -116,9 +121,9 @@ def build_config(*, workload: Any = "layered", num_nodes: Any = None, max_nodes:
                                ("num_nodes", num_nodes), ("wcet", wcet), ("utilisation_min", utilisation_min))
              if v is not None}
     generated = isinstance(workload, str) and workload in GENERATORS
-    own = set(COMMON_DEFAULTS)
+    own: set[str] = set()
     if generated:
-        own |= set(LAYERED_DEFAULTS if workload == "layered" else FORKJOIN_DEFAULTS)
+        own = set(COMMON_DEFAULTS) | set(LAYERED_DEFAULTS if workload == "layered" else FORKJOIN_DEFAULTS)
     stray = sorted(set(given) - own)
     if stray:
         kind = f"workload={workload!r}" if generated else "a task-set workload"

@@ -128,10 +128,12 @@ class DAGVectorEnv(BatchedKernelEnv):
         failed = self._kernel.reset(mask, choice)
         if failed >= 0:
             cfg = self.config
+            hint = ("raise parallelism" if cfg.workload == "layered"
+                    else "lower term_probability, raise max_branches / max_depth")
             raise RuntimeError(
                 f"sub-env {failed}: the {cfg.workload} generator drew 1000 tasks that were too small or "
-                f"already done (width at its lower bound or no valid edge); widen num_nodes, raise "
-                f"parallelism / lower term_probability, or lower utilisation_min")
+                f"already done (width at its lower bound or no valid edge); widen num_nodes, {hint}, "
+                f"or lower utilisation_min")
 
     def _task_choice(self, task: Any) -> np.ndarray:
         cfg = self.config
