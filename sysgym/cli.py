@@ -81,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--env", default=None, help="evaluate on another ID (default: the trained one)")
-    p.add_argument("--stochastic", action="store_true", help="sample actions instead of the mode")
+    p.add_argument("--mode", choices=("both", "sampled", "greedy"), default="both",
+                   help="PPO rows: actions sampled from the policy, its most likely action, or both")
     p.add_argument("--no-heuristics", action="store_true", help="evaluate the checkpoint only")
     p.add_argument("overrides", nargs="*", metavar="env.key=value")
     p.set_defaults(func=cmd_evaluate)

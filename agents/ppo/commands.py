@@ -85,8 +85,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if env_id is None:
         raise ValueError(f"{payload['path']}: checkpoint has no env ID; pass --env")
     env_kwargs = {**payload["config"].get("env_kwargs", {}), **env_kwargs}
-    policy = policy_from_checkpoint(payload, deterministic=not args.stochastic, seed=args.seed)
-    policies: dict[str, Any] = {"ppo" + (" (stochastic)" if args.stochastic else ""): policy}
+    policies: dict[str, Any] = {}
+    if args.mode in ("both", "sampled"):
+        policies["ppo (sampled)"] = policy_from_checkpoint(payload, deterministic=False, seed=args.seed)
+    if args.mode in ("both", "greedy"):
+        policies["ppo (greedy)"] = policy_from_checkpoint(payload, deterministic=True)
     if not args.no_heuristics:
         policies.update(heuristics_for(env_id))
     results = compare_with_heuristics(policies, env_id, args.episodes, args.seed, env_kwargs)

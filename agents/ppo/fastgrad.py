@@ -12,9 +12,8 @@ elsewhere. Then, per head:
   ``d logp / d s = z^2 - 1`` with ``z = (u - mu) / sigma``, and ``d H / d s = 1``;
 * value loss ``0.5 mean (v - R)^2`` (or its clipped form): ``d / d v = (v - R) / n``;
 
-and the error is propagated by hand through the Linear + tanh / ReLU layers. Where PyTorch's
-``maximum`` splits the gradient of a tie in half, so does this code, so the result equals autograd
-(``tests/agents/test_ppo_gradients.py`` checks it). :func:`supports` says when this path applies;
+and the error is propagated by hand through the Linear + tanh / ReLU layers. The result equals
+autograd's (``tests/agents/test_ppo_gradients.py`` checks it on random minibatches). :func:`supports` says when this path applies;
 other networks (CNN, one-hot, multi-discrete, state-dependent std) use autograd.
 """
 
@@ -124,8 +123,8 @@ class ManualGradients:
                 out = out.masked_fill(~mask, MASKED_LOGIT)
             logp_all = torch.log_softmax(out, dim=-1)
             probs = logp_all.exp()
-            rows = torch.arange(n)
-            logp = logp_all[rows, actions]
+            action_col = actions.unsqueeze(-1)
+            logp = logp_all.gather(-1, action_col).squeeze(-1)
             entropy = -(probs * logp_all).sum(-1)
         else:
             u = actions
@@ -143,11 +142,11 @@ class ManualGradients:
         clipped_ratio = ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)
         clipped = -adv * clipped_ratio
         pg_loss = torch.maximum(unclipped, clipped).mean()
-        in_range = (ratio >= 1 - cfg.clip_coef) & (ratio <= 1 + cfg.clip_coef)
-        # torch.maximum: full gradient to the larger side, half to each on a tie; clamp passes in range
-        share = torch.where(unclipped > clipped, 1.0, torch.where(unclipped < clipped, 0.0, 0.5))
-        share = share + (1.0 - share) * in_range
-        d_logp = -adv * ratio * share / n
+        # The gradient flows where the unclipped term is the larger one or the ratio is inside the clip
+        # range (there both terms are equal and clamp passes its gradient). A tie outside the range
+        # needs A = 0, where the gradient is 0 anyway: this equals autograd's half-half split.
+        flows = (unclipped > clipped) | (ratio == clipped_ratio)
+        d_logp = unclipped * flows / n
 
         if cfg.clip_vloss:
             clipped_v = old_values + (value - old_values).clamp(-cfg.clip_coef, cfg.clip_coef)
@@ -162,11 +161,9 @@ class ManualGradients:
         d_value = d_value * cfg.vf_coef
 
         if self.categorical:
-            d_out = probs * (-d_logp).unsqueeze(-1)
-            d_out[rows, actions] += d_logp
-            d_out += (cfg.ent_coef / n) * probs * (logp_all + entropy.unsqueeze(-1))
-            if mask is not None:
-                d_out = d_out * mask
+            # masked logits have p = 0 exactly, so they get no gradient without an explicit mask
+            d_out = probs * ((logp_all + entropy.unsqueeze(-1)) * (cfg.ent_coef / n) - d_logp.unsqueeze(-1))
+            d_out.scatter_add_(-1, action_col, d_logp.unsqueeze(-1))
         else:
             d_out = d_logp.unsqueeze(-1) * z * inv_std
             torch.sum(d_logp.unsqueeze(-1) * (z * z - 1.0), 0, out=self.g_log_std)

@@ -52,8 +52,9 @@ class TrainingLogger:
                     self._tb = SummaryWriter(str(self.out_dir / "tb"))
         if progress:
             from tqdm import tqdm
+            interactive = sys.stderr.isatty()
             self._bar = tqdm(total=total_steps, unit="step", file=sys.stderr, dynamic_ncols=True,
-                             smoothing=0.1)
+                             smoothing=0.1, mininterval=0.2 if interactive else 30.0)
 
     # ------------------------------------------------------------------ episodes
     def episode(self, step: int, ret: float, length: int, metrics: dict[str, float]) -> None:

@@ -264,13 +264,16 @@ class PPOTrainer:
         totals = torch.zeros(5, dtype=torch.float64)
         count = 0
         stop = False
+        fields = (obs, masks, data["actions"], data["logprobs"], data["advantages"], data["returns"], data["values"])
         for _ in range(cfg.n_epochs):
             order = valid[torch.randperm(n, generator=self.generator)]
+            # one gather per field and epoch; minibatches are then contiguous slices (views)
+            shuffled = [None if f is None else ({k: v[order] for k, v in f.items()} if isinstance(f, dict) else f[order])
+                        for f in fields]
             for start in range(0, n, cfg.batch_size):
-                idx = order[start:start + cfg.batch_size]
-                batch = ({k: v[idx] for k, v in obs.items()}, None if masks is None else masks[idx],
-                         data["actions"][idx], data["logprobs"][idx], data["advantages"][idx],
-                         data["returns"][idx], data["values"][idx])
+                end = start + cfg.batch_size
+                batch = tuple(None if f is None else ({k: v[start:end] for k, v in f.items()} if isinstance(f, dict)
+                                                      else f[start:end]) for f in shuffled)
                 if self.manual is not None:
                     stats = self.manual(*batch, cfg)
                 else:
