@@ -52,6 +52,13 @@ ENVIRONMENTS: list[EnvEntry] = [
     EnvEntry("ABR-Pensieve-v0", "sysgym.envs.abr:AbrEnv", "sysgym.envs.abr:AbrVectorEnv",
              "ABR with the constants, state and linear QoE of Pensieve's simulator",
              {"pensieve_compatible": True}),
+    EnvEntry("CC-v0", "sysgym.envs.cc:CCEnv", "sysgym.envs.cc:CCVectorEnv",
+             "congestion control of one flow: continuous sending-rate change per monitor interval, "
+             "packet-level links, Aurora reward (ICML'19, CrystalBox AAAI'24)",
+             {"action": "continuous"}),
+    EnvEntry("CC-Discrete-v0", "sysgym.envs.cc:CCEnv", "sysgym.envs.cc:CCVectorEnv",
+             "congestion control with rate changes {-25%, -5%, 0, +5%, +25%}",
+             {"action": "discrete"}),
     EnvEntry("DAG-EGS-v0", "sysgym.envs.dag:DAGEnv", "sysgym.envs.dag:DAGVectorEnv",
              "DAG task scheduling by edge generation: add precedence edges to cut the width "
              "(cores needed) while the critical path stays within the deadline (Sun et al., IEEE TC 2024)"),

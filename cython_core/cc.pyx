@@ -1,0 +1,760 @@
+# Congestion-control kernel: packet-level simulation of N rate-based senders sharing a path of
+# FIFO links, stepped one monitor interval (MI) at a time, B sub-environments per nogil loop.
+#
+# The dynamics are specified in sysgym/envs/cc/__init__.py (module docstring); the pure-Python
+# event simulation tests/reference/cc.py implements them independently. All state lives in numpy
+# arrays owned by the Python env (get_state is an array copy); this class holds typed views.
+#
+# Why a packet can cross its whole path when it is sent: every flow uses the same FIFO links with
+# constant propagation delays, so packets reach each link in the order they were sent. Handling a
+# packet's links at send time therefore visits every link's arrivals in time order, exactly as a
+# time-ordered event loop would; only the sender-visible events need the event heap: one SEND
+# event per flow and, per flow, the earliest pending notification (ACK or loss report), whose
+# times are non-decreasing in send order and wait in a per-flow ring.
+
+from libc.stdint cimport uint64_t, int64_t, int32_t, uint8_t
+from libc.string cimport memmove
+from libc.math cimport exp, floor
+
+from rng cimport rng_uniform, rng_integers
+
+cdef enum:
+    MAX_LINKS = 8
+    MAX_FEATURES = 8
+    MAX_CHANGES = 16
+
+# Per-flow monitor-interval accumulators (mi_acc columns).
+cdef enum:
+    M_SENT = 0
+    M_ACKED = 1
+    M_LOST = 2
+    M_RTT = 3     # sum of RTT samples
+    M_X = 4       # regression sums over samples: x = send time - MI start, y = RTT
+    M_XX = 5
+    M_XY = 6
+    M_COLS = 7
+
+# Per-flow episode totals (flow_tot columns).
+cdef enum:
+    T_SENT = 0
+    T_ACKED = 1
+    T_LOST = 2
+    T_RTT = 3
+    T_SKIPPED = 4
+    T_COLS = 5
+
+# Per-link episode totals (link_acc columns).
+cdef enum:
+    K_ACCEPTED = 0
+    K_RANDOM_LOSS = 1
+    K_QUEUE_DROP = 2
+    K_CAPACITY = 3   # integral of bandwidth over the episode (packets)
+    K_COLS = 4
+
+# Per-flow statistics of the last MI (flow_stats columns, shown in info).
+cdef enum:
+    S_RATE = 0
+    S_THROUGHPUT = 1
+    S_LATENCY = 2
+    S_LOSS = 3
+    S_MIN_RTT = 4
+    S_SEND_RATE = 5
+    S_COLS = 6
+
+# Observation features, in the order of sysgym.envs.cc.config.FEATURES.
+cdef enum:
+    F_GRADIENT = 0
+    F_LATENCY_RATIO = 1
+    F_SEND_RATIO = 2
+    F_SEND_RATE = 3
+    F_RECV_RATE = 4
+    F_LOSS = 5
+
+# Episode metrics (metrics columns) and per-flow metrics (flow_metrics columns).
+cdef enum:
+    X_THROUGHPUT = 0
+    X_LATENCY = 1
+    X_LOSS = 2
+    X_UTILISATION = 3
+    X_QUEUEING = 4
+    X_JAIN = 5
+    X_DURATION = 6
+    X_SKIPPED = 7
+    X_COLS = 8
+
+# Event log kinds (tests only).
+cdef enum:
+    LOG_SEND = 0
+    LOG_ACK = 1
+    LOG_LOSS = 2
+    LOG_SKIP = 3
+
+N_MI_ACC = M_COLS
+N_FLOW_TOT = T_COLS
+N_LINK_ACC = K_COLS
+N_FLOW_STATS = S_COLS
+N_METRICS = X_COLS
+
+
+cdef inline bint _before(const double* key, int a, int c) noexcept nogil:
+    """Event order: earlier time first; at equal times the lower id (ACKs 0..N-1, SENDs N..2N-1)."""
+    return key[a] < key[c] or (key[a] == key[c] and a < c)
+
+
+cdef inline void _sift_down(int32_t* heap, int64_t n, const double* key, int64_t i) noexcept nogil:
+    cdef int32_t e = heap[i]
+    cdef int64_t c
+    while True:
+        c = 2 * i + 1
+        if c >= n:
+            break
+        if c + 1 < n and _before(key, heap[c + 1], heap[c]):
+            c += 1
+        if _before(key, heap[c], e):
+            heap[i] = heap[c]
+            i = c
+        else:
+            break
+    heap[i] = e
+
+
+cdef inline void _sift_up(int32_t* heap, const double* key, int64_t i) noexcept nogil:
+    cdef int32_t e = heap[i]
+    cdef int64_t p
+    while i > 0:
+        p = (i - 1) // 2
+        if _before(key, e, heap[p]):
+            heap[i] = heap[p]
+            i = p
+        else:
+            break
+    heap[i] = e
+
+
+cdef inline double _clip(double x, double lo, double hi) noexcept nogil:
+    return lo if x < lo else (hi if x > hi else x)
+
+
+cdef inline double _neutral(int feature) noexcept nogil:
+    """A feature's value before any monitor interval (see FEATURES in envs/cc/config.py)."""
+    if feature == F_LATENCY_RATIO or feature == F_SEND_RATIO:
+        return 1.0
+    return 0.0
+
+
+cdef class CCKernel:
+    # --- configuration
+    cdef int B, N, L, C, QC, P, H, F, E
+    cdef int discrete, normalised, use_trace, use_set, n_changes
+    cdef int feat[MAX_FEATURES]
+    cdef double feat_lo[MAX_FEATURES]
+    cdef double feat_hi[MAX_FEATURES]
+    cdef double changes[MAX_CHANGES]
+    cdef double delta_scale, min_rate, max_rate, start_lo, start_hi
+    cdef double first_mi, mi_rtts, mi_lo, mi_hi
+    cdef double bw_lo, bw_hi, d_lo, d_hi, ql_lo, ql_hi, loss_lo, loss_hi
+    cdef int64_t q_hi, max_steps, n_choices, n_set
+    # --- per-env state
+    cdef double[::1] now, mi_start, ret_delay, base_rtt, mi_duration, mi_bandwidth
+    cdef int64_t[::1] steps, trace_id, heap_n, plot_n
+    cdef int64_t[:, ::1] cursor
+    cdef double[:, ::1] origin
+    cdef int32_t[:, ::1] heap
+    cdef double[:, ::1] ev_time
+    cdef double[:, ::1] bw, delay, loss, busy, plot_bw
+    cdef int64_t[:, ::1] queue, lq_head, lq_n
+    cdef double[:, :, ::1] lq, link_acc
+    cdef double[:, ::1] rate, srtt, min_rtt
+    cdef double[:, :, ::1] ring_t, ring_s
+    cdef int64_t[:, ::1] ring_head, ring_n
+    cdef double[:, :, ::1] mi_acc, flow_tot, flow_stats, flow_metrics
+    cdef double[:, :, :, ::1] plot
+    cdef uint64_t[:, ::1] rng
+    # --- outputs / inputs
+    cdef float[:, :, ::1] obs
+    cdef double[:, :, ::1] comps
+    cdef double[:, ::1] metrics
+    cdef uint8_t[::1] terminated, truncated
+    cdef double[:, ::1] act_f
+    cdef int64_t[:, ::1] act_i
+    # --- read-only tables
+    cdef double[::1] tr_rel, tr_rate, tr_duration, set_offset
+    cdef int64_t[::1] tr_start, tr_length, tr_choices, set_trace
+    cdef double[:, ::1] set_bw, set_delay, set_loss
+    cdef int64_t[:, ::1] set_queue
+    # --- optional event log (tests): rows (time, kind, flow, value)
+    cdef double[:, ::1] log
+    cdef int64_t log_n, log_cap
+
+    def __init__(self, dict cfg, dict state, dict tables):
+        cdef int i
+        self.B = cfg["num_envs"]
+        self.N = cfg["n_flows"]
+        self.L = cfg["n_links"]
+        self.C = cfg["ring"]
+        self.QC = cfg["queue_capacity"]
+        self.P = cfg["plot"]
+        self.H = cfg["history"]
+        self.F = len(cfg["features"])
+        self.E = 2 * self.N
+        if self.L > MAX_LINKS or self.F > MAX_FEATURES or len(cfg["rate_changes"]) > MAX_CHANGES:
+            raise ValueError("too many links, features or rate changes for the kernel")
+        for i in range(self.F):
+            self.feat[i] = cfg["features"][i]
+            self.feat_lo[i] = cfg["feature_low"][i]
+            self.feat_hi[i] = cfg["feature_high"][i]
+        self.discrete = cfg["discrete"]
+        self.n_changes = len(cfg["rate_changes"])
+        for i in range(self.n_changes):
+            self.changes[i] = cfg["rate_changes"][i]
+        self.normalised = cfg["normalised"]
+        self.delta_scale = cfg["delta_scale"]
+        self.min_rate = cfg["min_rate"]
+        self.max_rate = cfg["max_rate"]
+        self.start_lo, self.start_hi = cfg["start_rate"]
+        self.first_mi = cfg["first_mi"]
+        self.mi_rtts = cfg["mi_rtts"]
+        self.mi_lo, self.mi_hi = cfg["mi_limits"]
+        self.max_steps = cfg["max_steps"]
+        self.bw_lo, self.bw_hi = cfg["bandwidth"]
+        self.d_lo, self.d_hi = cfg["delay"]
+        self.ql_lo, self.ql_hi = cfg["queue_log"]
+        self.q_hi = cfg["queue"][1]
+        self.loss_lo, self.loss_hi = cfg["loss"]
+
+        self.now = state["now"]
+        self.mi_start = state["mi_start"]
+        self.ret_delay = state["ret_delay"]
+        self.base_rtt = state["base_rtt"]
+        self.mi_duration = state["mi_duration"]
+        self.mi_bandwidth = state["mi_bandwidth"]
+        self.steps = state["steps"]
+        self.trace_id = state["trace_id"]
+        self.heap_n = state["heap_n"]
+        self.plot_n = state["plot_n"]
+        self.cursor = state["cursor"]
+        self.origin = state["origin"]
+        self.heap = state["heap"]
+        self.ev_time = state["ev_time"]
+        self.bw = state["bw"]
+        self.delay = state["delay"]
+        self.loss = state["loss"]
+        self.busy = state["busy"]
+        self.plot_bw = state["plot_bw"]
+        self.queue = state["queue"]
+        self.lq_head = state["lq_head"]
+        self.lq_n = state["lq_n"]
+        self.lq = state["lq"]
+        self.link_acc = state["link_acc"]
+        self.rate = state["rate"]
+        self.srtt = state["srtt"]
+        self.min_rtt = state["min_rtt"]
+        self.ring_t = state["ring_t"]
+        self.ring_s = state["ring_s"]
+        self.ring_head = state["ring_head"]
+        self.ring_n = state["ring_n"]
+        self.mi_acc = state["mi_acc"]
+        self.flow_tot = state["flow_tot"]
+        self.flow_stats = state["flow_stats"]
+        self.flow_metrics = state["flow_metrics"]
+        self.plot = state["plot"]
+        self.rng = state["rng"]
+        self.obs = state["obs"]
+        self.comps = state["reward_components"]
+        self.metrics = state["metrics"]
+        self.terminated = state["terminated"]
+        self.truncated = state["truncated"]
+        if self.discrete:
+            self.act_i = state["actions"]
+        else:
+            self.act_f = state["actions"]
+
+        self.use_trace = tables["use_trace"]
+        self.use_set = tables["use_set"]
+        self.tr_rel = tables["tr_rel"]
+        self.tr_rate = tables["tr_rate"]
+        self.tr_start = tables["tr_start"]
+        self.tr_length = tables["tr_length"]
+        self.tr_duration = tables["tr_duration"]
+        self.tr_choices = tables["tr_choices"]
+        self.n_choices = len(tables["tr_choices"])
+        self.set_bw = tables["set_bandwidth"]
+        self.set_delay = tables["set_delay"]
+        self.set_loss = tables["set_loss"]
+        self.set_queue = tables["set_queue"]
+        self.set_trace = tables["set_trace"]
+        self.set_offset = tables["set_offset"]
+        self.n_set = tables["set_delay"].shape[0]
+        self.log_n = 0
+        self.log_cap = 0
+
+    # ------------------------------------------------------------------ entry points
+    def reset(self, const uint8_t[::1] which):
+        cdef int b
+        with nogil:
+            for b in range(self.B):
+                if which[b]:
+                    self._reset_one(b)
+
+    def step(self, const uint8_t[::1] active):
+        cdef int b
+        with nogil:
+            for b in range(self.B):
+                if active[b]:
+                    self._step_one(b)
+
+    def record_events(self, double[:, ::1] log):
+        """Append every sender-visible event (time, kind, flow, value) to ``log`` (tests only)."""
+        self.log = log
+        self.log_cap = log.shape[0]
+        self.log_n = 0
+
+    def logged(self):
+        """Number of rows written to the event log (may exceed its capacity: then it overflowed)."""
+        return self.log_n
+
+    def bottleneck_bandwidth(self, int b):
+        """The smallest link bandwidth (packets/s) of sub-env ``b`` at its current time."""
+        return self._bottleneck_at(b, self.now[b])
+
+    def link_bandwidth(self, int b, int k):
+        """Bandwidth (packets/s) of link ``k`` of sub-env ``b`` at its current time."""
+        return self._bw_at(b, k, self.now[b])
+
+    def queue_length(self, int b, int k):
+        """Packets held by link ``k`` of sub-env ``b`` (waiting or in transmission) right now."""
+        cdef int64_t i, n = 0, h = self.lq_head[b, k]
+        for i in range(self.lq_n[b, k]):
+            if self.lq[b, k, (h + i) % self.QC] > self.now[b]:
+                n += 1
+        return n
+
+    # ------------------------------------------------------------------ episode
+    cdef void _reset_one(self, int b) noexcept nogil:
+        cdef uint64_t* s = &self.rng[b, 0]
+        cdef int k, f, i
+        cdef int64_t entry
+        cdef double offset = 0.0, total_delay = 0.0, bottleneck, u, end
+        cdef float* o
+        self.now[b] = 0.0
+        self.steps[b] = 0
+        self.terminated[b] = 0
+        self.truncated[b] = 0
+        self.plot_n[b] = 0
+        # 1. the path
+        if self.use_set:
+            entry = rng_integers(s, 0, self.n_set - 1)
+            for k in range(self.L):
+                self.bw[b, k] = self.set_bw[entry, k]
+                self.delay[b, k] = self.set_delay[entry, k]
+                self.queue[b, k] = self.set_queue[entry, k]
+                self.loss[b, k] = self.set_loss[entry, k]
+            if self.use_trace:
+                self.trace_id[b] = self.set_trace[entry]
+                offset = self.set_offset[entry]
+        else:
+            for k in range(self.L):
+                if k == 0 and self.use_trace:
+                    self.bw[b, k] = 0.0
+                else:
+                    self.bw[b, k] = self.bw_lo + (self.bw_hi - self.bw_lo) * rng_uniform(s)
+                self.delay[b, k] = self.d_lo + (self.d_hi - self.d_lo) * rng_uniform(s)
+                self.queue[b, k] = <int64_t>floor(exp(self.ql_lo + (self.ql_hi - self.ql_lo) * rng_uniform(s)))
+                if self.queue[b, k] > self.q_hi:
+                    self.queue[b, k] = self.q_hi
+                self.loss[b, k] = self.loss_lo + (self.loss_hi - self.loss_lo) * rng_uniform(s)
+            if self.use_trace:
+                self.trace_id[b] = self.tr_choices[rng_integers(s, 0, self.n_choices - 1)]
+                offset = rng_uniform(s) * self.tr_duration[self.trace_id[b]]
+        for k in range(self.L):
+            total_delay += self.delay[b, k]
+            self.busy[b, k] = 0.0
+            self.lq_head[b, k] = 0
+            self.lq_n[b, k] = 0
+            for i in range(K_COLS):
+                self.link_acc[b, k, i] = 0.0
+        self.ret_delay[b] = total_delay
+        self.base_rtt[b] = 2.0 * total_delay
+        for i in range(2):
+            self.cursor[b, i] = 0
+            self.origin[b, i] = -offset
+        # 2. the senders
+        bottleneck = self._bottleneck_at(b, 0.0)
+        self.heap_n[b] = 0
+        for f in range(self.N):
+            u = rng_uniform(s)
+            self.rate[b, f] = _clip((self.start_lo + (self.start_hi - self.start_lo) * u) * bottleneck,
+                                    self.min_rate, self.max_rate)
+            self.ev_time[b, self.N + f] = rng_uniform(s) / self.rate[b, f]
+            self.heap[b, self.heap_n[b]] = self.N + f
+            self.heap_n[b] += 1
+            _sift_up(&self.heap[b, 0], &self.ev_time[b, 0], self.heap_n[b] - 1)
+            self.srtt[b, f] = self.base_rtt[b]
+            self.min_rtt[b, f] = 0.0
+            self.ring_head[b, f] = 0
+            self.ring_n[b, f] = 0
+            for i in range(T_COLS):
+                self.flow_tot[b, f, i] = 0.0
+            o = &self.obs[b, f, 0]
+            for i in range(self.H * self.F):
+                o[i] = <float>_neutral(self.feat[i % self.F])
+        # 3. the first monitor interval, at the starting rates
+        end = _clip(self.first_mi * self.base_rtt[b], self.mi_lo, self.mi_hi)
+        self._run_mi(b, end)
+        for f in range(self.N):
+            for i in range(3):
+                self.comps[b, f, i] = 0.0
+
+    cdef void _step_one(self, int b) noexcept nogil:
+        cdef int f
+        cdef double total = 0.0, factor, d
+        for f in range(self.N):
+            if self.discrete:
+                factor = 1.0 + self.changes[self.act_i[b, f]]
+                self.rate[b, f] = _clip(self.rate[b, f] * factor, self.min_rate, self.max_rate)
+            else:
+                d = _clip(self.act_f[b, f], -1.0, 1.0) * self.delta_scale
+                if d >= 0.0:
+                    self.rate[b, f] = _clip(self.rate[b, f] * (1.0 + d), self.min_rate, self.max_rate)
+                else:
+                    self.rate[b, f] = _clip(self.rate[b, f] / (1.0 - d), self.min_rate, self.max_rate)
+            total += self.srtt[b, f]
+        self._run_mi(b, _clip(self.mi_rtts * (total / self.N), self.mi_lo, self.mi_hi))
+        self.steps[b] += 1
+        if self.steps[b] >= self.max_steps:
+            self.truncated[b] = 1
+            self._write_metrics(b)
+
+    # ------------------------------------------------------------------ one monitor interval
+    cdef void _run_mi(self, int b, double length) noexcept nogil:
+        cdef int f, i
+        cdef double start = self.now[b]
+        cdef double end = start + length
+        for f in range(self.N):
+            for i in range(M_COLS):
+                self.mi_acc[b, f, i] = 0.0
+        self.mi_start[b] = start
+        self._simulate(b, end)
+        self.now[b] = end
+        self._finish_mi(b, start, end)
+
+    cdef void _simulate(self, int b, double end) noexcept nogil:
+        """Process every event with time < end, in (time, id) order."""
+        cdef int32_t* heap = &self.heap[b, 0]
+        cdef double* key = &self.ev_time[b, 0]
+        cdef int32_t e
+        cdef int f
+        cdef double t
+        cdef bint first
+        while self.heap_n[b] > 0:
+            e = heap[0]
+            t = key[e]
+            if t >= end:
+                break
+            self.now[b] = t
+            if e < self.N:
+                self._notify(b, e)
+                if self.ring_n[b, e] > 0:
+                    key[e] = self.ring_t[b, e, self.ring_head[b, e]]
+                else:
+                    self.heap_n[b] -= 1
+                    heap[0] = heap[self.heap_n[b]]
+                _sift_down(heap, self.heap_n[b], key, 0)
+            else:
+                f = e - self.N
+                first = self._send(b, f, t)
+                key[e] = t + 1.0 / self.rate[b, f]
+                _sift_down(heap, self.heap_n[b], key, 0)
+                if first:
+                    key[f] = self.ring_t[b, f, self.ring_head[b, f]]
+                    heap[self.heap_n[b]] = f
+                    self.heap_n[b] += 1
+                    _sift_up(heap, key, self.heap_n[b] - 1)
+
+    cdef bint _send(self, int b, int f, double t) noexcept nogil:
+        """Send one packet of flow f at time t across the whole path; return whether it is the
+        flow's only outstanding packet (its notification must enter the heap)."""
+        cdef uint64_t* s = &self.rng[b, 0]
+        cdef double coins[MAX_LINKS]
+        cdef double a = t, start, dep
+        cdef bint lost = False
+        cdef int k
+        cdef int64_t h, n, slot
+        if self.ring_n[b, f] >= self.C:
+            self.flow_tot[b, f, T_SKIPPED] += 1.0
+            self._log(b, t, LOG_SKIP, f, 0.0)
+            return False
+        for k in range(self.L):
+            coins[k] = rng_uniform(s)
+        for k in range(self.L):
+            if not lost:
+                if coins[k] < self.loss[b, k]:
+                    lost = True
+                    self.link_acc[b, k, K_RANDOM_LOSS] += 1.0
+                else:
+                    h = self.lq_head[b, k]
+                    n = self.lq_n[b, k]
+                    while n > 0 and self.lq[b, k, h] <= a:
+                        h += 1
+                        if h == self.QC:
+                            h = 0
+                        n -= 1
+                    self.lq_head[b, k] = h
+                    self.lq_n[b, k] = n
+                    if n >= self.queue[b, k]:
+                        lost = True
+                        self.link_acc[b, k, K_QUEUE_DROP] += 1.0
+                    else:
+                        start = a if a > self.busy[b, k] else self.busy[b, k]
+                        if k == 0 and self.use_trace:
+                            dep = self._trace_service(b, start)
+                        else:
+                            dep = start + 1.0 / self.bw[b, k]
+                        slot = h + n
+                        if slot >= self.QC:
+                            slot -= self.QC
+                        self.lq[b, k, slot] = dep
+                        self.lq_n[b, k] = n + 1
+                        self.busy[b, k] = dep
+                        self.link_acc[b, k, K_ACCEPTED] += 1.0
+                        a = dep + self.delay[b, k]
+                        continue
+            # a lost packet leaves behind the packets ahead of it, taking no time of its own
+            a = (a if a > self.busy[b, k] else self.busy[b, k]) + self.delay[b, k]
+        slot = self.ring_head[b, f] + self.ring_n[b, f]
+        if slot >= self.C:
+            slot -= self.C
+        self.ring_t[b, f, slot] = a + self.ret_delay[b]
+        self.ring_s[b, f, slot] = -1.0 if lost else t
+        self.ring_n[b, f] += 1
+        self.mi_acc[b, f, M_SENT] += 1.0
+        self.flow_tot[b, f, T_SENT] += 1.0
+        self._log(b, t, LOG_SEND, f, 0.0)
+        return self.ring_n[b, f] == 1
+
+    cdef void _notify(self, int b, int f) noexcept nogil:
+        """The sender of flow f learns the fate of its oldest outstanding packet."""
+        cdef int64_t h = self.ring_head[b, f]
+        cdef double t = self.ring_t[b, f, h]
+        cdef double sent = self.ring_s[b, f, h]
+        cdef double rtt, x
+        cdef double* acc = &self.mi_acc[b, f, 0]
+        h += 1
+        self.ring_head[b, f] = 0 if h == self.C else h
+        self.ring_n[b, f] -= 1
+        if sent < 0.0:
+            acc[M_LOST] += 1.0
+            self.flow_tot[b, f, T_LOST] += 1.0
+            self._log(b, t, LOG_LOSS, f, 0.0)
+            return
+        rtt = t - sent
+        x = sent - self.mi_start[b]
+        acc[M_ACKED] += 1.0
+        acc[M_RTT] += rtt
+        acc[M_X] += x
+        acc[M_XX] += x * x
+        acc[M_XY] += x * rtt
+        self.flow_tot[b, f, T_ACKED] += 1.0
+        self.flow_tot[b, f, T_RTT] += rtt
+        if self.min_rtt[b, f] == 0.0:
+            self.srtt[b, f] = rtt
+            self.min_rtt[b, f] = rtt
+        else:
+            self.srtt[b, f] = self.srtt[b, f] + 0.125 * (rtt - self.srtt[b, f])
+            if rtt < self.min_rtt[b, f]:
+                self.min_rtt[b, f] = rtt
+        self._log(b, t, LOG_ACK, f, rtt)
+
+    cdef inline void _log(self, int b, double t, int kind, int f, double value) noexcept nogil:
+        if self.log_cap == 0:
+            return
+        if self.log_n < self.log_cap:
+            self.log[self.log_n, 0] = t
+            self.log[self.log_n, 1] = kind
+            self.log[self.log_n, 2] = f
+            self.log[self.log_n, 3] = value
+        self.log_n += 1
+
+    cdef void _finish_mi(self, int b, double start, double end) noexcept nogil:
+        """Statistics, reward components and the new observation row of every flow."""
+        cdef double dur = end - start
+        cdef double cap, bottleneck_cap = -1.0
+        cdef double sent, acked, lost, thr, lat, loss_rate, n, den, grad, value
+        cdef double* acc
+        cdef float* o
+        cdef int k, f, i, p
+        for k in range(self.L):
+            if k == 0 and self.use_trace:
+                cap = self._trace_capacity(b, start, end)
+            else:
+                cap = self.bw[b, k] * dur
+            self.link_acc[b, k, K_CAPACITY] += cap
+            if bottleneck_cap < 0.0 or cap < bottleneck_cap:
+                bottleneck_cap = cap
+        self.mi_duration[b] = dur
+        self.mi_bandwidth[b] = bottleneck_cap / dur
+        p = <int>(self.plot_n[b] % self.P)
+        self.plot_bw[b, p] = bottleneck_cap / dur
+        for f in range(self.N):
+            acc = &self.mi_acc[b, f, 0]
+            sent = acc[M_SENT]
+            acked = acc[M_ACKED]
+            lost = acc[M_LOST]
+            thr = acked / dur
+            lat = acc[M_RTT] / acked if acked > 0.0 else self.srtt[b, f]
+            loss_rate = lost / (acked + lost) if acked + lost > 0.0 else 0.0
+            self.flow_stats[b, f, S_RATE] = self.rate[b, f]
+            self.flow_stats[b, f, S_THROUGHPUT] = thr
+            self.flow_stats[b, f, S_LATENCY] = lat
+            self.flow_stats[b, f, S_LOSS] = loss_rate
+            self.flow_stats[b, f, S_MIN_RTT] = self.min_rtt[b, f]
+            self.flow_stats[b, f, S_SEND_RATE] = sent / dur
+            if self.normalised:
+                self.comps[b, f, 0] = acked / bottleneck_cap if bottleneck_cap > 0.0 else 0.0
+            else:
+                self.comps[b, f, 0] = thr
+            self.comps[b, f, 1] = lat
+            self.comps[b, f, 2] = loss_rate
+            self.plot[b, f, p, 0] = self.rate[b, f]
+            self.plot[b, f, p, 1] = thr
+            self.plot[b, f, p, 2] = lat
+            o = &self.obs[b, f, 0]
+            if self.H > 1:
+                memmove(o, o + self.F, (self.H - 1) * self.F * sizeof(float))
+            o = o + (self.H - 1) * self.F
+            for i in range(self.F):
+                if self.feat[i] == F_GRADIENT:
+                    value = 0.0
+                    n = acked
+                    if n >= 2.0:
+                        den = n * acc[M_XX] - acc[M_X] * acc[M_X]
+                        if den > 0.0:
+                            value = (n * acc[M_XY] - acc[M_X] * acc[M_RTT]) / den
+                elif self.feat[i] == F_LATENCY_RATIO:
+                    value = lat / self.min_rtt[b, f] if self.min_rtt[b, f] > 0.0 else 1.0
+                elif self.feat[i] == F_SEND_RATIO:
+                    if acked > 0.0:
+                        value = sent / acked
+                    else:
+                        value = 1.0 if sent == 0.0 else self.feat_hi[i]
+                elif self.feat[i] == F_SEND_RATE:
+                    value = sent / dur / self.max_rate
+                elif self.feat[i] == F_RECV_RATE:
+                    value = thr / self.max_rate
+                else:
+                    value = loss_rate
+                o[i] = <float>_clip(value, self.feat_lo[i], self.feat_hi[i])
+        self.plot_n[b] += 1
+
+    cdef void _write_metrics(self, int b) noexcept nogil:
+        cdef double duration = self.now[b]
+        cdef double acked = 0.0, lost = 0.0, rtt = 0.0, skipped = 0.0, qdelay = 0.0
+        cdef double thr, sum_x = 0.0, sum_xx = 0.0, cap, best = -1.0
+        cdef int f, k
+        cdef double* tot
+        for f in range(self.N):
+            tot = &self.flow_tot[b, f, 0]
+            thr = tot[T_ACKED] / duration
+            self.flow_metrics[b, f, 0] = thr
+            self.flow_metrics[b, f, 1] = tot[T_RTT] / tot[T_ACKED] if tot[T_ACKED] > 0.0 else 0.0
+            self.flow_metrics[b, f, 2] = tot[T_LOST] / (tot[T_ACKED] + tot[T_LOST]) if tot[T_ACKED] + tot[T_LOST] > 0.0 else 0.0
+            acked += tot[T_ACKED]
+            lost += tot[T_LOST]
+            rtt += tot[T_RTT]
+            skipped += tot[T_SKIPPED]
+            if tot[T_ACKED] > 0.0:
+                qdelay += tot[T_RTT] - tot[T_ACKED] * self.min_rtt[b, f]
+            sum_x += thr
+            sum_xx += thr * thr
+        for k in range(self.L):
+            cap = self.link_acc[b, k, K_CAPACITY]
+            if best < 0.0 or cap < best:
+                best = cap
+        self.metrics[b, X_THROUGHPUT] = acked / duration
+        self.metrics[b, X_LATENCY] = rtt / acked if acked > 0.0 else 0.0
+        self.metrics[b, X_LOSS] = lost / (acked + lost) if acked + lost > 0.0 else 0.0
+        self.metrics[b, X_UTILISATION] = acked / best if best > 0.0 else 0.0
+        self.metrics[b, X_QUEUEING] = qdelay / acked if acked > 0.0 else 0.0
+        self.metrics[b, X_JAIN] = sum_x * sum_x / (self.N * sum_xx) if sum_xx > 0.0 else 1.0
+        self.metrics[b, X_DURATION] = duration
+        self.metrics[b, X_SKIPPED] = skipped
+
+    # ------------------------------------------------------------------ bandwidth
+    cdef double _bottleneck_at(self, int b, double t) noexcept nogil:
+        cdef double best = -1.0, v
+        cdef int k
+        for k in range(self.L):
+            v = self._bw_at(b, k, t)
+            if best < 0.0 or v < best:
+                best = v
+        return best
+
+    cdef double _bw_at(self, int b, int k, double t) noexcept nogil:
+        """Bandwidth of link k at time t >= the capacity cursor's segment start (read-only)."""
+        cdef int64_t tid, base, nseg, j
+        cdef double origin
+        if not (k == 0 and self.use_trace):
+            return self.bw[b, k]
+        tid = self.trace_id[b]
+        base = self.tr_start[tid]
+        nseg = self.tr_length[tid] - 1
+        j = self.cursor[b, 1]
+        origin = self.origin[b, 1]
+        while origin + self.tr_rel[base + j + 1] <= t:
+            j += 1
+            if j == nseg:
+                j = 0
+                origin = origin + self.tr_duration[tid]
+        return self.tr_rate[base + j]
+
+    cdef double _trace_service(self, int b, double start) noexcept nogil:
+        """When a packet whose transmission starts at `start` on the trace link has been sent:
+        the time by which the link has delivered one packet's worth of bandwidth."""
+        cdef int64_t tid = self.trace_id[b]
+        cdef int64_t base = self.tr_start[tid]
+        cdef int64_t nseg = self.tr_length[tid] - 1
+        cdef int64_t j = self.cursor[b, 0]
+        cdef double origin = self.origin[b, 0]
+        cdef double s = start, remaining = 1.0, seg_end, r, cap, done
+        while True:
+            seg_end = origin + self.tr_rel[base + j + 1]
+            if seg_end > s:
+                r = self.tr_rate[base + j]
+                if r > 0.0:
+                    cap = r * (seg_end - s)
+                    if cap >= remaining:
+                        done = s + remaining / r
+                        break
+                    remaining = remaining - cap
+                s = seg_end
+            j += 1
+            if j == nseg:
+                j = 0
+                origin = origin + self.tr_duration[tid]
+        self.cursor[b, 0] = j
+        self.origin[b, 0] = origin
+        return done
+
+    cdef double _trace_capacity(self, int b, double t0, double t1) noexcept nogil:
+        """Packets the trace link can send during [t0, t1) (advances the capacity cursor)."""
+        cdef int64_t tid = self.trace_id[b]
+        cdef int64_t base = self.tr_start[tid]
+        cdef int64_t nseg = self.tr_length[tid] - 1
+        cdef int64_t j = self.cursor[b, 1]
+        cdef double origin = self.origin[b, 1]
+        cdef double s = t0, total = 0.0, seg_end
+        while True:
+            seg_end = origin + self.tr_rel[base + j + 1]
+            if seg_end > s:
+                if seg_end >= t1:
+                    total = total + self.tr_rate[base + j] * (t1 - s)
+                    break
+                total = total + self.tr_rate[base + j] * (seg_end - s)
+                s = seg_end
+            j += 1
+            if j == nseg:
+                j = 0
+                origin = origin + self.tr_duration[tid]
+        self.cursor[b, 1] = j
+        self.origin[b, 1] = origin
+        return total

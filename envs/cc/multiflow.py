@@ -1,0 +1,194 @@
+"""PettingZoo ParallelEnv: N rate-controlled flows sharing one path, on the same kernel as CC-v0."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from pettingzoo import ParallelEnv
+
+from sysgym.cython_core.cc import CCKernel
+
+from ..batched import RENDER_MODES
+from ..seeding import rng_state
+from . import render
+from .config import CCConfig, build_config, kernel_config, kernel_tables
+from .env import (
+    FLOW_METRIC_NAMES,
+    FLOW_STAT_NAMES,
+    METRIC_NAMES,
+    REWARD_COMPONENTS,
+    family_arrays,
+    spaces_for,
+)
+
+
+class CCParallelEnv(ParallelEnv):
+    """``n_flows`` senders (agents ``flow_0`` ...) sharing the path; kwargs: see :mod:`sysgym.envs.cc`.
+
+    Every agent has the observation and action space of the single-flow env and gets its own
+    Aurora reward. Infos carry the reward components, the flow's monitor-interval statistics and,
+    when the episode ends, ``episode_metrics``: the flow's throughput, latency and loss rate plus
+    the shared ones (total throughput, utilisation, queueing delay, Jain's fairness index, ...).
+    With ``n_flows=1`` it replays exactly the episodes of ``CC-v0`` for the same seed.
+    """
+
+    metadata = {"render_modes": list(RENDER_MODES), "name": "sysgym_cc_v0", "is_parallelizable": True,
+                "render_fps": 4}
+    reward_components = REWARD_COMPONENTS
+    metric_names = METRIC_NAMES
+
+    def __init__(self, n_flows: int = 2, render_mode: str | None = None, **kwargs: Any):
+        if render_mode is not None and render_mode not in RENDER_MODES:
+            raise ValueError(f"render_mode must be one of {RENDER_MODES} or None, got {render_mode!r}")
+        self.config: CCConfig = build_config(n_flows=n_flows, **kwargs)
+        self.render_mode = render_mode
+        self.possible_agents = [f"flow_{i}" for i in range(self.config.n_flows)]
+        self.agents: list[str] = []
+        obs_space, act_space = spaces_for(self.config)
+        # one space object per agent, so that seeding one agent's space leaves the others alone
+        self.observation_spaces = {a: copy.deepcopy(obs_space) for a in self.possible_agents}
+        self.action_spaces = {a: copy.deepcopy(act_space) for a in self.possible_agents}
+        self.reward_weights = self.config.reward_weights()
+        self._discrete = isinstance(act_space, spaces.Discrete)
+        n = self.config.n_flows
+        self._state = family_arrays(self.config, 1)
+        self._state.update({
+            "obs": np.zeros((1, n, self.config.obs_size), dtype=np.float32),
+            "reward_components": np.zeros((1, n, len(REWARD_COMPONENTS))),
+            "actions": np.zeros((1, n), dtype=np.int64 if self._discrete else np.float64),
+            "terminated": np.zeros(1, dtype=np.uint8), "truncated": np.zeros(1, dtype=np.uint8),
+            "metrics": np.zeros((1, len(METRIC_NAMES))), "rng": np.zeros((1, 4), dtype=np.uint64),
+        })
+        self._state["rng"][0] = rng_state(None)
+        self._one = np.ones(1, dtype=np.uint8)
+        self._connect()
+
+    def _connect(self) -> None:
+        self._kernel = CCKernel(kernel_config(self.config, 1), self._state, kernel_tables(self.config))
+
+    def observation_space(self, agent: str) -> spaces.Box:
+        return self.observation_spaces[agent]
+
+    def action_space(self, agent: str) -> spaces.Space:
+        return self.action_spaces[agent]
+
+    # ------------------------------------------------------------------ PettingZoo API
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None):
+        if seed is not None:
+            self._state["rng"][0] = rng_state(seed)
+        self._kernel.reset(self._one)
+        self.agents = list(self.possible_agents)
+        return self._observations(), {a: self._info(i, ended=False) for i, a in enumerate(self.agents)}
+
+    def step(self, actions: dict[str, Any]):
+        if not self.agents:
+            raise RuntimeError("step() called after the episode ended (or before reset()); call reset()")
+        missing = [a for a in self.agents if a not in actions]
+        if missing:
+            raise ValueError(f"actions missing for live agents {missing}: every flow acts every step")
+        buf = self._state["actions"][0]
+        for i, agent in enumerate(self.possible_agents):
+            buf[i] = self._check_action(agent, actions[agent])
+        self._kernel.step(self._one)
+        comps = self._state["reward_components"][0]
+        ended = bool(self._state["truncated"][0])
+        obs = self._observations()
+        rewards = {a: float(comps[i] @ self.reward_weights) for i, a in enumerate(self.agents)}
+        terminations = dict.fromkeys(self.agents, False)
+        truncations = dict.fromkeys(self.agents, ended)
+        infos = {a: self._info(i, ended) for i, a in enumerate(self.agents)}
+        if ended:
+            self.agents = []
+        return obs, rewards, terminations, truncations, infos
+
+    def _check_action(self, agent: str, action: Any) -> float | int:
+        if self._discrete:
+            n = self.action_spaces[agent].n
+            a = np.asarray(action)
+            if a.ndim != 0 or a.dtype.kind not in "iu" or not 0 <= int(a) < n:
+                raise ValueError(f"{agent}: action must be an int in [0, {n - 1}], got {action!r}")
+            return int(a)
+        a = np.asarray(action, dtype=np.float64).reshape(-1)
+        if a.shape != (1,) or not np.isfinite(a[0]):
+            raise ValueError(f"{agent}: action must be one finite number (shape (1,)), got {action!r}")
+        return float(a[0])
+
+    def _observations(self) -> dict[str, np.ndarray]:
+        obs = self._state["obs"][0]
+        return {a: obs[i].copy() for i, a in enumerate(self.possible_agents)}
+
+    def _info(self, i: int, ended: bool) -> dict[str, Any]:
+        s = self._state
+        info: dict[str, Any] = {"reward_components": s["reward_components"][0, i].copy()}
+        if self._discrete:
+            info["action_mask"] = np.ones(len(self.config.rate_changes), dtype=np.int8)
+        for k, name in enumerate(FLOW_STAT_NAMES):
+            info[name] = float(s["flow_stats"][0, i, k])
+        info["mi_duration"] = float(s["mi_duration"][0])
+        info["time"] = float(s["now"][0])
+        if ended:
+            metrics = dict(zip(METRIC_NAMES, s["metrics"][0].tolist()))
+            metrics["total_throughput"] = metrics.pop("throughput")
+            metrics.update({f"flow_{name}": float(v) for name, v in zip(FLOW_METRIC_NAMES, s["flow_metrics"][0, i])})
+            info["episode_metrics"] = metrics
+        return info
+
+    def state(self) -> np.ndarray:
+        """Global state: every flow's observation, stacked (N, obs_size)."""
+        return self._state["obs"][0].copy()
+
+    def render(self) -> Any:
+        if self.render_mode is None:
+            return None
+        if self.render_mode == "ansi":
+            return render.ansi(self._state, self._kernel, self.config, 0)
+        return render.rgb(self._state, self.config, 0)
+
+    def close(self) -> None:
+        pass
+
+    # ------------------------------------------------------------------ helpers for agents and planners
+    def sending_rates(self) -> np.ndarray:
+        """Current sending rate of every flow (packets/s), shape (N,)."""
+        return self._state["rate"][0].copy()
+
+    def bottleneck_bandwidth(self) -> float:
+        """Bandwidth of the narrowest link now (packets/s)."""
+        return float(self._kernel.bottleneck_bandwidth(0))
+
+    def get_state(self) -> dict[str, Any]:
+        """A picklable snapshot of the simulation and the live agents."""
+        return {"class": type(self).__name__, "agents": list(self.agents),
+                "arrays": {k: v.copy() for k, v in self._state.items()}}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore a snapshot from :meth:`get_state` taken on an env built with the same kwargs."""
+        if state.get("class") != type(self).__name__:
+            raise ValueError(f"state was saved from {state.get('class')}, not {type(self).__name__}")
+        arrays = state["arrays"]
+        if set(arrays) != set(self._state):
+            raise ValueError("state arrays do not match this env's configuration")
+        for key, dst in self._state.items():
+            src = arrays[key]
+            if src.shape != dst.shape or src.dtype != dst.dtype:
+                raise ValueError(f"state array {key!r} has shape {src.shape} {src.dtype}, "
+                                 f"expected {dst.shape} {dst.dtype} (different env kwargs?)")
+            np.copyto(dst, src)
+        self.agents = list(state["agents"])
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_kernel", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._connect()
+
+
+def parallel_env(n_flows: int = 2, render_mode: str | None = None, **kwargs: Any) -> CCParallelEnv:
+    """The multi-flow congestion-control PettingZoo ParallelEnv (see :class:`CCParallelEnv`)."""
+    return CCParallelEnv(n_flows=n_flows, render_mode=render_mode, **kwargs)
