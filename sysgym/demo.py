@@ -38,7 +38,12 @@ def plot(history: list[dict], results: dict, path: Path, title: str) -> None:
     left.set_title(title)
     left.legend()
     names = list(results)
-    right.bar(names, [results[n].mean()["mean_slowdown"] for n in names], color="tab:blue")
+    means = [results[n].mean() for n in names]
+    bars = right.bar(names, [m["mean_slowdown"] for m in means], color="tab:blue")
+    for bar, m in zip(bars, means):
+        if m.get("jobs_left", 0.0) > 0.05:  # slowdown counts finished jobs only: show what was left
+            right.annotate(f"{m['jobs_left']:.1f} jobs left", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                           ha="center", va="bottom", fontsize=8)
     right.tick_params(axis="x", labelrotation=20)
     right.set_ylabel("mean job slowdown (evaluation, lower is better)")
     right.set_title("evaluation on the same seeded episodes")
