@@ -281,3 +281,25 @@ def test_cli_train_then_evaluate(tmp_path, capsys):
         assert name in table
     with pytest.raises(ValueError, match="unknown PPO setting"):
         main(["train", "--env", "sysgym/DeepRM-Compact-v0", "--steps", "10", "bogus=1"])
+
+
+@pytest.mark.parametrize("env_id", [e.id for e in sysgym.ENVIRONMENTS])
+def test_ppo_trains_and_acts_on_every_registered_environment(env_id):
+    cfg = default_config(env_id, num_envs=2, n_steps=16, total_steps=64, batch_size=16, **QUIET)
+    trainer = PPOTrainer(env_id, cfg)
+    result = trainer.train()
+    trainer.close()
+    assert result.global_step == 64
+    row = result.history[-1]
+    assert np.isfinite([row["policy_loss"], row["value_loss"], row["entropy"]]).all()
+    env = gym.make(env_id)
+    obs, info = env.reset(seed=0)
+    policy = trainer.policy(deterministic=False, seed=0)
+    for _ in range(5):
+        action = policy.act(obs, info)
+        assert env.action_space.contains(action)
+        if "action_mask" in info:
+            assert info["action_mask"][action]
+        obs, _, terminated, truncated, info = env.step(action)
+        if terminated or truncated:
+            break
