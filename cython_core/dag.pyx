@@ -67,7 +67,7 @@ cdef class DAGKernel:
     # --- configuration
     cdef int B, N, NW, workload, flat, obs_dim, reject
     cdef int64_t processors, max_steps
-    cdef int n_lo, n_hi, parallelism, max_branches, max_depth
+    cdef int n_lo, n_hi, parallelism, layers_lo, layers_hi, max_branches, max_depth
     cdef int64_t c_lo, c_hi
     cdef double edge_p, term_p, fork_p, util_min
     # --- task set (workload = WL_TASKS), read-only
@@ -111,6 +111,7 @@ cdef class DAGKernel:
         self.n_lo, self.n_hi = cfg["num_nodes"]
         self.c_lo, self.c_hi = cfg["wcet"]
         self.parallelism = cfg["parallelism"]
+        self.layers_lo, self.layers_hi = cfg["layers"]      # (0, 0): sizes from parallelism
         self.edge_p = cfg["edge_probability"]
         self.term_p = cfg["term_probability"]
         self.fork_p = cfg["fork_probability"]
@@ -396,14 +397,27 @@ cdef class DAGKernel:
         edges; nodes are numbered layer by layer."""
         cdef int nn = <int>rng_integers(s, self.n_lo, self.n_hi)
         cdef int32_t* starts = &self.order[0]     # layer k holds nodes starts[k] .. starts[k+1]-1
+        cdef int32_t* sizes = &self.counts[0]
         cdef int layers = 0, first = 0, size, k, v, u, has_pred
-        while first < nn:
-            size = <int>rng_integers(s, 1, self.parallelism)
-            if size > nn - first:
-                size = nn - first
-            starts[layers] = first
-            layers += 1
-            first += size
+        if self.layers_lo > 0:
+            layers = <int>rng_integers(s, self.layers_lo, self.layers_hi)
+            if layers > nn:
+                layers = nn
+            for k in range(layers):
+                sizes[k] = 1
+            for v in range(nn - layers):
+                sizes[rng_integers(s, 0, layers - 1)] += 1
+            for k in range(layers):
+                starts[k] = first
+                first += sizes[k]
+        else:
+            while first < nn:
+                size = <int>rng_integers(s, 1, self.parallelism)
+                if size > nn - first:
+                    size = nn - first
+                starts[layers] = first
+                layers += 1
+                first += size
         starts[layers] = nn
         for k in range(1, layers):
             for v in range(starts[k], starts[k + 1]):

@@ -75,8 +75,9 @@ that is already done (terminal by the rule above) is discarded and another drawn
 discarded is the metric ``tasks_redrawn`` (an error after 1000).
 
 ``layered`` (layer by layer): n = integers(n_lo, n_hi); then the layer sizes: while nodes remain,
-the next layer takes min(integers(1, parallelism), nodes left) nodes, numbered in layer order; then
-the edges: for each node v of a layer after the first, in order, for each node u of the earlier
+the next layer takes min(integers(1, parallelism), nodes left) nodes; or, if ``layers`` is given,
+K = min(n, integers(layers_lo, layers_hi)) layers of one node each, then each of the other n - K
+nodes joins layer integers(0, K - 1). Nodes are numbered in layer order. Then the edges: for each node v of a layer after the first, in order, for each node u of the earlier
 layers in order, an edge u -> v if uniform() < edge_probability; if v got no edge, one edge from
 node first_of_previous_layer + integers(0, size_of_previous_layer - 1).
 
@@ -112,6 +113,7 @@ workload          "layered" (default) | "forkjoin" | path to .dot file or direct
 num_nodes         (lo, hi) or n: nodes per generated task (default (20, 30))
 max_nodes         padded size N (default: the largest possible task)
 parallelism       layered: most nodes per layer (8)      edge_probability  layered: 0.1
+layers            layered: (lo, hi) or K layers instead of sizes from parallelism (None)
 term_probability  forkjoin: 0.2     fork_probability 0.8     max_branches 5     max_depth 4
 wcet              (lo, hi) WCETs of generated tasks (default (1, 10))
 utilisation_min   generated deadlines: D <= vol / utilisation_min where L allows (default 2.0)

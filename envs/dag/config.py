@@ -35,6 +35,7 @@ class DAGConfig:
     num_nodes: tuple[int, int]
     max_nodes: int
     parallelism: int
+    layers: tuple[int, int] | None
     edge_probability: float
     term_probability: float
     fork_probability: float
@@ -107,7 +108,7 @@ def _task_list(workload: Any) -> tuple[tuple[DAGTask, ...], str]:
 
 
 def build_config(*, workload: Any = "layered", num_nodes: Any = None, max_nodes: int | None = None,
-                 parallelism: int | None = None, edge_probability: float | None = None,
+                 parallelism: int | None = None, layers: Any = None, edge_probability: float | None = None,
                  term_probability: float | None = None, fork_probability: float | None = None,
                  max_branches: int | None = None, max_depth: int | None = None, wcet: Any = None,
                  utilisation_min: float | None = None, processors: int | None = None,
@@ -115,7 +116,8 @@ def build_config(*, workload: Any = "layered", num_nodes: Any = None, max_nodes:
                  slack_weight: float = 0.0, invalid_action: str = "reject",
                  invalid_weight: float = 0.0) -> DAGConfig:
     """Validate the family's kwargs into a :class:`DAGConfig` (``ValueError`` on bad input)."""
-    given = {k: v for k, v in (("parallelism", parallelism), ("edge_probability", edge_probability),
+    given = {k: v for k, v in (("parallelism", parallelism), ("layers", layers),
+                               ("edge_probability", edge_probability),
                                ("term_probability", term_probability), ("fork_probability", fork_probability),
                                ("max_branches", max_branches), ("max_depth", max_depth),
                                ("num_nodes", num_nodes), ("wcet", wcet), ("utilisation_min", utilisation_min))
@@ -124,6 +126,8 @@ def build_config(*, workload: Any = "layered", num_nodes: Any = None, max_nodes:
     own: set[str] = set()
     if generated:
         own = set(COMMON_DEFAULTS) | set(LAYERED_DEFAULTS if workload == "layered" else FORKJOIN_DEFAULTS)
+        if workload == "layered":
+            own.add("layers")
     stray = sorted(set(given) - own)
     if stray:
         kind = f"workload={workload!r}" if generated else "a task-set workload"
@@ -146,7 +150,10 @@ def build_config(*, workload: Any = "layered", num_nodes: Any = None, max_nodes:
     u = params["utilisation_min"]
     if not isinstance(u, (int, float, np.floating)) or isinstance(u, bool) or not (0 < u < math.inf):
         raise ValueError(f"utilisation_min must be a positive number, got {u!r}")
+    if layers is not None and parallelism is not None:
+        raise ValueError("give parallelism (layer sizes 1..parallelism) or layers (a layer count), not both")
     par = _int("parallelism", params["parallelism"], 2)
+    layer_range = None if layers is None else _int_range("layers", layers, 1)
     edge_p = _probability("edge_probability", params["edge_probability"])
     term_p = _probability("term_probability", params["term_probability"], below_one=True)
     fork_p = _probability("fork_probability", params["fork_probability"])
@@ -175,7 +182,7 @@ def build_config(*, workload: Any = "layered", num_nodes: Any = None, max_nodes:
         raise ValueError(f"max_nodes must be <= {MAX_NODES_LIMIT}, got {max_nodes}")
 
     return DAGConfig(workload=kind, tasks=tasks, source=source, num_nodes=n_range, max_nodes=max_nodes,
-                     parallelism=par, edge_probability=edge_p, term_probability=term_p,
+                     parallelism=par, layers=layer_range, edge_probability=edge_p, term_probability=term_p,
                      fork_probability=fork_p, max_branches=branches, max_depth=depth, wcet=wcet_range,
                      utilisation_min=float(u), processors=procs,
                      max_steps=max_nodes * max_nodes if steps is None else steps, observation=observation,
@@ -190,7 +197,8 @@ def kernel_config(cfg: DAGConfig, num_envs: int) -> dict[str, Any]:
         "workload": {"tasks": 0, "layered": 1, "forkjoin": 2}[cfg.workload],
         "flat": int(cfg.observation == "flat"), "processors": cfg.processors or 0,
         "max_steps": cfg.max_steps, "reject_invalid": int(cfg.invalid_action == "reject"), "num_nodes": cfg.num_nodes, "wcet": cfg.wcet,
-        "parallelism": cfg.parallelism, "edge_probability": cfg.edge_probability,
+        "parallelism": cfg.parallelism, "layers": cfg.layers or (0, 0),
+        "edge_probability": cfg.edge_probability,
         "term_probability": cfg.term_probability, "fork_probability": cfg.fork_probability,
         "max_branches": cfg.max_branches, "max_depth": cfg.max_depth, "utilisation_min": cfg.utilisation_min,
     }

@@ -20,6 +20,9 @@ FIXTURE = make_task([1, 3, 2, 2, 2, 2, 1], [(0, 1), (0, 2), (0, 3), (1, 4), (2, 
 # ---------------------------------------------------------------- kwargs
 @pytest.mark.parametrize("kwargs, pattern", [
     ({"parallelism": 1}, "parallelism must be an int >= 2"),
+    ({"parallelism": 4, "layers": 3}, "give parallelism .* or layers .*, not both"),
+    ({"layers": (0, 2)}, r"layers\[0\] must be an int >= 1"),
+    ({"workload": "forkjoin", "layers": 3}, "layers do\\(es\\) not apply"),
     ({"num_nodes": (9, 3)}, "num_nodes must have low <= high"),
     ({"num_nodes": 1}, r"num_nodes\[0\] must be an int >= 2"),
     ({"edge_probability": 1.5}, "edge_probability must be a probability"),

@@ -99,6 +99,8 @@ GENERATORS = [
      "wcet": (1, 9), "utilisation_min": 1.0},
     {"workload": "layered", "num_nodes": (8, 8), "parallelism": 8, "edge_probability": 0.05,
      "wcet": (0, 5), "utilisation_min": 2.5},
+    {"workload": "layered", "num_nodes": (6, 14), "layers": (2, 5), "edge_probability": 0.2,
+     "wcet": (1, 7), "utilisation_min": 1.5},
     {"workload": "forkjoin", "num_nodes": (4, 12), "term_probability": 0.3, "fork_probability": 0.6,
      "max_branches": 4, "max_depth": 3, "wcet": (1, 6), "utilisation_min": 1.5},
     {"workload": "forkjoin", "num_nodes": (9, 10), "term_probability": 0.1, "fork_probability": 0.9,
@@ -110,6 +112,7 @@ GENERATORS = [
 def test_generators_match_reference(params):
     max_nodes = params["num_nodes"][1]
     env = DAGEnv(**params)
+    params = {"parallelism": 8, **params}
     for seed in range(30):
         obs, info = env.reset(seed=seed)
         episode = ref.reset_generated(Rng(rng_state(seed)), params, max_nodes)

@@ -138,9 +138,18 @@ def node_features(a: Analysis, deadline: int, max_nodes: int) -> np.ndarray:
 # ---------------------------------------------------------------- generators
 def generate_layered(rng: Rng, p: dict):
     n = rng.integers(*p["num_nodes"])
+    if p.get("layers"):
+        k = min(n, rng.integers(*p["layers"]))
+        sizes = [1] * k
+        for _ in range(n - k):
+            sizes[rng.integers(0, k - 1)] += 1
+    else:
+        sizes, left = [], n
+        while left > 0:
+            sizes.append(min(rng.integers(1, p["parallelism"]), left))
+            left -= sizes[-1]
     layers, first = [], 0
-    while first < n:
-        size = min(rng.integers(1, p["parallelism"]), n - first)
+    for size in sizes:
         layers.append(list(range(first, first + size)))
         first += size
     edges = []
