@@ -149,3 +149,28 @@ def test_larger_generated_episodes_match_reference(workload):
         assert_state_matches(env, obs, info, episode)
         if terminated or truncated:
             break
+
+
+def test_multi_word_bitsets_match_reference():
+    """n = 70 nodes padded to 130 (three 64-bit words per node set): closure, times and matchings
+    that cross word boundaries."""
+    rng = np.random.default_rng(5)
+    n = 70
+    perm = rng.permutation(n)
+    edges = [(int(perm[a]), int(perm[b])) for a in range(n) for b in range(a + 1, n) if rng.random() < 0.04]
+    wcet = [int(c) for c in rng.integers(1, 9, size=n)]
+    length = ref._longest(n, wcet, edges)
+    deadline = length + (sum(wcet) - length) // 4
+    env = DAGEnv(workload=make_task(wcet, edges, deadline), max_nodes=130)
+    episode = ref.ReferenceEpisode(wcet, edges, deadline, 130)
+    obs, info = env.reset(seed=0)
+    assert episode.a.width > 10
+    assert_state_matches(env, obs, info, episode)
+    actions = np.random.default_rng(2)
+    for _ in range(6):
+        action = int(actions.choice(np.flatnonzero(info["action_mask"])))
+        obs, _, terminated, _, info = env.step(action)
+        episode.step(action)
+        assert_state_matches(env, obs, info, episode)
+        if terminated:
+            break
