@@ -4,8 +4,9 @@ Reference: B. Sun, M. Theile, Z. Qin, D. Bernardini, D. Roy, A. Bastoni, M. Cacc
 Generation Scheduling for DAG Tasks Using Deep Reinforcement Learning", IEEE Trans. Computers
 73(4):1034-1047, 2024, doi:10.1109/TC.2024.3350243 (arXiv:2308.14647). Width by matching:
 D. R. Fulkerson, "Note on Dilworth's decomposition theorem for partially ordered sets", Proc. AMS
-7(4), 1956. Fork-join generator after A. Melani et al., "Response-Time Analysis of Conditional DAG
-Tasks in Multiprocessor Systems", ECRTS 2015.
+7(4), 1956. Layer-by-layer generator after D. Cordeiro et al., "Random graph generation for
+scheduling simulations", SIMUTools 2010; fork-join generator after A. Melani et al., "Response-Time
+Analysis of Conditional DAG Tasks in Multiprocessor Systems", ECRTS 2015.
 
 ID: ``sysgym/DAG-EGS-v0``.
 
