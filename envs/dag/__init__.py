@@ -126,15 +126,16 @@ slack_weight      weight of the slack component (0.0)    invalid_weight  of the 
 
 Helpers on the env (``env.unwrapped``): ``node_table()``, ``task()``, ``added_edges()``,
 ``processor_assignment()`` (a minimum chain cover: W chains, one processor each),
-``edge_outcomes()`` (width and L after each valid edge, for look-ahead policies), ``to_dot()``.
+``edge_outcomes()`` (width and L after each valid edge, for look-ahead policies), ``to_dot()``;
+and ``analyse_task(task)`` gives W, L, the bound and the node table of any task outside an episode.
 """
 
 from .config import DAGConfig, build_config
 from .dot import format_dot, load_dot, load_tasks, parse_dot
-from .env import METRIC_NAMES, NODE_FEATURES, REWARD_COMPONENTS, DAGEnv, DAGVectorEnv
+from .env import METRIC_NAMES, NODE_FEATURES, REWARD_COMPONENTS, DAGEnv, DAGVectorEnv, analyse_task
 from .generate import generate_tasks
 from .tasks import DAGTask, make_task
 
 __all__ = ["DAGConfig", "build_config", "format_dot", "load_dot", "load_tasks", "parse_dot",
-           "METRIC_NAMES", "NODE_FEATURES", "REWARD_COMPONENTS", "DAGEnv", "DAGVectorEnv",
+           "METRIC_NAMES", "NODE_FEATURES", "REWARD_COMPONENTS", "DAGEnv", "DAGVectorEnv", "analyse_task",
            "generate_tasks", "DAGTask", "make_task"]

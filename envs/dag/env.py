@@ -9,7 +9,7 @@ from gymnasium import spaces
 
 from sysgym.cython_core.dag import METRIC_NAMES, N_NODE_FEATURES, DAGKernel
 
-__all__ = ["METRIC_NAMES", "NODE_FEATURES", "REWARD_COMPONENTS", "DAGEnv", "DAGVectorEnv"]
+__all__ = ["METRIC_NAMES", "NODE_FEATURES", "REWARD_COMPONENTS", "DAGEnv", "DAGVectorEnv", "analyse_task"]
 
 from ..batched import BatchedKernelEnv, KernelEnv
 from . import render
@@ -37,6 +37,57 @@ def _family_arrays(cfg: DAGConfig, b: int) -> dict[str, np.ndarray]:
         "mate_l": np.full((b, n), -1, dtype=np.int32), "mate_r": np.full((b, n), -1, dtype=np.int32),
         "lat_l": np.full((b, n, n), -1, dtype=np.int32), "lat_r": np.full((b, n, n), -1, dtype=np.int32),
     }
+
+
+def _probe_arrays(cfg: DAGConfig) -> dict[str, np.ndarray]:
+    """State and output buffers of a one-env kernel used to analyse tasks outside an episode."""
+    n = cfg.max_nodes
+    out = _family_arrays(cfg, 1)
+    if cfg.observation == "dict":
+        out.update({"obs:nodes": np.zeros((1, n, N_NODE_FEATURES), dtype=np.float32),
+                    "obs:closure": np.zeros((1, n, n), dtype=np.int8),
+                    "obs:action_mask": np.zeros((1, n * n), dtype=np.int8)})
+    else:
+        out["obs"] = np.zeros((1, n * N_NODE_FEATURES + 2 * n * n), dtype=np.float32)
+    out.update({"action_mask": np.zeros((1, n * n), dtype=np.int8), "actions": np.zeros(1, dtype=np.int64),
+                "reward_components": np.zeros((1, len(REWARD_COMPONENTS))),
+                "metrics": np.zeros((1, len(METRIC_NAMES))), "terminated": np.zeros(1, dtype=np.uint8),
+                "truncated": np.zeros(1, dtype=np.uint8), "rng": np.ones((1, 4), dtype=np.uint64)})
+    return out
+
+
+class _Probe:
+    """A one-env kernel over a task set, to analyse task k as an episode would start from it."""
+
+    def __init__(self, cfg: DAGConfig, tasks: dict[str, np.ndarray]):
+        self.state = _probe_arrays(cfg)
+        self.kernel = DAGKernel(kernel_config(cfg, 1), self.state, tasks)
+        self.n_max = cfg.max_nodes
+
+    def load(self, k: int) -> dict[str, Any]:
+        self.kernel.reset(np.ones(1, dtype=np.uint8), np.array([k], dtype=np.int64))
+        s = self.state
+        out = {"width": int(s["width"][0]), "critical_path": int(s["length"][0]),
+               "lower_bound": int(s["lower_bound"][0]), "deadline": int(s["deadline"][0]),
+               "done": bool(self.kernel.done(0))}
+        out.update(_node_table(s, 0))
+        return out
+
+
+def analyse_task(task: DAGTask, processors: int | None = None) -> dict[str, Any]:
+    """What the env computes for ``task`` before any edge is added: ``width``, ``critical_path``,
+    ``lower_bound``, ``deadline``, ``done`` (an episode could not start: W at its bound or at
+    ``processors``, or no valid edge) and the per-node arrays of :meth:`DAGVectorEnv.node_table`."""
+    cfg = build_config(workload=task, processors=processors)
+    return _Probe(cfg, task_arrays(cfg)).load(0)
+
+
+def _node_table(s: dict[str, np.ndarray], index: int) -> dict[str, np.ndarray]:
+    n = int(s["n"][index])
+    wcet, est, lft = s["wcet"][index, :n].copy(), s["est"][index, :n].copy(), s["lft"][index, :n].copy()
+    return {"wcet": wcet, "est": est, "eft": est + wcet, "lst": lft - wcet, "lft": lft,
+            "lateral": s["lateral"][index, :n].copy(), "critical": _bits_to_bool(s["crit"][index], n),
+            "closure": _bits_to_bool(s["desc"][index, :n], n)}
 
 
 def _bits_to_bool(bits: np.ndarray, n: int) -> np.ndarray:
@@ -83,17 +134,14 @@ class DAGVectorEnv(BatchedKernelEnv):
         """Set aside the tasks an episode could not start on (already at the width bound or target,
         or with no valid edge); they are listed in ``skipped_tasks`` as (index, name, reason)."""
         cfg = self.config
-        probe_state = _family_arrays(cfg, 1)
-        probe_state.update(self._output_buffers_for(1))
-        kernel = DAGKernel(kernel_config(cfg, 1), probe_state, self._tasks)
-        one = np.ones(1, dtype=np.uint8)
+        probe = _Probe(cfg, self._tasks)
         playable = []
         for k, task in enumerate(cfg.tasks):
-            kernel.reset(one, np.array([k], dtype=np.int64))
-            if not kernel.done(0):
+            start = probe.load(k)
+            if not start["done"]:
                 playable.append(k)
                 continue
-            w, lb = int(probe_state["width"][0]), int(probe_state["lower_bound"][0])
+            w, lb = start["width"], start["lower_bound"]
             if w <= lb:
                 reason = f"width {w} already equals its lower bound"
             elif cfg.processors is not None and w <= cfg.processors:
@@ -106,14 +154,6 @@ class DAGVectorEnv(BatchedKernelEnv):
             raise ValueError(f"every task of {cfg.source} is done before the first step ({first}...)")
         self._tasks["playable"] = np.asarray(playable, dtype=np.int64)
         self.playable_tasks = tuple(playable)
-
-    def _output_buffers_for(self, b: int) -> dict[str, np.ndarray]:
-        saved = self.num_envs
-        self.num_envs = b
-        try:
-            return self._output_buffers()
-        finally:
-            self.num_envs = saved
 
     def _connect(self) -> None:
         self._kernel = DAGKernel(kernel_config(self.config, self.num_envs), self._state, self._tasks)
@@ -193,13 +233,7 @@ class DAGVectorEnv(BatchedKernelEnv):
     def node_table(self, index: int = 0) -> dict[str, np.ndarray]:
         """Sub-env ``index`` now, over its n nodes: ``wcet``, ``est``, ``eft``, ``lst``, ``lft``,
         ``lateral`` (lateral width), ``critical`` (bool), ``closure`` ((n, n) bool, [u, v]: a path u ~> v)."""
-        s = self._state
-        n = int(s["n"][index])
-        wcet, est, lft = s["wcet"][index, :n].copy(), s["est"][index, :n].copy(), s["lft"][index, :n].copy()
-        return {"wcet": wcet, "est": est, "eft": est + wcet, "lst": lft - wcet, "lft": lft,
-                "lateral": s["lateral"][index, :n].copy(),
-                "critical": _bits_to_bool(s["crit"][index], n),
-                "closure": _bits_to_bool(s["desc"][index, :n], n)}
+        return _node_table(self._state, index)
 
     def task(self, index: int = 0) -> DAGTask:
         """The task sub-env ``index`` started from (original edges only)."""

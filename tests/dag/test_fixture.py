@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 
 from sysgym.agents.heuristics.dag import GreedyWidth, list_schedule, list_scheduling_cores
-from sysgym.envs.dag import DAGEnv, make_task, parse_dot
+from sysgym.envs.dag import DAGEnv, analyse_task, make_task, parse_dot
 
 WCET = [1, 3, 2, 2, 2, 2, 1]
 EDGES = [(0, 1), (0, 2), (0, 3), (1, 4), (2, 5), (3, 5), (4, 6), (5, 6)]
@@ -128,3 +128,12 @@ def test_the_fixture_as_dot():
     }"""
     (task,) = parse_dot(text)
     assert list(task.wcet) == WCET and sorted(task.edges) == sorted(EDGES) and task.deadline == 8
+
+
+def test_analyse_task_outside_an_episode():
+    start = analyse_task(make_task(WCET, EDGES, 8))
+    assert (start["width"], start["critical_path"], start["lower_bound"], start["done"]) == (3, 7, 2, False)
+    assert start["lateral"].tolist() == [0, 2, 2, 2, 2, 1, 0]
+    assert analyse_task(make_task(WCET, EDGES, 8), processors=3)["done"]
+    after = analyse_task(make_task(WCET, EDGES + [(2, 3)], 8))
+    assert (after["width"], after["critical_path"], after["done"]) == (2, 8, True)
