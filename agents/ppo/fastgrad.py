@@ -104,6 +104,16 @@ class ManualGradients:
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
     @torch.no_grad()
+    def forward(self, obs: dict[str, torch.Tensor]):
+        """Same as ``model(obs)`` (action-distribution parameters, value) without module overhead."""
+        x = self._input(obs)
+        h = self.actor.forward(x)[-1]
+        hv = h if self.critic is None else self.critic.forward(x)[-1]
+        value = torch.addmm(self.value_b, hv, self.value_w.t()).squeeze(-1)
+        out = torch.addmm(self.head_b, h, self.head_w.t())
+        return (out if self.categorical else (out, self.log_std.expand_as(out))), value
+
+    @torch.no_grad()
     def __call__(self, obs: dict[str, torch.Tensor], mask: torch.Tensor | None, actions: torch.Tensor,
                  old_logp: torch.Tensor, advantages: torch.Tensor, returns: torch.Tensor,
                  old_values: torch.Tensor, cfg: PPOConfig) -> torch.Tensor:

@@ -167,11 +167,13 @@ class PPOTrainer:
         self.model.eval()
         obs, info = self._obs, self._info
         next_step = self.autoreset == AutoresetMode.NEXT_STEP
+        forward = self.manual.forward if self.manual is not None else self.model
+        bonus = np.zeros((cfg.n_steps, cfg.num_envs))  # gamma * V(final obs) of truncated episodes
         with torch.no_grad():
             for t in range(cfg.n_steps):
                 tensors = self.adapter.to_tensors(obs, update=cfg.normalize_obs)
                 mask = self._mask(info)
-                params, value = self.model(tensors)
+                params, value = forward(tensors)
                 action, logp = head.sample(params, mask, self.generator)
                 for key, tensor in tensors.items():
                     buf.obs[key][t] = tensor
@@ -189,22 +191,24 @@ class PPOTrainer:
                 valid = ~self._resetting if next_step else np.ones(cfg.num_envs, dtype=bool)
                 self.global_step += int(valid.sum())
                 self._track_episodes(reward, done, valid, info)
-                scaled = self._scale_rewards(reward, done, valid)
 
                 if next_step:
                     buf.bootstrap[t] = ~terminated
                     self._resetting = done
                 else:
                     if truncated.any():
-                        scaled = scaled + cfg.gamma * self._final_values(obs, info, truncated)
+                        bonus[t] = cfg.gamma * self._final_values(obs, info, truncated)
                     buf.bootstrap[t] = ~done
                     if self.autoreset == AutoresetMode.DISABLED and done.any():
                         obs, info = env.reset(options={"reset_mask": done})
                 buf.cont[t] = ~done
                 buf.valid[t] = valid
-                buf.rewards[t] = scaled
+                buf.rewards[t] = reward
             last_value = self.model.value(self.adapter.to_tensors(obs)).numpy()
         self._obs, self._info = obs, info
+        if self.return_rms is not None:
+            buf.rewards[:] = self._scale_rewards(buf.rewards, ~buf.cont.astype(bool), buf.valid)
+        buf.rewards += bonus
         buf.compute_returns(last_value, cfg.gamma, cfg.gae_lambda)
 
     def _mask(self, info: dict[str, Any]) -> torch.Tensor | None:
@@ -230,15 +234,22 @@ class PPOTrainer:
         out[rows] = self.model.value(self.adapter.to_tensors(final)).numpy()
         return out
 
-    def _scale_rewards(self, reward: np.ndarray, done: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        """Divide by the running std of the discounted return (CleanRL / SB3 ``NormalizeReward``)."""
-        if self.return_rms is None:
-            return reward
+    def _scale_rewards(self, rewards: np.ndarray, done: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """Divide a rollout's rewards by the running std of the discounted return.
+
+        As Gymnasium's ``NormalizeReward`` / SB3's ``VecNormalize``, except that the statistics are
+        updated once per rollout (with every step's discounted return) rather than at every step.
+        """
         cfg = self.config
-        self._discounted = np.where(valid, self._discounted * cfg.gamma + reward, self._discounted)
-        self.return_rms.update(self._discounted[valid])
-        self._discounted[done] = 0.0
-        scaled = reward / np.sqrt(self.return_rms.var + 1e-8)
+        returns = np.empty_like(rewards, dtype=np.float64)
+        running = self._discounted
+        for t in range(rewards.shape[0]):
+            running = np.where(valid[t], running * cfg.gamma + rewards[t], running)
+            returns[t] = running
+            running = np.where(done[t], 0.0, running)
+        self._discounted = running
+        self.return_rms.update(returns[valid])
+        scaled = rewards / np.sqrt(self.return_rms.var + 1e-8)
         return np.clip(scaled, -cfg.clip_reward, cfg.clip_reward)
 
     def _track_episodes(self, reward: np.ndarray, done: np.ndarray, valid: np.ndarray,
