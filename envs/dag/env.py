@@ -9,13 +9,13 @@ from gymnasium import spaces
 
 from sysgym.cython_core.dag import METRIC_NAMES, N_NODE_FEATURES, DAGKernel
 
-__all__ = ["METRIC_NAMES", "NODE_FEATURES", "REWARD_COMPONENTS", "DAGEnv", "DAGVectorEnv", "analyse_task"]
-
 from ..batched import BatchedKernelEnv, KernelEnv
 from . import render
 from .config import DAGConfig, build_config, kernel_config, task_arrays
 from .dot import format_dot
 from .tasks import DAGTask, make_task
+
+__all__ = ["METRIC_NAMES", "NODE_FEATURES", "REWARD_COMPONENTS", "DAGEnv", "DAGVectorEnv", "analyse_task"]
 
 REWARD_COMPONENTS = ("width", "slack", "invalid")
 NODE_FEATURES = ("wcet", "eft", "lst", "lateral_width", "present")
@@ -62,7 +62,6 @@ class _Probe:
     def __init__(self, cfg: DAGConfig, tasks: dict[str, np.ndarray]):
         self.state = _probe_arrays(cfg)
         self.kernel = DAGKernel(kernel_config(cfg, 1), self.state, tasks)
-        self.n_max = cfg.max_nodes
 
     def load(self, k: int) -> dict[str, Any]:
         self.kernel.reset(np.ones(1, dtype=np.uint8), np.array([k], dtype=np.int64))
