@@ -65,7 +65,7 @@ cdef inline void bit_clear(uint64_t* s, int v) noexcept nogil:
 
 cdef class DAGKernel:
     # --- configuration
-    cdef int B, N, NW, workload, flat, obs_dim, reject
+    cdef int B, N, NW, workload, flat, reject
     cdef int64_t processors, max_steps
     cdef int n_lo, n_hi, parallelism, layers_lo, layers_hi, max_branches, max_depth
     cdef int64_t c_lo, c_hi
