@@ -8,10 +8,15 @@
 # Why a packet can cross its whole path when it is sent: every flow uses the same FIFO links with
 # constant propagation delays, so packets reach each link in the order they were sent. Handling a
 # packet's links at send time therefore visits every link's arrivals in time order, exactly as a
-# time-ordered event loop would; only the sender-visible events need the event heap: one SEND
-# event per flow and, per flow, the earliest pending notification (ACK or loss report), whose
-# times are non-decreasing in send order and wait in a per-flow ring.
+# time-ordered event loop would. The event heap orders the flows' SEND events; each packet's
+# notification (ACK or loss report) time is known when it is sent and is non-decreasing in send
+# order, so notifications wait in a per-flow ring and are resolved in ring order: all those before
+# the end of the monitor interval when it closes, and those due by a send that finds the flow's
+# window full before that send (notifications come first at equal times). Sends depend on
+# notifications only through the window, and a flow's statistics only on its own notifications,
+# so this gives exactly the statistics of one time-ordered event loop.
 
+cimport cython
 from libc.stdint cimport uint64_t, int64_t, int32_t, uint8_t
 from libc.string cimport memmove
 from libc.math cimport exp, floor
@@ -20,8 +25,36 @@ from rng cimport rng_uniform, rng_integers
 
 cdef enum:
     MAX_LINKS = 8
+    MAX_FLOWS = 64
     MAX_FEATURES = 8
     MAX_CHANGES = 16
+
+
+cdef struct Sim:
+    # one sub-env's arrays, bound for the duration of a monitor interval
+    int b
+    uint64_t* rng
+    double* rate
+    double* srtt
+    double* min_rtt
+    double* ring_t
+    double* ring_s
+    int64_t* ring_head
+    int64_t* ring_n
+    double* mi_acc
+    double* flow_tot
+    double* lq
+    int64_t* lq_head
+    int64_t* lq_n
+    double* busy
+    double* bw
+    double* delay
+    double* loss
+    int64_t* queue
+    double* link_acc
+    double service[MAX_LINKS]   # 1 / bandwidth of the constant links
+    double mi_start
+    double ret_delay
 
 # Per-flow monitor-interval accumulators (mi_acc columns).
 cdef enum:
@@ -97,7 +130,7 @@ N_METRICS = X_COLS
 
 
 cdef inline bint _before(const double* key, int a, int c) noexcept nogil:
-    """Event order: earlier time first; at equal times the lower id (ACKs 0..N-1, SENDs N..2N-1)."""
+    """SEND event order: earlier time first; at equal times the lower flow."""
     return key[a] < key[c] or (key[a] == key[c] and a < c)
 
 
@@ -142,9 +175,10 @@ cdef inline double _neutral(int feature) noexcept nogil:
     return 0.0
 
 
+@cython.final
 cdef class CCKernel:
     # --- configuration
-    cdef int B, N, L, C, QC, P, H, F, E
+    cdef int B, N, L, C, QC, P, H, F
     cdef int discrete, normalised, use_trace, use_set, n_changes
     cdef int feat[MAX_FEATURES]
     cdef double feat_lo[MAX_FEATURES]
@@ -156,7 +190,7 @@ cdef class CCKernel:
     cdef int64_t q_hi, max_steps, n_choices, n_set
     # --- per-env state
     cdef double[::1] now, mi_start, ret_delay, base_rtt, mi_duration, mi_bandwidth
-    cdef int64_t[::1] steps, trace_id, heap_n, plot_n
+    cdef int64_t[::1] steps, trace_id, plot_n
     cdef int64_t[:, ::1] cursor
     cdef double[:, ::1] origin
     cdef int32_t[:, ::1] heap
@@ -196,8 +230,8 @@ cdef class CCKernel:
         self.P = cfg["plot"]
         self.H = cfg["history"]
         self.F = len(cfg["features"])
-        self.E = 2 * self.N
-        if self.L > MAX_LINKS or self.F > MAX_FEATURES or len(cfg["rate_changes"]) > MAX_CHANGES:
+        if (self.L > MAX_LINKS or self.N > MAX_FLOWS or self.F > MAX_FEATURES
+                or len(cfg["rate_changes"]) > MAX_CHANGES):
             raise ValueError("too many links, features or rate changes for the kernel")
         for i in range(self.F):
             self.feat[i] = cfg["features"][i]
@@ -230,7 +264,6 @@ cdef class CCKernel:
         self.mi_bandwidth = state["mi_bandwidth"]
         self.steps = state["steps"]
         self.trace_id = state["trace_id"]
-        self.heap_n = state["heap_n"]
         self.plot_n = state["plot_n"]
         self.cursor = state["cursor"]
         self.origin = state["origin"]
@@ -380,15 +413,13 @@ cdef class CCKernel:
             self.origin[b, i] = -offset
         # 2. the senders
         bottleneck = self._bottleneck_at(b, 0.0)
-        self.heap_n[b] = 0
         for f in range(self.N):
             u = rng_uniform(s)
             self.rate[b, f] = _clip((self.start_lo + (self.start_hi - self.start_lo) * u) * bottleneck,
                                     self.min_rate, self.max_rate)
-            self.ev_time[b, self.N + f] = rng_uniform(s) / self.rate[b, f]
-            self.heap[b, self.heap_n[b]] = self.N + f
-            self.heap_n[b] += 1
-            _sift_up(&self.heap[b, 0], &self.ev_time[b, 0], self.heap_n[b] - 1)
+            self.ev_time[b, f] = rng_uniform(s) / self.rate[b, f]
+            self.heap[b, f] = f
+            _sift_up(&self.heap[b, 0], &self.ev_time[b, 0], f)
             self.srtt[b, f] = self.base_rtt[b]
             self.min_rtt[b, f] = 0.0
             self.ring_head[b, f] = 0
@@ -439,133 +470,170 @@ cdef class CCKernel:
         self._finish_mi(b, start, end)
 
     cdef void _simulate(self, int b, double end) noexcept nogil:
-        """Process every event with time < end, in (time, id) order."""
+        """Run the monitor interval up to `end`: sends in (time, flow) order from the heap, each
+        flow's notifications drained in ring order (before a send that finds the window full,
+        and at the end for those with time < end)."""
+        cdef Sim sim
         cdef int32_t* heap = &self.heap[b, 0]
         cdef double* key = &self.ev_time[b, 0]
-        cdef int32_t e
-        cdef int f
+        cdef double gap[MAX_FLOWS]
+        cdef int32_t f
+        cdef int k
         cdef double t
-        cdef bint first
-        while self.heap_n[b] > 0:
-            e = heap[0]
-            t = key[e]
+        self._bind(b, &sim)
+        for f in range(self.N):
+            gap[f] = 1.0 / sim.rate[f]
+        for k in range(self.L):
+            sim.service[k] = 1.0 / sim.bw[k] if sim.bw[k] > 0.0 else 0.0
+        while True:
+            f = heap[0]
+            t = key[f]
             if t >= end:
                 break
-            self.now[b] = t
-            if e < self.N:
-                self._notify(b, e)
-                if self.ring_n[b, e] > 0:
-                    key[e] = self.ring_t[b, e, self.ring_head[b, e]]
-                else:
-                    self.heap_n[b] -= 1
-                    heap[0] = heap[self.heap_n[b]]
-                _sift_down(heap, self.heap_n[b], key, 0)
-            else:
-                f = e - self.N
-                first = self._send(b, f, t)
-                key[e] = t + 1.0 / self.rate[b, f]
-                _sift_down(heap, self.heap_n[b], key, 0)
-                if first:
-                    key[f] = self.ring_t[b, f, self.ring_head[b, f]]
-                    heap[self.heap_n[b]] = f
-                    self.heap_n[b] += 1
-                    _sift_up(heap, key, self.heap_n[b] - 1)
+            key[f] = t + gap[f]
+            _sift_down(heap, self.N, key, 0)
+            self._send(&sim, f, t)
+        for f in range(self.N):
+            self._drain(&sim, f, end, False)
 
-    cdef bint _send(self, int b, int f, double t) noexcept nogil:
-        """Send one packet of flow f at time t across the whole path; return whether it is the
-        flow's only outstanding packet (its notification must enter the heap)."""
-        cdef uint64_t* s = &self.rng[b, 0]
+    cdef void _bind(self, int b, Sim* sim) noexcept nogil:
+        """Pointers to sub-env b's arrays, so the per-packet code does no memoryview arithmetic."""
+        sim.b = b
+        sim.rng = &self.rng[b, 0]
+        sim.rate = &self.rate[b, 0]
+        sim.srtt = &self.srtt[b, 0]
+        sim.min_rtt = &self.min_rtt[b, 0]
+        sim.ring_t = &self.ring_t[b, 0, 0]
+        sim.ring_s = &self.ring_s[b, 0, 0]
+        sim.ring_head = &self.ring_head[b, 0]
+        sim.ring_n = &self.ring_n[b, 0]
+        sim.mi_acc = &self.mi_acc[b, 0, 0]
+        sim.flow_tot = &self.flow_tot[b, 0, 0]
+        sim.lq = &self.lq[b, 0, 0]
+        sim.lq_head = &self.lq_head[b, 0]
+        sim.lq_n = &self.lq_n[b, 0]
+        sim.busy = &self.busy[b, 0]
+        sim.bw = &self.bw[b, 0]
+        sim.delay = &self.delay[b, 0]
+        sim.loss = &self.loss[b, 0]
+        sim.queue = &self.queue[b, 0]
+        sim.link_acc = &self.link_acc[b, 0, 0]
+        sim.mi_start = self.mi_start[b]
+        sim.ret_delay = self.ret_delay[b]
+
+    cdef void _send(self, Sim* sim, int f, double t) noexcept nogil:
+        """Send one packet of flow f at time t across its whole path (see the note at the top)."""
         cdef double coins[MAX_LINKS]
         cdef double a = t, start, dep
         cdef bint lost = False
-        cdef int k
+        cdef int k, L = self.L, QC = self.QC
         cdef int64_t h, n, slot
-        if self.ring_n[b, f] >= self.C:
-            self.flow_tot[b, f, T_SKIPPED] += 1.0
-            self._log(b, t, LOG_SKIP, f, 0.0)
-            return False
-        for k in range(self.L):
-            coins[k] = rng_uniform(s)
-        for k in range(self.L):
+        cdef double* lq
+        if sim.ring_n[f] >= self.C:
+            self._drain(sim, f, t, True)
+            if sim.ring_n[f] >= self.C:
+                sim.flow_tot[f * T_COLS + T_SKIPPED] += 1.0
+                self._log(t, LOG_SKIP, f, 0.0)
+                return
+        for k in range(L):
+            coins[k] = rng_uniform(sim.rng)
+        for k in range(L):
             if not lost:
-                if coins[k] < self.loss[b, k]:
+                if coins[k] < sim.loss[k]:
                     lost = True
-                    self.link_acc[b, k, K_RANDOM_LOSS] += 1.0
+                    sim.link_acc[k * K_COLS + K_RANDOM_LOSS] += 1.0
                 else:
-                    h = self.lq_head[b, k]
-                    n = self.lq_n[b, k]
-                    while n > 0 and self.lq[b, k, h] <= a:
-                        h += 1
-                        if h == self.QC:
-                            h = 0
-                        n -= 1
-                    self.lq_head[b, k] = h
-                    self.lq_n[b, k] = n
-                    if n >= self.queue[b, k]:
-                        lost = True
-                        self.link_acc[b, k, K_QUEUE_DROP] += 1.0
+                    lq = sim.lq + k * QC
+                    h = sim.lq_head[k]
+                    n = sim.lq_n[k]
+                    if a >= sim.busy[k]:  # idle link: everything it held has left
+                        h = h + n
+                        if h >= QC:
+                            h -= QC
+                        n = 0
                     else:
-                        start = a if a > self.busy[b, k] else self.busy[b, k]
+                        while n > 0 and lq[h] <= a:
+                            h += 1
+                            if h == QC:
+                                h = 0
+                            n -= 1
+                    sim.lq_head[k] = h
+                    if n >= sim.queue[k]:
+                        sim.lq_n[k] = n
+                        lost = True
+                        sim.link_acc[k * K_COLS + K_QUEUE_DROP] += 1.0
+                    else:
+                        start = a if a > sim.busy[k] else sim.busy[k]
                         if k == 0 and self.use_trace:
-                            dep = self._trace_service(b, start)
+                            dep = self._trace_service(sim.b, start)
                         else:
-                            dep = start + 1.0 / self.bw[b, k]
+                            dep = start + sim.service[k]
                         slot = h + n
-                        if slot >= self.QC:
-                            slot -= self.QC
-                        self.lq[b, k, slot] = dep
-                        self.lq_n[b, k] = n + 1
-                        self.busy[b, k] = dep
-                        self.link_acc[b, k, K_ACCEPTED] += 1.0
-                        a = dep + self.delay[b, k]
+                        if slot >= QC:
+                            slot -= QC
+                        lq[slot] = dep
+                        sim.lq_n[k] = n + 1
+                        sim.busy[k] = dep
+                        sim.link_acc[k * K_COLS + K_ACCEPTED] += 1.0
+                        a = dep + sim.delay[k]
                         continue
             # a lost packet leaves behind the packets ahead of it, taking no time of its own
-            a = (a if a > self.busy[b, k] else self.busy[b, k]) + self.delay[b, k]
-        slot = self.ring_head[b, f] + self.ring_n[b, f]
+            a = (a if a > sim.busy[k] else sim.busy[k]) + sim.delay[k]
+        n = sim.ring_n[f]
+        slot = sim.ring_head[f] + n
         if slot >= self.C:
             slot -= self.C
-        self.ring_t[b, f, slot] = a + self.ret_delay[b]
-        self.ring_s[b, f, slot] = -1.0 if lost else t
-        self.ring_n[b, f] += 1
-        self.mi_acc[b, f, M_SENT] += 1.0
-        self.flow_tot[b, f, T_SENT] += 1.0
-        self._log(b, t, LOG_SEND, f, 0.0)
-        return self.ring_n[b, f] == 1
+        slot += f * self.C
+        sim.ring_t[slot] = a + sim.ret_delay
+        sim.ring_s[slot] = -1.0 if lost else t
+        sim.ring_n[f] = n + 1
+        sim.mi_acc[f * M_COLS + M_SENT] += 1.0
+        sim.flow_tot[f * T_COLS + T_SENT] += 1.0
+        self._log(t, LOG_SEND, f, 0.0)
 
-    cdef void _notify(self, int b, int f) noexcept nogil:
+    cdef void _drain(self, Sim* sim, int f, double t, bint inclusive) noexcept nogil:
+        """Resolve flow f's outstanding packets notified before t (or at t if inclusive)."""
+        cdef double* ring_t = sim.ring_t + f * self.C
+        while sim.ring_n[f] > 0:
+            if ring_t[sim.ring_head[f]] > t or (not inclusive and ring_t[sim.ring_head[f]] == t):
+                break
+            self._notify(sim, f)
+
+    cdef void _notify(self, Sim* sim, int f) noexcept nogil:
         """The sender of flow f learns the fate of its oldest outstanding packet."""
-        cdef int64_t h = self.ring_head[b, f]
-        cdef double t = self.ring_t[b, f, h]
-        cdef double sent = self.ring_s[b, f, h]
+        cdef int64_t h = sim.ring_head[f]
+        cdef double t = sim.ring_t[f * self.C + h]
+        cdef double sent = sim.ring_s[f * self.C + h]
         cdef double rtt, x
-        cdef double* acc = &self.mi_acc[b, f, 0]
+        cdef double* acc = sim.mi_acc + f * M_COLS
+        cdef double* tot = sim.flow_tot + f * T_COLS
         h += 1
-        self.ring_head[b, f] = 0 if h == self.C else h
-        self.ring_n[b, f] -= 1
+        sim.ring_head[f] = 0 if h == self.C else h
+        sim.ring_n[f] -= 1
         if sent < 0.0:
             acc[M_LOST] += 1.0
-            self.flow_tot[b, f, T_LOST] += 1.0
-            self._log(b, t, LOG_LOSS, f, 0.0)
+            tot[T_LOST] += 1.0
+            self._log(t, LOG_LOSS, f, 0.0)
             return
         rtt = t - sent
-        x = sent - self.mi_start[b]
+        x = sent - sim.mi_start
         acc[M_ACKED] += 1.0
         acc[M_RTT] += rtt
         acc[M_X] += x
         acc[M_XX] += x * x
         acc[M_XY] += x * rtt
-        self.flow_tot[b, f, T_ACKED] += 1.0
-        self.flow_tot[b, f, T_RTT] += rtt
-        if self.min_rtt[b, f] == 0.0:
-            self.srtt[b, f] = rtt
-            self.min_rtt[b, f] = rtt
+        tot[T_ACKED] += 1.0
+        tot[T_RTT] += rtt
+        if sim.min_rtt[f] == 0.0:
+            sim.srtt[f] = rtt
+            sim.min_rtt[f] = rtt
         else:
-            self.srtt[b, f] = self.srtt[b, f] + 0.125 * (rtt - self.srtt[b, f])
-            if rtt < self.min_rtt[b, f]:
-                self.min_rtt[b, f] = rtt
-        self._log(b, t, LOG_ACK, f, rtt)
+            sim.srtt[f] = sim.srtt[f] + 0.125 * (rtt - sim.srtt[f])
+            if rtt < sim.min_rtt[f]:
+                sim.min_rtt[f] = rtt
+        self._log(t, LOG_ACK, f, rtt)
 
-    cdef inline void _log(self, int b, double t, int kind, int f, double value) noexcept nogil:
+    cdef inline void _log(self, double t, int kind, int f, double value) noexcept nogil:
         if self.log_cap == 0:
             return
         if self.log_n < self.log_cap:

@@ -44,9 +44,9 @@ def family_arrays(cfg: CCConfig, num_envs: int) -> dict[str, np.ndarray]:
     i8 = lambda *shape: np.zeros((b, *shape), dtype=np.int64)  # noqa: E731
     return {
         "now": f8(), "mi_start": f8(), "ret_delay": f8(), "base_rtt": f8(), "mi_duration": f8(),
-        "mi_bandwidth": f8(), "steps": i8(), "trace_id": i8(), "heap_n": i8(), "plot_n": i8(),
+        "mi_bandwidth": f8(), "steps": i8(), "trace_id": i8(), "plot_n": i8(),
         "cursor": i8(2), "origin": f8(2),
-        "heap": np.zeros((b, 2 * n), dtype=np.int32), "ev_time": f8(2 * n),
+        "heap": np.zeros((b, n), dtype=np.int32), "ev_time": f8(n),
         "bw": f8(links), "delay": f8(links), "loss": f8(links), "busy": f8(links),
         "queue": i8(links), "lq_head": i8(links), "lq_n": i8(links),
         "lq": f8(links, cfg.queue_capacity), "link_acc": f8(links, N_LINK_ACC),

@@ -1,0 +1,135 @@
+"""Congestion-control baselines: fixed rate, AIMD, a delay-based rule (Vegas-like) and an oracle.
+
+Each baseline picks a target sending rate per flow from the last monitor interval's statistics
+(``info["sending_rate"]``, ``["latency"]``, ``["min_rtt"]``, ``["loss_rate"]``) and turns it into
+the env's action: the continuous delta (inverting Aurora's rate-change rule with the env's
+``delta_scale``, clipped to [-1, 1], so one step moves the rate by at most that factor) or the
+discrete rate change closest to it in log scale. The same object drives ``CC-v0`` /
+``CC-Discrete-v0`` (one flow), their native vector envs (one action per sub-env) and the
+PettingZoo env (a dict of actions, one per live agent).
+
+References: Chiu & Jain 1989 (AIMD converges to fairness); Brakmo & Peterson, "TCP Vegas",
+IEEE JSAC 1995 (keep between alpha and beta packets queued).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from .base import Heuristic
+
+STATS = ("sending_rate", "latency", "min_rtt", "loss_rate")
+
+
+class RateHeuristic(Heuristic):
+    """Base class: subclasses implement :meth:`target_rate` on arrays of per-flow statistics."""
+
+    def __init__(self, env: Any, seed: int | None = None):
+        super().__init__(env, seed)
+        self.base = env.unwrapped
+        self.config = self.base.config
+        changes = np.asarray(self.config.rate_changes)
+        self._log_factors = np.log1p(changes)
+        self._discrete = self.config.action == "discrete"
+
+    def target_rate(self, stats: dict[str, np.ndarray]) -> np.ndarray:
+        """Target sending rate (packets/s) of each flow, same shape as ``stats["sending_rate"]``."""
+        raise NotImplementedError
+
+    def act(self, obs: Any, info: dict[str, Any]) -> Any:
+        if isinstance(obs, dict):  # PettingZoo: one entry per live agent
+            agents = list(obs)
+            stats = {k: np.array([info[a][k] for a in agents], dtype=np.float64) for k in STATS}
+            actions = self.actions(stats["sending_rate"], self.target_rate(stats))
+            return {a: actions[i] for i, a in enumerate(agents)}
+        stats = {k: np.asarray(info[k], dtype=np.float64) for k in STATS}
+        actions = self.actions(stats["sending_rate"], self.target_rate(stats))
+        return actions if stats["sending_rate"].ndim else actions[0]
+
+    def actions(self, rate: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """Actions moving ``rate`` towards ``target``: (n,) ints or (n, 1) float32 deltas."""
+        rate, target = np.atleast_1d(rate), np.atleast_1d(target)
+        ratio = np.maximum(target, 1e-9) / rate
+        if self._discrete:
+            return np.abs(np.log(ratio)[:, None] - self._log_factors[None, :]).argmin(axis=1)
+        scale = self.config.delta_scale
+        delta = np.where(ratio >= 1.0, (ratio - 1.0) / scale, (1.0 - 1.0 / ratio) / scale)
+        return np.clip(delta, -1.0, 1.0).astype(np.float32)[:, None]
+
+
+class FixedRate(RateHeuristic):
+    """Keeps the starting rate (drawn at reset from ``start_rate`` x bottleneck bandwidth)."""
+
+    name = "fixed"
+
+    def target_rate(self, stats: dict[str, np.ndarray]) -> np.ndarray:
+        return stats["sending_rate"]
+
+
+class AIMD(RateHeuristic):
+    """Additive increase by ``increase`` packets/s per interval; multiplicative decrease by
+    ``decrease`` when the loss rate exceeds ``loss_threshold`` or latency / min RTT exceeds
+    ``latency_threshold`` (as far as one step's action range allows)."""
+
+    name = "aimd"
+
+    def __init__(self, env: Any, seed: int | None = None, increase: float = 2.0, decrease: float = 0.5,
+                 loss_threshold: float = 0.1, latency_threshold: float = 1.5):
+        super().__init__(env, seed)
+        self.increase, self.decrease = increase, decrease
+        self.loss_threshold, self.latency_threshold = loss_threshold, latency_threshold
+
+    def target_rate(self, stats: dict[str, np.ndarray]) -> np.ndarray:
+        rate, min_rtt = stats["sending_rate"], stats["min_rtt"]
+        inflation = np.where(min_rtt > 0, stats["latency"] / np.where(min_rtt > 0, min_rtt, 1.0), 1.0)
+        congested = (stats["loss_rate"] > self.loss_threshold) | (inflation > self.latency_threshold)
+        return np.where(congested, rate * self.decrease, rate + self.increase)
+
+
+class DelayBased(RateHeuristic):
+    """Vegas-like: estimate the packets this flow keeps queued, rate x (latency - min RTT); speed
+    up below ``alpha``, slow down above ``beta``, hold in between. Ignores loss, so random loss
+    does not slow it down."""
+
+    name = "delay"
+
+    def __init__(self, env: Any, seed: int | None = None, alpha: float = 2.0, beta: float = 4.0):
+        super().__init__(env, seed)
+        self.alpha, self.beta = alpha, beta
+
+    def target_rate(self, stats: dict[str, np.ndarray]) -> np.ndarray:
+        rate, min_rtt = stats["sending_rate"], stats["min_rtt"]
+        queued = np.where(min_rtt > 0, rate * (stats["latency"] - min_rtt), 0.0)
+        step = 1.0 + self.config.delta_scale
+        return np.where(queued < self.alpha, rate * step, np.where(queued > self.beta, rate / step, rate))
+
+
+class Oracle(RateHeuristic):
+    """Sends at the current bottleneck bandwidth divided among the flows: an upper reference that
+    reads the true link state (``bottleneck_bandwidth()``), which no real sender knows. It still
+    moves only as fast as the action range allows."""
+
+    name = "oracle"
+
+    def target_rate(self, stats: dict[str, np.ndarray]) -> np.ndarray:
+        bandwidth = np.asarray(self.base.bottleneck_bandwidth(), dtype=np.float64)
+        share = bandwidth / self.config.n_flows
+        return np.broadcast_to(share, stats["sending_rate"].shape) if share.ndim == 0 else share
+
+
+HEURISTICS: dict[str, type[Heuristic]] = {
+    "fixed": FixedRate,
+    "aimd": AIMD,
+    "delay": DelayBased,
+    "oracle": Oracle,
+}
+
+
+def make(name: str, env: gym.Env | gym.vector.VectorEnv | Any, **params: Any) -> RateHeuristic:
+    """Build baseline ``name`` for ``env`` (a CC env, its vector env or the PettingZoo env)."""
+    if name not in HEURISTICS:
+        raise ValueError(f"unknown CC heuristic {name!r}; choose from {sorted(HEURISTICS)}")
+    return HEURISTICS[name](env, **params)

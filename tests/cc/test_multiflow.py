@@ -1,0 +1,129 @@
+"""The PettingZoo multi-flow env: API conformance, spaces, equivalence with CC-v0, metrics."""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from pettingzoo.test import parallel_api_test, parallel_seed_test
+
+import sysgym  # noqa: F401
+from sysgym.envs.cc import parallel_env
+
+
+@pytest.mark.parametrize("action", ["continuous", "discrete"])
+def test_parallel_api_and_seed_tests_pass(action):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        parallel_api_test(parallel_env(n_flows=3, action=action, max_steps=60), num_cycles=200)
+    parallel_seed_test(lambda: parallel_env(n_flows=3, action=action, max_steps=60))
+
+
+@pytest.mark.parametrize("env_id, action", [("sysgym/CC-v0", "continuous"), ("sysgym/CC-Discrete-v0", "discrete")])
+def test_agents_have_the_single_flow_spaces(env_id, action):
+    single = gym.make(env_id)
+    env = parallel_env(n_flows=4, action=action)
+    assert env.possible_agents == ["flow_0", "flow_1", "flow_2", "flow_3"]
+    for agent in env.possible_agents:
+        assert env.observation_space(agent) == single.observation_space
+        assert env.action_space(agent) == single.action_space
+    assert env.observation_space("flow_0") is not env.observation_space("flow_1")  # seeded apart
+
+
+def test_one_flow_replays_cc_v0_exactly():
+    single = gym.make("sysgym/CC-v0", loss=(0.0, 0.05))
+    multi = parallel_env(n_flows=1, loss=(0.0, 0.05))
+    obs_s, info_s = single.reset(seed=12)
+    obs_m, info_m = multi.reset(seed=12)
+    np.testing.assert_array_equal(obs_s, obs_m["flow_0"])
+    rng = np.random.default_rng(0)
+    for _ in range(400):
+        a = rng.uniform(-1, 1, 1).astype(np.float32)
+        obs_s, r_s, _, trunc_s, info_s = single.step(a)
+        obs_m, r_m, _, trunc_m, info_m = multi.step({"flow_0": a})
+        np.testing.assert_array_equal(obs_s, obs_m["flow_0"])
+        assert r_s == r_m["flow_0"] and trunc_s == trunc_m["flow_0"]
+    assert trunc_s and not multi.agents
+    metrics = info_m["flow_0"]["episode_metrics"]
+    assert metrics["flow_throughput"] == info_s["episode_metrics"]["throughput"]
+    assert metrics["jain_index"] == 1.0
+
+
+def test_episode_metrics_per_flow_and_shared():
+    env = parallel_env(n_flows=2, bandwidth=200.0, delay=0.02, queue=50, loss=0.0, max_steps=100)
+    env.reset(seed=3)
+    while env.agents:
+        _, _, _, _, infos = env.step({a: np.zeros(1) for a in env.agents})
+    m0, m1 = (infos[a]["episode_metrics"] for a in ("flow_0", "flow_1"))
+    shared = ("total_throughput", "latency", "loss_rate", "utilisation", "queueing_delay", "jain_index",
+              "duration", "window_limited")
+    for name in shared:
+        assert m0[name] == m1[name]
+    x = np.array([m0["flow_throughput"], m1["flow_throughput"]])
+    assert m0["total_throughput"] == pytest.approx(x.sum())
+    assert m0["jain_index"] == pytest.approx(x.sum() ** 2 / (2 * (x ** 2).sum()))
+    assert m0["utilisation"] == pytest.approx(x.sum() / 200.0)
+    assert 0 <= m0["queueing_delay"] <= m0["latency"]
+
+
+def test_flows_compete_for_one_bottleneck():
+    env = parallel_env(n_flows=4, bandwidth=200.0, delay=0.02, queue=40, loss=0.0, start_rate=1.0,
+                       max_steps=100)
+    env.reset(seed=0)
+    while env.agents:
+        _, _, _, _, infos = env.step({a: np.zeros(1) for a in env.agents})
+    # four flows at 200 packets/s each into one 200 packets/s link: 3 in 4 packets dropped
+    metrics = infos["flow_0"]["episode_metrics"]
+    assert metrics["loss_rate"] == pytest.approx(0.75, abs=0.03)
+    assert metrics["total_throughput"] == pytest.approx(200.0, rel=0.03)
+
+
+def test_errors_and_episode_end():
+    env = parallel_env(n_flows=2, max_steps=2)
+    with pytest.raises(RuntimeError):
+        env.step({"flow_0": np.zeros(1), "flow_1": np.zeros(1)})
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="flow_1"):
+        env.step({"flow_0": np.zeros(1)})
+    with pytest.raises(ValueError, match="one finite number"):
+        env.step({"flow_0": np.zeros(1), "flow_1": np.array([np.nan])})
+    discrete = parallel_env(n_flows=2, action="discrete")
+    discrete.reset(seed=0)
+    with pytest.raises(ValueError, match="int in \\[0, 4\\]"):
+        discrete.step({"flow_0": 5, "flow_1": 0})
+    env.step({"flow_0": np.zeros(1), "flow_1": np.zeros(1)})
+    *_, truncs, _ = env.step({"flow_0": np.zeros(1), "flow_1": np.zeros(1)})
+    assert all(truncs.values()) and env.agents == []
+    with pytest.raises(RuntimeError):
+        env.step({})
+
+
+def test_state_snapshot_and_pickle_continue_identically():
+    env = parallel_env(n_flows=3, loss=(0.0, 0.05))
+    env.reset(seed=5)
+    rng = np.random.default_rng(1)
+    actions = [{a: rng.uniform(-1, 1, 1) for a in env.possible_agents} for _ in range(30)]
+    for a in actions[:10]:
+        env.step(a)
+    snapshot = pickle.loads(pickle.dumps(env.get_state()))
+    clone = pickle.loads(pickle.dumps(env))
+    first = [env.step(a)[1] for a in actions[10:]]
+    env.set_state(snapshot)
+    assert [env.step(a)[1] for a in actions[10:]] == first
+    assert [clone.step(a)[1] for a in actions[10:]] == first
+
+
+@pytest.mark.parametrize("mode", ["ansi", "rgb_array"])
+def test_render(mode):
+    env = parallel_env(n_flows=3, render_mode=mode)
+    env.reset(seed=0)
+    for _ in range(5):
+        env.step({a: np.ones(1) for a in env.agents})
+    frame = env.render()
+    if mode == "ansi":
+        assert frame.count("flow ") == 3
+    else:
+        assert frame.dtype == np.uint8 and frame.ndim == 3 and frame.std() > 0
