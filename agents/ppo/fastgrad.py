@@ -64,7 +64,8 @@ class _Trunk:
     def backward(self, hs: list[torch.Tensor], dh: torch.Tensor) -> None:
         for k in range(len(self.weights) - 1, -1, -1):
             h = hs[k + 1]
-            dz = dh * (h > 0) if self.relu else dh * (1.0 - h * h)
+            # aten's fused derivative kernels: dh * (h > 0) and dh * (1 - h^2)
+            dz = torch.ops.aten.threshold_backward(dh, h, 0.0) if self.relu else torch.ops.aten.tanh_backward(dh, h)
             gw, gb = self.grads[k]
             torch.mm(dz.t(), hs[k], out=gw)
             torch.sum(dz, 0, out=gb)
@@ -116,8 +117,12 @@ class ManualGradients:
     @torch.no_grad()
     def __call__(self, obs: dict[str, torch.Tensor], mask: torch.Tensor | None, actions: torch.Tensor,
                  old_logp: torch.Tensor, advantages: torch.Tensor, returns: torch.Tensor,
-                 old_values: torch.Tensor, cfg: PPOConfig) -> torch.Tensor:
-        """Fill the gradient vector; returns [policy loss, value loss, entropy, approx KL, clip fraction]."""
+                 old_values: torch.Tensor, cfg: PPOConfig, stats: bool = True) -> torch.Tensor | None:
+        """Fill the gradient vector; returns [policy loss, value loss, entropy, approx KL, clip fraction]
+        (or None with ``stats=False``, which skips computing them).
+
+        ``mask`` must allow at least one action per row (the trainer's rollout guarantees it).
+        """
         n = actions.shape[0]
         x = self._input(obs)
         hs = self.actor.forward(x)
@@ -129,8 +134,7 @@ class ManualGradients:
 
         if self.categorical:
             if mask is not None:
-                mask = mask | ~mask.any(dim=-1, keepdim=True)
-                out = out.masked_fill(~mask, MASKED_LOGIT)
+                out = out.masked_fill(mask.logical_not(), MASKED_LOGIT)
             logp_all = torch.log_softmax(out, dim=-1)
             probs = logp_all.exp()
             action_col = actions.unsqueeze(-1)
@@ -151,24 +155,21 @@ class ManualGradients:
         unclipped = -adv * ratio
         clipped_ratio = ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)
         clipped = -adv * clipped_ratio
-        pg_loss = torch.maximum(unclipped, clipped).mean()
         # The gradient flows where the unclipped term is the larger one or the ratio is inside the clip
         # range (there both terms are equal and clamp passes its gradient). A tie outside the range
         # needs A = 0, where the gradient is 0 anyway: this equals autograd's half-half split.
         flows = (unclipped > clipped) | (ratio == clipped_ratio)
         d_logp = unclipped * flows / n
 
+        error = value - returns
         if cfg.clip_vloss:
             clipped_v = old_values + (value - old_values).clamp(-cfg.clip_coef, cfg.clip_coef)
-            sq, sq_c = (value - returns) ** 2, (clipped_v - returns) ** 2
-            v_loss = 0.5 * torch.maximum(sq, sq_c).mean()
+            sq, sq_c = error * error, (clipped_v - returns) ** 2
             v_in = ((value - old_values).abs() <= cfg.clip_coef).float()
             w = torch.where(sq > sq_c, 1.0, torch.where(sq < sq_c, 0.0, 0.5))
-            d_value = (w * (value - returns) + (1.0 - w) * (clipped_v - returns) * v_in) / n
+            d_value = (w * error + (1.0 - w) * (clipped_v - returns) * v_in) * (cfg.vf_coef / n)
         else:
-            v_loss = 0.5 * ((value - returns) ** 2).mean()
-            d_value = (value - returns) / n
-        d_value = d_value * cfg.vf_coef
+            d_value = error * (cfg.vf_coef / n)
 
         if self.categorical:
             # masked logits have p = 0 exactly, so they get no gradient without an explicit mask
@@ -190,6 +191,10 @@ class ManualGradients:
             self.actor.backward(hs, d_out @ self.head_w)
             self.critic.backward(hv_all, dv @ self.value_w)
 
+        if not stats:
+            return None
+        pg_loss = torch.maximum(unclipped, clipped).mean()
+        v_loss = 0.5 * (torch.maximum(error * error, sq_c) if cfg.clip_vloss else error * error).mean()
         approx_kl = ((ratio - 1) - log_ratio).mean()
         clip_frac = ((ratio - 1.0).abs() > cfg.clip_coef).float().mean()
         return torch.stack([pg_loss, v_loss, entropy.mean(), approx_kl, clip_frac])

@@ -212,12 +212,16 @@ class PPOTrainer:
         buf.compute_returns(last_value, cfg.gamma, cfg.gae_lambda)
 
     def _mask(self, info: dict[str, Any]) -> torch.Tensor | None:
+        """``info["action_mask"]`` as bool; a row allowing nothing is treated as unmasked."""
         if not self.head.masked:
             return None
         mask = info.get("action_mask")
         if mask is None:
             return None
-        return torch.from_numpy(np.asarray(mask, dtype=np.bool_))
+        mask = np.asarray(mask, dtype=np.bool_)
+        if not mask.any(axis=-1).all():
+            mask = mask | ~mask.any(axis=-1, keepdims=True)
+        return torch.from_numpy(mask)
 
     def _final_values(self, obs: Any, info: dict[str, Any], rows_mask: np.ndarray) -> np.ndarray:
         """V(final observation) of the sub-envs in ``rows_mask`` (0 elsewhere).
@@ -266,7 +270,11 @@ class PPOTrainer:
 
     # ------------------------------------------------------------------ update
     def update(self) -> dict[str, float]:
-        """``n_epochs`` passes of minibatch gradient steps over the valid samples of the rollout."""
+        """``n_epochs`` passes of minibatch gradient steps over the valid samples of the rollout.
+
+        Returned losses, entropy, approx-KL and clip fraction are means over the last epoch's
+        minibatches (over every epoch run when ``target_kl`` is set).
+        """
         cfg = self.config
         self.model.train()
         data = self.buffer.flat()
@@ -274,9 +282,12 @@ class PPOTrainer:
         n = len(valid)
         totals = torch.zeros(5, dtype=torch.float64)
         count = 0
+        last_kl = 0.0
         stop = False
         fields = (obs, masks, data["actions"], data["logprobs"], data["advantages"], data["returns"], data["values"])
-        for _ in range(cfg.n_epochs):
+        for epoch in range(cfg.n_epochs):
+            # statistics come from the last epoch (every epoch when target_kl needs the KL)
+            want_stats = cfg.target_kl is not None or epoch == cfg.n_epochs - 1
             order = valid[torch.randperm(n, generator=self.generator)]
             # one gather per field and epoch; minibatches are then contiguous slices (views)
             shuffled = [None if f is None else ({k: v[order] for k, v in f.items()} if isinstance(f, dict) else f[order])
@@ -286,13 +297,15 @@ class PPOTrainer:
                 batch = tuple(None if f is None else ({k: v[start:end] for k, v in f.items()} if isinstance(f, dict)
                                                       else f[start:end]) for f in shuffled)
                 if self.manual is not None:
-                    stats = self.manual(*batch, cfg)
+                    stats = self.manual(*batch, cfg, stats=want_stats)
                 else:
                     stats = self._autograd_step(*batch)
                 self.optimizer.step(self.flat_grads)
-                totals += stats
-                count += 1
-            if cfg.target_kl is not None and float(stats[3]) > cfg.target_kl:
+                if want_stats:
+                    totals += stats
+                    count += 1
+                    last_kl = float(stats[3])
+            if cfg.target_kl is not None and last_kl > cfg.target_kl:  # CleanRL: KL of the epoch's last minibatch
                 stop = True
                 break
         keep = valid.numpy()

@@ -303,3 +303,13 @@ def test_ppo_trains_and_acts_on_every_registered_environment(env_id):
         obs, _, terminated, truncated, info = env.step(action)
         if terminated or truncated:
             break
+
+
+def test_target_kl_stops_the_epochs_early():
+    cfg = default_config("sysgym/DeepRM-Compact-v0", num_envs=4, n_steps=32, total_steps=256, lr=1e-2,
+                         target_kl=1e-9, **QUIET)
+    trainer = PPOTrainer("sysgym/DeepRM-Compact-v0", cfg)
+    result = trainer.train()
+    trainer.close()
+    assert all(row["early_stop"] == 1.0 for row in result.history[1:])
+    assert trainer.optimizer.steps < cfg.num_updates * cfg.n_epochs * 2  # 2 minibatches per epoch
