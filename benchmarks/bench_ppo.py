@@ -79,7 +79,7 @@ def sb3_sps(env_id: str, steps: int) -> tuple[float, float, str]:
 
 def main(quick: bool = False) -> None:
     ids = [i for i in CANDIDATES if i in gym.registry]
-    ours_steps, sb3_steps = (6_000, 3_000) if quick else (60_000, 20_000)
+    ours_steps, sb3_steps = (4_000, 2_000) if quick else (60_000, 20_000)
     rows = []
     for env_id in ids:
         s = _settings(env_id)

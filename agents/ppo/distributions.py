@@ -8,7 +8,8 @@ index) and turned into what the environment takes by ``to_env``.
 Masking (discrete heads): invalid logits are replaced by a large negative number rather than
 ``-inf`` so that entropies stay finite; a masked action then has probability exactly 0 in float32
 and is never sampled (Huang & Ontanon, "A Closer Look at Invalid Action Masking in Policy Gradient
-Algorithms", FLAIRS 2022). A row whose mask allows nothing is treated as unmasked.
+Algorithms", FLAIRS 2022). Masks are passed in sanitised (:func:`sanitize_mask`): a row that allows
+nothing is treated as unmasked.
 """
 
 from __future__ import annotations
@@ -31,16 +32,24 @@ def layer_init(layer: nn.Linear | nn.Conv2d, std: float = math.sqrt(2.0)) -> nn.
     return layer
 
 
+def sanitize_mask(mask: torch.Tensor) -> torch.Tensor:
+    """Rows that allow no action at all become all-valid (so a distribution always exists)."""
+    if bool(mask.any(dim=-1).all()):
+        return mask
+    return mask | ~mask.any(dim=-1, keepdim=True)
+
+
 def _mask_logits(logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """``mask`` must already be sanitised (:func:`sanitize_mask`)."""
     if mask is None:
         return logits
-    mask = mask | ~mask.any(dim=-1, keepdim=True)
-    return logits.masked_fill(~mask, MASKED_LOGIT)
+    return logits.masked_fill(mask.logical_not(), MASKED_LOGIT)
 
 
-def _gumbel_argmax(logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    u = torch.rand(logits.shape, generator=generator).clamp_(min=1e-20)
-    return torch.argmax(logits - torch.log(-torch.log(u)), dim=-1)
+def _sample_rows(logp_all: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """One category per row; categories of probability 0 (masked) are never drawn."""
+    flat = logp_all.reshape(-1, logp_all.shape[-1]).exp()
+    return torch.multinomial(flat, 1, generator=generator).reshape(logp_all.shape[:-1])
 
 
 class CategoricalHead(nn.Module):
@@ -62,10 +71,9 @@ class CategoricalHead(nn.Module):
 
     def sample(self, logits: torch.Tensor, mask: torch.Tensor | None,
                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = _mask_logits(logits, mask)
-        action = _gumbel_argmax(logits, generator)
-        logp = torch.log_softmax(logits, dim=-1).gather(-1, action.unsqueeze(-1)).squeeze(-1)
-        return action, logp
+        logp_all = torch.log_softmax(_mask_logits(logits, mask), dim=-1)
+        action = _sample_rows(logp_all, generator)
+        return action, logp_all.gather(-1, action.unsqueeze(-1)).squeeze(-1)
 
     def evaluate(self, logits: torch.Tensor, mask: torch.Tensor | None,
                  action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -108,14 +116,15 @@ class MultiCategoricalHead(nn.Module):
         parts = torch.split(logits, self.nvec, dim=-1)
         if mask is None:
             return list(parts)
-        return [_mask_logits(p, m) for p, m in zip(parts, torch.split(mask, self.nvec, dim=-1))]
+        return [_mask_logits(p, sanitize_mask(m)) for p, m in zip(parts, torch.split(mask, self.nvec, dim=-1))]
 
     def sample(self, logits, mask, generator=None):
         actions, logps = [], []
         for part in self._split(logits, mask):
-            a = _gumbel_argmax(part, generator)
+            lp = torch.log_softmax(part, -1)
+            a = _sample_rows(lp, generator)
             actions.append(a)
-            logps.append(torch.log_softmax(part, -1).gather(-1, a.unsqueeze(-1)).squeeze(-1))
+            logps.append(lp.gather(-1, a.unsqueeze(-1)).squeeze(-1))
         return torch.stack(actions, -1), torch.stack(logps, -1).sum(-1)
 
     def evaluate(self, logits, mask, action):

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .distributions import sanitize_mask
 from .networks import ActorCritic
 from .observations import ObservationAdapter
 
@@ -44,6 +45,7 @@ class PPOPolicy:
             mask = torch.as_tensor(np.asarray(info["action_mask"]), dtype=torch.bool)
             if not batched:
                 mask = mask.unsqueeze(0)
+            mask = sanitize_mask(mask)
         return tensors, mask, batched
 
     def act(self, obs: Any, info: dict[str, Any] | None = None) -> Any:

@@ -168,7 +168,10 @@ class PPOTrainer:
         obs, info = self._obs, self._info
         next_step = self.autoreset == AutoresetMode.NEXT_STEP
         forward = self.manual.forward if self.manual is not None else self.model
+        terminated_steps = np.zeros((cfg.n_steps, cfg.num_envs), dtype=bool)
+        done_steps = np.zeros((cfg.n_steps, cfg.num_envs), dtype=bool)
         bonus = np.zeros((cfg.n_steps, cfg.num_envs))  # gamma * V(final obs) of truncated episodes
+        all_valid = np.ones(cfg.num_envs, dtype=bool)
         with torch.no_grad():
             for t in range(cfg.n_steps):
                 tensors = self.adapter.to_tensors(obs, update=cfg.normalize_obs)
@@ -184,30 +187,33 @@ class PPOTrainer:
                 buf.values[t] = value.numpy()
 
                 obs, reward, terminated, truncated, info = env.step(head.to_env(action))
-                reward = np.asarray(reward, dtype=np.float64)
+                buf.rewards[t] = reward
                 terminated = np.asarray(terminated, dtype=bool)
                 truncated = np.asarray(truncated, dtype=bool)
                 done = terminated | truncated
-                valid = ~self._resetting if next_step else np.ones(cfg.num_envs, dtype=bool)
-                self.global_step += int(valid.sum())
-                self._track_episodes(reward, done, valid, info)
-
+                terminated_steps[t] = terminated
+                done_steps[t] = done
                 if next_step:
-                    buf.bootstrap[t] = ~terminated
+                    valid = ~self._resetting
                     self._resetting = done
+                    buf.valid[t] = valid
                 else:
+                    valid = all_valid
                     if truncated.any():
                         bonus[t] = cfg.gamma * self._final_values(obs, info, truncated)
-                    buf.bootstrap[t] = ~done
                     if self.autoreset == AutoresetMode.DISABLED and done.any():
                         obs, info = env.reset(options={"reset_mask": done})
-                buf.cont[t] = ~done
-                buf.valid[t] = valid
-                buf.rewards[t] = reward
-            last_value = self.model.value(self.adapter.to_tensors(obs)).numpy()
+                self._track_episodes(buf.rewards[t], done, valid, info, next_step)
+            last_value = forward(self.adapter.to_tensors(obs))[1].numpy()
         self._obs, self._info = obs, info
+        # NextStep: a truncated step bootstraps from the next stored value, V(final obs);
+        # SameStep / Disabled: the bootstrap is in ``bonus`` (see the buffer module)
+        buf.bootstrap[:] = ~(terminated_steps if next_step else done_steps)
+        buf.cont[:] = ~done_steps
+        if not next_step:
+            buf.valid[:] = True
         if self.return_rms is not None:
-            buf.rewards[:] = self._scale_rewards(buf.rewards, ~buf.cont.astype(bool), buf.valid)
+            buf.rewards[:] = self._scale_rewards(buf.rewards, done_steps, buf.valid)
         buf.rewards += bonus
         buf.compute_returns(last_value, cfg.gamma, cfg.gae_lambda)
 
@@ -257,9 +263,15 @@ class PPOTrainer:
         return np.clip(scaled, -cfg.clip_reward, cfg.clip_reward)
 
     def _track_episodes(self, reward: np.ndarray, done: np.ndarray, valid: np.ndarray,
-                        info: dict[str, Any]) -> None:
-        self._ep_return += np.where(valid, reward, 0.0)
-        self._ep_length += valid
+                        info: dict[str, Any], next_step: bool) -> None:
+        if next_step:
+            self._ep_return += np.where(valid, reward, 0.0)
+            self._ep_length += valid
+            self.global_step += int(valid.sum())
+        else:
+            self._ep_return += reward
+            self._ep_length += 1
+            self.global_step += self.config.num_envs
         if not done.any():
             return
         for i in np.flatnonzero(done):
