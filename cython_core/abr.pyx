@@ -359,7 +359,8 @@ cdef inline uint64_t _hash(int64_t key) noexcept nogil:
 
 
 def plan_offline(dict cfg, const double[::1] tau, const double[::1] rate, int64_t seg0, double t0,
-                 const double[:, ::1] sizes, const double[::1] quality, double dt):
+                 const double[:, ::1] sizes, const double[::1] quality, double dt,
+                 double lower_bound=-1e300):
     """Best bitrate plan for one noise-free episode with full knowledge of the trace.
 
     Dynamic programming over chunks: the states after chunk c are merged into cells
@@ -368,7 +369,9 @@ def plan_offline(dict cfg, const double[::1] tau, const double[::1] rate, int64_
     the env pays. As ``dt`` shrinks the plan tends to the optimum.
 
     ``tau``/``rate`` are one trace's points and per-segment deliverable rates (bytes/s),
-    ``sizes`` the (levels, chunks) video. Returns (levels int64 array, planned return, states).
+    ``sizes`` the (levels, chunks) video. States that cannot reach ``lower_bound`` even if every
+    later chunk earned the top quality are dropped. Returns (levels int64 array, planned return,
+    states expanded), or (None, -inf, states) when no plan beats ``lower_bound``.
     """
     cdef int A = sizes.shape[0]
     cdef int64_t N = cfg["num_chunks"]
@@ -378,10 +381,15 @@ def plan_offline(dict cfg, const double[::1] tau, const double[::1] rate, int64_
     cdef double mu = cfg["rebuffer_penalty"], lam = cfg["smoothness_penalty"]
     cdef bint startup = cfg["startup_rebuffer"]
     cdef int64_t initial = cfg["initial_level"]
+    if not dt > 0:
+        raise ValueError(f"dt must be > 0, got {dt}")
     cdef int64_t n_tbins = <int64_t>floor(tau[n_seg] / dt) + 2
     cdef int64_t n_bbins = <int64_t>floor(cap / dt) + 2
-    if dt <= 0:
-        raise ValueError(f"dt must be > 0, got {dt}")
+    cdef double q_max = -1e300, future
+    cdef int lv
+    for lv in range(A):
+        if quality[lv] > q_max:
+            q_max = quality[lv]
 
     # layer arrays (current)
     cur_t = np.array([t0], dtype=np.float64)
@@ -424,6 +432,7 @@ def plan_offline(dict cfg, const double[::1] tau, const double[::1] rate, int64_
         keys, slots = keys_np, slots_np
         mask_bits = <uint64_t>(table - 1)
         n_next = 0
+        future = (N - c - 1) * q_max     # no chunk after this one can earn more than q_max
         with nogil:
             for j in range(n_cur):
                 last = clvl[j]
@@ -439,6 +448,8 @@ def plan_offline(dict cfg, const double[::1] tau, const double[::1] rate, int64_
                     if last >= 0:
                         r = r - lam * fabs(quality[a] - quality[last])
                     score = cs[j] + r
+                    if score + future < lower_bound:
+                        continue
                     key = (a * n_tbins + <int64_t>floor(tt / dt)) * n_bbins + <int64_t>floor(ch.buffer_s / dt)
                     h = (_hash(key) >> shift) & mask_bits
                     while keys[h] != -1 and keys[h] != key:
@@ -455,6 +466,8 @@ def plan_offline(dict cfg, const double[::1] tau, const double[::1] rate, int64_
                     nlvl[slots[h]] = a
                     ns[slots[h]] = score
                     npar[slots[h]] = <int32_t>j
+        if n_next == 0:      # everything fell below lower_bound
+            return None, -np.inf, int(total_states)
         parents.append(nxt_par[:n_next].copy())
         levels.append(nxt_lvl[:n_next].copy())
         cur_t, cur_seg, cur_buf = nxt_t[:n_next], nxt_seg[:n_next], nxt_buf[:n_next]

@@ -229,7 +229,7 @@ def test_shipped_video_is_the_default_video():
 
 def test_shipped_trace_sets_load_with_the_shared_reader():
     train, test = load_traces(trace_path("abr", "train")), load_traces(trace_path("abr", "test"))
-    assert len(train) == 64 and len(test) == 32
+    assert len(train) == 96 and len(test) == 64
     means = [tr.mean_mbps for tr in train + test]
     assert 0.5 < np.mean(means) < 3.0
-    assert [tr.name for tr in train] == [f"trace_{k:03d}.txt" for k in range(64)]
+    assert [tr.name for tr in train] == [f"trace_{k:03d}.txt" for k in range(96)]

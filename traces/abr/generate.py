@@ -1,8 +1,8 @@
 """Regenerate the shipped ABR data: ``python -m sysgym.traces.abr.generate [directory]``.
 
-* ``train/trace_XXX.txt`` (64) and ``test/trace_XXX.txt`` (32): cooked bandwidth traces from
+* ``train/trace_XXX.txt`` (96) and ``test/trace_XXX.txt`` (64): cooked bandwidth traces from
   :func:`sysgym.envs.bandwidth.synthetic_trace` (Markov-modulated levels, log-uniform in
-  [0.2, 6] Mbps, mean hold 10 s, 1 s samples, 10 % noise, 320 s), seeds 1000+ and 2000+;
+  [0.3, 5] Mbps, mean hold 60 s, 1 s samples, 10 % noise, 320 s), seeds 1000+ and 2000+;
 * ``video/video_size_<level>``: the 49-chunk synthetic VBR video for Pensieve's ladder
   (:func:`sysgym.envs.abr.synthetic_video`, seed 0), i.e. the default video of ``ABR-v0``.
 """
@@ -17,8 +17,8 @@ from sysgym.envs.abr.video import VIDEO_FILE_PREFIX, synthetic_video
 from sysgym.envs.bandwidth import synthetic_trace, write_cooked
 
 HERE = Path(__file__).resolve().parent
-TRACE_SETS = {"train": (64, 1000), "test": (32, 2000)}   # name: (count, first seed)
-TRACE_KWARGS = {"duration_s": 320.0, "min_mbps": 0.2, "max_mbps": 6.0, "mean_hold_s": 10.0,
+TRACE_SETS = {"train": (96, 1000), "test": (64, 2000)}   # name: (count, first seed)
+TRACE_KWARGS = {"duration_s": 320.0, "min_mbps": 0.3, "max_mbps": 5.0, "mean_hold_s": 60.0,
                 "step_s": 1.0, "noise": 0.1}
 
 
