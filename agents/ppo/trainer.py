@@ -16,6 +16,7 @@ Semi-MDP envs (sparse DeepRM variants) are trained on their step rewards as give
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,6 +124,9 @@ class PPOTrainer:
         total = cfg.total_steps if total_steps is None else int(total_steps)
         iterations = max(1, -(-total // cfg.rollout_size))
         self.logger = TrainingLogger(self.out_dir, iterations * cfg.rollout_size, cfg.tensorboard, cfg.progress)
+        if self.out_dir is not None:
+            settings = {"env_id": self.env_id, "autoreset_mode": self.autoreset.value, **cfg.to_dict()}
+            (self.out_dir / "config.json").write_text(json.dumps(settings, indent=1, default=str))
         if self._obs is None:
             self._obs, self._info = self.env.reset(seed=cfg.seed)
         result = TrainResult()

@@ -270,6 +270,7 @@ def test_cli_train_then_evaluate(tmp_path, capsys):
     assert main(["train", "--env", "sysgym/DeepRM-Compact-v0", "--steps", "400", "--num-envs", "4",
                  "--out", str(out), "progress=False", "tensorboard=False", "n_steps=25"]) == 0
     assert (out / "checkpoint.pt").exists() and (out / "progress.csv").exists()
+    assert '"n_steps": 25' in (out / "config.json").read_text()
     header = (out / "progress.csv").read_text().splitlines()[0].split(",")
     for column in ("global_step", "sps", "policy_loss", "value_loss", "approx_kl", "clip_fraction",
                    "explained_variance"):
