@@ -322,12 +322,18 @@ cdef class CCKernel:
         self.log_cap = 0
 
     # ------------------------------------------------------------------ entry points
-    def reset(self, const uint8_t[::1] which):
+    def reset(self, const uint8_t[::1] which, const int64_t[::1] link_index=None):
+        """Start new episodes in the flagged sub-envs; ``link_index[b] >= 0`` picks that entry of
+        the link set instead of drawing one."""
         cdef int b
+        cdef int64_t entry
+        if link_index is not None and not self.use_set:
+            raise ValueError("link_index needs a link set (link_set='train' or 'test')")
         with nogil:
             for b in range(self.B):
                 if which[b]:
-                    self._reset_one(b)
+                    entry = -1 if link_index is None else link_index[b]
+                    self._reset_one(b, entry)
 
     def step(self, const uint8_t[::1] active):
         cdef int b
@@ -354,6 +360,14 @@ cdef class CCKernel:
         """Bandwidth (packets/s) of link ``k`` of sub-env ``b`` at its current time."""
         return self._bw_at(b, k, self.now[b])
 
+    def bottleneck_queue(self, int b):
+        """Packets held now by the link with the smallest bandwidth of sub-env ``b``."""
+        cdef int k, best = 0
+        for k in range(1, self.L):
+            if self._bw_at(b, k, self.now[b]) < self._bw_at(b, best, self.now[b]):
+                best = k
+        return self.queue_length(b, best)
+
     def queue_length(self, int b, int k):
         """Packets held by link ``k`` of sub-env ``b`` (waiting or in transmission) right now."""
         cdef int64_t i, n = 0, h = self.lq_head[b, k]
@@ -363,10 +377,9 @@ cdef class CCKernel:
         return n
 
     # ------------------------------------------------------------------ episode
-    cdef void _reset_one(self, int b) noexcept nogil:
+    cdef void _reset_one(self, int b, int64_t entry) noexcept nogil:
         cdef uint64_t* s = &self.rng[b, 0]
         cdef int k, f, i
-        cdef int64_t entry
         cdef double offset = 0.0, total_delay = 0.0, bottleneck, u, end
         cdef float* o
         self.now[b] = 0.0
@@ -376,7 +389,8 @@ cdef class CCKernel:
         self.plot_n[b] = 0
         # 1. the path
         if self.use_set:
-            entry = rng_integers(s, 0, self.n_set - 1)
+            if entry < 0:
+                entry = rng_integers(s, 0, self.n_set - 1)
             for k in range(self.L):
                 self.bw[b, k] = self.set_bw[entry, k]
                 self.delay[b, k] = self.set_delay[entry, k]

@@ -108,15 +108,25 @@ class DelayBased(RateHeuristic):
 
 
 class Oracle(RateHeuristic):
-    """Sends at the current bottleneck bandwidth divided among the flows: an upper reference that
-    reads the true link state (``bottleneck_bandwidth()``), which no real sender knows. It still
-    moves only as fast as the action range allows."""
+    """Sends at the current bottleneck bandwidth, shared equally among the flows: an upper
+    reference that reads the true link state (``bottleneck_bandwidth()``, ``bottleneck_queue()``),
+    which no real sender knows. With ``drain`` (default) it first sends that much less as drains
+    the standing queue within one minimum RTT, since sending at exactly the bandwidth keeps any
+    queue built earlier forever. It still moves only as fast as the action range allows."""
 
     name = "oracle"
 
+    def __init__(self, env: Any, seed: int | None = None, drain: bool = True):
+        super().__init__(env, seed)
+        self.drain = drain
+
     def target_rate(self, stats: dict[str, np.ndarray]) -> np.ndarray:
-        bandwidth = np.asarray(self.base.bottleneck_bandwidth(), dtype=np.float64)
-        share = bandwidth / self.config.n_flows
+        total = np.asarray(self.base.bottleneck_bandwidth(), dtype=np.float64)
+        if self.drain:
+            queued = np.asarray(self.base.bottleneck_queue(), dtype=np.float64)
+            rtt = np.min(stats["min_rtt"]) if total.ndim == 0 else stats["min_rtt"]
+            total = np.where(rtt > 0, np.maximum(total - queued / np.where(rtt > 0, rtt, 1.0), 0.0), total)
+        share = total / self.config.n_flows
         return np.broadcast_to(share, stats["sending_rate"].shape) if share.ndim == 0 else share
 
 

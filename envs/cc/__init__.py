@@ -12,7 +12,8 @@ R. Jain, "Analysis of the increase and decrease algorithms for congestion avoida
 
 IDs: ``sysgym/CC-v0`` (continuous rate change, Box[-1, 1]) and ``sysgym/CC-Discrete-v0`` (rate
 changes {-25%, -5%, 0, +5%, +25%}). ``sysgym.envs.cc.parallel_env(n_flows=N, ...)`` is the
-PettingZoo ParallelEnv with N senders sharing the path; each agent has the single-flow spaces.
+PettingZoo ParallelEnv with N senders sharing the path; each agent has the single-flow spaces
+(``aec_env(...)`` gives the agent-by-agent form).
 
 Kwargs (all envs)
 -----------------
@@ -47,7 +48,8 @@ queue size ``Q_k`` (packets the link holds, the one in transmission included) an
 Acknowledgements return over the reverse path with delay ``D = sum_k d_k`` and are never queued
 or lost. ``base RTT = 2 D``.
 
-*Reset* draws, in this order: (1) with a link set, ``e = I(0, S-1)`` and entry e gives every
+*Reset* draws, in this order: (1) with a link set, ``e = I(0, S-1)`` (not drawn when the reset
+option ``link_index`` names the entry) and entry e gives every
 link's (bw, d, Q, p) and the trace and offset; otherwise for k = 0..L-1: ``bw_k = lo + (hi-lo) U``
 (not drawn for link 0 with traces), ``d_k = lo + (hi-lo) U``, ``Q_k = min(floor(exp(ln Q_lo +
 (ln(Q_hi+1) - ln Q_lo) U)), Q_hi)``, ``p_k = lo + (hi-lo) U``; then with traces the trace
@@ -142,10 +144,10 @@ from .env import (
     CCVectorEnv,
     spaces_for,
 )
-from .multiflow import CCParallelEnv, parallel_env
+from .multiflow import CCParallelEnv, aec_env, parallel_env
 
 __all__ = [
     "AURORA_FEATURES", "DISCRETE_RATE_CHANGES", "FEATURES", "MBPS_TO_PKTS", "CCConfig", "LinkTable",
     "build_config", "FLOW_METRIC_NAMES", "FLOW_STAT_NAMES", "METRIC_NAMES", "REWARD_COMPONENTS", "CCEnv",
-    "CCVectorEnv", "spaces_for", "CCParallelEnv", "parallel_env",
+    "CCVectorEnv", "spaces_for", "CCParallelEnv", "aec_env", "parallel_env",
 ]

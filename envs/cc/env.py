@@ -59,6 +59,20 @@ def family_arrays(cfg: CCConfig, num_envs: int) -> dict[str, np.ndarray]:
     }
 
 
+def link_indices(cfg: CCConfig, value: Any, num_envs: int) -> np.ndarray | None:
+    """The ``link_index`` reset option as one link-set entry per sub-env (None: draw them)."""
+    if value is None:
+        return None
+    if cfg.links is None:
+        raise ValueError("reset option link_index needs link_set='train' or 'test'")
+    index = np.asarray(value)
+    if index.dtype.kind not in "iu" or index.ndim > 1 or (index.ndim == 1 and len(index) != num_envs):
+        raise ValueError(f"link_index must be an int or {num_envs} ints, got {value!r}")
+    if index.min() < 0 or index.max() >= len(cfg.links):
+        raise ValueError(f"link_index must lie in [0, {len(cfg.links) - 1}], got {value!r}")
+    return np.ascontiguousarray(np.broadcast_to(index, (num_envs,)), dtype=np.int64)
+
+
 class CCVectorEnv(BatchedKernelEnv):
     """B single-flow congestion-control links stepped in one Cython call.
 
@@ -89,9 +103,11 @@ class CCVectorEnv(BatchedKernelEnv):
         self._kernel = CCKernel(kernel_config(self.config, b), views, kernel_tables(self.config))
 
     def _kernel_reset(self, mask: np.ndarray, options: dict[str, Any] | None) -> None:
+        options = dict(options or {})
+        index = link_indices(self.config, options.pop("link_index", None), self.num_envs)
         if options:
-            raise ValueError(f"CC reset takes no options besides reset_mask, got {sorted(options)}")
-        self._kernel.reset(mask)
+            raise ValueError(f"CC reset takes the options reset_mask and link_index, got {sorted(options)}")
+        self._kernel.reset(mask, index)
 
     def _kernel_step(self, active: np.ndarray) -> None:
         self._kernel.step(active)
@@ -111,6 +127,10 @@ class CCVectorEnv(BatchedKernelEnv):
     def bottleneck_bandwidth(self) -> np.ndarray:
         """Bandwidth of the narrowest link now, packets/s, shape (B,) (what an oracle would know)."""
         return np.array([self._kernel.bottleneck_bandwidth(i) for i in range(self.num_envs)])
+
+    def bottleneck_queue(self) -> np.ndarray:
+        """Packets held now (queued or in transmission) by the narrowest link, shape (B,)."""
+        return np.array([self._kernel.bottleneck_queue(i) for i in range(self.num_envs)])
 
     def render_frame(self, index: int, mode: str) -> Any:
         if mode == "ansi":
@@ -134,3 +154,7 @@ class CCEnv(KernelEnv):
     def bottleneck_bandwidth(self) -> float:
         """Bandwidth of the narrowest link now (packets/s)."""
         return float(self._vec.bottleneck_bandwidth()[0])
+
+    def bottleneck_queue(self) -> int:
+        """Packets held now by the narrowest link."""
+        return int(self._vec.bottleneck_queue()[0])

@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 from gymnasium import spaces
-from pettingzoo import ParallelEnv
+from pettingzoo import AECEnv, ParallelEnv
+from pettingzoo.utils.conversions import parallel_to_aec
 
 from sysgym.cython_core.cc import CCKernel
 
@@ -21,6 +22,7 @@ from .env import (
     METRIC_NAMES,
     REWARD_COMPONENTS,
     family_arrays,
+    link_indices,
     spaces_for,
 )
 
@@ -77,9 +79,12 @@ class CCParallelEnv(ParallelEnv):
 
     # ------------------------------------------------------------------ PettingZoo API
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Start an episode; ``options={"link_index": i}`` runs entry i of the link set (other
+        option keys are ignored, as PettingZoo's API test expects)."""
         if seed is not None:
             self._state["rng"][0] = rng_state(seed)
-        self._kernel.reset(self._one)
+        index = link_indices(self.config, (options or {}).get("link_index"), 1)
+        self._kernel.reset(self._one, index)
         self.agents = list(self.possible_agents)
         return self._observations(), {a: self._info(i, ended=False) for i, a in enumerate(self.agents)}
 
@@ -159,6 +164,10 @@ class CCParallelEnv(ParallelEnv):
         """Bandwidth of the narrowest link now (packets/s)."""
         return float(self._kernel.bottleneck_bandwidth(0))
 
+    def bottleneck_queue(self) -> int:
+        """Packets held now by the narrowest link."""
+        return int(self._kernel.bottleneck_queue(0))
+
     def get_state(self) -> dict[str, Any]:
         """A picklable snapshot of the simulation and the live agents."""
         return {"class": type(self).__name__, "agents": list(self.agents),
@@ -192,3 +201,9 @@ class CCParallelEnv(ParallelEnv):
 def parallel_env(n_flows: int = 2, render_mode: str | None = None, **kwargs: Any) -> CCParallelEnv:
     """The multi-flow congestion-control PettingZoo ParallelEnv (see :class:`CCParallelEnv`)."""
     return CCParallelEnv(n_flows=n_flows, render_mode=render_mode, **kwargs)
+
+
+def aec_env(n_flows: int = 2, render_mode: str | None = None, **kwargs: Any) -> AECEnv:
+    """The same env in PettingZoo's agent-by-agent (AEC) form: the flows' actions are collected
+    in turn and applied together, one monitor interval per cycle."""
+    return parallel_to_aec(parallel_env(n_flows=n_flows, render_mode=render_mode, **kwargs))

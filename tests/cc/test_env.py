@@ -155,6 +155,25 @@ def test_link_sets_are_seeded_and_disjoint():
         assert link in {tuple(r) for r in test.bandwidth}
 
 
+def test_reset_option_link_index_picks_a_set_entry():
+    vec = gym.make_vec("sysgym/CC-v0", num_envs=3, vectorization_mode="vector_entry_point",
+                       link_set="test", n_links=2)
+    table = vec.unwrapped.config.links
+    vec.reset(seed=0, options={"link_index": np.array([4, 0, 99])})
+    np.testing.assert_array_equal(vec.unwrapped._state["bw"], table.bandwidth[[4, 0, 99]])
+    np.testing.assert_array_equal(vec.unwrapped._state["queue"], table.queue[[4, 0, 99]])
+    env = CCEnv(link_set="test")
+    env.reset(seed=0, options={"link_index": 7})
+    np.testing.assert_array_equal(env.batched._state["delay"][0], env.config.links.delay[7])
+    for bad, words in ((100, r"\[0, 99\]"), (1.5, "an int"), ([1, 2], "an int")):
+        with pytest.raises(ValueError, match=words):
+            env.reset(seed=0, options={"link_index": bad})
+    with pytest.raises(ValueError, match="needs link_set"):
+        CCEnv().reset(seed=0, options={"link_index": 0})
+    with pytest.raises(ValueError, match="reset_mask and link_index"):
+        CCEnv().reset(seed=0, options={"link": 0})
+
+
 def test_trace_splits_partition_the_traces(tmp_path):
     for i in range(5):
         (tmp_path / f"trace{i}.log").write_text(f"0 {1 + i}\n1 {1 + i}\n2 {2 + i}\n")

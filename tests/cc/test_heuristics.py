@@ -86,12 +86,28 @@ def test_fixed_keeps_its_rate():
 def test_oracle_reaches_the_bandwidth_share():
     for n_flows, env in ((1, CCEnv(bandwidth=250.0, start_rate=0.3, max_steps=100)),
                          (2, parallel_env(n_flows=2, bandwidth=250.0, start_rate=0.3, max_steps=100))):
-        oracle = Oracle(env)
+        oracle = Oracle(env, drain=False)
         obs, info = env.reset(seed=0)
         for _ in range(100):
             obs, _, _, _, info = env.step(oracle.act(obs, info))
         rates = [info["sending_rate"]] if n_flows == 1 else [info[a]["sending_rate"] for a in info]
         np.testing.assert_allclose(rates, 250.0 / n_flows, rtol=1e-9)
+
+
+def test_draining_oracle_removes_the_standing_queue():
+    # start at 1.5 x bandwidth into a deep buffer: sending at the bandwidth afterwards would keep
+    # the queue built meanwhile; draining it brings the latency back to the base RTT
+    latency = {}
+    for drain in (False, True):
+        env = CCEnv(bandwidth=200.0, delay=0.02, queue=2000, loss=0.0, start_rate=1.5, max_steps=300)
+        oracle = Oracle(env, drain=drain)
+        obs, info = env.reset(seed=0)
+        for _ in range(300):
+            obs, _, _, _, info = env.step(oracle.act(obs, info))
+        latency[drain] = info["latency"]
+    base = 2 * 0.02 + 1 / 200.0
+    assert latency[True] == pytest.approx(base, abs=0.01)
+    assert latency[False] > base + 0.1
 
 
 def test_oracle_beats_the_other_baselines_on_test_links():

@@ -8,10 +8,10 @@ import warnings
 import gymnasium as gym
 import numpy as np
 import pytest
-from pettingzoo.test import parallel_api_test, parallel_seed_test
+from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test
 
 import sysgym  # noqa: F401
-from sysgym.envs.cc import parallel_env
+from sysgym.envs.cc import aec_env, parallel_env
 
 
 @pytest.mark.parametrize("action", ["continuous", "discrete"])
@@ -20,6 +20,10 @@ def test_parallel_api_and_seed_tests_pass(action):
         warnings.simplefilter("error")
         parallel_api_test(parallel_env(n_flows=3, action=action, max_steps=60), num_cycles=200)
     parallel_seed_test(lambda: parallel_env(n_flows=3, action=action, max_steps=60))
+
+
+def test_aec_form_passes_the_api_test():
+    api_test(aec_env(n_flows=2, max_steps=30), num_cycles=100)
 
 
 @pytest.mark.parametrize("env_id, action", [("sysgym/CC-v0", "continuous"), ("sysgym/CC-Discrete-v0", "discrete")])

@@ -77,8 +77,11 @@ def run_pair(seed: int) -> int:
     log = np.zeros((200_000, 4))
     env._kernel.record_events(log)
     ref = CCReference(env.config)
-    obs, infos = env.reset(seed=seed)
-    step = ref.reset(rng_state(seed))
+    index = None
+    if env.config.links is not None and seed % 2:
+        index = seed % len(env.config.links)
+    obs, infos = env.reset(seed=seed, options={"link_index": index})
+    step = ref.reset(rng_state(seed), link_index=index)
     compare(env, obs, infos, step, f"seed {seed} reset")
     rng = np.random.default_rng(seed + 1000)
     steps = 0

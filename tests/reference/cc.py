@@ -142,14 +142,14 @@ class CCReference:
         self.log: list[tuple[float, int, int, float]] = []
 
     # ------------------------------------------------------------------ episode
-    def reset(self, rng_state: np.ndarray) -> Step:
+    def reset(self, rng_state: np.ndarray, link_index: int | None = None) -> Step:
         cfg = self.cfg
         rng = self.rng = Rng(rng_state)
         tt = cfg.trace_table
         links: list[Link] = []
         offset, trace = 0.0, -1
         if cfg.links is not None:
-            e = rng.integers(0, len(cfg.links) - 1)
+            e = rng.integers(0, len(cfg.links) - 1) if link_index is None else link_index
             for k in range(cfg.n_links):
                 links.append(Link(float(cfg.links.bandwidth[e, k]), float(cfg.links.delay[e, k]),
                                   int(cfg.links.queue[e, k]), float(cfg.links.loss[e, k])))
