@@ -164,6 +164,27 @@ cdef inline void _sift_up(int32_t* heap, const double* key, int64_t i) noexcept 
     heap[i] = e
 
 
+cdef struct Cursor:
+    # a walk over one looping trace: segment j covers [origin + rel[j], origin + rel[j + 1])
+    const double* rel
+    const double* rate
+    int64_t nseg
+    double period
+    int64_t j
+    double origin
+
+
+cdef inline double _seg_end(Cursor* c) noexcept nogil:
+    return c.origin + c.rel[c.j + 1]
+
+
+cdef inline void _next_segment(Cursor* c) noexcept nogil:
+    c.j += 1
+    if c.j == c.nseg:
+        c.j = 0
+        c.origin = c.origin + c.period
+
+
 cdef inline double _clip(double x, double lo, double hi) noexcept nogil:
     return lo if x < lo else (hi if x > hi else x)
 
@@ -771,72 +792,64 @@ cdef class CCKernel:
                 best = v
         return best
 
+    cdef void _open_cursor(self, int b, int which, Cursor* c) noexcept nogil:
+        """Load sub-env b's service (0) or capacity (1) cursor over its trace."""
+        cdef int64_t tid = self.trace_id[b]
+        c.rel = &self.tr_rel[self.tr_start[tid]]
+        c.rate = &self.tr_rate[self.tr_start[tid]]
+        c.nseg = self.tr_length[tid] - 1
+        c.period = self.tr_duration[tid]
+        c.j = self.cursor[b, which]
+        c.origin = self.origin[b, which]
+
+    cdef void _save_cursor(self, int b, int which, Cursor* c) noexcept nogil:
+        self.cursor[b, which] = c.j
+        self.origin[b, which] = c.origin
+
     cdef double _bw_at(self, int b, int k, double t) noexcept nogil:
         """Bandwidth of link k at time t >= the capacity cursor's segment start (read-only)."""
-        cdef int64_t tid, base, nseg, j
-        cdef double origin
+        cdef Cursor c
         if not (k == 0 and self.use_trace):
             return self.bw[b, k]
-        tid = self.trace_id[b]
-        base = self.tr_start[tid]
-        nseg = self.tr_length[tid] - 1
-        j = self.cursor[b, 1]
-        origin = self.origin[b, 1]
-        while origin + self.tr_rel[base + j + 1] <= t:
-            j += 1
-            if j == nseg:
-                j = 0
-                origin = origin + self.tr_duration[tid]
-        return self.tr_rate[base + j]
+        self._open_cursor(b, 1, &c)
+        while _seg_end(&c) <= t:
+            _next_segment(&c)
+        return c.rate[c.j]
 
     cdef double _trace_service(self, int b, double start) noexcept nogil:
         """When a packet whose transmission starts at `start` on the trace link has been sent:
         the time by which the link has delivered one packet's worth of bandwidth."""
-        cdef int64_t tid = self.trace_id[b]
-        cdef int64_t base = self.tr_start[tid]
-        cdef int64_t nseg = self.tr_length[tid] - 1
-        cdef int64_t j = self.cursor[b, 0]
-        cdef double origin = self.origin[b, 0]
-        cdef double s = start, remaining = 1.0, seg_end, r, cap, done
+        cdef Cursor c
+        cdef double s = start, remaining = 1.0, end, r, cap, done
+        self._open_cursor(b, 0, &c)
         while True:
-            seg_end = origin + self.tr_rel[base + j + 1]
-            if seg_end > s:
-                r = self.tr_rate[base + j]
+            end = _seg_end(&c)
+            if end > s:
+                r = c.rate[c.j]
                 if r > 0.0:
-                    cap = r * (seg_end - s)
+                    cap = r * (end - s)
                     if cap >= remaining:
                         done = s + remaining / r
                         break
                     remaining = remaining - cap
-                s = seg_end
-            j += 1
-            if j == nseg:
-                j = 0
-                origin = origin + self.tr_duration[tid]
-        self.cursor[b, 0] = j
-        self.origin[b, 0] = origin
+                s = end
+            _next_segment(&c)
+        self._save_cursor(b, 0, &c)
         return done
 
     cdef double _trace_capacity(self, int b, double t0, double t1) noexcept nogil:
         """Packets the trace link can send during [t0, t1) (advances the capacity cursor)."""
-        cdef int64_t tid = self.trace_id[b]
-        cdef int64_t base = self.tr_start[tid]
-        cdef int64_t nseg = self.tr_length[tid] - 1
-        cdef int64_t j = self.cursor[b, 1]
-        cdef double origin = self.origin[b, 1]
-        cdef double s = t0, total = 0.0, seg_end
+        cdef Cursor c
+        cdef double s = t0, total = 0.0, end
+        self._open_cursor(b, 1, &c)
         while True:
-            seg_end = origin + self.tr_rel[base + j + 1]
-            if seg_end > s:
-                if seg_end >= t1:
-                    total = total + self.tr_rate[base + j] * (t1 - s)
+            end = _seg_end(&c)
+            if end > s:
+                if end >= t1:
+                    total = total + c.rate[c.j] * (t1 - s)
                     break
-                total = total + self.tr_rate[base + j] * (seg_end - s)
-                s = seg_end
-            j += 1
-            if j == nseg:
-                j = 0
-                origin = origin + self.tr_duration[tid]
-        self.cursor[b, 1] = j
-        self.origin[b, 1] = origin
+                total = total + c.rate[c.j] * (end - s)
+                s = end
+            _next_segment(&c)
+        self._save_cursor(b, 1, &c)
         return total

@@ -25,7 +25,14 @@ STATS = ("sending_rate", "latency", "min_rtt", "loss_rate")
 
 
 class RateHeuristic(Heuristic):
-    """Base class: subclasses implement :meth:`target_rate` on arrays of per-flow statistics."""
+    """Base class: subclasses implement :meth:`target_rate` on arrays of per-flow statistics.
+
+    With discrete actions the rate change nearest to the target is taken; a ``directional`` rule
+    (one that only says faster / slower, like AIMD's small additive step) takes at least the
+    smallest change in the direction it asks for.
+    """
+
+    directional = False
 
     def __init__(self, env: Any, seed: int | None = None):
         super().__init__(env, seed)
@@ -54,7 +61,12 @@ class RateHeuristic(Heuristic):
         rate, target = np.atleast_1d(rate), np.atleast_1d(target)
         ratio = np.maximum(target, 1e-9) / rate
         if self._discrete:
-            return np.abs(np.log(ratio)[:, None] - self._log_factors[None, :]).argmin(axis=1)
+            distance = np.abs(np.log(ratio)[:, None] - self._log_factors[None, :])
+            if self.directional:  # at least the smallest step the way the rule asks to go
+                wrong_way = np.sign(self._log_factors)[None, :] != np.sign(np.log(ratio))[:, None]
+                has_step = ~wrong_way.all(axis=1, keepdims=True)
+                distance = np.where(wrong_way & has_step, np.inf, distance)
+            return distance.argmin(axis=1)
         scale = self.config.delta_scale
         delta = np.where(ratio >= 1.0, (ratio - 1.0) / scale, (1.0 - 1.0 / ratio) / scale)
         return np.clip(delta, -1.0, 1.0).astype(np.float32)[:, None]
@@ -75,6 +87,7 @@ class AIMD(RateHeuristic):
     ``latency_threshold`` (as far as one step's action range allows)."""
 
     name = "aimd"
+    directional = True
 
     def __init__(self, env: Any, seed: int | None = None, increase: float = 2.0, decrease: float = 0.5,
                  loss_threshold: float = 0.1, latency_threshold: float = 1.5):
@@ -95,6 +108,7 @@ class DelayBased(RateHeuristic):
     does not slow it down."""
 
     name = "delay"
+    directional = True
 
     def __init__(self, env: Any, seed: int | None = None, alpha: float = 2.0, beta: float = 4.0):
         super().__init__(env, seed)

@@ -44,8 +44,11 @@ def test_actions_invert_the_rate_rule():
     actions = h.actions(rate, np.array([102.5, 100 / 1.025, 200.0, 10.0]))
     np.testing.assert_allclose(actions[:, 0], [0.5, -0.5, 1.0, -1.0], atol=1e-6)
     discrete = FixedRate(CCEnv(action="discrete"))
-    np.testing.assert_array_equal(discrete.actions(np.full(5, 100.0), np.array([74.0, 96.0, 100.0, 104.0, 200.0])),
-                                  [0, 1, 2, 3, 4])
+    targets = np.array([74.0, 96.0, 99.5, 100.0, 101.0, 104.0, 200.0])
+    np.testing.assert_array_equal(discrete.actions(np.full(7, 100.0), targets), [0, 1, 2, 2, 2, 3, 4])
+    # AIMD's +2 packets/s must still speed up with {-25%, -5%, 0, +5%, +25%}
+    aimd = AIMD(CCEnv(action="discrete"))
+    np.testing.assert_array_equal(aimd.actions(np.full(7, 100.0), targets), [0, 1, 1, 2, 3, 3, 4])
 
 
 @pytest.mark.parametrize("env_id", ["sysgym/CC-v0", "sysgym/CC-Discrete-v0"])
