@@ -27,8 +27,11 @@ cdef int search(const Model* m, const double[:, ::1] sizes, const double[::1] qu
                 double buffer_s, int64_t last, int64_t c, double bandwidth) noexcept nogil:
     """First level of the best plan over the next min(horizon, N - c) chunks (exhaustive).
 
-    Plans are visited in lexicographic order and a plan replaces the best one when its return
-    is >= the best so far, so ties go to the last plan in that order (Pensieve's robustMPC).
+    The rule: among the plans with the largest summed reward, the last one in lexicographic
+    order (Pensieve's robustMPC keeps a plan whose reward is >= the best so far). The search
+    visits plans in reverse lexicographic order, so the first best plan found is that one and a
+    later plan replaces it only if strictly better; a branch is cut when even the top quality for
+    every remaining chunk (penalties are <= 0) could not beat the best plan.
     """
     cdef int h = m.horizon
     cdef int d, lv, prev
@@ -36,22 +39,25 @@ cdef int search(const Model* m, const double[:, ::1] sizes, const double[::1] qu
     cdef double buf[MAX_HORIZON + 1]
     cdef double score[MAX_HORIZON + 1]
     cdef double download[MAX_HORIZON][32]
-    cdef double best = -1e300, dl, b, reb, r
+    cdef double best = -1e300, dl, b, reb, r, q_max = quality[0]
     cdef int best_first = 0
     if m.N - c < h:
         h = <int>(m.N - c)
     if h <= 0:
         return 0
+    for lv in range(m.A):
+        if quality[lv] > q_max:
+            q_max = quality[lv]
     for d in range(h):
         for lv in range(m.A):
             download[d][lv] = sizes[lv, c + d] / bandwidth
     buf[0] = buffer_s
     score[0] = 0.0
     d = 0
-    level[0] = -1
+    level[0] = m.A
     while d >= 0:
-        level[d] += 1
-        if level[d] >= m.A:
+        level[d] -= 1
+        if level[d] < 0:
             d -= 1
             continue
         lv = level[d]
@@ -73,12 +79,12 @@ cdef int search(const Model* m, const double[:, ::1] sizes, const double[::1] qu
         score[d + 1] = score[d] + r
         buf[d + 1] = b
         if d + 1 == h:
-            if score[h] >= best:
+            if score[h] > best:
                 best = score[h]
                 best_first = level[0]
-        else:
+        elif score[d + 1] + (h - d - 1) * q_max > best:
             d += 1
-            level[d] = -1
+            level[d] = m.A
     return best_first
 
 
