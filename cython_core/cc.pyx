@@ -390,7 +390,11 @@ cdef class CCKernel:
         return self.queue_length(b, best)
 
     def queue_length(self, int b, int k):
-        """Packets held by link ``k`` of sub-env ``b`` (waiting or in transmission) right now."""
+        """Packets held by link ``k`` of sub-env ``b`` (waiting or in transmission) right now.
+
+        Counted from departure times: for links after the first this includes packets already
+        on their way to the link, whose place in its queue is settled (see the note at the top).
+        """
         cdef int64_t i, n = 0, h = self.lq_head[b, k]
         for i in range(self.lq_n[b, k]):
             if self.lq[b, k, (h + i) % self.QC] > self.now[b]:

@@ -33,7 +33,8 @@ features ("latency_gradient", "latency_ratio", "send_ratio") + optional "send_ra
                    "recv_rate", "loss_rate"
 first_mi 3.0 (x base RTT)   mi_rtts 0.5 (x smoothed RTT)   mi_limits (0.01, 10.0) s
 max_steps 400      monitor intervals per episode (then truncated)
-max_inflight 8192  packets a flow may have outstanding (a receive window)
+max_inflight 8192  packets a flow may have outstanding (a receive window; sizes a 16-byte-per-packet
+                   ring per flow and sub-env, 128 KB at the default)
 throughput "absolute" | "normalised"    reward_scale 1.0 (Aurora's code uses 0.001)
 
 Dynamics (the kernel ``cython_core/cc.pyx`` and ``tests/reference/cc.py`` implement exactly this)
@@ -49,8 +50,8 @@ Acknowledgements return over the reverse path with delay ``D = sum_k d_k`` and a
 or lost. ``base RTT = 2 D``.
 
 *Reset* draws, in this order: (1) with a link set, ``e = I(0, S-1)`` (not drawn when the reset
-option ``link_index`` names the entry) and entry e gives every
-link's (bw, d, Q, p) and the trace and offset; otherwise for k = 0..L-1: ``bw_k = lo + (hi-lo) U``
+option ``link_index`` names the entry) and entry e gives every link's (bw, d, Q, p) and the
+trace and offset; otherwise for k = 0..L-1: ``bw_k = lo + (hi-lo) U``
 (not drawn for link 0 with traces), ``d_k = lo + (hi-lo) U``, ``Q_k = min(floor(exp(ln Q_lo +
 (ln(Q_hi+1) - ln Q_lo) U)), Q_hi)``, ``p_k = lo + (hi-lo) U``; then with traces the trace
 ``choices[I(0, n-1)]`` among the split's traces and the offset ``U x duration``. (2) For each flow
