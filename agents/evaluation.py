@@ -25,14 +25,22 @@ class EvaluationResult:
         return out
 
 
+def _build_policy(make_policy: Any, env: Any) -> Any:
+    """A policy object from an instance, a class or a factory ``env -> policy``."""
+    if isinstance(make_policy, type) or not hasattr(make_policy, "act"):
+        return make_policy(env)
+    return make_policy
+
+
 def evaluate(make_policy: Any, env: gym.Env, episodes: int, seed: int = 0,
              max_steps: int = 1_000_000) -> EvaluationResult:
     """Run ``episodes`` episodes; episode ``k`` is reset with seed ``seed + k``.
 
-    ``make_policy`` is either a policy object (with ``act``) or a callable ``env -> policy``.
-    Policies with a ``reset()`` method are reset at the start of each episode.
+    ``make_policy`` is either a policy object (with ``act``) or a callable ``env -> policy``
+    (a heuristic class works). Policies with a ``reset()`` method are reset at the start of each
+    episode.
     """
-    policy = make_policy if hasattr(make_policy, "act") else make_policy(env)
+    policy = _build_policy(make_policy, env)
     result = EvaluationResult()
     for k in range(episodes):
         obs, info = env.reset(seed=seed + k)
@@ -58,7 +66,7 @@ def evaluate_batched(make_policy: Any, vec_env: gym.vector.VectorEnv, seed: int 
     The policy's ``act(obs, infos)`` must return one action per sub-env. Sub-envs that finished
     keep being stepped (the vector env autoresets them) but only first episodes are recorded.
     """
-    policy = make_policy if hasattr(make_policy, "act") else make_policy(vec_env)
+    policy = _build_policy(make_policy, vec_env)
     n = vec_env.num_envs
     obs, infos = vec_env.reset(seed=seed)
     returns, lengths = np.zeros(n), np.zeros(n, dtype=np.int64)

@@ -42,7 +42,7 @@ class BandwidthTrace:
             raise ValueError(f"{self.source}: time_s must be finite and non-decreasing")
         if np.any(b < 0) or not np.all(np.isfinite(b)):
             raise ValueError(f"{self.source}: mbps must be finite and >= 0")
-        if not np.any(b[:-1] > 0) or t[-1] <= t[0]:
+        if not np.sum(b[:-1] * np.diff(t)) > 0:
             raise ValueError(f"{self.source}: the trace carries no data (no positive bandwidth "
                              "over a positive duration)")
         object.__setattr__(self, "time_s", t)
