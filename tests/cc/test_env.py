@@ -238,7 +238,7 @@ def test_bad_traces_name_the_file_and_line(tmp_path):
         CCEnv(traces=bad)
     dead = tmp_path / "dead.txt"
     dead.write_text("0 0\n5 3\n5 0\n")  # bandwidth only on a zero-length segment
-    with pytest.raises(ValueError, match="dead.txt.*could never deliver a packet"):
+    with pytest.raises(ValueError, match="dead.txt.*carries no data"):
         CCEnv(traces=dead)
     one = tmp_path / "one.txt"
     one.write_text("0 1\n1 2\n")
