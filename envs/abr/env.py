@@ -52,6 +52,8 @@ class AbrVectorEnv(BatchedKernelEnv):
 
     def _connect(self) -> None:
         self._kernel = AbrKernel(self.config.kernel_config(self.num_envs), self._state, self._bank)
+        # views of the state arrays (never reallocated: set_state copies into them)
+        self._info_views = {key: self._state[name] for key, name in INFO_KEYS.items()}
 
     def _kernel_reset(self, mask: np.ndarray, options: dict[str, Any] | None) -> None:
         forced = np.full(self.num_envs, -1, dtype=np.int64)
@@ -71,8 +73,7 @@ class AbrVectorEnv(BatchedKernelEnv):
         self._kernel.step(active)
 
     def _extra_infos(self) -> dict[str, np.ndarray]:
-        s = self._state
-        return {key: s[name] for key, name in INFO_KEYS.items()}
+        return self._info_views
 
     # ------------------------------------------------------------------ read-only views for agents
     def trace_name(self, index: int) -> str:
