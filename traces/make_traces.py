@@ -21,7 +21,21 @@ def deeprm() -> None:
                  max_job_size=10, max_job_length=15, mean_interarrival=220.0, seed=2025)
 
 
-FAMILIES = {"deeprm": deeprm}
+def dag() -> None:
+    """DOT task sets from the DAG-EGS generators (see traces/dag/README.md)."""
+    from sysgym.traces.dag.make_tasksets import main as make_tasksets
+
+    make_tasksets()
+
+
+def abr() -> None:
+    """Synthetic cooked bandwidth traces and a VBR video (see traces/abr/README.md)."""
+    from sysgym.traces.abr.generate import write_all
+
+    write_all()
+
+
+FAMILIES = {"deeprm": deeprm, "dag": dag, "abr": abr}
 
 
 def main(argv: list[str]) -> None:
