@@ -291,15 +291,7 @@ class BatchedKernelEnv(VectorEnv):
         if state.get("class") != type(self).__name__ or state.get("num_envs") != self.num_envs:
             raise ValueError(f"state was saved from {state.get('class')} with "
                              f"{state.get('num_envs')} envs, not {type(self).__name__} with {self.num_envs}")
-        arrays = state["arrays"]
-        if set(arrays) != set(self._state):
-            raise ValueError("state arrays do not match this env's configuration")
-        for key, dst in self._state.items():
-            src = arrays[key]
-            if src.shape != dst.shape or src.dtype != dst.dtype:
-                raise ValueError(f"state array {key!r} has shape {src.shape} {src.dtype}, "
-                                 f"expected {dst.shape} {dst.dtype} (different env kwargs?)")
-            np.copyto(dst, src)
+        restore_arrays(self._state, state["arrays"])
 
     def close_extras(self, **kwargs: Any) -> None:
         pass
@@ -400,6 +392,18 @@ class KernelEnv(gym.Env):
     def set_state(self, state: dict[str, Any]) -> None:
         """Restore a snapshot from :meth:`get_state`; the next step continues from it exactly."""
         self._vec.set_state(state)
+
+
+def restore_arrays(live: dict[str, np.ndarray], saved: dict[str, np.ndarray]) -> None:
+    """Copy ``saved`` into the ``live`` state arrays in place (kernels keep views of them)."""
+    if set(saved) != set(live):
+        raise ValueError("state arrays do not match this env's configuration")
+    for key, dst in live.items():
+        src = saved[key]
+        if src.shape != dst.shape or src.dtype != dst.dtype:
+            raise ValueError(f"state array {key!r} has shape {src.shape} {src.dtype}, "
+                             f"expected {dst.shape} {dst.dtype} (different env kwargs?)")
+        np.copyto(dst, src)
 
 
 def _index(obs: Any, i: int) -> Any:

@@ -28,7 +28,7 @@ from sysgym.cython_core.abr import plan_offline
 from sysgym.cython_core.abr_mpc import mpc_search, robust_mpc_act
 from sysgym.envs.abr import AbrVectorEnv, build_config
 
-from .base import Heuristic
+from .base import Heuristic, native_env
 
 _INFO_KEYS = ("chunk_index", "buffer_s", "chunk_bytes", "delay_s", "last_level")
 
@@ -38,14 +38,8 @@ class AbrHeuristic(Heuristic):
 
     def __init__(self, env: gym.Env | gym.vector.VectorEnv, seed: int | None = None):
         super().__init__(env, seed)
-        base = env.unwrapped
-        batched = getattr(base, "batched", base)
-        if not isinstance(batched, AbrVectorEnv):
-            raise TypeError(f"{type(self).__name__} needs a sysgym ABR env (gymnasium.make or make_vec with "
-                            f"vectorization_mode='vector_entry_point'), got {type(base).__name__}")
-        self._env = batched
-        self._single = batched is not base
-        self.config = batched.config
+        self._env, self._single = native_env(env, AbrVectorEnv, type(self).__name__)
+        self.config = self._env.config
         level = self.config.initial_level
         self.first_level = 0 if level is None else level
 
@@ -180,10 +174,7 @@ def offline_optimal_plan(env: gym.Env | gym.vector.VectorEnv, index: int = 0, dt
     the best plan of all passes is returned as (levels, planned return). Smaller ``dt`` -> closer
     to the true optimum (on the shipped test traces dt = 1 s is within ~1 % of dt = 0.1 s).
     """
-    base = env.unwrapped
-    vec = getattr(base, "batched", base)
-    if not isinstance(vec, AbrVectorEnv):
-        raise TypeError(f"offline_optimal_plan needs a sysgym ABR env, got {type(base).__name__}")
+    vec, _ = native_env(env, AbrVectorEnv, "offline_optimal_plan")
     cfg = vec.config
     if cfg.noise:
         raise ValueError("the offline optimum needs a deterministic env: make it with noise=False")

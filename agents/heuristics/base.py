@@ -33,6 +33,21 @@ class Heuristic:
         return f"{type(self).__name__}()"
 
 
+def native_env(env: gym.Env | gym.vector.VectorEnv, expected: type, who: str) -> tuple[Any, bool]:
+    """The native batched env behind ``env`` and whether ``env`` is a single env.
+
+    ``env`` is a ``gymnasium.make`` env (its unwrapped single env exposes ``.batched``) or a
+    ``make_vec(..., vectorization_mode="vector_entry_point")`` env; ``expected`` is the family's
+    vector class. Anything else (e.g. a SyncVectorEnv) raises a TypeError naming ``who``.
+    """
+    base = env.unwrapped
+    batched = getattr(base, "batched", base)
+    if not isinstance(batched, expected):
+        raise TypeError(f"{who} needs a sysgym {expected.__name__} (gymnasium.make, or make_vec with "
+                        f"vectorization_mode='vector_entry_point'), got {type(base).__name__}")
+    return batched, batched is not base
+
+
 def family_of(env_id: str) -> str:
     """'sysgym/DeepRM-Compact-v0' -> 'deeprm' (the heuristics module of that family)."""
     name = env_id.split("/", 1)[-1]

@@ -23,9 +23,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from sysgym.envs.dag.env import DAGVectorEnv
 from sysgym.envs.dag.tasks import DAGTask, topological_order
 
-from .base import Heuristic
+from .base import Heuristic, native_env
 
 
 class DAGHeuristic(Heuristic):
@@ -33,13 +34,7 @@ class DAGHeuristic(Heuristic):
 
     def __init__(self, env: gym.Env | gym.vector.VectorEnv, seed: int | None = None):
         super().__init__(env, seed)
-        base = env.unwrapped
-        batched = getattr(base, "batched", base)
-        if not hasattr(batched, "edge_outcomes"):
-            raise TypeError(f"{type(self).__name__} needs a sysgym DAG env (gymnasium.make or make_vec with "
-                            f"vectorization_mode='vector_entry_point'), got {type(base).__name__}")
-        self._env = batched
-        self._single = batched is not base
+        self._env, self._single = native_env(env, DAGVectorEnv, type(self).__name__)
 
     def choose(self, index: int, mask: np.ndarray) -> int:
         raise NotImplementedError

@@ -17,7 +17,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from .base import Heuristic
+from sysgym.envs.deeprm import DeepRMVectorEnv
+
+from .base import Heuristic, native_env
 
 
 class DeepRMHeuristic(Heuristic):
@@ -25,14 +27,8 @@ class DeepRMHeuristic(Heuristic):
 
     def __init__(self, env: gym.Env | gym.vector.VectorEnv, seed: int | None = None):
         super().__init__(env, seed)
-        base = env.unwrapped
-        batched = getattr(base, "batched", base)
-        if not hasattr(batched, "window_jobs"):
-            raise TypeError(f"{type(self).__name__} needs a sysgym DeepRM env (gymnasium.make or "
-                            f"make_vec with vectorization_mode='vector_entry_point'), got {type(base).__name__}")
-        self._env = batched
-        self._single = batched is not base
-        self.void = batched.void_action
+        self._env, self._single = native_env(env, DeepRMVectorEnv, type(self).__name__)
+        self.void = self._env.void_action
 
     def scores(self, jobs: dict[str, np.ndarray]) -> np.ndarray:
         raise NotImplementedError

@@ -12,7 +12,7 @@ from pettingzoo.utils.conversions import parallel_to_aec
 
 from sysgym.cython_core.cc import CCKernel
 
-from ..batched import RENDER_MODES
+from ..batched import RENDER_MODES, restore_arrays
 from ..seeding import rng_state
 from . import render
 from .config import CCConfig, build_config, kernel_config, kernel_tables
@@ -177,15 +177,7 @@ class CCParallelEnv(ParallelEnv):
         """Restore a snapshot from :meth:`get_state` taken on an env built with the same kwargs."""
         if state.get("class") != type(self).__name__:
             raise ValueError(f"state was saved from {state.get('class')}, not {type(self).__name__}")
-        arrays = state["arrays"]
-        if set(arrays) != set(self._state):
-            raise ValueError("state arrays do not match this env's configuration")
-        for key, dst in self._state.items():
-            src = arrays[key]
-            if src.shape != dst.shape or src.dtype != dst.dtype:
-                raise ValueError(f"state array {key!r} has shape {src.shape} {src.dtype}, "
-                                 f"expected {dst.shape} {dst.dtype} (different env kwargs?)")
-            np.copyto(dst, src)
+        restore_arrays(self._state, state["arrays"])
         self.agents = list(state["agents"])
 
     def __getstate__(self) -> dict[str, Any]:
