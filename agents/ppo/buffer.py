@@ -48,6 +48,11 @@ class RolloutBuffer:
         self.actions = torch.zeros((t, b, *action_shape), dtype=action_dtype)
         self.logprobs = torch.zeros((t, b), dtype=torch.float32)
         self.masks = torch.ones((t, b, mask_size), dtype=torch.bool) if mask_size else None
+        # numpy views of the same memory, for rollouts that act in numpy
+        self.obs_np = {k: v.numpy() for k, v in self.obs.items()}
+        self.actions_np = self.actions.numpy()
+        self.logprobs_np = self.logprobs.numpy()
+        self.masks_np = None if self.masks is None else self.masks.numpy()
         self.values = np.zeros((t, b), dtype=np.float32)
         self.rewards = np.zeros((t, b), dtype=np.float32)
         self.bootstrap = np.ones((t, b), dtype=np.float32)

@@ -91,9 +91,9 @@ class ObservationAdapter:
         value = obs[key] if self.dict_space else obs
         return np.ndim(value) == len(sub.shape or ()) + 1
 
-    def to_tensors(self, obs: Any, update: bool = False) -> dict[str, torch.Tensor]:
-        """A batch of observations (leading dimension B) as float32 tensors, normalised."""
-        out: dict[str, torch.Tensor] = {}
+    def to_arrays(self, obs: Any, update: bool = False) -> dict[str, np.ndarray]:
+        """A batch of observations (leading dimension B) as float32 arrays, normalised."""
+        out: dict[str, np.ndarray] = {}
         for key in self.entries:
             value = np.asarray(obs[key] if self.dict_space else obs)
             rms = self.rms.get(key)
@@ -101,8 +101,12 @@ class ObservationAdapter:
                 if update:
                     rms.update(value)
                 value = np.clip((value - rms.mean) / np.sqrt(rms.var + 1e-8), -self.clip, self.clip)
-            out[key] = torch.from_numpy(np.asarray(value, dtype=np.float32))
+            out[key] = np.asarray(value, dtype=np.float32)
         return out
+
+    def to_tensors(self, obs: Any, update: bool = False) -> dict[str, torch.Tensor]:
+        """A batch of observations (leading dimension B) as float32 tensors, normalised."""
+        return {k: torch.from_numpy(v) for k, v in self.to_arrays(obs, update).items()}
 
     def single_to_tensors(self, obs: Any) -> dict[str, torch.Tensor]:
         """One unbatched observation as a batch of one."""

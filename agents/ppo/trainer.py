@@ -30,6 +30,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from .buffer import RolloutBuffer
 from .checkpoint import save_checkpoint
 from .config import PPOConfig
+from .fastact import NumpyActor
 from .fastgrad import ManualGradients, supports
 from .logger import TrainingLogger
 from .networks import ActorCritic
@@ -102,6 +103,7 @@ class PPOTrainer:
         self.optimizer = FlatAdam(self.flat_params, config.lr, config.adam_eps, max_grad_norm=config.max_grad_norm)
         self.manual = (ManualGradients(self.model, self.flat_params, self.flat_grads)
                        if config.manual_gradients and supports(self.model) else None)
+        self.fast_actor = NumpyActor(self.manual, config.seed) if self.manual is not None else None
         self.adapter = ObservationAdapter(self.observation_space, config.normalize_obs, config.clip_obs)
         self.buffer = RolloutBuffer(config.n_steps, config.num_envs, self.adapter.shapes(),
                                     self.head.action_shape, self.head.action_dtype,
@@ -167,30 +169,18 @@ class PPOTrainer:
 
     # ------------------------------------------------------------------ rollout
     def collect_rollout(self) -> None:
-        cfg, buf, env, head = self.config, self.buffer, self.env, self.head
+        cfg, buf, env = self.config, self.buffer, self.env
         self.model.eval()
         obs, info = self._obs, self._info
         next_step = self.autoreset == AutoresetMode.NEXT_STEP
-        forward = self.manual.forward if self.manual is not None else self.model
+        act = self._act_numpy if self.fast_actor is not None else self._act_torch
         terminated_steps = np.zeros((cfg.n_steps, cfg.num_envs), dtype=bool)
         done_steps = np.zeros((cfg.n_steps, cfg.num_envs), dtype=bool)
         bonus = np.zeros((cfg.n_steps, cfg.num_envs))  # gamma * V(final obs) of truncated episodes
         all_valid = np.ones(cfg.num_envs, dtype=bool)
         with torch.no_grad():
             for t in range(cfg.n_steps):
-                tensors = self.adapter.to_tensors(obs, update=cfg.normalize_obs)
-                mask = self._mask(info)
-                params, value = forward(tensors)
-                action, logp = head.sample(params, mask, self.generator)
-                for key, tensor in tensors.items():
-                    buf.obs[key][t] = tensor
-                buf.actions[t] = action
-                buf.logprobs[t] = logp
-                if mask is not None:
-                    buf.masks[t] = mask
-                buf.values[t] = value.numpy()
-
-                obs, reward, terminated, truncated, info = env.step(head.to_env(action))
+                obs, reward, terminated, truncated, info = env.step(act(obs, info, t))
                 buf.rewards[t] = reward
                 terminated = np.asarray(terminated, dtype=bool)
                 truncated = np.asarray(truncated, dtype=bool)
@@ -208,7 +198,10 @@ class PPOTrainer:
                     if self.autoreset == AutoresetMode.DISABLED and done.any():
                         obs, info = env.reset(options={"reset_mask": done})
                 self._track_episodes(buf.rewards[t], done, valid, info, next_step)
-            last_value = forward(self.adapter.to_tensors(obs))[1].numpy()
+            if self.fast_actor is not None:
+                last_value = self.fast_actor.value(self.adapter.to_arrays(obs))
+            else:
+                last_value = self.model.value(self.adapter.to_tensors(obs)).numpy()
         self._obs, self._info = obs, info
         # NextStep: a truncated step bootstraps from the next stored value, V(final obs);
         # SameStep / Disabled: the bootstrap is in ``bonus`` (see the buffer module)
@@ -221,7 +214,38 @@ class PPOTrainer:
         buf.rewards += bonus
         buf.compute_returns(last_value, cfg.gamma, cfg.gae_lambda)
 
-    def _mask(self, info: dict[str, Any]) -> torch.Tensor | None:
+    def _act_torch(self, obs: Any, info: dict[str, Any], t: int) -> Any:
+        """Sample actions with the torch network, store step ``t`` in the buffer, return env actions."""
+        buf = self.buffer
+        tensors = self.adapter.to_tensors(obs, update=self.config.normalize_obs)
+        mask = self._mask(info)
+        params, value = self.model(tensors)
+        action, logp = self.head.sample(params, None if mask is None else torch.from_numpy(mask), self.generator)
+        for key, tensor in tensors.items():
+            buf.obs[key][t] = tensor
+        buf.actions[t] = action
+        buf.logprobs[t] = logp
+        if mask is not None:
+            buf.masks[t] = torch.from_numpy(mask)
+        buf.values[t] = value.numpy()
+        return self.head.to_env(action)
+
+    def _act_numpy(self, obs: Any, info: dict[str, Any], t: int) -> Any:
+        """As :meth:`_act_torch` with :class:`NumpyActor` (MLP policies: less overhead per step)."""
+        buf = self.buffer
+        arrays = self.adapter.to_arrays(obs, update=self.config.normalize_obs)
+        mask = self._mask(info)
+        action, logp, value = self.fast_actor.step(arrays, mask)
+        for key, array in arrays.items():
+            buf.obs_np[key][t] = array
+        buf.actions_np[t] = action
+        buf.logprobs_np[t] = logp
+        if mask is not None:
+            buf.masks_np[t] = mask
+        buf.values[t] = value
+        return self.head.to_env(torch.from_numpy(action))
+
+    def _mask(self, info: dict[str, Any]) -> np.ndarray | None:
         """``info["action_mask"]`` as bool; a row allowing nothing is treated as unmasked."""
         if not self.head.masked:
             return None
@@ -231,7 +255,7 @@ class PPOTrainer:
         mask = np.asarray(mask, dtype=np.bool_)
         if not mask.any(axis=-1).all():
             mask = mask | ~mask.any(axis=-1, keepdims=True)
-        return torch.from_numpy(mask)
+        return mask
 
     def _final_values(self, obs: Any, info: dict[str, Any], rows_mask: np.ndarray) -> np.ndarray:
         """V(final observation) of the sub-envs in ``rows_mask`` (0 elsewhere).

@@ -314,3 +314,26 @@ def test_target_kl_stops_the_epochs_early():
     trainer.close()
     assert all(row["early_stop"] == 1.0 for row in result.history[1:])
     assert trainer.optimizer.steps < cfg.num_updates * cfg.n_epochs * 2  # 2 minibatches per epoch
+
+
+@pytest.mark.parametrize("squash", ["clip", "tanh"])
+def test_numpy_rollouts_store_what_the_torch_network_computes(squash):
+    """Rollouts act through NumpyActor; its log-probs and values must be the torch heads' own."""
+    for env in (gym.make_vec("sysgym/DeepRM-Compact-v0", num_envs=4, vectorization_mode="vector_entry_point",
+                             autoreset_mode=AutoresetMode.SAME_STEP),
+                gym.make_vec("Pendulum-v1", num_envs=2, vectorization_mode="sync",
+                             vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP})):
+        cfg = PPOConfig(num_envs=env.num_envs, n_steps=32, total_steps=64 * env.num_envs, batch_size=32,
+                        squash=squash, shared_trunk=False, **QUIET)
+        trainer = PPOTrainer(env, cfg)
+        assert trainer.fast_actor is not None
+        trainer.train()  # rollouts and updates: the actor must see the updated weights
+        trainer.collect_rollout()
+        buf = trainer.buffer
+        data = buf.flat()
+        with torch.no_grad():
+            params, values = trainer.model(data["obs"])
+            logp, _ = trainer.head.evaluate(params, data["masks"], data["actions"])
+        torch.testing.assert_close(data["logprobs"], logp, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(buf.values.reshape(-1), values.numpy(), rtol=1e-4, atol=1e-5)
+        env.close()
