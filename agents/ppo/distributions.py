@@ -22,7 +22,7 @@ from gymnasium import spaces
 from torch import nn
 
 MASKED_LOGIT = -1e8
-_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
 def layer_init(layer: nn.Linear | nn.Conv2d, std: float = math.sqrt(2.0)) -> nn.Module:
@@ -187,7 +187,7 @@ class GaussianHead(nn.Module):
 
     def _log_prob(self, mean, log_std, u):
         z = (u - mean) * torch.exp(-log_std)
-        logp = (-0.5 * z * z - log_std - _LOG_SQRT_2PI).sum(-1)
+        logp = (-0.5 * z * z - log_std - LOG_SQRT_2PI).sum(-1)
         if self.squash == "tanh":
             t = torch.tanh(u)
             scale = (self.high - self.low) * 0.5
@@ -201,7 +201,7 @@ class GaussianHead(nn.Module):
 
     def evaluate(self, params, mask, action):
         mean, log_std = params
-        entropy = (log_std + 0.5 + _LOG_SQRT_2PI).sum(-1)
+        entropy = (log_std + 0.5 + LOG_SQRT_2PI).sum(-1)
         return self._log_prob(mean, log_std, action), entropy
 
     def mode(self, params, mask=None):

@@ -16,6 +16,7 @@ Semi-MDP envs (sparse DeepRM variants) are trained on their step rewards as give
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -134,18 +135,9 @@ class PPOTrainer:
         result = TrainResult()
         start = time.perf_counter()
         try:
-            for it in range(iterations):
-                if cfg.anneal_lr:
-                    self.optimizer.lr = cfg.lr * (1.0 - it / iterations)
-                t0 = time.perf_counter()
-                self.collect_rollout()
-                stats = self.update()
-                self.iteration += 1
-                stats["sps"] = cfg.rollout_size / (time.perf_counter() - t0)
-                stats["lr"] = self.optimizer.lr
-                self.logger.iteration(self.global_step, stats, cfg.rollout_size)
-                if cfg.checkpoint_every and self.out_dir is not None and (it + 1) % cfg.checkpoint_every == 0:
-                    self.save(self.out_dir / f"checkpoint_{self.global_step}.pt")
+            with _blas_threads(cfg.torch_threads):
+                for it in range(iterations):
+                    self._iteration(it, iterations)
         finally:
             result.seconds = time.perf_counter() - start
             self.logger.close()
@@ -154,6 +146,20 @@ class PPOTrainer:
         if self.out_dir is not None:
             result.checkpoint = self.save(self.out_dir / "checkpoint.pt")
         return result
+
+    def _iteration(self, it: int, iterations: int) -> None:
+        cfg = self.config
+        if cfg.anneal_lr:
+            self.optimizer.lr = cfg.lr * (1.0 - it / iterations)
+        t0 = time.perf_counter()
+        self.collect_rollout()
+        stats = self.update()
+        self.iteration += 1
+        stats["sps"] = cfg.rollout_size / (time.perf_counter() - t0)
+        stats["lr"] = self.optimizer.lr
+        self.logger.iteration(self.global_step, stats, cfg.rollout_size)
+        if cfg.checkpoint_every and self.out_dir is not None and (it + 1) % cfg.checkpoint_every == 0:
+            self.save(self.out_dir / f"checkpoint_{self.global_step}.pt")
 
     def policy(self, deterministic: bool = True, seed: int | None = None) -> PPOPolicy:
         """The current agent as a :class:`PPOPolicy` (shares the network; frozen copy of obs stats)."""
@@ -318,28 +324,30 @@ class PPOTrainer:
         cfg = self.config
         self.model.train()
         data = self.buffer.flat()
-        obs, masks, valid = data["obs"], data["masks"], data["valid"]
+        valid = data["valid"]
+        fields = [data["obs"], data["masks"], data["actions"], data["logprobs"], data["advantages"],
+                  data["returns"], data["values"]]
+        if self.manual is not None:  # the numpy path works on numpy views of the same memory
+            fields = [_as_numpy(f) for f in fields]
         n = len(valid)
-        totals = torch.zeros(5, dtype=torch.float64)
+        totals = np.zeros(5)
         count = 0
         last_kl = 0.0
         stop = False
-        fields = (obs, masks, data["actions"], data["logprobs"], data["advantages"], data["returns"], data["values"])
         for epoch in range(cfg.n_epochs):
             # statistics come from the last epoch (every epoch when target_kl needs the KL)
             want_stats = cfg.target_kl is not None or epoch == cfg.n_epochs - 1
             order = valid[torch.randperm(n, generator=self.generator)]
+            if self.manual is not None:
+                order = order.numpy()
             # one gather per field and epoch; minibatches are then contiguous slices (views)
-            shuffled = [None if f is None else ({k: v[order] for k, v in f.items()} if isinstance(f, dict) else f[order])
-                        for f in fields]
+            shuffled = [_rows(f, order) for f in fields]
             for start in range(0, n, cfg.batch_size):
-                end = start + cfg.batch_size
-                batch = tuple(None if f is None else ({k: v[start:end] for k, v in f.items()} if isinstance(f, dict)
-                                                      else f[start:end]) for f in shuffled)
+                batch = [_rows(f, slice(start, start + cfg.batch_size)) for f in shuffled]
                 if self.manual is not None:
                     stats = self.manual(*batch, cfg, stats=want_stats)
                 else:
-                    stats = self._autograd_step(*batch)
+                    stats = self._autograd_step(*batch).numpy()
                 self.optimizer.step(self.flat_grads)
                 if want_stats:
                     totals += stats
@@ -390,6 +398,33 @@ class PPOTrainer:
 
     def close(self) -> None:
         self.env.close()
+
+
+def _blas_threads(n: int) -> Any:
+    """Cap numpy's BLAS threads at ``n`` (like ``torch_threads``) while training: the numpy paths'
+    small matrix products only lose from extra threads on a busy machine."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn (agents extra)
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=n, user_api="blas")
+
+
+def _as_numpy(field: Any) -> Any:
+    if field is None:
+        return None
+    if isinstance(field, dict):
+        return {k: v.numpy() for k, v in field.items()}
+    return field.numpy()
+
+
+def _rows(field: Any, index: Any) -> Any:
+    """``field[index]`` for an array / tensor, a dict of them, or None."""
+    if field is None:
+        return None
+    if isinstance(field, dict):
+        return {k: v[index] for k, v in field.items()}
+    return field[index]
 
 
 def _episode_metrics(info: dict[str, Any], i: int) -> dict[str, float]:

@@ -43,6 +43,11 @@ def _batch(obs_space, act_space, model, n, seed):
     return obs, mask, actions, old_logp, adv, returns, old_values
 
 
+def _numpy(batch):
+    return [None if x is None else ({k: v.numpy() for k, v in x.items()} if isinstance(x, dict) else x.numpy())
+            for x in batch]
+
+
 @pytest.mark.parametrize("obs_space", [OBS, DICT_OBS], ids=["box", "dict"])
 @pytest.mark.parametrize("act_space", [DISCRETE, BOX], ids=["masked-categorical", "gaussian"])
 @pytest.mark.parametrize("shared", [True, False], ids=["shared", "separate"])
@@ -66,9 +71,9 @@ def test_manual_gradient_equals_autograd(obs_space, act_space, shared, clip_vlos
         loss, stats_auto = trainer.loss(*batch)
         auto = torch.autograd.grad(loss, list(model.parameters()))
         expected = torch.cat([g.reshape(-1) for g in auto])
-        stats_manual = manual(*batch, cfg)
+        stats_manual = manual(*_numpy(batch), cfg)
         torch.testing.assert_close(grads, expected, rtol=1e-4, atol=1e-6)
-        torch.testing.assert_close(stats_manual, stats_auto, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(torch.from_numpy(stats_manual).float(), stats_auto, rtol=1e-4, atol=1e-6)
         assert grads.abs().sum() > 0
 
 
@@ -91,4 +96,4 @@ def test_flat_adam_matches_torch_adam_with_clipping():
         torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss_b, list(b.parameters()))], out=grads)
         ours.step(grads)
         for pa, pb in zip(a.parameters(), b.parameters()):
-            torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-7)
+            torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6)
