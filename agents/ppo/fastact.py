@@ -44,7 +44,6 @@ class NumpyActor:
             out -= out.max(axis=-1, keepdims=True)
             logp_all = out - np.log(np.exp(out).sum(axis=-1, keepdims=True))
             action = np.argmax(logp_all + self.rng.gumbel(size=logp_all.shape), axis=-1)
-            logp = np.take_along_axis(logp_all, action[:, None], axis=-1)[:, 0]
-            return action, logp, value
+            return action, logp_all[np.arange(len(action)), action], value
         u = out + np.exp(net.log_std) * self.rng.standard_normal(out.shape, dtype=np.float32)
         return u, net.gaussian_log_prob(out, u)[0], value
