@@ -2,8 +2,8 @@
 
 Runs in a few minutes on 2 CPU cores::
 
-    python -m sysgym.demo                 # DeepRM-CompactSparse-v0, scenario 3, 300k steps
-    python -m sysgym.demo --steps 50000   # quicker, weaker agent
+    python -m sysgym.demo                 # DeepRM-CompactSparse-v0, scenario 3, 1M steps
+    python -m sysgym.demo --steps 200000  # quicker, weaker agent
 
 Writes under ``./demo_out/``: ``ppo/`` (checkpoint, progress.csv, episodes.csv, TensorBoard),
 ``results.md`` (the table) and ``demo.png`` (learning curve next to the heuristics' level, and
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--env", default="sysgym/DeepRM-CompactSparse-v0")
     parser.add_argument("--scenario", type=int, default=3, help="BRACIS'21 scenario 1-10")
-    parser.add_argument("--steps", type=int, default=300_000)
+    parser.add_argument("--steps", type=int, default=1_000_000)
     parser.add_argument("--num-envs", type=int, default=16)
     parser.add_argument("--episodes", type=int, default=64, help="evaluation episodes")
     parser.add_argument("--seed", type=int, default=0)
