@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,9 @@ def compare_with_heuristics(policies: dict[str, Any], env_id: str, episodes: int
                 print(f"{name}: no batched mode ({error}); evaluating episode by episode", file=sys.stderr)
         env = gym.make(env_id, **env_kwargs)
         try:
-            results[name] = evaluate(policy, env, episodes, seed=seed)
+            # a heuristic class is built on the env (evaluate() takes it as a factory)
+            results[name] = evaluate(functools.partial(policy) if isinstance(policy, type) else policy,
+                                     env, episodes, seed=seed)
         finally:
             env.close()
     return results
