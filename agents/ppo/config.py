@@ -73,7 +73,6 @@ class PPOConfig:
     log_std_init: float = 0.0
     # machinery
     torch_threads: int = 1
-    log_interval: int = 1
     checkpoint_every: int = 0
     tensorboard: bool = True
     progress: bool = True
