@@ -12,6 +12,12 @@ This is a long run, not a ``bench_*`` module::
     python -m benchmarks.paper_mdp_design --steps 200000 --seeds 3 --out benchmarks/results/mdp_design
 
 It writes ``results.json``, ``results.md`` (the tables) and ``learning_curves.png`` to ``--out``.
+Runs can be split over cores with ``--variants`` and merged afterwards::
+
+    python -m benchmarks.paper_mdp_design --variants DeepRM-Image-v0 --out /tmp/image &
+    python -m benchmarks.paper_mdp_design --variants DeepRM-Compact-v0 DeepRM-CompactSparse-v0 \
+        DeepRM-CompactSparseReduced-v0 --out /tmp/compact
+    python -m benchmarks.paper_mdp_design --combine /tmp/compact /tmp/image
 """
 
 from __future__ import annotations
@@ -186,6 +192,21 @@ def plot(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def combine(parts: list[Path], out: Path) -> dict:
+    """Merge result folders of runs made in parallel (e.g. one ``--variants`` subset per core)."""
+    loaded = [json.loads((p / "results.json").read_text()) for p in parts]
+    budgets = {json.dumps(r["budget"], sort_keys=True) for r in loaded}
+    if len(budgets) != 1:
+        raise ValueError(f"cannot combine runs made with different budgets: {sorted(budgets)}")
+    merged = {"budget": loaded[0]["budget"], "heuristics": {}, "runs": [], "transfer": []}
+    for r in loaded:
+        merged["heuristics"].update(r["heuristics"])
+        merged["runs"] += r["runs"]
+        merged["transfer"] += r["transfer"]
+    save(merged, out)
+    return merged
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=200_000, help="env steps per training run")
@@ -195,7 +216,12 @@ def main() -> None:
     parser.add_argument("--num-envs", type=int, default=16)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
     parser.add_argument("--out", default="benchmarks/results/mdp_design")
+    parser.add_argument("--combine", nargs="+", type=Path, metavar="DIR",
+                        help="merge the results.json of these folders into --out instead of training")
     args = parser.parse_args()
+    if args.combine:
+        print(tables(combine(args.combine, Path(args.out))))
+        return
     results = run(args.steps, args.seeds, tuple(args.scenarios), args.episodes, args.num_envs, Path(args.out),
                   tuple(args.variants))
     print(tables(results))
