@@ -40,7 +40,7 @@ from .optim import FlatAdam, flatten_parameters
 from .policy import PPOPolicy
 
 
-def make_vector_env(env_id: str, num_envs: int, seed: int | None = None, **env_kwargs: Any) -> VectorEnv:
+def make_vector_env(env_id: str, num_envs: int, **env_kwargs: Any) -> VectorEnv:
     """``make_vec`` through the env's native ``vector_entry_point`` (SameStep autoreset).
 
     IDs without a vector entry point fall back to Gymnasium's ``SyncVectorEnv``.
@@ -57,7 +57,7 @@ def make_vector_env(env_id: str, num_envs: int, seed: int | None = None, **env_k
 
 @dataclass
 class TrainResult:
-    """What :meth:`PPOTrainer.train` returns: per-iteration rows and the final policy."""
+    """What :meth:`PPOTrainer.train` returns: per-iteration log rows, steps, time, checkpoint path."""
 
     history: list[dict[str, float]] = field(default_factory=list)
     global_step: int = 0
