@@ -92,7 +92,9 @@ same step terminates (termination wins).
 ``info["episode_metrics"]``: mean_slowdown, mean_bounded_slowdown, mean_wait (over finished jobs,
 0 if none), utilisation (busy resource-0 unit-steps / (cap[0] x now)), makespan (last finish
 time), jobs_finished, jobs_left (waiting + allocated at the end), jobs_dropped, invalid_actions,
-episode_time.
+episode_time, mean_slowdown_all (over finished and unfinished jobs, an unfinished job counting
+(now - submit) / length: summed in finish order, then allocation order, then queue order; a policy
+that strands jobs cannot hide them as mean_slowdown, which counts finished jobs only, can).
 
 Observations
 ------------

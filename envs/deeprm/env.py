@@ -15,7 +15,8 @@ from .config import DeepRMConfig, build_config, kernel_config
 
 REWARD_COMPONENTS = ("running", "window", "backlog")
 METRIC_NAMES = ("mean_slowdown", "mean_bounded_slowdown", "mean_wait", "utilisation", "makespan",
-                "jobs_finished", "jobs_left", "jobs_dropped", "invalid_actions", "episode_time")
+                "jobs_finished", "jobs_left", "jobs_dropped", "invalid_actions", "episode_time",
+                "mean_slowdown_all")
 
 
 class DeepRMVectorEnv(BatchedKernelEnv):

@@ -189,6 +189,10 @@ def test_full_backlog_counts_drops_and_conserves_jobs():
     arrived = int(env.unwrapped.batched._state["n_jobs"][0])
     assert arrived == 60 and m["jobs_dropped"] == 60 - 5
     assert m["jobs_finished"] + m["jobs_left"] + m["jobs_dropped"] == arrived
+    # Nothing finished, so mean_slowdown says 0; the stranded jobs show in mean_slowdown_all:
+    # the 5 queued jobs arrived at t <= 4 and waited until the time limit, lengths <= 15.
+    assert m["mean_slowdown"] == 0 and m["episode_time"] == 600
+    assert m["mean_slowdown_all"] >= (600 - 4) / 15
 
 
 def test_reserve_allocation_places_jobs_in_the_future(tmp_path):

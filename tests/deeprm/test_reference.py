@@ -323,7 +323,8 @@ HAND_COMPONENTS = [[0, 0, 0], [-1 / 2, -1, 0], [-1 / 2, -4 / 3, 0], [0, 0, 0], [
 HAND_ELAPSED = [0, 1, 1, 0, 1, 0, 1, 1, 1]
 HAND_METRICS = {"mean_slowdown": (1 + 3 + 5 / 3) / 3, "mean_bounded_slowdown": 1.0, "mean_wait": 4 / 3,
                 "utilisation": (1 + 1 + 2 + 1 + 1 + 1) / (2 * 6), "makespan": 6, "jobs_finished": 3,
-                "jobs_left": 0, "jobs_dropped": 0, "invalid_actions": 1, "episode_time": 6}
+                "jobs_left": 0, "jobs_dropped": 0, "invalid_actions": 1, "episode_time": 6,
+                "mean_slowdown_all": (1 + 3 + 5 / 3) / 3}
 
 
 def test_model_hand_worked_dense_episode(three_jobs):
@@ -365,6 +366,9 @@ def test_model_termination_takes_precedence_over_the_time_limit(three_jobs):
     _, steps = run_model({**three_jobs, "time_limit": 5}, [0, 0, 2, 0, 2, 0, 2, 2])
     assert (steps[-1].terminated, steps[-1].truncated) == (False, True)
     assert steps[-1].metrics["jobs_left"] == 1 and steps[-1].metrics["jobs_finished"] == 2
+    # C (submitted at 1, length 3) is still running at 5: it counts with (5 - 1) / 3 so far
+    assert steps[-1].metrics["mean_slowdown"] == pytest.approx((1 + 3) / 2)
+    assert steps[-1].metrics["mean_slowdown_all"] == pytest.approx((1 + 3 + 4 / 3) / 3)
 
 
 @pytest.mark.parametrize("gamma", [1.0, 0.5])

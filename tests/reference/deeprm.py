@@ -18,7 +18,8 @@ from sysgym.envs.deeprm import DeepRMConfig, bimodal_ranges
 from .rng import Rng
 
 METRICS = ("mean_slowdown", "mean_bounded_slowdown", "mean_wait", "utilisation", "makespan",
-           "jobs_finished", "jobs_left", "jobs_dropped", "invalid_actions", "episode_time")
+           "jobs_finished", "jobs_left", "jobs_dropped", "invalid_actions", "episode_time",
+           "mean_slowdown_all")
 
 
 @dataclass(eq=False)
@@ -287,7 +288,17 @@ class ReferenceDeepRM:
             "jobs_dropped": float(self.dropped),
             "invalid_actions": float(self.invalid),
             "episode_time": float(self.now),
+            "mean_slowdown_all": self._mean_slowdown_all(),
         }
+
+    def _mean_slowdown_all(self) -> float:
+        """Finished jobs' slowdowns plus what unfinished jobs have reached by now."""
+        unfinished = [(self.now - job.submit) / job.length for job in self.allocated + self.queue]
+        total = sum(self.finished.slowdowns)
+        for value in unfinished:
+            total += value
+        count = len(self.finished.slowdowns) + len(unfinished)
+        return total / count if count else 0.0
 
     def observation(self) -> np.ndarray:
         return self._image() if self.cfg.observation == "image" else self._compact()
