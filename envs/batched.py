@@ -83,6 +83,10 @@ class BatchedKernelEnv(VectorEnv):
         for i in range(self.num_envs):
             self._state["rng"][i] = rng_state(None)
         self._all = np.ones(self.num_envs, dtype=np.uint8)
+        # The "_key" masks of keys every sub-env reports: one shared array, read-only so that it
+        # cannot be corrupted by a caller, instead of a fresh allocation per key and step.
+        self._everyone = np.ones(self.num_envs, dtype=bool)
+        self._everyone.flags.writeable = False
         self._connect()
 
     # ------------------------------------------------------------------ family hooks
@@ -240,14 +244,14 @@ class BatchedKernelEnv(VectorEnv):
         s = self._state
         infos: dict[str, Any] = {
             "reward_components": s["reward_components"].copy(),
-            "_reward_components": np.ones(self.num_envs, dtype=bool),
+            "_reward_components": self._everyone,
         }
         if self.discrete:
             infos["action_mask"] = s["action_mask"].copy()
-            infos["_action_mask"] = np.ones(self.num_envs, dtype=bool)
+            infos["_action_mask"] = self._everyone
         for key, value in self._extra_infos().items():
             infos[key] = value.copy()
-            infos[f"_{key}"] = np.ones(self.num_envs, dtype=bool)
+            infos[f"_{key}"] = self._everyone
         if done is not None and done.any():
             metrics: dict[str, np.ndarray] = {}
             for k, name in enumerate(self.metric_names):
