@@ -47,7 +47,7 @@ def plot(history: list[dict], results: dict, path: Path, title: str) -> None:
             right.annotate(f"{m['jobs_left']:.1f} jobs left", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                            ha="center", va="bottom", fontsize=8)
     right.tick_params(axis="x", labelrotation=20)
-    right.set_ylabel("mean slowdown incl. unfinished jobs (lower is better)")
+    right.set_ylabel("mean slowdown incl. unfinished jobs")
     right.set_title("evaluation on the same seeded episodes")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
