@@ -282,12 +282,11 @@ cdef class DAGKernel:
 
     cdef void _step_one(self, int b) noexcept nogil:
         cdef int64_t a = self.actions[b]
-        cdef int N = self.N, NW = self.NW
-        cdef int i = <int>(a // N), j = <int>(a % N), u, w
+        cdef int N = self.N
+        cdef int i = <int>(a // N), j = <int>(a % N)
         cdef int64_t prev_width = self.width[b], prev_length = self.length[b]
         cdef uint64_t* up = &self.s_up[0]
         cdef uint64_t* down = &self.s_down[0]
-        cdef uint64_t bits
         self.steps[b] += 1
         if not self._edge_valid(b, i, j):
             # Only reachable with reject_invalid (the Python side raises otherwise): the edge is
@@ -299,24 +298,9 @@ cdef class DAGKernel:
             self._write_end(b, False)
             return
         bit_set(&self.added[b, i, 0], j)
-        # up = {i} + ancestors of i, down = {j} + descendants of j: every new comparability is
-        # a pair (x in up, y in down).
-        for w in range(NW):
-            up[w] = self.anc[b, i, w]
-            down[w] = self.desc[b, j, w]
-        bit_set(up, i)
-        bit_set(down, j)
-        for w in range(NW):
-            bits = up[w]
-            while bits:
-                u = (w << 6) + ctz64(bits)
-                bits &= bits - 1
-                self._or_into(&self.desc[b, u, 0], down)
-            bits = down[w]
-            while bits:
-                u = (w << 6) + ctz64(bits)
-                bits &= bits - 1
-                self._or_into(&self.anc[b, u, 0], up)
+        self._edge_sides(b, i, j, up, down)
+        self._or_rows(&self.desc[b, 0, 0], up, down)
+        self._or_rows(&self.anc[b, 0, 0], down, up)
         self._analysis(b, True)
         self.edges_added[b] += 1
         self.comps[b, 0] = <double>(prev_width - self.width[b])
@@ -727,24 +711,14 @@ cdef class DAGKernel:
         return False
 
     cdef int64_t _width_with_edge(self, int b, int i, int j) noexcept nogil:
-        cdef int N = self.N, NW = self.NW, nn = <int>self.n[b], u, w
-        cdef uint64_t bits
+        cdef int N = self.N, NW = self.NW, nn = <int>self.n[b]
         cdef uint64_t* up = &self.s_up[0]
         cdef uint64_t* down = &self.s_down[0]
         memcpy(&self.s_desc[0, 0], &self.desc[b, 0, 0], N * NW * sizeof(uint64_t))
         memcpy(&self.sml[0, 0], &self.mate_l[b, 0], N * sizeof(int32_t))
         memcpy(&self.smr[0, 0], &self.mate_r[b, 0], N * sizeof(int32_t))
-        for w in range(NW):
-            up[w] = self.anc[b, i, w]
-            down[w] = self.desc[b, j, w]
-        bit_set(up, i)
-        bit_set(down, j)
-        for w in range(NW):
-            bits = up[w]
-            while bits:
-                u = (w << 6) + ctz64(bits)
-                bits &= bits - 1
-                self._or_into(&self.s_desc[u, 0], down)
+        self._edge_sides(b, i, j, up, down)
+        self._or_rows(&self.s_desc[0, 0], up, down)
         self._valid_set(nn, &self.s_valid[0])
         return nn - self._max_matching(&self.s_desc[0, 0], &self.s_valid[0], &self.sml[0, 0], &self.smr[0, 0],
                                        <int>(nn - self.width[b]))
@@ -830,6 +804,27 @@ cdef class DAGKernel:
         m[11] = <double>self.redraws[b]
 
     # ------------------------------------------------------------------ bitset helpers
+    cdef inline void _edge_sides(self, int b, int i, int j, uint64_t* up, uint64_t* down) noexcept nogil:
+        """up = {i} + ancestors of i, down = {j} + descendants of j: adding i -> j makes exactly
+        the pairs (x in up, y in down) comparable."""
+        cdef int w
+        for w in range(self.NW):
+            up[w] = self.anc[b, i, w]
+            down[w] = self.desc[b, j, w]
+        bit_set(up, i)
+        bit_set(down, j)
+
+    cdef inline void _or_rows(self, uint64_t* rows, const uint64_t* which, const uint64_t* value) noexcept nogil:
+        """rows[u] |= value for every node u in the set ``which`` (rows: N x NW words)."""
+        cdef int w, u
+        cdef uint64_t bits
+        for w in range(self.NW):
+            bits = which[w]
+            while bits:
+                u = (w << 6) + ctz64(bits)
+                bits &= bits - 1
+                self._or_into(rows + u * self.NW, value)
+
     cdef inline void _or_into(self, uint64_t* dst, const uint64_t* src) noexcept nogil:
         cdef int w
         for w in range(self.NW):
