@@ -36,7 +36,24 @@ from .seeding import per_env_seeds, rng_state
 RENDER_MODES = ("ansi", "rgb_array")
 
 
-class BatchedKernelEnv(VectorEnv):
+class KernelPickling:
+    """Pickling for envs whose ``_kernel`` (typed memoryviews over their state arrays) cannot be
+    pickled: it is left out and rebuilt by ``_connect()`` from the unpickled arrays."""
+
+    def _connect(self) -> None:
+        raise NotImplementedError
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_kernel", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._connect()
+
+
+class BatchedKernelEnv(KernelPickling, VectorEnv):
     """Native vector env stepping B sub-environments in one kernel call (``vector_entry_point``).
 
     Args:
@@ -299,16 +316,6 @@ class BatchedKernelEnv(VectorEnv):
 
     def close_extras(self, **kwargs: Any) -> None:
         pass
-
-    # The kernel object holds typed memoryviews and is rebuilt from the arrays after unpickling.
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state.pop("_kernel", None)
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._connect()
 
 
 class KernelEnv(gym.Env):

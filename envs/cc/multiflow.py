@@ -12,7 +12,7 @@ from pettingzoo.utils.conversions import parallel_to_aec
 
 from sysgym.cython_core.cc import CCKernel
 
-from ..batched import RENDER_MODES, restore_arrays
+from ..batched import RENDER_MODES, KernelPickling, restore_arrays
 from ..seeding import rng_state
 from . import render
 from .config import CCConfig, build_config, kernel_config, kernel_tables
@@ -27,7 +27,7 @@ from .env import (
 )
 
 
-class CCParallelEnv(ParallelEnv):
+class CCParallelEnv(KernelPickling, ParallelEnv):
     """``n_flows`` senders (agents ``flow_0`` ...) sharing the path; kwargs: see :mod:`sysgym.envs.cc`.
 
     Every agent has the observation and action space of the single-flow env and gets its own
@@ -179,15 +179,6 @@ class CCParallelEnv(ParallelEnv):
             raise ValueError(f"state was saved from {state.get('class')}, not {type(self).__name__}")
         restore_arrays(self._state, state["arrays"])
         self.agents = list(state["agents"])
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state.pop("_kernel", None)
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._connect()
 
 
 def parallel_env(n_flows: int = 2, render_mode: str | None = None, **kwargs: Any) -> CCParallelEnv:
