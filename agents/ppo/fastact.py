@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .distributions import MASKED_LOGIT
-from .fastgrad import ManualGradients
+from .fastgrad import ManualGradients, masked_log_softmax
 
 
 class NumpyActor:
@@ -39,10 +38,7 @@ class NumpyActor:
         out = h @ net.head_w.T
         out += net.head_b
         if net.categorical:
-            if mask is not None:
-                out = np.where(mask, out, np.float32(MASKED_LOGIT))
-            out -= out.max(axis=-1, keepdims=True)
-            logp_all = out - np.log(np.exp(out).sum(axis=-1, keepdims=True))
+            logp_all = masked_log_softmax(out, mask)
             action = np.argmax(logp_all + self.rng.gumbel(size=logp_all.shape), axis=-1)
             return action, logp_all[np.arange(len(action)), action], value
         u = out + np.exp(net.log_std) * self.rng.standard_normal(out.shape, dtype=np.float32)

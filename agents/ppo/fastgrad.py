@@ -46,6 +46,16 @@ def supports(model: ActorCritic) -> bool:
     return isinstance(head, GaussianHead) and not head.state_dependent_std
 
 
+def masked_log_softmax(logits: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """Log-probabilities of a categorical over ``logits`` (rows); masked-out entries get ~0 mass.
+
+    ``logits`` may be overwritten (it is a fresh array in every caller)."""
+    if mask is not None:
+        logits = np.where(mask, logits, np.float32(MASKED_LOGIT))
+    logits -= logits.max(axis=-1, keepdims=True)
+    return logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
+
+
 def _view(param: torch.Tensor, flat: torch.Tensor, vector: np.ndarray) -> np.ndarray:
     """The slice of ``vector`` (laid out as ``flat``) that belongs to ``param``, as a numpy view."""
     offset = (param.data_ptr() - flat.data_ptr()) // flat.element_size()
@@ -144,10 +154,7 @@ class ManualGradients:
         out += self.head_b
 
         if self.categorical:
-            if mask is not None:
-                out = np.where(mask, out, np.float32(MASKED_LOGIT))
-            out -= out.max(axis=-1, keepdims=True)
-            logp_all = out - np.log(np.exp(out).sum(axis=-1, keepdims=True))
+            logp_all = masked_log_softmax(out, mask)
             probs = np.exp(logp_all)
             rows = np.arange(n)
             logp = logp_all[rows, actions]
