@@ -308,19 +308,20 @@ cdef class DAGKernel:
         self.comps[b, 2] = 0.0
         self._write_outputs(b)
 
+    cdef bint _at_target(self, int b) noexcept nogil:
+        """W reached its lower bound or the processor target."""
+        return self.width[b] <= self.lower_bound[b] or (self.processors > 0 and self.width[b] <= self.processors)
+
     cdef bint _done(self, int b) noexcept nogil:
         """Terminal state: W reached its lower bound or the processor target, or no edge is valid."""
-        if self.width[b] <= self.lower_bound[b]:
-            return True
-        if self.processors > 0 and self.width[b] <= self.processors:
-            return True
-        return not self._any_valid(b)
+        return self._at_target(b) or not self._any_valid(b)
 
     cdef void _write_outputs(self, int b) noexcept nogil:
-        self._write_mask(b)
+        # the mask scan already tells whether any edge is valid: no second scan for the end test
+        cdef bint any_valid = self._write_mask(b)
         self._write_obs(b)
         if self.steps[b] > 0:
-            self._write_end(b, self._done(b))
+            self._write_end(b, self._at_target(b) or not any_valid)
 
     cdef void _write_end(self, int b, bint done) noexcept nogil:
         self.terminated[b] = done
@@ -729,9 +730,10 @@ cdef class DAGKernel:
         return through if through > self.length[b] else self.length[b]
 
     # ------------------------------------------------------------------ outputs
-    cdef void _write_mask(self, int b) noexcept nogil:
+    cdef bint _write_mask(self, int b) noexcept nogil:
         """Valid edges i*N + j; if there is none (only at an episode's end), action 0 alone, so a
-        masked sampler always has a choice (the action is ignored there)."""
+        masked sampler always has a choice (the action is ignored there). Returns whether any
+        edge is valid."""
         cdef int N = self.N, NW = self.NW, i, j, w
         cdef uint64_t bits, cand
         cdef bint anyv = False
@@ -751,6 +753,7 @@ cdef class DAGKernel:
                         cand &= cand - 1
         if not anyv:
             m[0] = 1
+        return anyv
 
     cdef void _write_obs(self, int b) noexcept nogil:
         cdef int N = self.N, nn = <int>self.n[b], v, u
