@@ -9,13 +9,23 @@ A family subclasses :class:`BatchedKernelEnv` and provides
 * ``_kernel_reset(mask, options)`` and ``_kernel_step(active)``: one kernel call each, looping over
   the sub-envs flagged in the uint8 mask, reading ``self._state["actions"]`` and writing into the
   shared output buffers below;
-* optionally ``_extra_info(index)`` / ``_extra_infos()`` and ``render_frame(index, mode)``.
+* ``_check_state(arrays)``: check a snapshot's arrays (shapes and dtypes already match) against
+  every bound the kernel relies on, raising ``ValueError`` (see :mod:`sysgym.envs.snapshot`);
+* ``config_builder``: the function validating the family kwargs (its signature lists them; a
+  misspelt kwarg is refused with the nearest valid name) and ``feature_names``;
+* optionally ``_extra_infos()`` and ``render_frame(index, mode)``.
 
 Output buffers (all in ``self._state`` so :meth:`get_state` captures them):
 
 ``obs`` (or ``obs:<key>`` for Dict spaces), ``reward_components`` (B, K) float64,
 ``terminated`` / ``truncated`` (B,) uint8, ``action_mask`` (B, A) int8 for discrete actions,
-``metrics`` (B, M) float64 written when an episode ends, ``rng`` (B, 4) uint64 kernel RNG states.
+``metrics`` (B, M) float64 written when an episode ends, ``rng`` (B, 4) uint64 kernel RNG states,
+``needs_reset`` and ``episode_steps`` (B,) (the base's autoreset and step-limit bookkeeping).
+
+``max_episode_steps`` (a kwarg of every env, also passed by ``gymnasium.make_vec`` from a spec's
+time limit) truncates an episode after that many steps, exactly as Gymnasium's ``TimeLimit`` does
+on the single env: ``truncated`` is set and, unless the kernel ended the episode in the same
+step, no ``episode_metrics`` are reported.
 
 The single env (:class:`KernelEnv`) is the same kernel with B=1; it returns fresh copies on every
 call, as Gymnasium >= 1.4's checker requires.
@@ -23,6 +33,8 @@ call, as Gymnasium >= 1.4's checker requires.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -31,14 +43,37 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from . import snapshot
 from .seeding import per_env_seeds, rng_state
+from .validate import check_kwargs, integer
 
 RENDER_MODES = ("ansi", "rgb_array")
 
 
+class ExclusiveUse:
+    """Refuses a second thread entering an env that is being stepped or reset.
+
+    One env used from two threads at once is a misuse that would race inside a ``nogil`` kernel
+    loop; it raises here instead of corrupting the state or spinning.
+    """
+
+    def __init__(self, owner: str):
+        self.owner = owner
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        if not self._lock.acquire(blocking=False):
+            raise RuntimeError(f"{self.owner} is already being stepped or reset by another thread; "
+                               "an env must not be used from two threads at once (give each thread its own)")
+
+    def __exit__(self, *exc: Any) -> None:
+        self._lock.release()
+
+
 class KernelPickling:
     """Pickling for envs whose ``_kernel`` (typed memoryviews over their state arrays) cannot be
-    pickled: it is left out and rebuilt by ``_connect()`` from the unpickled arrays."""
+    pickled: it is left out and rebuilt by ``_connect()`` from the unpickled arrays; the thread
+    guard is made anew."""
 
     def _connect(self) -> None:
         raise NotImplementedError
@@ -46,10 +81,12 @@ class KernelPickling:
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state.pop("_kernel", None)
+        state.pop("_guard", None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self._guard = ExclusiveUse(type(self).__name__)
         self._connect()
 
 
@@ -65,6 +102,7 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
             internal buffers, which the next call overwrites: faster, for code that consumes
             observations immediately.
         render_mode: ``"ansi"`` or ``"rgb_array"``; ``render()`` returns one frame per sub-env.
+        max_episode_steps: truncate every episode after this many steps (None: the env's own limit).
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": list(RENDER_MODES), "render_fps": 4,
@@ -72,21 +110,29 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
     reward_components: tuple[str, ...]
     reward_weights: np.ndarray
     metric_names: tuple[str, ...]
+    config_builder: ClassVar[Callable[..., Any] | None] = None
+    config: Any = None
 
     def __init__(self, num_envs: int = 1, *, autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
-                 copy: bool = True, render_mode: str | None = None, **kwargs: Any):
-        if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
-            raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
+                 copy: bool = True, render_mode: str | None = None, max_episode_steps: int | None = None,
+                 **kwargs: Any):
+        self.num_envs = integer("num_envs", num_envs, 1, 2**20)
         if render_mode is not None and render_mode not in RENDER_MODES:
             raise ValueError(f"render_mode must be one of {RENDER_MODES} or None, got {render_mode!r}")
-        self.num_envs = int(num_envs)
+        self.max_episode_steps = None if max_episode_steps is None else \
+            integer("max_episode_steps", max_episode_steps, 1, 2**62)
         self.autoreset_mode = AutoresetMode(autoreset_mode)
         self.metadata = {**type(self).metadata, "autoreset_mode": self.autoreset_mode}
         self.copy = bool(copy)
         self.render_mode = render_mode
         self.spec = None
+        self._guard = ExclusiveUse(type(self).__name__)
 
+        builder = type(self).config_builder
+        if builder is not None:
+            check_kwargs(type(self).__name__.replace("VectorEnv", " env"), builder, kwargs)
         family_state = self._build(**kwargs)
+        self._config_id = snapshot.fingerprint(self.config)
         self.reward_weights = np.asarray(self.reward_weights, dtype=np.float64)
         if self.reward_weights.shape != (len(self.reward_components),):
             raise AssertionError("reward_weights must have one weight per reward component")
@@ -119,6 +165,10 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
 
     def _kernel_step(self, active: np.ndarray) -> None:
         raise NotImplementedError
+
+    def _check_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """Check a snapshot's family arrays against the bounds the kernel relies on (ValueError)."""
+        raise NotImplementedError(f"{type(self).__name__} does not validate snapshots")
 
     def _extra_infos(self) -> dict[str, np.ndarray]:
         """Family-specific per-step info arrays with leading dimension B (copied by the caller)."""
@@ -160,6 +210,7 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
         out["metrics"] = np.zeros((b, len(self.metric_names)), dtype=np.float64)
         out["rng"] = np.zeros((b, 4), dtype=np.uint64)
         out["needs_reset"] = np.ones(b, dtype=np.uint8)
+        out["episode_steps"] = np.zeros(b, dtype=np.int64)
         return out
 
     def _observations(self, copy: bool) -> Any:
@@ -183,41 +234,68 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
             n = self.single_action_space.n
             if arr.min() < 0 or arr.max() >= n:
                 raise ValueError(f"actions must lie in [0, {n - 1}], got {arr}")
-        elif not np.all(np.isfinite(arr)):
-            raise ValueError(f"actions must be finite, got {arr}")
+        elif arr.dtype.kind not in "iuf" or not np.all(np.isfinite(arr)):
+            raise ValueError(f"actions must be finite numbers, got {arr!r}")
         buf[...] = arr
 
     # ------------------------------------------------------------------ Gymnasium API
     def reset(self, *, seed: int | list[int | None] | None = None,
               options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         """Reset all sub-envs (or those in ``options["reset_mask"]``); see :mod:`sysgym.envs.seeding`."""
-        options = dict(options or {})
-        mask = options.pop("reset_mask", None)
-        if mask is None:
-            mask = np.ones(self.num_envs, dtype=np.uint8)
-        else:
-            mask = np.asarray(mask)
-            if mask.shape != (self.num_envs,) or mask.dtype != np.bool_:
-                raise ValueError(f"reset_mask must be a bool array of shape ({self.num_envs},)")
-            mask = mask.astype(np.uint8)
-        seeds = per_env_seeds(seed, self.num_envs)
-        for i, s in enumerate(seeds):
-            if s is not None and mask[i]:
-                self._state["rng"][i] = rng_state(s)
-        if seed is not None and isinstance(seed, (int, np.integer)):
-            self._np_random, self._np_random_seed = gym.utils.seeding.np_random(int(seed))
-        self._reset_masked(mask, options)
-        return self._observations(self.copy), self._infos(None)
+        with self._guard:
+            options = dict(options or {})
+            mask = options.pop("reset_mask", None)
+            if mask is None:
+                mask = np.ones(self.num_envs, dtype=np.uint8)
+            else:
+                mask = np.asarray(mask)
+                if mask.shape != (self.num_envs,) or mask.dtype != np.bool_:
+                    raise ValueError(f"reset_mask must be a bool array of shape ({self.num_envs},)")
+                mask = mask.astype(np.uint8)
+            seeds = per_env_seeds(seed, self.num_envs)
+            for i, s in enumerate(seeds):
+                if s is not None and mask[i]:
+                    self._state["rng"][i] = rng_state(s)
+            if seed is not None and isinstance(seed, (int, np.integer)):
+                self._np_random, self._np_random_seed = gym.utils.seeding.np_random(int(seed))
+            self._reset_masked(mask, options)
+            return self._observations(self.copy), self._infos(None)
 
     def _reset_masked(self, mask: np.ndarray, options: dict[str, Any] | None) -> None:
         s = self._state
-        s["reward_components"][mask.astype(bool)] = 0.0
-        s["terminated"][mask.astype(bool)] = 0
-        s["truncated"][mask.astype(bool)] = 0
+        chosen = mask.astype(bool)
+        s["reward_components"][chosen] = 0.0
+        s["terminated"][chosen] = 0
+        s["truncated"][chosen] = 0
         self._kernel_reset(mask, options)
-        s["needs_reset"][mask.astype(bool)] = 0
+        s["needs_reset"][chosen] = 0
+        s["episode_steps"][chosen] = 0
+
+    def _step_limit(self, active: np.ndarray | None) -> np.ndarray | None:
+        """Count the steps just taken; truncate sub-envs at ``max_episode_steps``.
+
+        Returns which sub-envs the kernel itself ended (they carry episode metrics), or None when
+        no limit is set (then every ended sub-env was ended by the kernel).
+        """
+        s = self._state
+        if active is None:
+            s["episode_steps"] += 1
+        else:
+            s["episode_steps"] += active
+        if self.max_episode_steps is None:
+            return None
+        kernel_ended = (s["terminated"] | s["truncated"]).astype(bool)
+        hit = (s["episode_steps"] >= self.max_episode_steps) & ~kernel_ended
+        if active is not None:
+            hit &= active.astype(bool)
+        s["truncated"][hit] = 1
+        return kernel_ended
 
     def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        with self._guard:
+            return self._step(actions)
+
+    def _step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         self._load_actions(actions)
         s = self._state
         mode = self.autoreset_mode
@@ -226,27 +304,30 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
             if resetting.any():
                 active = (~resetting).astype(np.uint8)
                 self._kernel_step(active)
+                kernel_ended = self._step_limit(active)
                 self._reset_masked(resetting.astype(np.uint8), None)
             else:
                 self._kernel_step(self._all)
+                kernel_ended = self._step_limit(None)
         else:
             if s["needs_reset"].any():
                 raise RuntimeError("step() on a sub-env whose episode ended; with autoreset_mode "
                                    "'Disabled' call reset(options={'reset_mask': mask}) first")
             self._kernel_step(self._all)
+            kernel_ended = self._step_limit(None)
 
         rewards = s["reward_components"] @ self.reward_weights
         terminated = s["terminated"].astype(bool)
         truncated = s["truncated"].astype(bool)
         done = terminated | truncated
-        infos = self._infos(done)
+        infos = self._infos(done if kernel_ended is None else done & kernel_ended)
         if mode == AutoresetMode.SAME_STEP and done.any():
             final_obs = np.full(self.num_envs, None, dtype=object)
             final_info = np.full(self.num_envs, None, dtype=object)
             current = self._observations(True)
             for i in np.flatnonzero(done):
                 final_obs[i] = _index(current, i)
-                final_info[i] = self._single_info(i, ended=True)
+                final_info[i] = self._single_info(i, ended=kernel_ended is None or bool(kernel_ended[i]))
             infos["final_obs"], infos["_final_obs"] = final_obs, done.copy()
             infos["final_info"], infos["_final_info"] = final_info, done.copy()
             self._reset_masked(done.astype(np.uint8), None)
@@ -257,7 +338,8 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
             s["needs_reset"][done] = 1
         return self._observations(self.copy), rewards, terminated, truncated, infos
 
-    def _infos(self, done: np.ndarray | None) -> dict[str, Any]:
+    def _infos(self, ended: np.ndarray | None) -> dict[str, Any]:
+        """The step's infos; ``episode_metrics`` for the sub-envs in ``ended``."""
         s = self._state
         infos: dict[str, Any] = {
             "reward_components": s["reward_components"].copy(),
@@ -269,13 +351,13 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
         for key, value in self._extra_infos().items():
             infos[key] = value.copy()
             infos[f"_{key}"] = self._everyone
-        if done is not None and done.any():
+        if ended is not None and ended.any():
             metrics: dict[str, np.ndarray] = {}
             for k, name in enumerate(self.metric_names):
-                metrics[name] = np.where(done, s["metrics"][:, k], 0.0)
-                metrics[f"_{name}"] = done.copy()
+                metrics[name] = np.where(ended, s["metrics"][:, k], 0.0)
+                metrics[f"_{name}"] = ended.copy()
             infos["episode_metrics"] = metrics
-            infos["_episode_metrics"] = done.copy()
+            infos["_episode_metrics"] = ended.copy()
         return infos
 
     def _single_info(self, i: int, ended: bool) -> dict[str, Any]:
@@ -303,16 +385,44 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
 
     # ------------------------------------------------------------------ state save / restore
     def get_state(self) -> dict[str, Any]:
-        """A picklable snapshot of every sub-env (kernel state, RNGs, last outputs)."""
-        return {"class": type(self).__name__, "num_envs": self.num_envs,
-                "arrays": {k: v.copy() for k, v in self._state.items()}}
+        """A picklable snapshot of every sub-env (kernel state, RNGs, last outputs) and of the
+        identity of this env's configuration (see :mod:`sysgym.envs.snapshot`)."""
+        return {"format": snapshot.FORMAT, "class": type(self).__name__, "num_envs": self.num_envs,
+                "config": self._config_id, "arrays": {k: v.copy() for k, v in self._state.items()}}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        """Restore a snapshot taken by :meth:`get_state` on an env built with the same kwargs."""
-        if state.get("class") != type(self).__name__ or state.get("num_envs") != self.num_envs:
-            raise ValueError(f"state was saved from {state.get('class')} with "
-                             f"{state.get('num_envs')} envs, not {type(self).__name__} with {self.num_envs}")
-        restore_arrays(self._state, state["arrays"])
+        """Restore a snapshot taken by :meth:`get_state` on an env built with the same kwargs.
+
+        Raises ``ValueError`` (and leaves the env unchanged) if the snapshot comes from another
+        class, size or configuration, or if any value lies outside what the kernel accepts.
+        """
+        with self._guard:
+            arrays = snapshot.check_envelope(state, type(self).__name__, self.num_envs, self._config_id)
+            snapshot.check_arrays_match(self._state, arrays)
+            self._check_common_state(arrays)
+            self._check_state(arrays)
+            restore_arrays(self._state, arrays)
+
+    def _check_common_state(self, arrays: dict[str, np.ndarray]) -> None:
+        snapshot.check_flags(arrays, "terminated", "truncated", "needs_reset")
+        snapshot.check_finite(arrays, "reward_components", "metrics")
+        snapshot.check_range(arrays, "episode_steps", 0, 2**62)
+        if not np.all(arrays["rng"].any(axis=1)):
+            raise ValueError("snapshot array 'rng' holds an all-zero xoshiro256** state")
+        if self.discrete:
+            snapshot.check_flags(arrays, "action_mask")
+            live = arrays["needs_reset"] == 0
+            if not np.all(arrays["action_mask"][live].any(axis=1)):
+                raise ValueError("snapshot array 'action_mask' leaves a running sub-env no valid action")
+            snapshot.check_range(arrays, "actions", 0, int(self.single_action_space.n) - 1)
+        else:
+            snapshot.check_finite(arrays, "actions")
+        obs_space = self.single_observation_space
+        if isinstance(obs_space, spaces.Dict):
+            for key, sub in obs_space.spaces.items():
+                snapshot.check_in_space(arrays, f"obs:{key}", sub)
+        else:
+            snapshot.check_in_space(arrays, "obs", obs_space)
 
     def close_extras(self, **kwargs: Any) -> None:
         pass
@@ -349,34 +459,34 @@ class KernelEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         vec = self._vec
-        if seed is not None:
-            vec._state["rng"][0] = rng_state(seed)
-        vec._reset_masked(self._one, options)
-        return self._obs(), vec._single_info(0, ended=False)
+        with vec._guard:
+            if seed is not None:
+                vec._state["rng"][0] = rng_state(seed)
+            vec._reset_masked(self._one, options)
+            return self._obs(), vec._single_info(0, ended=False)
 
     def step(self, action: Any):
         vec = self._vec
-        s = vec._state
-        if s["needs_reset"][0]:
-            raise RuntimeError("step() called after the episode ended (or before reset()); call reset()")
-        if self._discrete:
-            a = int(action) if not isinstance(action, np.ndarray) or action.ndim == 0 else None
-            if a is None or a != action or not 0 <= a < self.action_space.n:
-                raise ValueError(f"action must be an int in [0, {self.action_space.n - 1}], got {action!r}")
-            s["actions"][0] = a
-        else:
-            vec._load_actions(np.asarray(action, dtype=np.float64)[None])
-        vec._kernel_step(self._one)
-        comps = s["reward_components"][0].copy()
-        reward = float(comps @ self.reward_weights)
-        terminated = bool(s["terminated"][0])
-        truncated = bool(s["truncated"][0])
-        ended = terminated or truncated
-        info = vec._single_info(0, ended)
-        info["reward_components"] = comps
-        if ended:
-            s["needs_reset"][0] = 1
-        return self._obs(), reward, terminated, truncated, info
+        with vec._guard:
+            s = vec._state
+            if s["needs_reset"][0]:
+                raise RuntimeError("step() called after the episode ended (or before reset()); call reset()")
+            if self._discrete:
+                s["actions"][0] = _discrete_action(action, int(self.action_space.n))
+            else:
+                vec._load_actions(np.asarray(action)[None])
+            vec._kernel_step(self._one)
+            kernel_ended = vec._step_limit(self._one)
+            comps = s["reward_components"][0].copy()
+            reward = float(comps @ self.reward_weights)
+            terminated = bool(s["terminated"][0])
+            truncated = bool(s["truncated"][0])
+            ended = terminated or truncated
+            info = vec._single_info(0, ended if kernel_ended is None else bool(kernel_ended[0]))
+            info["reward_components"] = comps
+            if ended:
+                s["needs_reset"][0] = 1
+            return self._obs(), reward, terminated, truncated, info
 
     def _obs(self) -> Any:
         s = self._vec._state
@@ -396,6 +506,11 @@ class KernelEnv(gym.Env):
             return None
         return self._vec.render_frame(0, self.render_mode)
 
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """Names of the flattened observation's entries (see the family's docs)."""
+        return self._vec.feature_names
+
     def get_state(self) -> dict[str, Any]:
         """A picklable snapshot of the simulation (see :meth:`BatchedKernelEnv.get_state`)."""
         return self._vec.get_state()
@@ -407,14 +522,25 @@ class KernelEnv(gym.Env):
 
 def restore_arrays(live: dict[str, np.ndarray], saved: dict[str, np.ndarray]) -> None:
     """Copy ``saved`` into the ``live`` state arrays in place (kernels keep views of them)."""
-    if set(saved) != set(live):
-        raise ValueError("state arrays do not match this env's configuration")
+    snapshot.check_arrays_match(live, saved)
     for key, dst in live.items():
-        src = saved[key]
-        if src.shape != dst.shape or src.dtype != dst.dtype:
-            raise ValueError(f"state array {key!r} has shape {src.shape} {src.dtype}, "
-                             f"expected {dst.shape} {dst.dtype} (different env kwargs?)")
-        np.copyto(dst, src)
+        np.copyto(dst, saved[key])
+
+
+def _discrete_action(action: Any, n: int) -> int:
+    """``action`` as an int in [0, n): ints, numpy integer scalars and integral floats."""
+    if isinstance(action, (bool, np.bool_)):
+        a = None
+    elif isinstance(action, (int, np.integer)):
+        a = int(action)
+    else:
+        value = np.asarray(action)
+        a = None
+        if value.ndim == 0 and value.dtype.kind in "iuf" and np.isfinite(value) and value == np.floor(value):
+            a = int(value)
+    if a is None or not 0 <= a < n:
+        raise ValueError(f"action must be an int in [0, {n - 1}], got {action!r}")
+    return a
 
 
 def _index(obs: Any, i: int) -> Any:
