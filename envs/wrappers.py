@@ -8,22 +8,28 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from .validate import choice
+
 
 class ActionMaskObservation(gym.Wrapper, gym.utils.RecordConstructorArgs):
-    """Dict observations ``{"observation": obs, "action_mask": int8 mask}``.
+    """Dict observations ``{observation_key: obs, "action_mask": int8 mask}``.
 
-    The form RLlib's action-masking models and PettingZoo-style code expect, for any sysgym env
-    with a Discrete action space. The mask is the one from ``info["action_mask"]``.
+    The form RLlib's action-masking RLModule (``{"observations", "action_mask"}``, the default key)
+    and PettingZoo-style code (``observation_key="observation"``) expect, for any sysgym env with a
+    Discrete action space. The mask is the one from ``info["action_mask"]``.
     """
 
-    def __init__(self, env: gym.Env):
-        gym.utils.RecordConstructorArgs.__init__(self)
+    KEYS = ("observations", "observation", "obs")
+
+    def __init__(self, env: gym.Env, observation_key: str = "observations"):
+        gym.utils.RecordConstructorArgs.__init__(self, observation_key=observation_key)
         gym.Wrapper.__init__(self, env)
         if not isinstance(env.action_space, spaces.Discrete):
             raise TypeError(f"ActionMaskObservation needs a Discrete action space, got {env.action_space}")
+        self.observation_key = choice("observation_key", observation_key, self.KEYS)
         n = int(env.action_space.n)
         self.observation_space = spaces.Dict({
-            "observation": env.observation_space,
+            self.observation_key: env.observation_space,
             "action_mask": spaces.Box(0, 1, shape=(n,), dtype=np.int8),
         })
 
@@ -35,6 +41,5 @@ class ActionMaskObservation(gym.Wrapper, gym.utils.RecordConstructorArgs):
         obs, reward, terminated, truncated, info = self.env.step(action)
         return self._wrap(obs, info), reward, terminated, truncated, info
 
-    @staticmethod
-    def _wrap(obs: Any, info: dict[str, Any]) -> dict[str, Any]:
-        return {"observation": obs, "action_mask": info["action_mask"].copy()}
+    def _wrap(self, obs: Any, info: dict[str, Any]) -> dict[str, Any]:
+        return {self.observation_key: obs, "action_mask": info["action_mask"].copy()}

@@ -27,6 +27,7 @@ def test_mask_travels_in_the_observation(env_id):
     obs, info = env.reset(seed=0)
     for _ in range(50):
         assert env.observation_space.contains(obs)
+        assert set(obs) == {"observations", "action_mask"}  # the keys RLlib's masking module reads
         assert np.array_equal(obs["action_mask"], info["action_mask"])
         obs, _, term, trunc, info = env.step(sample_action(env.action_space, info, rng))
         if term or trunc:
@@ -36,3 +37,11 @@ def test_mask_travels_in_the_observation(env_id):
 def test_refuses_continuous_actions():
     with pytest.raises(TypeError):
         ActionMaskObservation(gym.make("Pendulum-v1"))
+
+
+def test_observation_key_is_configurable_and_checked():
+    env = ActionMaskObservation(gym.make("sysgym/DeepRM-Compact-v0"), observation_key="observation")
+    obs, _ = env.reset(seed=0)
+    assert set(obs) == {"observation", "action_mask"}
+    with pytest.raises(ValueError, match="observation_key"):
+        ActionMaskObservation(gym.make("sysgym/DeepRM-Compact-v0"), observation_key="obz")
