@@ -1,8 +1,15 @@
-"""The ``sysgym`` command line: ``list``, ``bench``, ``train``, ``evaluate`` (and the agent commands as they land)."""
+"""The ``sysgym`` command line: ``list``, ``bench``, ``train``, ``evaluate`` (and the agent commands as they land).
+
+Input errors (unknown IDs, bad settings, unreadable files) print one line and exit with status 2,
+as argparse does; ``SYSGYM_DEBUG=1`` shows the traceback instead.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import difflib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -10,6 +17,20 @@ import gymnasium as gym
 
 import sysgym
 from sysgym.bench import format_table, human, measure_single, measure_vector
+
+INPUT_ERRORS = (ValueError, FileNotFoundError, gym.error.Error)
+
+
+def resolve_env_id(name: str) -> str:
+    """``name`` if it is a registered ID; otherwise a ValueError suggesting the closest one."""
+    if name in gym.registry:
+        return name
+    ids = [e.id for e in sysgym.ENVIRONMENTS]
+    if f"sysgym/{name}" in gym.registry:
+        raise ValueError(f"unknown environment {name!r}; did you mean 'sysgym/{name}'?")
+    close = difflib.get_close_matches(name, ids, n=1, cutoff=0.5)
+    hint = f"; did you mean {close[0]!r}?" if close else "; `sysgym list` shows every ID"
+    raise ValueError(f"unknown environment {name!r}{hint}")
 
 
 def _space(space: gym.Space) -> str:
@@ -33,7 +54,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    ids = args.env or [e.id for e in sysgym.ENVIRONMENTS]
+    ids = [resolve_env_id(i) for i in args.env] if args.env else [e.id for e in sysgym.ENVIRONMENTS]
     single_steps, vector_calls = (2000, 20) if args.quick else (args.steps, args.calls)
     rows = []
     for env_id in ids:
@@ -62,9 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("train", help="train the reference PPO agent on an environment",
-                       description="Train PPO. Extra key=value arguments set any PPOConfig field "
-                                   "(e.g. lr=3e-4 hidden_sizes=128,128 normalize_reward=True) or, "
-                                   "as env.KEY=value, an env kwarg (e.g. env.scenario=9).")
+                       description="Train PPO. Extra key=value arguments set any PPO setting "
+                                   "(e.g. lr=3e-4 hidden_sizes=128,128 normalize_reward=true) or, "
+                                   "as env.KEY=value, an env kwarg (e.g. env.scenario=9).",
+                       epilog=_settings_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--env", required=True, help="environment ID, e.g. sysgym/DeepRM-Compact-v0")
     p.add_argument("--steps", type=int, required=True, help="environment steps to train for")
     p.add_argument("--num-envs", type=int, default=None, help="parallel sub-envs (default: preset)")
@@ -89,21 +111,66 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from sysgym.agents.ppo.commands import run_train  # torch is imported only by agent commands
+def _settings_help() -> str:
+    try:
+        from sysgym.agents.ppo.config import FAMILY_PRESETS, PPOConfig
+    except ModuleNotFoundError as error:  # torch missing: the settings live in the agents package
+        return f'PPO settings need the agents extra ({error.name} is missing): pip install "sysgym[agents]"'
 
-    return run_train(args)
+    rows = [f"  {f.name:<20} {_default(f)}" for f in dataclasses.fields(PPOConfig) if f.name != "env_kwargs"]
+    presets = "; ".join(f"{family}: {', '.join(f'{k}={v}' for k, v in values.items())}"
+                        for family, values in FAMILY_PRESETS.items())
+    return ("PPO settings (key=value) and their defaults:\n" + "\n".join(rows) +
+            f"\n\nFamily presets replace some defaults ({presets}); continuous-action envs use "
+            "CleanRL's continuous-control values. Booleans accept true/false, yes/no, 1/0.")
+
+
+def _default(f: dataclasses.Field) -> object:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else ""
+
+
+def _agents_module(name: str):
+    """Import an agent command module; torch missing is a one-line install hint."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as error:
+        if error.name and error.name.split(".")[0] in ("torch", "sklearn", "matplotlib", "tensorboard"):
+            raise ValueError(f"{error.name} is not installed; the agents need it: "
+                             f'pip install "sysgym[agents]"') from None
+        raise
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    args.env = resolve_env_id(args.env)
+    return _agents_module("sysgym.agents.ppo.commands").run_train(args)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from sysgym.agents.ppo.commands import run_evaluate
-
-    return run_evaluate(args)
+    if args.env is not None:
+        args.env = resolve_env_id(args.env)
+    return _agents_module("sysgym.agents.ppo.commands").run_evaluate(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.func(args)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except BrokenPipeError:
+        # the reader went away (e.g. `sysgym list | head`): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except INPUT_ERRORS as error:
+        if os.environ.get("SYSGYM_DEBUG"):
+            raise
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(f"sysgym {args.command}: error: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,9 +1,14 @@
-"""The sysgym command line: list and bench."""
+"""The sysgym command line: list, bench, and one-line input errors with exit status 2."""
 
+import dataclasses
+import re
 import subprocess
 import sys
 
+import pytest
+
 import sysgym
+from sysgym.agents.ppo.config import PPOConfig, parse_overrides
 from sysgym.cli import main
 
 
@@ -26,3 +31,74 @@ def test_bench_prints_a_table_for_one_env(capsys):
 def test_console_entry_point_and_module_run():
     result = subprocess.run([sys.executable, "-m", "sysgym", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and sysgym.__version__ in result.stdout
+
+
+def _run(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "sysgym", *args], capture_output=True, text=True, **kwargs)
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["train", "--env", "DeepRM-Compact-v0", "--steps", "10"], "did you mean 'sysgym/DeepRM-Compact-v0'"),
+    (["train", "--env", "sysgym/DeepRM-Compct-v0", "--steps", "10"], "did you mean 'sysgym/DeepRM-Compact-v0'"),
+    (["train", "--env", "sysgym/DeepRM-Compact-v0", "--steps", "10", "env.scenaro=3"], "did you mean 'scenario'"),
+    (["train", "--env", "sysgym/DeepRM-Compact-v0", "--steps", "10", "lrr=3"], "unknown PPO setting 'lrr'"),
+    (["train", "--env", "sysgym/DeepRM-Compact-v0", "--steps", "10", "n_epochs=maybe"], "n_epochs='maybe'"),
+    (["evaluate", "--checkpoint", "no/such/run"], "no such checkpoint"),
+    (["bench", "--env", "sysgym/Nope-v0"], "unknown environment"),
+])
+def test_input_errors_are_one_line_and_exit_2(args, expected):
+    result = _run(*args)
+    assert result.returncode == 2, result.stderr
+    assert expected in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_boolean_settings_accept_the_usual_spellings():
+    for text, value in (("1", True), ("0", False), ("yes", True), ("no", False), ("true", True),
+                        ("False", False)):
+        settings, _ = parse_overrides([f"normalize_reward={text}"])
+        assert settings["normalize_reward"] is value
+    with pytest.raises(ValueError):
+        parse_overrides(["normalize_reward=2"])
+
+
+def test_train_help_lists_every_setting_with_its_default():
+    result = _run("train", "--help")
+    assert result.returncode == 0
+    for f in dataclasses.fields(PPOConfig):
+        if f.name != "env_kwargs":
+            assert re.search(rf"^\s+{f.name}\s+\S", result.stdout, re.M), f.name
+
+
+def test_list_into_a_closed_pipe_does_not_raise():
+    proc = subprocess.Popen([sys.executable, "-m", "sysgym", "list"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.readline()
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and b"BrokenPipeError" not in err, err
+
+
+def test_missing_torch_is_an_install_hint():
+    code = ("import sys\n"
+            "class Block:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name == 'torch' or name.startswith('torch.'):\n"
+            "            raise ModuleNotFoundError(\"No module named 'torch'\", name='torch')\n"
+            "sys.meta_path.insert(0, Block())\n"
+            "from sysgym.cli import main\n"
+            "sys.exit(main(['train', '--env', 'sysgym/DeepRM-Compact-v0', '--steps', '10']))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert 'pip install "sysgym[agents]"' in result.stderr
+
+
+def test_a_checkpoint_on_an_env_with_other_spaces_is_refused(tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", "--env", "sysgym/DeepRM-Compact-v0", "--steps", "100", "--num-envs", "2",
+                 "--out", str(out), "n_steps=50", "progress=false", "tensorboard=false"]) == 0
+    result = _run("evaluate", "--checkpoint", str(out), "--env", "sysgym/DeepRM-Compact-v0",
+                  "--episodes", "1", "env.window=5")
+    assert result.returncode == 2
+    assert "trained on observation space" in result.stderr

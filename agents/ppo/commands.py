@@ -84,6 +84,26 @@ def results_table(results: dict[str, EvaluationResult]) -> str:
     return format_table(rows, ["policy"] + columns)
 
 
+def check_spaces_fit(payload: dict[str, Any], env_id: str, env_kwargs: dict[str, Any]) -> None:
+    """Refuse to run a checkpoint on an env whose spaces differ from the ones it was trained on."""
+    obs_space, act_space = payload["spaces"]
+    env = gym.make(env_id, **env_kwargs)
+    try:
+        for what, trained, here in (("observation", obs_space, env.observation_space),
+                                    ("action", act_space, env.action_space)):
+            if trained != here:
+                raise ValueError(f"{payload['path']} was trained on {what} space {_short(trained)}, "
+                                 f"but {env_id} with these kwargs has {_short(here)}")
+    finally:
+        env.close()
+
+
+def _short(space: gym.Space) -> str:
+    shape = getattr(space, "shape", None)
+    return f"{type(space).__name__}{tuple(shape) if shape else ''}" + (
+        f" n={space.n}" if isinstance(space, gym.spaces.Discrete) else "")
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     payload = load_checkpoint(args.checkpoint)
     settings, env_kwargs = parse_overrides(args.overrides)
@@ -93,6 +113,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if env_id is None:
         raise ValueError(f"{payload['path']}: checkpoint has no env ID; pass --env")
     env_kwargs = {**payload["config"].get("env_kwargs", {}), **env_kwargs}
+    check_spaces_fit(payload, env_id, env_kwargs)
     policies: dict[str, Any] = {}
     if args.mode in ("both", "sampled"):
         policies["ppo (sampled)"] = policy_from_checkpoint(payload, deterministic=False, seed=args.seed)

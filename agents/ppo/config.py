@@ -213,6 +213,20 @@ def _literal(text: str) -> Any:
     return text
 
 
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def _boolean(value: Any) -> bool | None:
+    """True/False from a bool, 1/0 or true/false, yes/no, on/off; None for anything else."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in _TRUE + _FALSE:
+        return value.lower() in _TRUE
+    return None
+
+
 def _coerce(key: str, value: Any, hint: Any) -> Any:
     """Check a parsed CLI value against the field's type, converting int -> float and x -> (x,)."""
     args = typing.get_args(hint)
@@ -221,8 +235,10 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
         return None
     for typ in allowed:
         origin = typing.get_origin(typ) or typ
-        if origin is bool and isinstance(value, bool):
-            return value
+        if origin is bool:
+            flag = _boolean(value)
+            if flag is not None:
+                return flag
         if origin is int and isinstance(value, int) and not isinstance(value, bool):
             return value
         if origin is float and isinstance(value, (int, float)) and not isinstance(value, bool):
