@@ -30,6 +30,7 @@ class EnvEntry:
 
 
 _DEEPRM = ("sysgym.envs.deeprm:DeepRMEnv", "sysgym.envs.deeprm:DeepRMVectorEnv")
+_APPOINTMENTS = ("sysgym.envs.appointments:AppointmentsEnv", "sysgym.envs.appointments:AppointmentsVectorEnv")
 
 ENVIRONMENTS: list[EnvEntry] = [
     EnvEntry("DeepRM-v0", *_DEEPRM,
@@ -59,6 +60,19 @@ ENVIRONMENTS: list[EnvEntry] = [
     EnvEntry("CC-Discrete-v0", "sysgym.envs.cc:CCEnv", "sysgym.envs.cc:CCVectorEnv",
              "congestion control with rate changes {-25%, -5%, 0, +5%, +25%}",
              {"action": "discrete"}),
+    EnvEntry("Appointments-v0", *_APPOINTMENTS,
+             "appointment scheduling, every option as a kwarg: pick the type of the next task of a day "
+             "of uniform slots; cost C_alpha = alpha x mean idle + (1 - alpha) x max lateness (Taub & "
+             "Pianykh, PLoS ONE 2022)"),
+    EnvEntry("Appointments-P1-v0", *_APPOINTMENTS,
+             "appointment scheduling P1: 6 short (30 min) and 6 long (60 min) tasks in 45-min slots",
+             {"problem": "P1"}),
+    EnvEntry("Appointments-P2-v0", *_APPOINTMENTS,
+             "appointment scheduling P2: P1 plus a 15-min changeover buffer when the task type changes",
+             {"problem": "P2"}),
+    EnvEntry("Appointments-P3-v0", *_APPOINTMENTS,
+             "appointment scheduling P3: P2 plus two 60-min breaks placed like tasks, each absorbing up "
+             "to 15 min of overrun", {"problem": "P3"}),
     EnvEntry("DAG-EGS-v0", "sysgym.envs.dag:DAGEnv", "sysgym.envs.dag:DAGVectorEnv",
              "DAG task scheduling by edge generation: add precedence edges to cut the width "
              "(cores needed) while the critical path stays within the deadline (Sun et al., IEEE TC 2024)"),

@@ -1,0 +1,94 @@
+"""Renderings of a day: a Gantt line in text (ansi) and a Gantt chart drawn with numpy (rgb_array)."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .env import AppointmentsVectorEnv
+
+LETTERS = ("S", "L", "B")
+WIDTH, HEIGHT, MARGIN = 640, 160, 12
+COLOURS = np.array([[52, 101, 164], [237, 125, 49], [106, 168, 79]], dtype=np.uint8)
+BACKGROUND = np.array([250, 250, 250], dtype=np.uint8)
+SLOT_SHADES = np.array([[222, 222, 222], [200, 200, 200]], dtype=np.uint8)
+BUFFER = np.array([150, 150, 150], dtype=np.uint8)
+LATE = np.array([200, 40, 40], dtype=np.uint8)
+AXIS = np.array([40, 40, 40], dtype=np.uint8)
+
+
+def _buffers(env: AppointmentsVectorEnv, types: np.ndarray) -> np.ndarray:
+    """The changeover buffer before each placed item (minutes)."""
+    cfg = env.config
+    out = np.zeros(len(types))
+    for j in range(1, len(types)):
+        a, p = types[j], types[j - 1]
+        if a != 2 and p != 2 and a != p:
+            out[j] = cfg.buffer
+    return out
+
+
+def ansi(env: AppointmentsVectorEnv, index: int) -> str:
+    """Two Gantt lines (booked slots, what happened: S/L/B items, ``~`` buffer, ``.`` idle) and a
+    status line."""
+    cfg, day = env.config, env.schedule(index)
+    s = env._state
+    span = max(cfg.num_items * cfg.slot, float(day["finish"].max()) if len(day["finish"]) else 0.0)
+    scale = max(5.0, math.ceil(span / 120.0 / 5.0) * 5.0)          # minutes per character
+    width = int(math.ceil(span / scale)) + 1
+    booked = [" "] * width
+    for k in range(cfg.num_items):
+        booked[int(k * cfg.slot / scale)] = "|"
+    line = [" "] * width
+    buffers = _buffers(env, day["type"])
+    previous_end = 0.0
+    for a, start, finish, buf in zip(day["type"], day["start"], day["finish"], buffers):
+        ready = previous_end + buf
+        for c in range(int(previous_end / scale), int(ready / scale)):
+            line[c] = "~"
+        for c in range(int(ready / scale), int(start / scale)):
+            line[c] = "."
+        for c in range(int(start / scale), max(int(finish / scale), int(start / scale) + 1)):
+            line[min(c, width - 1)] = LETTERS[int(a)]
+        previous_end = finish
+    k = int(s["k"][index])
+    delay = float(s["end"][index]) - k * cfg.slot
+    cost = cfg.alpha * float(s["idle"][index]) / cfg.num_items + (1 - cfg.alpha) * float(s["late_max"][index])
+    left = " ".join(f"{name}={int(r)}" for name, r in zip(cfg.type_names, s["rem"][index]))
+    return (f"slots {''.join(booked)}\nday   {''.join(line)}\n"
+            f"item {k}/{cfg.num_items}  left {left}  delay {delay:+.1f} min  idle {float(s['idle'][index]):.1f}  "
+            f"max lateness {float(s['late_max'][index]):.1f}  C_alpha {cost:.2f}  ({scale:g} min/char)\n")
+
+
+def rgb(env: AppointmentsVectorEnv, index: int) -> np.ndarray:
+    """uint8 (160, 640, 3) Gantt chart on a fixed time axis (the configuration's horizon): booked
+    slots (grey bands), items (short blue, long orange, break green), buffers (dark grey) and
+    each client's lateness (red, from the booked time to the start)."""
+    cfg, day = env.config, env.schedule(index)
+    img = np.empty((HEIGHT, WIDTH, 3), dtype=np.uint8)
+    img[:] = BACKGROUND
+    horizon = max(cfg.horizon, 1e-9)
+
+    def x(t: float) -> int:
+        return MARGIN + int(round((WIDTH - 2 * MARGIN) * min(max(t, 0.0), horizon) / horizon))
+
+    for k in range(cfg.num_items):
+        img[20:50, x(k * cfg.slot):max(x((k + 1) * cfg.slot), x(k * cfg.slot) + 1)] = SLOT_SHADES[k % 2]
+    buffers = _buffers(env, day["type"])
+    previous_end = 0.0
+    for j, (a, start, finish, buf) in enumerate(zip(day["type"], day["start"], day["finish"], buffers)):
+        if buf > 0:
+            img[70:110, x(previous_end):x(previous_end + buf)] = BUFFER
+        img[70:110, x(start):max(x(finish), x(start) + 1)] = COLOURS[int(a)]
+        img[70:110, x(start)] = AXIS
+        booked = j * cfg.slot
+        if int(a) != 2 and start > booked:
+            img[114:124, x(booked):max(x(start), x(booked) + 1)] = LATE
+        previous_end = finish
+    img[140, MARGIN:WIDTH - MARGIN] = AXIS
+    for hour in range(int(horizon // 60.0) + 1):
+        img[136:145, x(hour * 60.0)] = AXIS
+    return img
