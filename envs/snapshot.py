@@ -11,6 +11,11 @@ loaded traces, workloads and task sets), so a snapshot of an env with another co
 refused even when its arrays have the same shapes. The family's ``_check_state`` then checks every
 index and count against its bounds, so an edited snapshot cannot make a kernel read or write
 outside its arrays.
+
+A snapshot also carries a *seal*: a keyed hash of its arrays under a key that lives only in this
+process. A snapshot restored unchanged in the process that took it (the forks of planners,
+distillation and explainers) is known to be the env's own state and skips the value checks; an
+edited snapshot, or one unpickled in another process, is checked in full.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from __future__ import annotations
 import dataclasses
 import enum
 import hashlib
+import hmac
 import os
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -26,6 +33,32 @@ from gymnasium import spaces
 
 FORMAT = "sysgym-state/1"
 _KEYS = ("format", "class", "num_envs", "config", "arrays")
+_SEAL_KEY = os.urandom(32)  # never leaves this process: a seal cannot be forged elsewhere
+
+
+def layout(config: str, arrays: dict[str, np.ndarray]) -> bytes:
+    """What a seal covers besides the values: the configuration and each array's name, dtype, shape."""
+    return (config + "".join(f"|{k}:{a.dtype.str}:{a.shape}" for k, a in arrays.items())).encode()
+
+
+def seal(prefix: bytes, arrays: Iterable[np.ndarray]) -> str:
+    """Keyed digest of ``prefix`` (see :func:`layout`) and the arrays' bytes, in order."""
+    digest = hashlib.blake2b(prefix, key=_SEAL_KEY, digest_size=16)
+    for a in arrays:
+        digest.update(a)  # C-contiguous arrays only: anything else raises and is not sealed
+    return digest.hexdigest()
+
+
+def sealed(state: dict[str, Any], prefix: bytes, names: Iterable[str]) -> bool:
+    """Whether ``state`` is unchanged since this process sealed it (arrays already shape-checked)."""
+    mark = state.get("seal")
+    if not isinstance(mark, str):
+        return False
+    arrays = state["arrays"]
+    try:
+        return hmac.compare_digest(mark, seal(prefix, (arrays[k] for k in names)))
+    except (BufferError, ValueError, TypeError):
+        return False
 
 
 def fingerprint(obj: Any) -> str:
@@ -120,7 +153,8 @@ def check_range(arrays: dict[str, np.ndarray], key: str, lo: Any, hi: Any) -> No
         where = tuple(int(i) for i in np.argwhere(bad)[0])
         lo_v = np.broadcast_to(lo, a.shape)[where]
         hi_v = np.broadcast_to(hi, a.shape)[where]
-        raise ValueError(f"snapshot array {key!r}{list(where)} = {a[where]!r} is outside [{lo_v}, {hi_v}]")
+        raise ValueError(f"snapshot array {key!r}{list(where)} = {_plain(a[where])} is outside "
+                         f"[{_plain(lo_v)}, {_plain(hi_v)}]")
 
 
 def check_flags(arrays: dict[str, np.ndarray], *keys: str) -> None:
@@ -135,7 +169,7 @@ def check_finite(arrays: dict[str, np.ndarray], *keys: str) -> None:
         a = arrays[key]
         if not np.all(np.isfinite(a)):
             where = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
-            raise ValueError(f"snapshot array {key!r}{list(where)} = {a[where]!r} is not finite")
+            raise ValueError(f"snapshot array {key!r}{list(where)} = {_plain(a[where])} is not finite")
 
 
 def check_in_space(arrays: dict[str, np.ndarray], key: str, space: spaces.Space) -> None:
@@ -145,3 +179,7 @@ def check_in_space(arrays: dict[str, np.ndarray], key: str, space: spaces.Space)
         check_range(arrays, key, space.low, space.high)
     elif isinstance(space, spaces.MultiBinary):
         check_flags(arrays, key)
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
