@@ -3,6 +3,11 @@
 # The dynamics are specified in sysgym/envs/deeprm/__init__.py (module docstring) and mirrored
 # line for line by tests/reference/deeprm.py. All state lives in numpy arrays owned by the Python
 # env (so get_state/set_state are array copies); this class only holds typed views of them.
+#
+# Job records live in a fixed pool of W + backlog + (most allocated jobs) slots per sub-env: every
+# job in the system waits or holds resources, so the pool never runs out, and its size does not
+# depend on the episode length or on how many jobs a (replaced) input stream brings. Free slots
+# form a stack (`free`, `n_free`). Job ids are never observable.
 
 from libc.stdint cimport uint64_t, int64_t, int32_t, uint8_t, int8_t
 from libc.string cimport memset
@@ -41,7 +46,7 @@ N_ACC = ACC_COLUMNS
 
 cdef class ClusterKernel:
     # --- configuration
-    cdef int B, R, H, L, W, BK, QCAP, maxlen, maxsize
+    cdef int B, R, H, L, W, BK, QCAP, MAXRUN, NSLOTS, maxlen, maxsize
     cdef int image, sparse, reserve, use_trace, trace_fixed_start
     cdef int64_t T, time_limit, n_starts
     cdef double rate, small_chance, gamma, scale
@@ -49,13 +54,13 @@ cdef class ClusterKernel:
     cdef int width, backlog_cols, obs_dim
     cdef int32_t cap[MAX_RESOURCES]
     # --- per-env scalar state
-    cdef int64_t[::1] now, head, n_wait, n_run, n_jobs, last_arrival
-    cdef int64_t[::1] trace_ptr, trace_end, trace_base, elapsed
+    cdef int64_t[::1] now, head, n_wait, n_run, n_free, n_jobs, last_arrival
+    cdef int64_t[::1] trace_ptr, trace_end, trace_base, stream_start, elapsed
     cdef double[:, ::1] acc
     cdef uint64_t[:, ::1] rng
     # --- per-env arrays
     cdef int32_t[:, :, ::1] used
-    cdef int32_t[:, ::1] wait, run, job_len
+    cdef int32_t[:, ::1] wait, run, free, job_len
     cdef int32_t[:, :, ::1] job_size
     cdef int64_t[:, ::1] job_submit, job_start
     cdef int64_t[:, :, ::1] job_feat
@@ -106,17 +111,24 @@ cdef class ClusterKernel:
         self.head = state["head"]
         self.n_wait = state["n_wait"]
         self.n_run = state["n_run"]
+        self.n_free = state["n_free"]
         self.n_jobs = state["n_jobs"]
         self.last_arrival = state["last_arrival"]
         self.trace_ptr = state["trace_ptr"]
         self.trace_end = state["trace_end"]
         self.trace_base = state["trace_base"]
+        self.stream_start = state["stream_start"]
         self.elapsed = state["elapsed"]
         self.acc = state["acc"]
         self.rng = state["rng"]
         self.used = state["used"]
         self.wait = state["wait"]
         self.run = state["run"]
+        self.free = state["free"]
+        self.MAXRUN = self.run.shape[1]
+        self.NSLOTS = self.free.shape[1]
+        if self.wait.shape[1] != self.QCAP or self.NSLOTS != self.QCAP + self.MAXRUN:
+            raise ValueError("job pool arrays do not match the queue and allocation capacities")
         self.job_len = state["job_len"]
         self.job_size = state["job_size"]
         self.job_submit = state["job_submit"]
@@ -175,6 +187,10 @@ cdef class ClusterKernel:
         self.n_wait[b] = 0
         self.n_run[b] = 0
         self.n_jobs[b] = 0
+        # the free stack pops slots 0, 1, 2, ... first
+        self.n_free[b] = self.NSLOTS
+        for k in range(self.NSLOTS):
+            self.free[b, k] = self.NSLOTS - 1 - k
         self.last_arrival[b] = 0
         self.elapsed[b] = 0
         for k in range(ACC_COLUMNS):
@@ -191,6 +207,7 @@ cdef class ClusterKernel:
             else:
                 start = rng_integers(&self.rng[b, 0], 0, self.n_starts - 1)
             self.trace_ptr[b] = start
+            self.stream_start[b] = start
             self.trace_end[b] = self.tr_window_end[start]
             self.trace_base[b] = self.tr_submit[start]
         self._arrivals(b)
@@ -211,7 +228,9 @@ cdef class ClusterKernel:
             self.comps[b, k] = 0.0
         self.elapsed[b] = 0
         offset = -1
-        if a < self.W and a < self.n_wait[b]:
+        # n_run < MAXRUN always holds for a job that fits (each allocated job holds a unit of every
+        # resource in [now, now+H)); checking it keeps an inconsistent state from writing out of bounds.
+        if a < self.W and a < self.n_wait[b] and self.n_run[b] < self.MAXRUN:
             offset = self._fits(b, self.wait[b, a])
         if offset >= 0:
             self._allocate(b, <int>a, offset)
@@ -275,6 +294,8 @@ cdef class ClusterKernel:
             end = self.job_start[b, j] + self.job_len[b, j]
             if end <= now:
                 self._record_finish(b, j, end)
+                self.free[b, self.n_free[b]] = j
+                self.n_free[b] += 1
             else:
                 self.run[b, w] = j
                 w += 1
@@ -295,17 +316,14 @@ cdef class ClusterKernel:
     # ------------------------------------------------------------------ arrivals
     cdef void _arrivals(self, int b) noexcept nogil:
         cdef uint64_t* s = &self.rng[b, 0]
-        cdef int j, r, dominant
+        cdef int r, dominant
+        cdef int32_t length
+        cdef int32_t size[MAX_RESOURCES]
         cdef int64_t p
         if self.use_trace:
             p = self.trace_ptr[b]
             while p < self.trace_end[b] and self.tr_submit[p] - self.trace_base[b] <= self.now[b]:
-                j = <int>self.n_jobs[b]
-                self.n_jobs[b] += 1
-                self.job_len[b, j] = self.tr_len[p]
-                for r in range(self.R):
-                    self.job_size[b, j, r] = self.tr_size[p, r]
-                self._submit(b, j)
+                self._submit(b, self.tr_len[p], &self.tr_size[p, 0])
                 p += 1
             self.trace_ptr[b] = p
             return
@@ -313,24 +331,30 @@ cdef class ClusterKernel:
             return
         if rng_uniform(s) >= self.rate:
             return
-        j = <int>self.n_jobs[b]
-        self.n_jobs[b] += 1
         if rng_uniform(s) < self.small_chance:
-            self.job_len[b, j] = <int32_t>rng_integers(s, self.small_lo, self.small_hi)
+            length = <int32_t>rng_integers(s, self.small_lo, self.small_hi)
         else:
-            self.job_len[b, j] = <int32_t>rng_integers(s, self.big_lo, self.big_hi)
+            length = <int32_t>rng_integers(s, self.big_lo, self.big_hi)
         dominant = <int>rng_integers(s, 0, self.R - 1) if self.R > 1 else 0
         for r in range(self.R):
             if r == dominant:
-                self.job_size[b, j, r] = <int32_t>rng_integers(s, self.dom_lo, self.dom_hi)
+                size[r] = <int32_t>rng_integers(s, self.dom_lo, self.dom_hi)
             else:
-                self.job_size[b, j, r] = <int32_t>rng_integers(s, self.oth_lo, self.oth_hi)
-        self._submit(b, j)
+                size[r] = <int32_t>rng_integers(s, self.oth_lo, self.oth_hi)
+        self._submit(b, length, size)
 
-    cdef void _submit(self, int b, int j) noexcept nogil:
-        """Record job j's submission features, then queue it (or count it dropped when full)."""
-        cdef int i, q
+    cdef void _submit(self, int b, int32_t length, const int32_t* size) noexcept nogil:
+        """Queue a job arriving now with its submission features, or count it dropped when the
+        queue is full."""
+        cdef int i, q, j, r
         cdef int64_t queued = 0, remaining = 0, start, now = self.now[b]
+        self.n_jobs[b] += 1
+        self.last_arrival[b] = now
+        # n_free > 0 always holds while the queue has room (the pool has a slot for every job that
+        # can wait or run); checking it keeps an inconsistent state from writing out of bounds.
+        if self.n_wait[b] >= self.QCAP or self.n_free[b] <= 0:
+            self.acc[b, ACC_DROPPED] += 1.0
+            return
         for i in range(self.n_wait[b]):
             q = self.wait[b, i]
             queued += <int64_t>self.job_len[b, q] * self.job_size[b, q, 0]
@@ -340,18 +364,19 @@ cdef class ClusterKernel:
             if start < now:
                 start = now
             remaining += (self.job_start[b, q] + self.job_len[b, q] - start) * self.job_size[b, q, 0]
+        self.n_free[b] -= 1
+        j = self.free[b, self.n_free[b]]
+        self.job_len[b, j] = length
+        for r in range(self.R):
+            self.job_size[b, j, r] = size[r]
         self.job_feat[b, j, FEAT_QUEUE] = self.n_wait[b]
         self.job_feat[b, j, FEAT_QUEUED_WORK] = queued
         self.job_feat[b, j, FEAT_FREE] = self.cap[0] - self.used[b, 0, self.head[b]]
         self.job_feat[b, j, FEAT_REMAINING_WORK] = remaining
         self.job_submit[b, j] = now
         self.job_start[b, j] = -1
-        self.last_arrival[b] = now
-        if self.n_wait[b] < self.QCAP:
-            self.wait[b, self.n_wait[b]] = j
-            self.n_wait[b] += 1
-        else:
-            self.acc[b, ACC_DROPPED] += 1.0
+        self.wait[b, self.n_wait[b]] = j
+        self.n_wait[b] += 1
 
     # ------------------------------------------------------------------ allocation
     cdef int _fits(self, int b, int j) noexcept nogil:

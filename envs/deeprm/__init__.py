@@ -8,20 +8,48 @@ IDs: ``sysgym/DeepRM-Image-v0`` (image, dense, all jobs), ``DeepRM-Compact-v0`` 
 all), ``DeepRM-CompactSparse-v0`` (compact, sparse, all), ``DeepRM-CompactSparseReduced-v0``
 (compact, sparse, window jobs only) and the generic ``DeepRM-v0`` taking every kwarg below.
 
-Kwargs
-------
-observation     "image" | "compact"                    transitions  "dense" | "sparse"
-reward_jobs     "all" | "window"                       reward_scale "raw" | "bounded"
-allocation      "now" (default) | "reserve"            scenario     1..10 (BRACIS Table 3) or None
-num_resources   R (1 = processors; 2 = CPU + memory as in DeepRM)
-num_processors  capacity of resource 0 (default 10); resource_capacity: all R capacities
-max_job_length  d (default 15)    max_job_size  s (default 10)    window  W (10)
-horizon         H (20)            backlog       backlog capacity (60)
-episode_length  T: time steps during which jobs arrive (100)
-time_limit      truncate once the clock reaches it (default 10 * T)
-workload        "deeprm" (bimodal generator), a path to an ``.swf`` file, or an ``SWFWorkload``
-new_job_rate    0.3   small_job_chance 0.8   smdp_gamma 1.0 (sparse only)
-trace_start     "random" | "first" | job index (SWF only)
+Kwargs (every numeric kwarg has a range, checked before anything reaches the kernel)
+------------------------------------------------------------------------------------
+==================  ==========================================  ==================================
+kwarg               values (default)                            meaning
+==================  ==========================================  ==================================
+observation         "image" | "compact" ("compact")
+transitions         "dense" | "sparse" ("dense")
+reward_jobs         "all" | "window" ("all")
+reward_scale        "raw" | "bounded" ("raw")
+allocation          "now" | "reserve" ("now")
+scenario            1..10 or None                               BRACIS Table 3 (sets the next 3)
+num_processors      [1, 65536] (10)                             capacity of resource 0
+num_resources       [1, 8] (1)                                  R (2 = CPU + memory as in DeepRM)
+resource_capacity   R capacities in [1, 65536], first =         all capacities
+                    num_processors (all num_processors)
+max_job_length      [1, 2^22] (15; SWF: the longest job)        d, in steps
+max_job_size        [1, smallest capacity] (10; SWF: largest)   s
+window              [1, 1024] (10)                              W
+horizon             [1, 4096] (20)                              H
+backlog             [0, 2^20] (60)                              backlog capacity
+episode_length      [1, 10^7] (100)                             T: steps during which jobs arrive
+time_limit          [1, 10^8] (10 T)                            truncate once the clock reaches it
+new_job_rate        [0, 1] (0.3)                                generator only
+small_job_chance    [0, 1] (0.8)                                generator only
+smdp_gamma          (0, 1] (1.0)                                sparse only
+workload            "deeprm" | ``.swf`` path | ``SWFWorkload``  bimodal generator or SWF replay
+trace_start         "random" | "first" | job index in           SWF only (the generator takes
+                    [0, jobs - 1] ("random")                    only "random")
+==================  ==========================================  ==================================
+
+``SWFWorkload(path, time_unit=60.0, offset=0, length=None, max_job_length=None)``: time_unit in
+[1e-3, 1e9] s, offset in [0, 2^31 - 1], length None or in [1, 2^31 - 1], max_job_length None or
+in [1, 2^22]; the file's fields and cleaning rules are in :mod:`sysgym.envs.deeprm.workload`.
+
+*Memory cap.* One sub-env holds at most 64 MiB of state: the usage profile (4 R (H + d) bytes),
+the job records ((W + backlog + most allocated jobs) x (60 + 4R) bytes; most allocated jobs =
+min(capacity) x (H if reserve else 1)) and the observation. A configuration above the cap is a
+``ValueError`` listing the parts and the kwargs (or the SWF line) behind them. The cap and the
+ranges keep every kernel integer far from overflow, and every kernel loop has a bound set by the
+kwargs alone: one time step costs O(W + backlog + most allocated jobs) plus the action mask,
+O(W R) with allocation "now" and O(W R (H + d)) with "reserve"; a sparse decision skips at most
+time_limit steps.
 
 Dynamics (the kernel ``cython_core/cluster.pyx`` and ``tests/reference/deeprm.py`` implement exactly this)
 ---------------------------------------------------------------------------------------------------------
@@ -112,6 +140,38 @@ one column with min((now - last_arrival)/10, 1) (DeepRM's "time since last new j
 
 Action masks: ``info["action_mask"][i] = 1`` iff slot i holds a job that fits; the void action is
 always valid.
+
+Feature names (``env.unwrapped.feature_names``, aligned with the flattened observation)
+---------------------------------------------------------------------------------------
+*compact*: ``used[r{r},t+{t}]``, ``free[r{r},t+{t}]`` (interleaved per t, resource by resource);
+per slot i ``slot{i}.present``, ``.waited``, ``.length``, ``.size[r{r}]``, ``.queue_at_submit``,
+``.queued_work_at_submit``, ``.free_at_submit``, ``.remaining_work_at_submit``; then
+``backlog``, ``since_last_job``, ``time_left``. *image*: one name per cell, row t by row:
+``cluster[r{r}][t{t},c{c}]``, ``slot{i}[r{r}][t{t},c{c}]``, ``backlog[t{t},c{c}]``,
+``since_last_job[t{t}]``.
+
+Future input (what CrystalBox's sampling baselines need)
+--------------------------------------------------------
+``set_future_input(trace, offset, index=None)`` on the vector env (sub-env ``index``, all if
+None) and on the single env replaces the jobs arriving after the current clock and keeps
+everything else: clock, waiting and allocated jobs, usage profile, accumulators, the current
+observation and mask. With SWF replay the future stream becomes the episode stream of trace job
+``trace`` (as ``trace_start`` would start it) with ``offset`` in [0, T] of its steps already
+elapsed: a job whose submit step is k steps after job ``trace``'s, offset < k < T, arrives at
+now + k - offset; jobs with k <= offset are in the past and never arrive; arrivals end with that
+stream (T - offset steps from now). ``future_input()`` returns the current (trace, offset) pair,
+and passing it back changes nothing. With the generator, ``trace`` is a seed and ``offset`` must
+be 0: the future arrivals are drawn from the stream ``reset(seed=trace)`` would start (the same
+stream for every targeted sub-env). Arguments out of range, or a sub-env whose episode has
+ended, raise ``ValueError``.
+
+Snapshots: ``set_state`` checks, besides the shared envelope, every count (queue, allocated
+jobs, free job slots, arrivals = finished + dropped + waiting + allocated), that the wait list,
+allocated list and free stack partition the job slots, each live job's length, sizes, submit and
+start times and submission features against their ranges, the usage profile against the
+allocated jobs (exactly) and the capacities, the clock, ring head and accumulators, and the SWF
+stream pointers against the trace and the clock. Job records live in a fixed pool of slots, so
+memory does not grow with the episode length or with replaced inputs.
 """
 
 from .config import SCENARIOS, DeepRMConfig, build_config

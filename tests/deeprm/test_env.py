@@ -37,10 +37,45 @@ def swf(tmp_path, jobs):
     ({"smdp_gamma": 0.0}, "smdp_gamma"),
     ({"num_resources": 2, "resource_capacity": (10,)}, "resource_capacity"),
     ({"workload": 42}, "workload"),
+    # every numeric kwarg has a range checked before any cast to a C type
+    ({"backlog": 2**31 - 10}, "backlog"),           # overflowed a C int: every job dropped
+    ({"max_job_length": 10**9}, "max_job_length"),  # allocated 3.9 GB
+    ({"max_job_length": float("nan")}, "max_job_length"),
+    ({"num_processors": 2**17}, "num_processors"),
+    ({"num_resources": 9}, "num_resources"),
+    ({"num_resources": 2, "resource_capacity": 7}, "resource_capacity"),
+    ({"num_resources": 2, "resource_capacity": (10, 2**40)}, r"resource_capacity\[1\]"),
+    ({"window": 2**31}, "window"), ({"horizon": 0}, "horizon"), ({"horizon": 10**6}, "horizon"),
+    ({"episode_length": 10**8}, "episode_length"), ({"time_limit": 10**9}, "time_limit"),
+    ({"time_limit": 1.5}, "time_limit"), ({"window": True}, "window"),
+    ({"new_job_rate": float("nan")}, "new_job_rate"), ({"small_job_chance": -0.1}, "small_job_chance"),
+    ({"smdp_gamma": float("inf")}, "smdp_gamma"), ({"scenario": True}, "scenario"),
+    ({"trace_start": "first"}, "trace_start"),      # the generator has no trace to start in
 ])
 def test_bad_kwargs_are_clear_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         gym.make("sysgym/DeepRM-v0", **kwargs)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"num_resources": 8, "max_job_length": 2**21}, r"64 MiB cap: usage profile \(num_resources=8 x \(horizon=20 "
+                                                    r"\+ max_job_length=2097152\) slots\): 64\.0 MiB"),
+    ({"num_processors": 2**16, "max_job_size": 10, "allocation": "reserve", "horizon": 4096}, r"job records"),
+    ({"observation": "image", "num_processors": 2**16, "max_job_size": 2**16, "window": 1024},
+     r"image observation"),
+])
+def test_state_per_sub_env_is_capped(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        build_config(**kwargs)
+
+
+def test_state_arrays_match_the_documented_memory_estimate():
+    for kwargs in ({}, {"observation": "image", "num_resources": 3, "allocation": "reserve", "backlog": 7}):
+        vec = gym.make_vec("sysgym/DeepRM-v0", num_envs=2, vectorization_mode="vector_entry_point", **kwargs)
+        cfg = vec.unwrapped.config
+        per_env = sum(a.nbytes for a in vec.unwrapped._state.values()) / 2
+        estimate = sum(cfg.state_bytes().values())
+        assert estimate <= per_env <= estimate + 512   # the rest: scalars, masks, rng, metrics
 
 
 def test_missing_swf_file_is_file_not_found(tmp_path):
@@ -247,3 +282,127 @@ def test_two_resources_use_dominant_resource_sizes():
 def test_registered_variants_have_the_paper_settings(env_id):
     cfg = gym.make(env_id).unwrapped.config
     assert (cfg.window, cfg.horizon, cfg.episode_length, cfg.new_job_rate, cfg.num_resources) == (10, 20, 100, 0.3, 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Every observation lies in the declared space, also at the edges of the kwarg ranges
+
+EXTREME_KWARGS = [
+    # the smallest cluster and queue: one unit per resource, one slot, no backlog, 1-step episodes
+    {"num_resources": 8, "num_processors": 1, "resource_capacity": (1,) * 8, "max_job_size": 1,
+     "max_job_length": 1, "window": 1, "horizon": 1, "backlog": 0, "episode_length": 1, "time_limit": 1,
+     "new_job_rate": 1.0},
+    # long jobs reserved far ahead, a discount that underflows, bounded rewards
+    {"allocation": "reserve", "transitions": "sparse", "smdp_gamma": 1e-300, "num_processors": 3,
+     "max_job_size": 3, "max_job_length": 200, "horizon": 64, "backlog": 0, "new_job_rate": 1.0,
+     "small_job_chance": 0.0, "reward_scale": "bounded", "episode_length": 50},
+    # an image with unequal capacities and a backlog wider than the horizon
+    {"observation": "image", "num_resources": 3, "num_processors": 1, "resource_capacity": (1, 7, 2),
+     "max_job_size": 1,
+     "window": 7, "horizon": 2, "backlog": 41, "new_job_rate": 1.0, "episode_length": 80, "time_limit": 120},
+    # many resources, a huge cluster (compact: the observation does not grow with it)
+    {"num_resources": 4, "num_processors": 2**16, "max_job_size": 2**16, "max_job_length": 2**16,
+     "window": 3, "horizon": 5, "backlog": 3, "new_job_rate": 1.0, "episode_length": 40, "time_limit": 100},
+    {"reward_jobs": "window", "reward_scale": "bounded", "transitions": "sparse", "new_job_rate": 0.0},
+]
+
+
+@pytest.mark.parametrize("kwargs", EXTREME_KWARGS)
+def test_observations_stay_in_space_at_extreme_kwargs(kwargs):
+    vec = gym.make_vec("sysgym/DeepRM-v0", num_envs=4, vectorization_mode="vector_entry_point", **kwargs)
+    space = vec.unwrapped.single_observation_space
+    rng = np.random.default_rng(0)
+    obs, infos = vec.reset(seed=0)
+    ended = 0
+    for _ in range(300):
+        assert obs.dtype == np.float32 and np.all(np.isfinite(obs))
+        assert np.all(obs >= space.low) and np.all(obs <= space.high)
+        masks = infos["action_mask"]
+        actions = np.array([rng.choice(np.flatnonzero(m)) if rng.random() < 0.7 else rng.integers(len(m))
+                            for m in masks])
+        obs, rewards, term, trunc, infos = vec.step(actions)
+        assert np.all(np.isfinite(rewards)) and np.all(np.isfinite(infos["reward_components"]))
+        if "episode_metrics" in infos:
+            ended += int(infos["_episode_metrics"].sum())
+            assert all(np.all(np.isfinite(v)) for v in infos["episode_metrics"].values())
+    assert ended > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Feature names: aligned with the flattened observation, checked against the state they describe
+
+@pytest.mark.parametrize("env_id, kwargs", [(i, {}) for i in ALL_IDS] + [
+    ("sysgym/DeepRM-v0", {"observation": "image", "num_resources": 2, "resource_capacity": (10, 4),
+                          "max_job_size": 3, "backlog": 7, "horizon": 4}),
+    ("sysgym/DeepRM-v0", {"num_resources": 3, "window": 2, "horizon": 3}),
+])
+def test_feature_names_match_the_flat_observation(env_id, kwargs):
+    env = gym.make(env_id, **kwargs)
+    names = env.unwrapped.feature_names
+    assert isinstance(names, tuple) and all(isinstance(n, str) for n in names)
+    assert len(names) == gym.spaces.flatdim(env.observation_space) == len(set(names))
+    vec = gym.make_vec(env_id, num_envs=2, vectorization_mode="vector_entry_point", **kwargs)
+    assert vec.unwrapped.feature_names == names
+
+
+def busy_state(env_id, **kwargs):
+    """A vector env part-way into an episode: jobs allocated, waiting in the window and the backlog."""
+    vec = gym.make_vec(env_id, num_envs=1, vectorization_mode="vector_entry_point", **kwargs)
+    _, infos = vec.reset(seed=3)
+    rng, s, window = np.random.default_rng(3), vec.unwrapped._state, vec.unwrapped.config.window
+    for step in range(500):
+        mask = infos["action_mask"][0]
+        fits = np.flatnonzero(mask[:-1])
+        action = int(rng.choice(fits)) if len(fits) and rng.random() < 0.3 else len(mask) - 1
+        obs, *_, infos = vec.step(np.array([action]))
+        if step > 20 and s["n_run"][0] > 0 and s["n_wait"][0] > window:
+            return vec.unwrapped, obs[0]
+    raise AssertionError("no busy state reached")
+
+
+def test_compact_feature_names_name_the_values_they_label():
+    kwargs = {"num_resources": 2, "resource_capacity": (10, 6), "max_job_size": 5, "new_job_rate": 0.9,
+              "window": 4, "backlog": 30, "horizon": 5}
+    env, obs = busy_state("sysgym/DeepRM-v0", **kwargs)
+    cfg, s = env.config, env._state
+    named = dict(zip(env.feature_names, obs.tolist()))
+    jobs, free = env.window_jobs(), env.free_resources()[0]
+    assert jobs["present"][0].all() and 0 < s["n_wait"][0] - cfg.window < cfg.backlog   # a full window
+    for r, cap in enumerate(cfg.capacity):
+        for t in range(cfg.horizon):
+            assert named[f"used[r{r},t+{t}]"] == pytest.approx((cap - free[r, t]) / cap)
+            assert named[f"free[r{r},t+{t}]"] == pytest.approx(free[r, t] / cap)
+    assert (free < np.array(cfg.capacity)[:, None]).any()   # something is allocated
+    for i in range(cfg.window):
+        assert named[f"slot{i}.present"] == 1.0
+        assert named[f"slot{i}.length"] == pytest.approx(jobs["length"][0, i] / cfg.max_job_length)
+        assert named[f"slot{i}.waited"] == pytest.approx(min(jobs["age"][0, i] / cfg.episode_length, 1))
+        for r, cap in enumerate(cfg.capacity):
+            assert named[f"slot{i}.size[r{r}]"] == pytest.approx(jobs["size"][0, i, r] / cap)
+        assert 0 <= named[f"slot{i}.queue_at_submit"] < 1
+    assert named["backlog"] == pytest.approx((s["n_wait"][0] - cfg.window) / cfg.backlog)
+    assert named["since_last_job"] == pytest.approx(min((s["now"][0] - s["last_arrival"][0]) / 10, 1))
+    assert named["time_left"] == pytest.approx(max(cfg.episode_length - 1 - s["now"][0], 0) / cfg.episode_length)
+
+
+def test_image_feature_names_name_each_cell():
+    kwargs = {"observation": "image", "num_resources": 2, "resource_capacity": (10, 6), "max_job_size": 5,
+              "new_job_rate": 0.9, "window": 3, "backlog": 9, "horizon": 4}
+    env, obs = busy_state("sysgym/DeepRM-v0", **kwargs)
+    cfg, s = env.config, env._state
+    named = dict(zip(env.feature_names, obs.reshape(-1).tolist()))
+    jobs, free = env.window_jobs(), env.free_resources()[0]
+    n_back = int(s["n_wait"][0]) - cfg.window
+    assert jobs["present"][0].all() and n_back > 0
+    since = min((s["now"][0] - s["last_arrival"][0]) / 10, 1)
+    for t in range(cfg.horizon):
+        for r, cap in enumerate(cfg.capacity):
+            for c in range(cap):
+                assert named[f"cluster[r{r}][t{t},c{c}]"] == (c < cap - free[r, t])
+            for i in range(cfg.window):
+                for c in range(cfg.max_job_size):
+                    inside = t < jobs["length"][0, i] and c < jobs["size"][0, i, r]
+                    assert named[f"slot{i}[r{r}][t{t},c{c}]"] == inside
+        for c in range(cfg.backlog_columns):
+            assert named[f"backlog[t{t},c{c}]"] == (t * cfg.backlog_columns + c < n_back)
+        assert named[f"since_last_job[t{t}]"] == pytest.approx(since)

@@ -284,6 +284,41 @@ def test_episode_without_any_job_matches_reference():
         assert seen["terminated"] == 2
 
 
+@pytest.mark.parametrize("workload", ["swf", "deeprm"])
+def test_replaced_future_input_matches_reference(workload, swf_traces):
+    """set_future_input at random times, with random streams (SWF) or seeds (generator)."""
+    draws = np.random.default_rng(500 + (workload == "swf"))
+    family = {"workload": "swf", "trace_start": "draw"} if workload == "swf" else {}
+    replaced = 0
+    for seed in range(40):
+        kwargs = draw_kwargs(family, draws, swf_traces)
+        env = gym.make("sysgym/DeepRM-v0", **kwargs)
+        cfg = build_config(**kwargs)
+        ref = ReferenceDeepRM(cfg, rng_state(seed))
+        weights = env.unwrapped.reward_weights
+        where = f"{kwargs} seed={seed}"
+        obs, info = env.reset(seed=seed)
+        assert_reset_matches(obs, info, ref.reset(), ref, f"{where} reset")
+        actions = np.random.default_rng(seed)
+        for step in range(150):
+            if actions.random() < 0.15:
+                if cfg.trace is None:
+                    trace, offset = int(actions.integers(0, 2**40)), 0
+                else:
+                    trace = int(actions.integers(0, len(cfg.trace)))
+                    offset = int(actions.integers(0, cfg.episode_length + 1))
+                env.unwrapped.set_future_input(trace, offset)
+                ref.set_future_input(trace, offset)
+                replaced += 1
+            action = pick_action(actions, info["action_mask"])
+            out = env.step(action)
+            assert_step_matches(out, ref.step(action), ref, weights, f"{where} step {step} action {action}")
+            info = out[4]
+            if out[2] or out[3]:
+                break
+    assert replaced > 150
+
+
 # ---------------------------------------------------------------------------------------------
 # The reference model against hand-worked scenarios
 

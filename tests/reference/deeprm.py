@@ -14,6 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from sysgym.envs.deeprm import DeepRMConfig, bimodal_ranges
+from sysgym.envs.seeding import rng_state as seed_state
 
 from .rng import Rng
 
@@ -145,6 +146,28 @@ class ReferenceDeepRM:
             metrics = self.metrics()
         return Transition(self.observation(), self.components, self.terminated, self.truncated,
                           self.action_mask(), self.elapsed, metrics)
+
+    def set_future_input(self, trace: int, offset: int) -> None:
+        """Replace the arrivals after ``now`` (spec: "Future input"); everything else is kept.
+
+        SWF: the episode stream starting at trace job ``trace``, ``offset`` of its steps elapsed;
+        generator: the arrivals are drawn from the stream ``reset(seed=trace)`` would start.
+        """
+        cfg = self.cfg
+        if cfg.trace is None:
+            assert offset == 0
+            self.rng = Rng(seed_state(trace))
+            return
+        submit = [int(x) for x in cfg.trace.submit]
+        first = submit[trace]
+        self.trace_stop = trace
+        while self.trace_stop < len(submit) and submit[self.trace_stop] < first + cfg.episode_length:
+            self.trace_stop += 1
+        self.trace_next = trace
+        while self.trace_next < self.trace_stop and submit[self.trace_next] - first <= offset:
+            self.trace_next += 1  # at or before the offset: in the new stream's past
+        # the new stream's job at step k after its start arrives at now + (k - offset)
+        self.trace_base = first + offset - self.now
 
     def _tick(self) -> None:
         """Advance one time step; add gamma^k c_k to the decision's components, k = steps so far."""
