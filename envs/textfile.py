@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from .validate import FLOAT_MAX
 
 # The largest input file any reader accepts: a bound on what a file can make an env allocate.
 MAX_FILE_BYTES = 256 * 2**20
+_DECIMAL = re.compile(r"[+-]?[0-9]+")
 
 
 def existing_file(path: str | os.PathLike, what: str) -> Path:
@@ -88,6 +90,16 @@ def number_field(path: Path, lineno: int, index: int, name: str, text: str, *,
                  integral: bool = False) -> float | int:
     """Field ``index`` (1-based) of a line as a finite number in ``lo..hi`` (an int if ``integral``)."""
     where = f"{path}:{lineno}: field {index} ({name})"
+    if integral and _DECIMAL.fullmatch(text):
+        # whole numbers are read exactly (float() would round those above 2**53)
+        if len(text) > 40:
+            raise ValueError(f"{where} has too many digits: {text[:20]}...")
+        exact = int(text)
+        if lo is not None and (exact < lo or (lo_open and exact == lo)):
+            raise ValueError(f"{where} must be {'>' if lo_open else '>='} {lo}: {text!r}")
+        if hi is not None and exact > hi:
+            raise ValueError(f"{where} must be <= {hi:g}: {text!r}")
+        return exact
     try:
         value = float(text)
     except ValueError:
