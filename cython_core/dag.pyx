@@ -39,6 +39,7 @@ cdef enum:
     RESET_NO_TASK = 1       # the generator produced only trivial tasks / wrong sizes MAX_DRAWS times
 
 cdef int MAX_DRAWS = 1000   # generator attempts before reset gives up (reported as an error)
+DRAW_LIMIT = MAX_DRAWS      # the same, for Python (snapshot checks)
 
 # Columns of the metrics row, in METRIC_NAMES order.
 METRIC_NAMES = ("initial_width", "final_width", "cores_needed", "width_lower_bound",
@@ -171,7 +172,7 @@ cdef class DAGKernel:
             self.playable = tasks["playable"]
 
         cdef int N = self.N, NW = self.NW
-        self.queue = np.zeros(N + 1, dtype=np.int32)
+        self.queue = np.zeros(2 * N + 2, dtype=np.int32)
         self.parent = np.zeros(N + 1, dtype=np.int32)
         self.order = np.zeros(N + 1, dtype=np.int32)
         self.counts = np.zeros(N + 2, dtype=np.int32)
@@ -225,13 +226,15 @@ cdef class DAGKernel:
     def processors_of(self, int b, int64_t[::1] out):
         """Processor of every node from the minimum chain cover (chains numbered by their first
         node's index); -1 for padding. Uses the kernel's current maximum matching."""
-        cdef int v, u, c = 0, nn = <int>self.n[b]
+        cdef int v, u, hops, c = 0, nn = <int>self.n[b]
         for v in range(self.N):
             out[v] = -1
         for v in range(nn):
             if self.mate_r[b, v] < 0:       # v starts a chain
                 u = v
-                while u >= 0:
+                for hops in range(nn):      # a chain has at most n nodes
+                    if u < 0:
+                        break
                     out[u] = c
                     u = self.mate_l[b, u]
                 c += 1
@@ -283,7 +286,11 @@ cdef class DAGKernel:
     cdef void _step_one(self, int b) noexcept nogil:
         cdef int64_t a = self.actions[b]
         cdef int N = self.N
-        cdef int i = <int>(a // N), j = <int>(a % N)
+        cdef int i, j
+        if a < 0 or a >= <int64_t>N * N:
+            a = 0           # never after the Python checks; edge 0 -> 0 is always rejected
+        i = <int>(a // N)
+        j = <int>(a % N)
         cdef int64_t prev_width = self.width[b], prev_length = self.length[b]
         cdef uint64_t* up = &self.s_up[0]
         cdef uint64_t* down = &self.s_down[0]
@@ -371,6 +378,8 @@ cdef class DAGKernel:
         self._closure_from_adj(b)
         self._times(b, 0)
         L = self.length[b]
+        if L < 1:
+            L = 1           # all WCETs 0: the deadline is still a positive integer
         hi = <int64_t>(<double>vol / self.util_min)
         if hi < L:
             hi = L
@@ -498,6 +507,8 @@ cdef class DAGKernel:
         cdef uint64_t* valid = &self.s_valid[0]
         cdef uint64_t* S = &self.s_set[0]
         cdef int64_t vol = 0, crit_sum = 0, lo_est = -1, hi_lft = -1, period, lb, D = self.deadline[b]
+        if D < 1:
+            D = 1           # never in a validated state; keeps the division below defined
         self._valid_set(nn, valid)
         self._times(b, 1)
         # the node set never changes, so the old matching's size is n - W (0 on a fresh task)
@@ -596,8 +607,12 @@ cdef class DAGKernel:
 
         ``size`` is the size of the matching given, all inside S; -1 means S may have lost nodes:
         pairs with an end outside S are dropped and the rest counted. Then a greedy pass and BFS
-        augmenting paths from all free left vertices at once (bitset frontier)."""
-        cdef int N = self.N, NW = self.NW, u, r, w, prev, qh, qt, found
+        augmenting paths from all free left vertices at once (bitset frontier).
+
+        Every loop is bounded by N whatever the arrays hold: at most N augmentations (+1 round
+        that finds none), paths of at most N right vertices, and a BFS queue that takes each
+        left vertex of S once plus one mate per right vertex seen (2N + 2 slots)."""
+        cdef int N = self.N, NW = self.NW, u, r, w, prev, qh, qt, found, rounds, hops
         cdef uint64_t bits
         cdef uint64_t* free_r = &self.s_free[0]
         cdef uint64_t* seen = &self.s_seen[0]
@@ -636,7 +651,7 @@ cdef class DAGKernel:
                         bit_clear(free_r, r)
                         size += 1
                         break
-        while True:
+        for rounds in range(N + 1):
             qt = 0
             for w in range(NW):
                 bits = S[w]
@@ -672,7 +687,7 @@ cdef class DAGKernel:
             if found < 0:
                 break
             r = found
-            while True:
+            for hops in range(N + 1):
                 u = parent[r]
                 prev = ml[u]
                 ml[u] = r

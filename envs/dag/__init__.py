@@ -94,7 +94,8 @@ fork to the branch's entry; then a join node, with an edge from every branch's e
 expand(0, 0); if it has fewer than n_lo nodes it is discarded and drawn again.
 
 Then, for either generator: C_v = integers(wcet_lo, wcet_hi) for v = 0..n-1 in order; with L and
-vol of the drawn graph, D = integers(L, max(L, floor(vol / utilisation_min))).
+vol of the drawn graph and L' = max(L, 1) (a deadline is positive even when every WCET is 0),
+D = integers(L', max(L', floor(vol / utilisation_min))).
 
 *Task sets* (``workload=`` a ``.dot`` file with one or more digraphs, a directory of ``.dot``
 files, a :class:`DAGTask` or a list of them): tasks already done at the start are set aside when
@@ -108,21 +109,54 @@ lateral width / n, 1] for real nodes and zeros for padding; ``closure`` int8 (N,
 iff u < v; ``action_mask`` int8 (N*N,), the mask above. ``observation="flat"``: one float32 Box
 of the three concatenated (nodes, closure, mask, each row-major), for MLP libraries.
 
-Kwargs
+``feature_names`` (on the env) names every entry of the flattened observation: ``node{v}.C/D``,
+``node{v}.EFT/D``, ``node{v}.LST/D``, ``node{v}.lateral/n``, ``node{v}.present``, ``path[u->v]``
+(closure) and ``edge[u->v]`` (mask). For ``"dict"`` they follow gymnasium's flatten order (the
+Dict's keys: action_mask, closure, nodes); for ``"flat"`` the Box's own order.
+
+Rendering: ``ansi`` a text summary; ``rgb_array`` a layered drawing on a canvas whose size depends
+only on ``max_nodes`` (every frame of an env has the same shape, as video writers need).
+
+Kwargs (ranges are checked when the env is built; anything outside is a ValueError naming the kwarg)
 ------
-workload          "layered" (default) | "forkjoin" | path to .dot file or directory | DAGTask(s)
-num_nodes         (lo, hi) or n: nodes per generated task (default (20, 30))
-max_nodes         padded size N (default: the largest possible task)
-parallelism       layered: most nodes per layer (8)      edge_probability  layered: 0.1
-layers            layered: (lo, hi) or K layers instead of sizes from parallelism (None)
-term_probability  forkjoin: 0.2     fork_probability 0.8     max_branches 5     max_depth 4
-wcet              (lo, hi) WCETs of generated tasks (default (1, 10))
-utilisation_min   generated deadlines: D <= vol / utilisation_min where L allows (default 2.0)
-processors        M: also end once W <= M (default None)
-max_steps         truncate after this many steps (default max_nodes ** 2)
-observation       "dict" | "flat"
-invalid_action    "reject" | "raise"    (see above)
-slack_weight      weight of the slack component (0.0)    invalid_weight  of the invalid one (0.0)
+==================  =========================================  ==========================================
+kwarg               valid values (default)                     meaning
+==================  =========================================  ==========================================
+workload            "layered" | "forkjoin" | .dot file or      seeded generators or a task set (at most
+                    directory | DAGTask(s)  ("layered")        65536 tasks, packed size <= 256 MiB)
+num_nodes           (lo, hi) or n, ints in [2, 256]  (20, 30)  nodes per generated task
+max_nodes           int in [2, 256]  (largest task)            padded size N of the spaces
+parallelism         int in [2, 256]  (8)                       layered: most nodes per layer
+layers              (lo, hi) or K, ints in [1, 256]  (None)    layered: layer count instead of sizes
+edge_probability    [0, 1]  (0.1)                              layered: chance of each forward edge
+term_probability    [0, 1)  (0.2)                              forkjoin: a block is a single node
+fork_probability    [0, 1]  (0.8)                              forkjoin: a block is parallel, not series
+max_branches        int in [2, 256]  (5)                       forkjoin: branches of a parallel block
+max_depth           int in [1, 256]  (4)                       forkjoin: nesting depth
+wcet                (lo, hi) ints in [0, 2^53], hi >= 1        WCETs of generated tasks; also
+                    (1, 10)                                    num_nodes_hi * wcet_hi <= 2^53
+utilisation_min     (0, 1e12]  (2.0)                           D <= vol / utilisation_min where L
+                                                               allows; num_nodes_hi * wcet_hi /
+                                                               utilisation_min <= 2^53
+processors          int in [1, 256] or None  (None)            M: also end once W <= M
+max_steps           int in [1, 2^31 - 1]  (max_nodes ** 2)     truncate after this many steps
+observation         "dict" | "flat"  ("dict")                  see Observations
+invalid_action      "reject" | "raise"  ("reject")             see above
+slack_weight        [-1e12, 1e12]  (0.0)                       weight of the slack component
+invalid_weight      [-1e12, 1e12]  (0.0)                       weight of the invalid component
+==================  =========================================  ==========================================
+
+Tasks from any source (generated, DOT files, :class:`DAGTask` objects) obey the limits of
+:mod:`sysgym.envs.dag.tasks`: at most 256 nodes, WCETs in [0, 2^53], deadlines in [1, 2^53] (exact
+in float64; no int64 sum can overflow). Memory: one sub-env holds about 12 N^2 bytes (``"dict"``)
+or 18 N^2 (``"flat"``) of state and buffers, mostly matchings, closure and mask: 0.75 / 1.1 MiB
+at N = 256, 21 / 31 KiB at N = 40. A vector env holds at most 4 GiB in all (``num_envs`` x that),
+else a ValueError naming num_envs and max_nodes.
+
+Snapshots: ``set_state`` re-derives every quantity of each sub-env (closure, times, widths, mask,
+observation) from its task, WCETs, deadline and edges, and refuses a snapshot that disagrees,
+whose indices, counts or bitsets are out of range, or whose matchings are not matchings of the
+right size (see :mod:`sysgym.envs.dag.state`).
 
 Helpers on the env (``env.unwrapped``): ``node_table()``, ``task()``, ``added_edges()``,
 ``processor_assignment()`` (a minimum chain cover: W chains, one processor each),

@@ -1,8 +1,12 @@
-"""Configuration of the DAG edge-generation family: kwargs validation and the arrays the kernel reads."""
+"""Configuration of the DAG edge-generation family: kwargs validation and the arrays the kernel reads.
+
+Every kwarg has a documented range (see :mod:`sysgym.envs.dag`), checked here in Python before
+anything reaches the kernel; tasks from any source are revalidated against the limits of
+:mod:`sysgym.envs.dag.tasks`, and task sets are capped in count and packed size.
+"""
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,13 +15,24 @@ from typing import Any
 
 import numpy as np
 
+from ..validate import (
+    FLOAT_MAX,
+    INT32_MAX,
+    choice,
+    integer,
+    number,
+    number_pair,
+    probability,
+    suggestion,
+)
 from .dot import load_tasks
-from .tasks import DAGTask
+from .tasks import MAX_NODES, MAX_TASKS, MAX_TIME, DAGTask, make_task
 
 GENERATORS = ("layered", "forkjoin")
 OBSERVATIONS = ("dict", "flat")
 INVALID_ACTIONS = ("reject", "raise")
-MAX_NODES_LIMIT = 256      # per-env state holds O(N^2) matchings; beyond this batches get heavy
+MAX_NODES_LIMIT = MAX_NODES          # max_nodes; per-env state holds O(N^2) matchings
+MAX_TASKSET_BYTES = 256 * 2**20      # a task set packed for the kernel (wcet + adjacency bitsets)
 
 # Defaults of the generator parameters (see sysgym.envs.dag for their meaning).
 LAYERED_DEFAULTS = {"parallelism": 8, "edge_probability": 0.1}
@@ -60,51 +75,39 @@ class DAGConfig:
         return (self.max_nodes + 63) // 64
 
 
-def _int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _probability(name: str, value: Any, below_one: bool = False) -> float:
-    ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool) and 0.0 <= value <= 1.0
-    if not ok or (below_one and value >= 1.0):
-        raise ValueError(f"{name} must be a probability in [0, 1{')' if below_one else ']'}, got {value!r}")
-    return float(value)
-
-
-def _int_range(name: str, value: Any, minimum: int) -> tuple[int, int]:
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        value = (value, value)
-    if not isinstance(value, Sequence) or len(value) != 2:
-        raise ValueError(f"{name} must be an int or a (low, high) pair of ints, got {value!r}")
-    lo, hi = (_int(f"{name}[{k}]", v, minimum) for k, v in enumerate(value))
-    if lo > hi:
-        raise ValueError(f"{name} must have low <= high, got {value!r}")
-    return lo, hi
-
-
-def forkjoin_max_nodes(max_branches: int, max_depth: int) -> int:
-    """The most nodes a fork-join task can have: M(0) = 1, M(d) = max(2 + b M(d-1), 2 M(d-1))."""
+def forkjoin_max_nodes(max_branches: int, max_depth: int, cap: int = MAX_NODES) -> int:
+    """The most nodes a fork-join task can have, M(max_depth) with M(0) = 1,
+    M(d) = max(2 + b M(d-1), 2 M(d-1)); any value above ``cap`` is reported as ``cap + 1``."""
     most = 1
     for _ in range(max_depth):
         most = max(2 + max_branches * most, 2 * most)
+        if most > cap:
+            return cap + 1
     return most
 
 
 def _task_list(workload: Any) -> tuple[tuple[DAGTask, ...], str]:
     if isinstance(workload, DAGTask):
-        return (workload,), workload.name or "a DAGTask"
+        return (_revalidated(workload, 0),), workload.name or "a DAGTask"
     if isinstance(workload, (str, os.PathLike)):
         path = Path(workload)
         if not path.exists() and path.suffix != ".dot" and len(path.parts) == 1:
             raise ValueError(f"workload must be one of {GENERATORS} or a path to a .dot file or directory, "
-                             f"got {str(workload)!r} (no such file either)")
+                             f"got {str(workload)!r} (no such file either){suggestion(str(workload), GENERATORS)}")
         return tuple(load_tasks(path)), str(workload)
     if isinstance(workload, Sequence) and workload and all(isinstance(t, DAGTask) for t in workload):
-        return tuple(workload), f"a list of {len(workload)} DAGTasks"
+        if len(workload) > MAX_TASKS:
+            raise ValueError(f"workload: a task set holds at most {MAX_TASKS} tasks, got {len(workload)}")
+        return tuple(_revalidated(t, k) for k, t in enumerate(workload)), f"a list of {len(workload)} DAGTasks"
     raise ValueError(f"workload must be one of {GENERATORS}, a path to a .dot file or directory, a DAGTask "
                      f"or a non-empty list of DAGTasks, got {workload!r}")
+
+
+def _revalidated(task: DAGTask, k: int) -> DAGTask:
+    """A DAGTask built directly (not by make_task) is checked like any other input."""
+    where = f"workload task {k}" + (f" ({task.name!r})" if task.name else "")
+    return make_task(task.wcet, task.edges, task.deadline, name=task.name, node_names=task.node_names,
+                     source=where)
 
 
 def build_config(*, workload: Any = "layered", num_nodes: Any = None, max_nodes: int | None = None,
@@ -134,37 +137,39 @@ def build_config(*, workload: Any = "layered", num_nodes: Any = None, max_nodes:
         raise ValueError(f"{', '.join(stray)} do(es) not apply to {kind}")
     params = {**COMMON_DEFAULTS, **LAYERED_DEFAULTS, **FORKJOIN_DEFAULTS, **given}
 
-    if observation not in OBSERVATIONS:
-        raise ValueError(f"observation must be one of {OBSERVATIONS}, got {observation!r}")
-    procs = None if processors is None else _int("processors", processors, 1)
-    steps = None if max_steps is None else _int("max_steps", max_steps, 1)
-    if invalid_action not in INVALID_ACTIONS:
-        raise ValueError(f"invalid_action must be one of {INVALID_ACTIONS}, got {invalid_action!r}")
-    for name, weight in (("slack_weight", slack_weight), ("invalid_weight", invalid_weight)):
-        if not isinstance(weight, (int, float, np.floating)) or isinstance(weight, bool) \
-                or not math.isfinite(weight):
-            raise ValueError(f"{name} must be a finite number, got {weight!r}")
+    choice("observation", observation, OBSERVATIONS)
+    choice("invalid_action", invalid_action, INVALID_ACTIONS)
+    procs = None if processors is None else integer("processors", processors, 1, MAX_NODES)
+    steps = None if max_steps is None else integer("max_steps", max_steps, 1, INT32_MAX)
+    slack_weight = number("slack_weight", slack_weight, -FLOAT_MAX, FLOAT_MAX)
+    invalid_weight = number("invalid_weight", invalid_weight, -FLOAT_MAX, FLOAT_MAX)
 
-    n_range = _int_range("num_nodes", params["num_nodes"], 2)
-    wcet_range = _int_range("wcet", params["wcet"], 0)
-    u = params["utilisation_min"]
-    if not isinstance(u, (int, float, np.floating)) or isinstance(u, bool) or not (0 < u < math.inf):
-        raise ValueError(f"utilisation_min must be a positive number, got {u!r}")
+    n_range = number_pair("num_nodes", params["num_nodes"], 2, MAX_NODES, integral=True)
+    wcet_range = number_pair("wcet", params["wcet"], 0, MAX_TIME, integral=True)
+    u = number("utilisation_min", params["utilisation_min"], 0.0, FLOAT_MAX, lo_open=True)
     if layers is not None and parallelism is not None:
         raise ValueError("give parallelism (layer sizes 1..parallelism) or layers (a layer count), not both")
-    par = _int("parallelism", params["parallelism"], 2)
-    layer_range = None if layers is None else _int_range("layers", layers, 1)
-    edge_p = _probability("edge_probability", params["edge_probability"])
-    term_p = _probability("term_probability", params["term_probability"], below_one=True)
-    fork_p = _probability("fork_probability", params["fork_probability"])
-    branches = _int("max_branches", params["max_branches"], 2)
-    depth = _int("max_depth", params["max_depth"], 1)
+    par = integer("parallelism", params["parallelism"], 2, MAX_NODES)
+    layer_range = None if layers is None else number_pair("layers", layers, 1, MAX_NODES, integral=True)
+    edge_p = probability("edge_probability", params["edge_probability"])
+    term_p = number("term_probability", params["term_probability"], 0.0, 1.0, hi_open=True)
+    fork_p = probability("fork_probability", params["fork_probability"])
+    branches = integer("max_branches", params["max_branches"], 2, MAX_NODES)
+    depth = integer("max_depth", params["max_depth"], 1, MAX_NODES)
 
     tasks: tuple[DAGTask, ...] = ()
     if generated:
         kind, source = workload, f"the {workload} generator"
         if wcet_range[1] == 0:
             raise ValueError("wcet must allow a positive WCET (high >= 1)")
+        # the largest volume, and the largest deadline drawn from it, must stay within MAX_TIME
+        most_volume = n_range[1] * wcet_range[1]
+        if most_volume > MAX_TIME:
+            raise ValueError(f"num_nodes high {n_range[1]} x wcet high {wcet_range[1]} = {most_volume} exceeds "
+                             f"2^53, the largest critical path and deadline a task may have: lower wcet")
+        if most_volume / u > MAX_TIME:
+            raise ValueError(f"num_nodes high {n_range[1]} x wcet high {wcet_range[1]} / utilisation_min {u:g} "
+                             f"exceeds 2^53, the largest deadline: raise utilisation_min or lower wcet")
         if workload == "forkjoin" and forkjoin_max_nodes(branches, depth) < n_range[0]:
             raise ValueError(f"fork-join tasks with max_branches={branches}, max_depth={depth} have at most "
                              f"{forkjoin_max_nodes(branches, depth)} nodes < num_nodes low={n_range[0]}")
@@ -175,19 +180,21 @@ def build_config(*, workload: Any = "layered", num_nodes: Any = None, max_nodes:
         largest = max(t.num_nodes for t in tasks)
     if max_nodes is None:
         max_nodes = largest
-    max_nodes = _int("max_nodes", max_nodes, 2)
+    max_nodes = integer("max_nodes", max_nodes, 2, MAX_NODES_LIMIT)
     if max_nodes < largest:
         raise ValueError(f"max_nodes={max_nodes} is smaller than the largest task of {source} ({largest} nodes)")
-    if max_nodes > MAX_NODES_LIMIT:
-        raise ValueError(f"max_nodes must be <= {MAX_NODES_LIMIT}, got {max_nodes}")
+    packed = len(tasks) * max_nodes * 8 * (1 + (max_nodes + 63) // 64)
+    if packed > MAX_TASKSET_BYTES:
+        raise ValueError(f"the task set of {source} ({len(tasks)} tasks padded to max_nodes={max_nodes}) "
+                         f"needs {packed} bytes, more than the {MAX_TASKSET_BYTES} byte limit")
 
     return DAGConfig(workload=kind, tasks=tasks, source=source, num_nodes=n_range, max_nodes=max_nodes,
                      parallelism=par, layers=layer_range, edge_probability=edge_p, term_probability=term_p,
                      fork_probability=fork_p, max_branches=branches, max_depth=depth, wcet=wcet_range,
-                     utilisation_min=float(u), processors=procs,
+                     utilisation_min=u, processors=procs,
                      max_steps=max_nodes * max_nodes if steps is None else steps, observation=observation,
-                     slack_weight=float(slack_weight), invalid_action=invalid_action,
-                     invalid_weight=float(invalid_weight))
+                     slack_weight=slack_weight, invalid_action=invalid_action,
+                     invalid_weight=invalid_weight)
 
 
 def kernel_config(cfg: DAGConfig, num_envs: int) -> dict[str, Any]:

@@ -10,57 +10,28 @@ from gymnasium import spaces
 from sysgym.cython_core.dag import METRIC_NAMES, N_NODE_FEATURES, DAGKernel
 
 from ..batched import BatchedKernelEnv, KernelEnv
+from ..validate import integer
 from . import render
 from .config import DAGConfig, build_config, kernel_config, task_arrays
 from .dot import format_dot
+from .state import bits_to_bool, check_state, family_arrays, kernel_buffers, state_bytes
 from .tasks import DAGTask, make_task
 
 __all__ = ["METRIC_NAMES", "NODE_FEATURES", "REWARD_COMPONENTS", "DAGEnv", "DAGVectorEnv", "analyse_task"]
 
 REWARD_COMPONENTS = ("width", "slack", "invalid")
 NODE_FEATURES = ("wcet", "eft", "lst", "lateral_width", "present")
-assert len(NODE_FEATURES) == N_NODE_FEATURES
-
-
-def _family_arrays(cfg: DAGConfig, b: int) -> dict[str, np.ndarray]:
-    n, w = cfg.max_nodes, cfg.words
-    scalar = lambda: np.zeros(b, dtype=np.int64)  # noqa: E731
-    return {
-        "n": scalar(), "deadline": scalar(), "task": scalar(), "width": scalar(), "length": scalar(),
-        "lower_bound": scalar(), "initial_width": scalar(), "initial_length": scalar(),
-        "steps": scalar(), "edges_added": scalar(), "invalid": scalar(), "redraws": scalar(),
-        "wcet": np.zeros((b, n), dtype=np.int64), "est": np.zeros((b, n), dtype=np.int64),
-        "lft": np.zeros((b, n), dtype=np.int64), "lateral": np.zeros((b, n), dtype=np.int64),
-        "adj": np.zeros((b, n, w), dtype=np.uint64), "added": np.zeros((b, n, w), dtype=np.uint64),
-        "desc": np.zeros((b, n, w), dtype=np.uint64), "anc": np.zeros((b, n, w), dtype=np.uint64),
-        "crit": np.zeros((b, w), dtype=np.uint64),
-        "mate_l": np.full((b, n), -1, dtype=np.int32), "mate_r": np.full((b, n), -1, dtype=np.int32),
-        "lat_l": np.full((b, n, n), -1, dtype=np.int32), "lat_r": np.full((b, n, n), -1, dtype=np.int32),
-    }
-
-
-def _probe_arrays(cfg: DAGConfig) -> dict[str, np.ndarray]:
-    """State and output buffers of a one-env kernel used to analyse tasks outside an episode."""
-    n = cfg.max_nodes
-    out = _family_arrays(cfg, 1)
-    if cfg.observation == "dict":
-        out.update({"obs:nodes": np.zeros((1, n, N_NODE_FEATURES), dtype=np.float32),
-                    "obs:closure": np.zeros((1, n, n), dtype=np.int8),
-                    "obs:action_mask": np.zeros((1, n * n), dtype=np.int8)})
-    else:
-        out["obs"] = np.zeros((1, n * N_NODE_FEATURES + 2 * n * n), dtype=np.float32)
-    out.update({"action_mask": np.zeros((1, n * n), dtype=np.int8), "actions": np.zeros(1, dtype=np.int64),
-                "reward_components": np.zeros((1, len(REWARD_COMPONENTS))),
-                "metrics": np.zeros((1, len(METRIC_NAMES))), "terminated": np.zeros(1, dtype=np.uint8),
-                "truncated": np.zeros(1, dtype=np.uint8), "rng": np.ones((1, 4), dtype=np.uint64)})
-    return out
+# How each node feature reads in feature_names (the values as the observation holds them).
+NODE_FEATURE_LABELS = ("C/D", "EFT/D", "LST/D", "lateral/n", "present")
+assert len(NODE_FEATURES) == len(NODE_FEATURE_LABELS) == N_NODE_FEATURES
+MAX_STATE_BYTES = 4 * 2**30     # state and buffers of one vector env (num_envs x per-sub-env bytes)
 
 
 class _Probe:
     """A one-env kernel over a task set, to analyse task k as an episode would start from it."""
 
     def __init__(self, cfg: DAGConfig, tasks: dict[str, np.ndarray]):
-        self.state = _probe_arrays(cfg)
+        self.state = kernel_buffers(cfg, 1)
         self.kernel = DAGKernel(kernel_config(cfg, 1), self.state, tasks)
 
     def load(self, k: int) -> dict[str, Any]:
@@ -85,14 +56,8 @@ def _node_table(s: dict[str, np.ndarray], index: int) -> dict[str, np.ndarray]:
     n = int(s["n"][index])
     wcet, est, lft = s["wcet"][index, :n].copy(), s["est"][index, :n].copy(), s["lft"][index, :n].copy()
     return {"wcet": wcet, "est": est, "eft": est + wcet, "lst": lft - wcet, "lft": lft,
-            "lateral": s["lateral"][index, :n].copy(), "critical": _bits_to_bool(s["crit"][index], n),
-            "closure": _bits_to_bool(s["desc"][index, :n], n)}
-
-
-def _bits_to_bool(bits: np.ndarray, n: int) -> np.ndarray:
-    """(..., words) uint64 bitsets -> (..., n) bool."""
-    as_bytes = bits.astype("<u8").view(np.uint8)
-    return np.unpackbits(as_bytes, axis=-1, bitorder="little")[..., :n].astype(bool)
+            "lateral": s["lateral"][index, :n].copy(), "critical": bits_to_bool(s["crit"][index], n),
+            "closure": bits_to_bool(s["desc"][index, :n], n)}
 
 
 class DAGVectorEnv(BatchedKernelEnv):
@@ -106,11 +71,17 @@ class DAGVectorEnv(BatchedKernelEnv):
 
     metric_names = METRIC_NAMES
     reward_components = REWARD_COMPONENTS
+    config_builder = staticmethod(build_config)
 
     def _build(self, **kwargs: Any) -> dict[str, np.ndarray]:
         self.config: DAGConfig = build_config(**kwargs)
         cfg = self.config
         n = cfg.max_nodes
+        need = self.num_envs * state_bytes(cfg)
+        if need > MAX_STATE_BYTES:
+            raise ValueError(f"num_envs={self.num_envs} sub-envs with max_nodes={n} need {need} bytes of state, "
+                             f"more than the {MAX_STATE_BYTES} byte limit: use fewer sub-envs or smaller tasks")
+        self._feature_names: tuple[str, ...] | None = None
         if cfg.observation == "dict":
             self.single_observation_space = spaces.Dict({
                 "nodes": spaces.Box(0.0, 1.0, shape=(n, N_NODE_FEATURES), dtype=np.float32),
@@ -127,7 +98,7 @@ class DAGVectorEnv(BatchedKernelEnv):
         if cfg.workload == "tasks":
             self._tasks = task_arrays(cfg)
             self._classify_tasks()
-        return _family_arrays(cfg, self.num_envs)
+        return family_arrays(cfg, self.num_envs)
 
     def _classify_tasks(self) -> None:
         """Set aside the tasks an episode could not start on (already at the width bound or target,
@@ -201,7 +172,9 @@ class DAGVectorEnv(BatchedKernelEnv):
     def explain_action(self, action: int, index: int = 0) -> str | None:
         """Why ``action`` is not a valid edge of sub-env ``index`` now (None if it is valid)."""
         s, n_max = self._state, self.config.max_nodes
-        i, j = divmod(int(action), n_max)
+        index = self._sub_env(index)
+        action = integer("action", action, None, None)
+        i, j = divmod(action, n_max)
         n = int(s["n"][index])
         head = f"action {action} (edge {i} -> {j}) is not valid now: "
         if not 0 <= action < n_max * n_max or i >= n or j >= n:
@@ -228,46 +201,81 @@ class DAGVectorEnv(BatchedKernelEnv):
         return {"width": s["width"], "critical_path": s["length"], "width_lower_bound": s["lower_bound"],
                 "deadline": s["deadline"], "invalid_action": s["reward_components"][:, 2] < 0}
 
+    def _check_state(self, arrays: dict[str, np.ndarray]) -> None:
+        check_state(self.config, self._tasks, arrays)
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """Names of the flattened observation's entries: ``node{v}.C/D``, ``.EFT/D``, ``.LST/D``,
+        ``.lateral/n``, ``.present``; ``path[u->v]`` (closure) and ``edge[u->v]`` (action mask)."""
+        if self._feature_names is None:
+            n = self.config.max_nodes
+            parts = {"nodes": [f"node{v}.{f}" for v in range(n) for f in NODE_FEATURE_LABELS],
+                     "closure": [f"path[{u}->{v}]" for u in range(n) for v in range(n)],
+                     "action_mask": [f"edge[{u}->{v}]" for u in range(n) for v in range(n)]}
+            # flat: the kernel's concatenation; dict: gymnasium's flatten order (the Dict's keys)
+            order = ("nodes", "closure", "action_mask") if self.config.observation == "flat" \
+                else tuple(self.single_observation_space.spaces)
+            self._feature_names = tuple(name for key in order for name in parts[key])
+        return self._feature_names
+
     # ------------------------------------------------------------------ read-only views for agents
+    def _sub_env(self, index: Any) -> int:
+        """``index`` checked as a sub-env number (the kernel does not bounds-check it)."""
+        return integer("index", index, 0, self.num_envs - 1)
+
+    def _started(self, index: Any) -> int:
+        index = self._sub_env(index)
+        if self._state["n"][index] == 0:
+            raise RuntimeError(f"sub-env {index} has not been reset yet: call reset() first")
+        return index
+
     def node_table(self, index: int = 0) -> dict[str, np.ndarray]:
         """Sub-env ``index`` now, over its n nodes: ``wcet``, ``est``, ``eft``, ``lst``, ``lft``,
         ``lateral`` (lateral width), ``critical`` (bool), ``closure`` ((n, n) bool, [u, v]: a path u ~> v)."""
-        return _node_table(self._state, index)
+        return _node_table(self._state, self._sub_env(index))
 
     def task(self, index: int = 0) -> DAGTask:
         """The task sub-env ``index`` started from (original edges only)."""
         s, cfg = self._state, self.config
+        index = self._started(index)
         k = int(s["task"][index])
         if k >= 0:
             return cfg.tasks[k]
         n = int(s["n"][index])
-        adj = _bits_to_bool(s["adj"][index, :n], n)
+        adj = bits_to_bool(s["adj"][index, :n], n)
         edges = [(int(u), int(v)) for u, v in zip(*np.nonzero(adj))]
         return make_task(s["wcet"][index, :n].tolist(), edges, int(s["deadline"][index]), name="generated")
 
     def added_edges(self, index: int = 0) -> list[tuple[int, int]]:
         """The edges the agent added in this episode (in node order, not in the order added)."""
+        index = self._sub_env(index)
         n = int(self._state["n"][index])
-        added = _bits_to_bool(self._state["added"][index, :n], n)
+        added = bits_to_bool(self._state["added"][index, :n], n)
         return [(int(u), int(v)) for u, v in zip(*np.nonzero(added))]
 
     def processor_assignment(self, index: int = 0) -> np.ndarray:
         """Processor of each node: the chains of a minimum chain cover (W chains, numbered by their
         first node). Running every node at its EST on its chain's processor meets D on W cores."""
+        index = self._sub_env(index)
         out = np.zeros(self.config.max_nodes, dtype=np.int64)
-        self._kernel.processors_of(index, out)
+        with self._guard:
+            self._kernel.processors_of(index, out)
         return out[:int(self._state["n"][index])]
 
     def edge_outcomes(self, index: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """For each action: the width and critical-path length after adding that edge, -1 where
         the edge is not valid now (the state is not changed)."""
+        index = self._sub_env(index)
         a = self.config.num_actions
         width, length = np.empty(a, dtype=np.int64), np.empty(a, dtype=np.int64)
-        self._kernel.edge_outcomes(index, self._state["action_mask"][index], width, length)
+        with self._guard:       # the kernel's scratch buffers serve one call at a time
+            self._kernel.edge_outcomes(index, self._state["action_mask"][index], width, length)
         return width, length
 
     def to_dot(self, index: int = 0) -> str:
         """The task with the added edges (red) and each node's processor (``P=``) as DOT text."""
+        index = self._started(index)
         return format_dot(self.task(index), added_edges=self.added_edges(index),
                           processors=self.processor_assignment(index).tolist())
 

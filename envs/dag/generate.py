@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..validate import integer
 from .env import DAGVectorEnv
-from .tasks import DAGTask
+from .tasks import MAX_TASKS, DAGTask
 
 CHUNK = 256
 
@@ -15,8 +16,7 @@ def generate_tasks(count: int, seed: int = 0, **kwargs: Any) -> list[DAGTask]:
     (``workload="layered"`` or ``"forkjoin"`` and the generator parameters of
     :mod:`sysgym.envs.dag`), named ``"<workload>-<seed + k>"``. Tasks done before any edge is added
     are redrawn, as in the env."""
-    if not isinstance(count, int) or count < 1:
-        raise ValueError(f"count must be a positive int, got {count!r}")
+    count = integer("count", count, 1, MAX_TASKS)
     tasks: list[DAGTask] = []
     workload = kwargs.get("workload", "layered")
     for start in range(0, count, CHUNK):

@@ -17,10 +17,11 @@ CRITICAL = np.array([237, 125, 49], dtype=np.uint8)
 SLACK_BAR = np.array([106, 168, 79], dtype=np.uint8)
 BAR_BACK = np.array([220, 220, 220], dtype=np.uint8)
 
-SPACING = 40      # pixels between node centres
+SPACING = 40      # pixels between node centres (at most; less when many nodes share the canvas)
 RADIUS = 9
 MARGIN = 30
 BAR = 8           # height of the L/D bar along the top
+GRID = 16         # the canvas holds GRID rows and columns at full spacing
 
 
 def layers(closure: np.ndarray) -> np.ndarray:
@@ -52,9 +53,28 @@ def _disk(img: np.ndarray, centre: tuple[float, float], radius: int, colour: np.
     img[cy - radius:cy + radius + 1, cx - radius:cx + radius + 1][inside] = colour
 
 
+def canvas_shape(max_nodes: int) -> tuple[int, int]:
+    """(height, width) of every frame of an env with ``max_nodes``: fixed, so that video writers
+    (``gymnasium.wrappers.RecordVideo``) get one frame size; multiples of 16 for video codecs."""
+    cells = min(max_nodes, GRID)
+    side = 2 * MARGIN + (cells - 1) * SPACING
+    return _round16(side + BAR), _round16(max(side, 160))
+
+
+def _round16(x: int) -> int:
+    return (x + 15) // 16 * 16
+
+
 def rgb(env: DAGVectorEnv, index: int) -> np.ndarray:
     """uint8 picture, top to bottom by layer: original edges grey, added edges red, critical nodes
-    orange, the others blue; the bar on top is L/D (green) of the deadline (grey)."""
+    orange, the others blue; the bar on top is L/D (green) of the deadline (grey). The canvas size
+    depends only on ``max_nodes``; deep or wide graphs are drawn with a tighter spacing."""
+    height, width = canvas_shape(env.config.max_nodes)
+    img = np.empty((height, width, 3), dtype=np.uint8)
+    img[...] = BACKGROUND
+    s = env._state
+    if s["n"][index] == 0:                 # never reset: an empty canvas
+        return img
     table = env.node_table(index)
     closure = table["closure"]
     n = len(closure)
@@ -62,17 +82,16 @@ def rgb(env: DAGVectorEnv, index: int) -> np.ndarray:
     rows = int(depth.max()) + 1
     per_row = np.bincount(depth, minlength=rows)
     cols = int(per_row.max())
-    height, width = 2 * MARGIN + BAR + (rows - 1) * SPACING, 2 * MARGIN + (cols - 1) * SPACING
-    width = max(width, 160)
-    img = np.empty((height, width, 3), dtype=np.uint8)
-    img[...] = BACKGROUND
+    dy = min(SPACING, (height - 2 * MARGIN - BAR) / max(rows - 1, 1))
+    dx = min(SPACING, (width - 2 * MARGIN) / max(cols - 1, 1))
+    radius = max(2, min(RADIUS, int(0.3 * min(dx, dy))))
 
     pos = np.zeros((n, 2))
     slot = np.zeros(rows, dtype=np.int64)
     for v in range(n):
         r = depth[v]
-        offset = (width - (per_row[r] - 1) * SPACING) / 2
-        pos[v] = (MARGIN + BAR + r * SPACING, offset + slot[r] * SPACING)
+        offset = (width - (per_row[r] - 1) * dx) / 2
+        pos[v] = (MARGIN + BAR + r * dy, offset + slot[r] * dx)
         slot[r] += 1
     task = env.task(index)
     for u, v in task.edges:
@@ -80,9 +99,8 @@ def rgb(env: DAGVectorEnv, index: int) -> np.ndarray:
     for u, v in env.added_edges(index):
         _line(img, tuple(pos[u]), tuple(pos[v]), ADDED, 3)
     for v in range(n):
-        _disk(img, tuple(pos[v]), RADIUS, CRITICAL if table["critical"][v] else NODE)
+        _disk(img, tuple(pos[v]), radius, CRITICAL if table["critical"][v] else NODE)
 
-    s = env._state
     fill = int(round((width - 2 * MARGIN) * int(s["length"][index]) / int(s["deadline"][index])))
     img[MARGIN // 2:MARGIN // 2 + BAR, MARGIN:width - MARGIN] = BAR_BACK
     img[MARGIN // 2:MARGIN // 2 + BAR, MARGIN:MARGIN + fill] = SLACK_BAR
@@ -92,6 +110,8 @@ def rgb(env: DAGVectorEnv, index: int) -> np.ndarray:
 def ansi(env: DAGVectorEnv, index: int) -> str:
     """A short text summary: sizes, L vs D, W vs its bounds, critical nodes, added edges, chains."""
     s = env._state
+    if s["n"][index] == 0:
+        return "not reset yet\n"
     table = env.node_table(index)
     n = len(table["wcet"])
     d, length = int(s["deadline"][index]), int(s["length"][index])

@@ -1,4 +1,11 @@
-"""DAG tasks (G, D): nodes with integer WCETs, precedence edges and a deadline, validated once."""
+"""DAG tasks (G, D): nodes with integer WCETs, precedence edges and a deadline, validated once.
+
+Limits (every task, whether generated, read from DOT or built in Python, is checked against them):
+at most ``MAX_NODES`` = 256 nodes (and ``MAX_TASKS`` = 65536 tasks per task set); WCETs in [0, ``MAX_TIME``] and deadlines in [1, ``MAX_TIME``]
+with ``MAX_TIME`` = 2^53. Such times are exact in float64 (the observations divide them), and no
+sum the kernel forms (volume, path lengths, deadline + volume) exceeds 256 * 2^53 + 2^53 < 2^62,
+so int64 arithmetic cannot overflow.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from ..validate import integer
+
+MAX_NODES = 256          # nodes per task (and the env's max_nodes): O(N^2) state per sub-env
+MAX_TIME = 2**53         # largest WCET / deadline (exact in float64; sums stay below 2^62)
+MAX_TASKS = 2**16        # tasks in one task set (file, directory or list)
 
 
 @dataclass(frozen=True)
@@ -110,20 +123,27 @@ def make_task(wcet: Sequence[int], edges: Iterable[tuple[int, int]], deadline: i
               node_names: Sequence[str] = (), source: str = "task") -> DAGTask:
     """Validate and build a :class:`DAGTask`; errors are ``ValueError`` starting with ``source``.
 
-    Rules: at least one node; WCETs are integers >= 0; edges join two distinct existing nodes
-    (duplicates are merged); the graph is acyclic; D is a positive integer with L(G) <= D.
+    Rules: 1..``MAX_NODES`` nodes; WCETs are integers in [0, ``MAX_TIME``]; edges are pairs of
+    distinct existing nodes (duplicates are merged); the graph is acyclic; D is an integer in
+    [1, ``MAX_TIME``] with L(G) <= D.
     """
+    if isinstance(wcet, (str, bytes)) or not isinstance(wcet, Iterable):
+        raise ValueError(f"{source}: wcet must be a sequence of integers, got {wcet!r}")
     wcet_list = []
     for v, c in enumerate(wcet):
-        if isinstance(c, (bool, np.bool_)) or not isinstance(c, (int, np.integer)) or c < 0:
-            raise ValueError(f"{source}: node {_name(node_names, v)}: WCET C must be an integer >= 0, got {c!r}")
-        wcet_list.append(int(c))
+        if v >= MAX_NODES:
+            raise ValueError(f"{source}: a DAG task has at most {MAX_NODES} nodes")
+        wcet_list.append(integer(f"{source}: node {_name(node_names, v)}: WCET C", c, 0, MAX_TIME))
     n = len(wcet_list)
     if n == 0:
         raise ValueError(f"{source}: a DAG task needs at least one node")
+    if isinstance(edges, (str, bytes)) or not isinstance(edges, Iterable):
+        raise ValueError(f"{source}: edges must be a sequence of (u, v) pairs, got {edges!r}")
     edge_set: dict[tuple[int, int], None] = {}
     for e in edges:
-        u, v = (int(x) for x in e)
+        if isinstance(e, (str, bytes)) or not isinstance(e, Sequence) or len(e) != 2:
+            raise ValueError(f"{source}: an edge must be a (u, v) pair of node numbers, got {e!r}")
+        u, v = (integer(f"{source}: edge {tuple(e)!r}: node", x, None, None) for x in e)
         if not (0 <= u < n and 0 <= v < n):
             raise ValueError(f"{source}: edge {u} -> {v} names a node outside 0..{n - 1}")
         if u == v:
@@ -134,11 +154,10 @@ def make_task(wcet: Sequence[int], edges: Iterable[tuple[int, int]], deadline: i
     if cycle:
         raise ValueError(f"{source}: the graph has a cycle: "
                          + " -> ".join(_name(node_names, v) for v in cycle))
-    if isinstance(deadline, (bool, np.bool_)) or not isinstance(deadline, (int, np.integer)) or deadline < 1:
-        raise ValueError(f"{source}: deadline D must be a positive integer, got {deadline!r}")
+    deadline = integer(f"{source}: deadline D", deadline, 1, MAX_TIME)
     if node_names and len(node_names) != n:
         raise ValueError(f"{source}: {len(node_names)} node names for {n} nodes")
-    task = DAGTask(tuple(wcet_list), edge_list, int(deadline), name, tuple(str(s) for s in node_names))
+    task = DAGTask(tuple(wcet_list), edge_list, deadline, str(name), tuple(str(s) for s in node_names))
     length = task.critical_path()
     if length > deadline:
         raise ValueError(f"{source}: critical path L={length} exceeds the deadline D={deadline}: "

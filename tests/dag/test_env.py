@@ -19,32 +19,67 @@ FIXTURE = make_task([1, 3, 2, 2, 2, 2, 1], [(0, 1), (0, 2), (0, 3), (1, 4), (2, 
 
 # ---------------------------------------------------------------- kwargs
 @pytest.mark.parametrize("kwargs, pattern", [
-    ({"parallelism": 1}, "parallelism must be an int >= 2"),
+    ({"parallelism": 1}, r"parallelism must be an integer in \[2, 256\], got 1"),
+    ({"parallelism": 10**9}, r"parallelism must be an integer in \[2, 256\]"),
     ({"parallelism": 4, "layers": 3}, "give parallelism .* or layers .*, not both"),
-    ({"layers": (0, 2)}, r"layers\[0\] must be an int >= 1"),
+    ({"layers": (0, 2)}, r"layers\[0\] must be an integer in \[1, 256\]"),
     ({"workload": "forkjoin", "layers": 3}, "layers do\\(es\\) not apply"),
-    ({"num_nodes": (9, 3)}, "num_nodes must have low <= high"),
-    ({"num_nodes": 1}, r"num_nodes\[0\] must be an int >= 2"),
-    ({"edge_probability": 1.5}, "edge_probability must be a probability"),
+    ({"num_nodes": (9, 3)}, "num_nodes: low 9 > high 3"),
+    ({"num_nodes": 1}, r"num_nodes\[0\] must be an integer in \[2, 256\]"),
+    ({"num_nodes": (2, 300)}, r"num_nodes\[1\] must be an integer in \[2, 256\]"),
+    ({"edge_probability": 1.5}, r"edge_probability must be a number in \[0.0, 1.0\]"),
     ({"term_probability": 0.5}, "term_probability do\\(es\\) not apply to workload='layered'"),
     ({"workload": "forkjoin", "parallelism": 3}, "parallelism do\\(es\\) not apply"),
-    ({"workload": "forkjoin", "term_probability": 1.0}, r"term_probability must be a probability in \[0, 1\)"),
+    ({"workload": "forkjoin", "term_probability": 1.0}, r"term_probability must be a number in \[0.0, 1.0\)"),
+    ({"workload": "forkjoin", "max_depth": 10**6}, r"max_depth must be an integer in \[1, 256\]"),
+    ({"workload": "forkjoin", "max_branches": 10**6}, r"max_branches must be an integer in \[2, 256\]"),
     ({"workload": "forkjoin", "num_nodes": (40, 50), "max_branches": 2, "max_depth": 2},
      "have at most 10 nodes < num_nodes low=40"),
     ({"workload": FIXTURE, "wcet": (1, 3)}, "wcet do\\(es\\) not apply to a task-set workload"),
     ({"workload": FIXTURE, "max_nodes": 5}, "max_nodes=5 is smaller than the largest task"),
-    ({"max_nodes": 300, "num_nodes": (20, 30)}, "max_nodes must be <= 256"),
+    ({"max_nodes": 300, "num_nodes": (20, 30)}, r"max_nodes must be an integer in \[2, 256\]"),
     ({"workload": "nonsense"}, "workload must be one of"),
+    ({"workload": "layerd"}, "did you mean 'layered'"),
     ({"observation": "image"}, "observation must be one of"),
-    ({"processors": 0}, "processors must be an int >= 1"),
+    ({"observation": ["dict"]}, "observation must be one of"),
+    ({"processors": 0}, r"processors must be an integer in \[1, 256\]"),
+    ({"processors": True}, r"processors must be an integer"),
+    ({"max_steps": 2**40}, r"max_steps must be an integer in \[1, 2147483647\]"),
     ({"invalid_action": "ignore"}, "invalid_action must be one of"),
-    ({"utilisation_min": 0}, "utilisation_min must be a positive number"),
-    ({"slack_weight": float("nan")}, "slack_weight must be a finite number"),
+    ({"utilisation_min": 0}, r"utilisation_min must be a number in \(0.0, 1e\+12\]"),
+    ({"slack_weight": float("nan")}, "slack_weight must be finite"),
+    ({"invalid_weight": 1e300}, r"invalid_weight must be a number in \[-1e\+12, 1e\+12\]"),
     ({"wcet": (0, 0)}, "wcet must allow a positive WCET"),
+    ({"wcet": (1.5, 3)}, r"wcet\[0\] must be an integer"),
+    # WCETs whose sums could overflow int64 (2^58 x 30 nodes > 2^63) are refused up front
+    ({"wcet": (1, 2**58)}, r"wcet\[1\] must be an integer in \[0, 9007199254740992\]"),
+    ({"wcet": (1, 2**50), "num_nodes": (20, 30)}, r"num_nodes high 30 x wcet high 1125899906842624 = .* exceeds 2\^53"),
+    ({"wcet": (1, 2**40), "utilisation_min": 1e-6}, r"/ utilisation_min 1e-06 exceeds 2\^53"),
 ])
 def test_bad_kwargs_are_clear_errors(kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):
         DAGEnv(**kwargs)
+
+
+def test_memory_and_task_count_caps():
+    with pytest.raises(ValueError, match="num_envs=10000 sub-envs with max_nodes=256 need .* bytes"):
+        DAGVectorEnv(10000, num_nodes=(2, 256))
+    with pytest.raises(ValueError, match="a task set holds at most 65536 tasks, got 65537"):
+        DAGEnv(workload=[FIXTURE] * 65537)
+
+
+def test_helpers_check_the_sub_env_index():
+    """The kernel does not bounds-check a sub-env index: the helpers do, before calling it."""
+    vec = DAGVectorEnv(2, workload=FIXTURE)
+    with pytest.raises(RuntimeError, match="sub-env 1 has not been reset yet"):
+        vec.task(1)
+    vec.reset(seed=0)
+    for helper in (vec.processor_assignment, vec.edge_outcomes, vec.node_table, vec.task, vec.to_dot):
+        for index in (2, -1, 10**6, 0.5):
+            with pytest.raises(ValueError, match=r"index must be an integer in \[0, 1\]"):
+                helper(index)
+    with pytest.raises(ValueError, match="index must be an integer"):
+        vec.explain_action(0, 5)
 
 
 def test_generator_that_cannot_deliver_is_a_clear_error():
@@ -316,3 +351,106 @@ def test_render_highlights_added_edges():
     text.step(2 * 7 + 3)
     summary = text.render()
     assert "width W=2" in summary and "added edges: 2->3" in summary and "L=8" in summary
+
+
+def test_rgb_frames_keep_one_shape_over_episodes_and_task_sizes():
+    """A fixed canvas per env (from max_nodes), as video writers need: a chain, an antichain and
+    the 7-node fixture, before and after edges are added, and before any reset."""
+    deep = make_task([1] * 40, [(v, v + 1) for v in range(19)], 41)       # a 20-node chain + 20 nodes
+    wide = make_task([1] * 40, [], 20)
+    env = DAGEnv(workload=[FIXTURE, deep, wide], render_mode="rgb_array")
+    shapes = {env.render().shape}                                 # never reset: an empty canvas
+    rng = np.random.default_rng(0)
+    for k in env.unwrapped.batched.playable_tasks:
+        _, info = env.reset(options={"task": k})
+        shapes.add(env.render().shape)
+        for _ in range(15):
+            _, _, terminated, truncated, info = env.step(int(rng.choice(np.flatnonzero(info["action_mask"]))))
+            shapes.add(env.render().shape)
+            if terminated or truncated:
+                break
+    assert len(shapes) == 1
+    height, width, channels = shapes.pop()
+    assert channels == 3 and height % 16 == 0 and width % 16 == 0
+    big = DAGEnv(num_nodes=(200, 256), render_mode="rgb_array")
+    big.reset(seed=0)
+    small = DAGEnv(workload=FIXTURE, max_nodes=256, render_mode="rgb_array")
+    small.reset(seed=0)
+    assert big.render().shape == small.render().shape             # the canvas depends on max_nodes only
+    assert max(big.render().shape) <= 1024                        # and stays bounded at N = 256
+
+
+def test_record_video_writes_one_clip(tmp_path):
+    pytest.importorskip("moviepy")
+    env = gym.wrappers.RecordVideo(gym.make("sysgym/DAG-EGS-v0", render_mode="rgb_array"), str(tmp_path),
+                                   episode_trigger=lambda k: True, disable_logger=True)
+    _, info = env.reset(seed=0)
+    while True:
+        _, _, terminated, truncated, info = env.step(int(np.flatnonzero(info["action_mask"])[0]))
+        if terminated or truncated:
+            break
+    env.close()
+    assert list(tmp_path.glob("*.mp4"))
+
+
+# ---------------------------------------------------------------- feature names
+@pytest.mark.parametrize("observation", ["dict", "flat"])
+def test_feature_names_name_the_flattened_observation(observation):
+    env = DAGEnv(workload=FIXTURE, max_nodes=9, observation=observation)
+    names = env.unwrapped.feature_names
+    assert len(names) == gym.spaces.flatdim(env.observation_space) == len(set(names))
+    obs, info = env.reset(seed=0)
+    obs, _, _, _, info = env.step(2 * 9 + 3)                      # add the edge 2 -> 3
+    flat = gym.spaces.flatten(env.observation_space, obs)
+    value = dict(zip(names, flat.tolist()))
+    table = env.unwrapped.node_table()
+    d = info["deadline"]
+    for v in range(7):
+        assert value[f"node{v}.C/D"] == pytest.approx(table["wcet"][v] / d, rel=1e-6)
+        assert value[f"node{v}.EFT/D"] == pytest.approx(table["eft"][v] / d, rel=1e-6)
+        assert value[f"node{v}.LST/D"] == pytest.approx(table["lst"][v] / d, rel=1e-6)
+        assert value[f"node{v}.lateral/n"] == pytest.approx(table["lateral"][v] / 7, rel=1e-6)
+        assert value[f"node{v}.present"] == 1.0
+    assert value["node8.present"] == 0.0
+    assert value["path[2->3]"] == 1.0 and value["path[3->2]"] == 0.0 and value["path[0->6]"] == 1.0
+    for u, v in itertools.product(range(9), range(9)):
+        assert value[f"edge[{u}->{v}]"] == info["action_mask"][u * 9 + v]
+    if observation == "dict":       # gymnasium flattens a Dict in its key order: action_mask first
+        assert names[0] == "edge[0->0]" and names[-1] == "node8.present"
+    else:
+        assert names[0] == "node0.C/D" and names[-1] == "edge[8->8]"
+
+
+# ---------------------------------------------------------------- extreme but valid kwargs
+EXTREME = [
+    {"num_nodes": (2, 3), "wcet": (0, 1)},                        # all-zero WCETs: D is still >= 1
+    {"num_nodes": (2, 8), "wcet": (0, 2**50), "utilisation_min": 1e12},   # 8 x 2^50 = 2^53, D = L
+    {"num_nodes": (20, 30), "wcet": (1, 10), "utilisation_min": 1e-6, "observation": "flat"},
+    {"workload": make_task([1, 1], [], 2), "max_nodes": 256},    # a 2-node task in the largest spaces
+    {"num_nodes": (30, 40), "parallelism": 256, "edge_probability": 0.0},
+    {"num_nodes": (30, 40), "parallelism": 3, "edge_probability": 1.0},
+    {"num_nodes": (10, 40), "layers": (1, 256)},
+    {"workload": "forkjoin", "num_nodes": (2, 40), "max_depth": 256, "max_branches": 256,
+     "term_probability": 0.0, "fork_probability": 1.0},
+    {"workload": "forkjoin", "num_nodes": (3, 60), "max_depth": 256, "term_probability": 0.0,
+     "fork_probability": 0.1, "observation": "flat"},
+    {"num_nodes": (10, 20), "processors": 1, "max_steps": 1},
+]
+
+
+@pytest.mark.parametrize("kwargs", EXTREME, ids=range(len(EXTREME)))
+def test_observations_stay_in_space_with_extreme_kwargs(kwargs):
+    env = DAGEnv(**kwargs)
+    rng = np.random.default_rng(1)
+    for seed in range(4):
+        obs, info = env.reset(seed=seed)
+        for _ in range(40):
+            assert env.observation_space.contains(obs)
+            assert 1 <= info["deadline"] and info["critical_path"] <= info["deadline"]
+            mask = info["action_mask"] if rng.random() < 0.8 else np.ones_like(info["action_mask"])
+            obs, reward, terminated, truncated, info = env.step(int(rng.choice(np.flatnonzero(mask))))
+            assert np.isfinite(reward) and np.all(np.isfinite(info["reward_components"]))
+            if terminated or truncated:
+                assert env.observation_space.contains(obs)
+                assert all(np.isfinite(v) for v in info["episode_metrics"].values())
+                break

@@ -94,6 +94,51 @@ def test_random_rollouts_match_reference_step_by_step():
     assert steps > 300 and invalid > 30
 
 
+def test_huge_times_match_reference_exactly():
+    """WCETs and deadlines up to 2^53: times, bounds and observations are exact (no int64
+    overflow, no float rounding in the lower bound)."""
+    rng = np.random.default_rng(11)
+    raw = []
+    for _ in range(40):
+        wcet, edges, deadline = random_dag(rng, 10)
+        scale = 2**52 // max(sum(wcet), 1)
+        raw.append(([c * scale + int(rng.integers(0, 2)) * (c > 0) for c in wcet], edges, None))
+    tasks, kept = [], []
+    for wcet, edges, _ in raw:
+        length = ref._longest(len(wcet), wcet, edges)
+        deadline = int(rng.integers(max(length, 1), 2**53 + 1))
+        tasks.append(make_task(wcet, edges, deadline))
+        kept.append((wcet, edges, deadline))
+    env = DAGEnv(workload=tasks, max_nodes=10)
+    actions = np.random.default_rng(3)
+    big = 0
+    for k in env.unwrapped.batched.playable_tasks:
+        episode = ref.ReferenceEpisode(*kept[k], 10)
+        obs, info = env.reset(options={"task": k})
+        assert_state_matches(env, obs, info, episode)
+        big += info["deadline"] > 2**52
+        for _ in range(5):
+            action = int(actions.choice(np.flatnonzero(info["action_mask"])))
+            obs, _, terminated, truncated, info = env.step(action)
+            comps, _, _ = episode.step(action)
+            np.testing.assert_array_equal(info["reward_components"], comps)
+            assert_state_matches(env, obs, info, episode)
+            if terminated or truncated:
+                break
+    assert big > 5
+
+
+def test_all_zero_wcets_get_a_positive_deadline():
+    env = DAGEnv(num_nodes=(2, 3), wcet=(0, 1), utilisation_min=1.0)
+    zero = 0
+    for seed in range(60):
+        _, info = env.reset(seed=seed)
+        task = env.unwrapped.task()
+        assert task.deadline >= 1
+        zero += sum(task.wcet) == 0
+    assert zero > 0                           # the case that used to divide by D = 0
+
+
 GENERATORS = [
     {"workload": "layered", "num_nodes": (3, 12), "parallelism": 4, "edge_probability": 0.3,
      "wcet": (1, 9), "utilisation_min": 1.0},
@@ -105,6 +150,12 @@ GENERATORS = [
      "max_branches": 4, "max_depth": 3, "wcet": (1, 6), "utilisation_min": 1.5},
     {"workload": "forkjoin", "num_nodes": (9, 10), "term_probability": 0.1, "fork_probability": 0.9,
      "max_branches": 6, "max_depth": 5, "wcet": (2, 3), "utilisation_min": 2.0},
+    # WCETs 0 or 1 on 2-3 nodes: some tasks have L = 0, whose deadline must still be >= 1
+    {"workload": "layered", "num_nodes": (2, 3), "parallelism": 3, "edge_probability": 0.5,
+     "wcet": (0, 1), "utilisation_min": 1.0},
+    # times near the top of their range: 8 x 2^50 = 2^53
+    {"workload": "layered", "num_nodes": (5, 8), "parallelism": 4, "edge_probability": 0.3,
+     "wcet": (2**49, 2**50), "utilisation_min": 1.0},
 ]
 
 

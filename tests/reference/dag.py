@@ -5,7 +5,6 @@ small graphs, from enumerating every antichain), generators from the Python xosh
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -95,11 +94,11 @@ def analyse(wcet, edges, deadline) -> Analysis:
         lateral.append(width_by_matching(clo, others))
     critical = [lw == width - 1 for lw in lateral]
     vol = sum(wcet)
-    lb = max(1, math.ceil(vol / deadline))
+    lb = max(1, _ceil_div(vol, deadline))
     crit = [v for v in range(n) if critical[v]]
     period = max(lft[v] for v in crit) - min(est[v] for v in crit)
     if period > 0:
-        lb = max(lb, math.ceil(sum(wcet[v] for v in crit) / period))
+        lb = max(lb, _ceil_div(sum(wcet[v] for v in crit), period))
     a = Analysis(list(wcet), closure, est, lft, length, width, lateral, critical, lb)
     for i in crit:
         for j in crit:
@@ -107,6 +106,11 @@ def analyse(wcet, edges, deadline) -> Analysis:
                     and est[i] + wcet[i] <= lft[j] - wcet[j]:
                 a.valid.add((i, j))
     return a
+
+
+def _ceil_div(a: int, b: int) -> int:
+    """ceil(a / b) for integers, exact at any size (float division is not above 2^53)."""
+    return -(-a // b)
 
 
 def is_done(a: Analysis, processors: int | None) -> bool:
@@ -220,9 +224,9 @@ def generate(rng: Rng, p: dict):
         return None
     n, edges = shape
     wcet = [rng.integers(*p["wcet"]) for _ in range(n)]
-    length = _longest(n, wcet, edges)
-    hi = max(length, int(sum(wcet) / p["utilisation_min"]))
-    return wcet, edges, rng.integers(length, hi)
+    lo = max(_longest(n, wcet, edges), 1)          # a deadline is positive even if every WCET is 0
+    hi = max(lo, int(sum(wcet) / p["utilisation_min"]))
+    return wcet, edges, rng.integers(lo, hi)
 
 
 def _longest(n, wcet, edges):
