@@ -32,7 +32,8 @@ cdef enum:
     ACC_SWITCHES = 5
     ACC_KBPS = 6
     ACC_SESSION = 7
-    ACC_COLUMNS = 8
+    ACC_CAPPED = 8
+    ACC_COLUMNS = 9
 
 # Columns of the per-chunk history `hist` (for renders and analysis).
 cdef enum:
@@ -51,14 +52,69 @@ N_OBS_ROWS = OBS_ROWS
 
 
 # ---------------------------------------------------------------------- trace walks
-cdef inline double walk_transfer(const double* tau, const double* rate, int64_t n_seg,
-                                 int64_t* seg, double* t, double nbytes, double payload) noexcept nogil:
-    """Deliver `nbytes` from trace position (seg, t); returns the seconds of trace time it took."""
-    cdef double rem = nbytes, took = 0.0, now = t[0], end, dur, cap, part
-    cdef int64_t i = seg[0]
+cdef struct Loop:
+    # How trace k resumes after its last segment: at (segment 0, time `start`); one whole loop
+    # from there lasts `seconds` and delivers `nbytes` video bytes (step 1 of the dynamics).
+    double start
+    double seconds
+    double nbytes
+
+
+cdef inline Loop loop_of(const double* tau, const double* rate, int64_t n_seg, bint loop_zero,
+                         double payload) noexcept nogil:
+    cdef Loop lp
+    cdef double begin
+    cdef int64_t i
+    lp.start = 0.0 if loop_zero else tau[0]
+    lp.seconds = tau[n_seg] - lp.start
+    lp.nbytes = 0.0
+    for i in range(n_seg):
+        begin = lp.start if i == 0 else tau[i]
+        lp.nbytes += rate[i] * (tau[i + 1] - begin) * payload
+    return lp
+
+
+cdef inline int64_t walk_limit(int64_t n_seg) noexcept nogil:
+    # Safety bound on segment steps per walk. The whole-loop skip finishes any walk within about
+    # three passes over the trace, so this is never reached; it keeps every loop bounded by the
+    # array size whatever the floating-point rounding does.
+    return 8 * n_seg + 16
+
+
+cdef struct Transfer:
+    double seconds       # trace time the download took
+    double delivered     # bytes delivered (all of them unless capped)
+    bint capped          # cut at max_transfer_s
+
+
+cdef inline Transfer walk_transfer(const double* tau, const double* rate, int64_t n_seg, Loop lp,
+                                   int64_t* seg, double* t, double nbytes, double payload,
+                                   double max_s) noexcept nogil:
+    """Deliver `nbytes` from trace position (seg, t) (step 1 of the dynamics)."""
+    cdef Transfer out
+    cdef double rem = nbytes, took = 0.0, now = t[0], end, dur, cap, part, m, room
+    cdef int64_t i = seg[0], steps = 0, limit = walk_limit(n_seg)
+    cdef bint at_cap, at_start = i == 0 and now == lp.start   # only at entry or after a wrap
+    out.capped = False
     while True:
+        if at_start and rem > lp.nbytes:
+            m = floor(rem / lp.nbytes)
+            room = floor((max_s - took) / lp.seconds)
+            if m > room:
+                m = room
+            if m > 0.0:
+                took += m * lp.seconds
+                rem -= m * lp.nbytes
+                if rem <= 0.0:
+                    rem = 0.0
+                    break
         end = tau[i + 1]
         dur = end - now
+        at_cap = took + dur > max_s
+        if at_cap:
+            dur = max_s - took
+            if dur < 0.0:
+                dur = 0.0
         cap = rate[i] * dur * payload
         if cap >= rem:
             part = rem / rate[i] / payload
@@ -66,6 +122,13 @@ cdef inline double walk_transfer(const double* tau, const double* rate, int64_t 
             now += part
             if now > end:
                 now = end
+            rem = 0.0
+            break
+        if at_cap:
+            rem -= cap
+            took = max_s
+            now += dur
+            out.capped = True
             break
         rem -= cap
         took += dur
@@ -73,18 +136,32 @@ cdef inline double walk_transfer(const double* tau, const double* rate, int64_t 
         i += 1
         if i == n_seg:
             i = 0
-            now = tau[0]
+            now = lp.start
+            at_start = True
+        else:
+            at_start = False
+        steps += 1
+        if steps > limit:
+            out.capped = True
+            break
     seg[0] = i
     t[0] = now
-    return took
+    out.seconds = took
+    out.delivered = nbytes - rem
+    return out
 
 
-cdef inline void walk_idle(const double* tau, int64_t n_seg, int64_t* seg, double* t,
+cdef inline void walk_idle(const double* tau, int64_t n_seg, Loop lp, int64_t* seg, double* t,
                            double seconds) noexcept nogil:
-    """Advance the trace clock by `seconds` without delivering anything (the player sleeps)."""
+    """Advance the trace clock by `seconds` without delivering anything (step 6: the player sleeps)."""
     cdef double rem = seconds, now = t[0], end, dur
-    cdef int64_t i = seg[0]
+    cdef int64_t i = seg[0], steps = 0, limit = walk_limit(n_seg)
+    cdef bint at_start = i == 0 and now == lp.start
     while True:
+        if at_start and rem > lp.seconds:
+            rem -= floor(rem / lp.seconds) * lp.seconds
+            if rem < 0.0:
+                rem = 0.0
         end = tau[i + 1]
         dur = end - now
         if dur >= rem:
@@ -97,26 +174,37 @@ cdef inline void walk_idle(const double* tau, int64_t n_seg, int64_t* seg, doubl
         i += 1
         if i == n_seg:
             i = 0
-            now = tau[0]
+            now = lp.start
+            at_start = True
+        else:
+            at_start = False
+        steps += 1
+        if steps > limit:
+            break
     seg[0] = i
     t[0] = now
 
 
 cdef struct Chunk:
     double transfer_s
+    double delivered
+    bint capped
     double delay_s
     double rebuffer_s
     double sleep_s
     double buffer_s
 
 
-cdef inline Chunk play_chunk(const double* tau, const double* rate, int64_t n_seg, int64_t* seg,
+cdef inline Chunk play_chunk(const double* tau, const double* rate, int64_t n_seg, Loop lp, int64_t* seg,
                              double* t, double buffer_s, double nbytes, double noise_factor,
                              double rtt, double payload, double chunk_s, double cap,
-                             double sleep_step) noexcept nogil:
-    """Download one chunk and update the buffer (steps 2-6 of the dynamics)."""
+                             double sleep_step, double max_s) noexcept nogil:
+    """Download one chunk and update the buffer (steps 1-6 of the dynamics)."""
     cdef Chunk out
-    out.transfer_s = walk_transfer(tau, rate, n_seg, seg, t, nbytes, payload)
+    cdef Transfer tr = walk_transfer(tau, rate, n_seg, lp, seg, t, nbytes, payload, max_s)
+    out.transfer_s = tr.seconds
+    out.delivered = tr.delivered
+    out.capped = tr.capped
     out.delay_s = (out.transfer_s + rtt) * noise_factor
     out.rebuffer_s = out.delay_s - buffer_s
     if out.rebuffer_s < 0.0:
@@ -129,7 +217,9 @@ cdef inline Chunk play_chunk(const double* tau, const double* rate, int64_t n_se
     if buffer_s > cap:
         out.sleep_s = ceil((buffer_s - cap) / sleep_step) * sleep_step
         buffer_s = buffer_s - out.sleep_s
-        walk_idle(tau, n_seg, seg, t, out.sleep_s)
+        if buffer_s < 0.0:
+            buffer_s = 0.0
+        walk_idle(tau, n_seg, lp, seg, t, out.sleep_s)
     out.buffer_s = buffer_s
     return out
 
@@ -138,14 +228,16 @@ cdef class AbrKernel:
     # --- configuration
     cdef int B, A, H
     cdef int64_t N, n_traces
-    cdef double chunk_s, cap, sleep_step, rtt, payload, noise_lo, noise_hi, mu, lam, kbps_max
-    cdef bint noise, sequential, startup_rebuffer
+    cdef double chunk_s, cap, sleep_step, rtt, payload, noise_lo, noise_hi, mu, lam, kbps_max, max_s
+    cdef bint noise, sequential, startup_rebuffer, pensieve_obs
     cdef int64_t initial_level
     # --- shared read-only inputs
     cdef const double[::1] tau, rate
     cdef const int64_t[::1] first
     cdef const double[:, ::1] sizes
     cdef const double[::1] quality, kbps
+    cdef object _loops_buf
+    cdef Loop* loops
     # --- per-env state
     cdef int64_t[::1] trace, seg, chunk, last_level, counter
     cdef double[::1] t, buffer, delay, rebuffer, sleep, nbytes, throughput
@@ -176,6 +268,8 @@ cdef class AbrKernel:
         self.sequential = cfg["sequential"]
         self.startup_rebuffer = cfg["startup_rebuffer"]
         self.initial_level = cfg["initial_level"]
+        self.pensieve_obs = cfg["pensieve_obs"]
+        self.max_s = cfg["max_transfer_s"]
 
         self.tau = bank["tau"]
         self.rate = bank["rate"]
@@ -185,6 +279,14 @@ cdef class AbrKernel:
         self.quality = bank["quality"]
         self.kbps = bank["kbps"]
         self.kbps_max = self.kbps[self.A - 1]
+        # One Loop per trace, in a bytes buffer this object owns (3 doubles each).
+        self._loops_buf = bytearray(max(1, self.n_traces) * sizeof(Loop))
+        self.loops = <Loop*><char*>self._loops_buf
+        cdef int64_t k, p0
+        for k in range(self.n_traces):
+            p0 = self.first[k]
+            self.loops[k] = loop_of(&self.tau[p0], &self.rate[p0], self.first[k + 1] - p0 - 1,
+                                    cfg["loop_zero"], self.payload)
 
         self.trace = state["trace"]
         self.seg = state["seg"]
@@ -208,6 +310,12 @@ cdef class AbrKernel:
         self.truncated = state["truncated"]
         self.mask = state["action_mask"]
         self.actions = state["actions"]
+
+    def loop(self, int64_t k):
+        """(start, seconds, bytes) of a whole loop of trace ``k`` as the walks use it."""
+        if not 0 <= k < self.n_traces:
+            raise ValueError(f"trace index must be in [0, {self.n_traces - 1}], got {k}")
+        return self.loops[k].start, self.loops[k].seconds, self.loops[k].nbytes
 
     # ------------------------------------------------------------------ entry points
     def reset(self, const uint8_t[::1] which, const int64_t[::1] forced_trace):
@@ -255,8 +363,9 @@ cdef class AbrKernel:
                 self.obs[b, r, j] = 0.0
         for j in range(self.A):
             self.mask[b, j] = 1
-        self._write_sizes(b, 0)
-        self.obs[b, ROW_LEFT, self.H - 1] = 1.0
+        if not self.pensieve_obs:   # Pensieve's harness starts from the zero matrix
+            self._write_sizes(b, 0)
+            self.obs[b, ROW_LEFT, self.H - 1] = 1.0
 
     cdef void _step_one(self, int b) noexcept nogil:
         cdef int64_t a = self.actions[b]
@@ -266,13 +375,13 @@ cdef class AbrKernel:
         cdef int64_t last = self.last_level[b]
         cdef double nbytes = self.sizes[a, c]
         cdef double noise_factor = 1.0
-        cdef double rebuffer_counted, switch
+        cdef double rebuffer_counted
         cdef Chunk ch
         if self.noise:
             noise_factor = self.noise_lo + (self.noise_hi - self.noise_lo) * rng_uniform(&self.rng[b, 0])
-        ch = play_chunk(&self.tau[p0], &self.rate[p0], self.first[k + 1] - p0 - 1, &self.seg[b],
-                        &self.t[b], self.buffer[b], nbytes, noise_factor, self.rtt, self.payload,
-                        self.chunk_s, self.cap, self.sleep_step)
+        ch = play_chunk(&self.tau[p0], &self.rate[p0], self.first[k + 1] - p0 - 1, self.loops[k],
+                        &self.seg[b], &self.t[b], self.buffer[b], nbytes, noise_factor, self.rtt,
+                        self.payload, self.chunk_s, self.cap, self.sleep_step, self.max_s)
         rebuffer_counted = ch.rebuffer_s
         if c == 0 and not self.startup_rebuffer:
             rebuffer_counted = 0.0
@@ -281,7 +390,7 @@ cdef class AbrKernel:
         self.rebuffer[b] = rebuffer_counted
         self.sleep[b] = ch.sleep_s
         self.nbytes[b] = nbytes
-        self.throughput[b] = nbytes * 8.0 / ch.delay_s / BYTES_PER_MB
+        self.throughput[b] = ch.delivered * 8.0 / ch.delay_s / BYTES_PER_MB
 
         self.comps[b, 0] = self.quality[a]
         self.comps[b, 1] = -(self.mu * rebuffer_counted)
@@ -300,6 +409,8 @@ cdef class AbrKernel:
             self.acc[b, ACC_SWITCHES] += 1.0
         self.acc[b, ACC_KBPS] += self.kbps[a]
         self.acc[b, ACC_SESSION] += ch.delay_s + ch.sleep_s
+        if ch.capped:
+            self.acc[b, ACC_CAPPED] += 1.0
         self.hist[b, c, HIST_LEVEL] = <double>a
         self.hist[b, c, HIST_BUFFER] = ch.buffer_s
         self.hist[b, c, HIST_REBUFFER] = rebuffer_counted
@@ -308,16 +419,17 @@ cdef class AbrKernel:
         c += 1
         self.chunk[b] = c
         self.last_level[b] = a
-        self._write_obs(b, a, nbytes, ch.delay_s, ch.buffer_s, c)
+        self._write_obs(b, a, ch.delivered, ch.delay_s, ch.buffer_s, c)
         self.terminated[b] = c >= self.N
         self.truncated[b] = 0
         if self.terminated[b]:
             self._write_metrics(b)
 
-    cdef void _write_obs(self, int b, int64_t a, double nbytes, double delay, double buffer_s,
+    cdef void _write_obs(self, int b, int64_t a, double delivered, double delay, double buffer_s,
                          int64_t c) noexcept nogil:
         cdef int j, h = self.H
         cdef int r
+        cdef float oldest
         for r in range(OBS_ROWS):
             if r == ROW_SIZES:
                 continue
@@ -325,10 +437,21 @@ cdef class AbrKernel:
                 self.obs[b, r, j] = self.obs[b, r, j + 1]
         self.obs[b, ROW_BITRATE, h - 1] = <float>(self.kbps[a] / self.kbps_max)
         self.obs[b, ROW_BUFFER, h - 1] = <float>(buffer_s / BUFFER_NORM_S)
-        self.obs[b, ROW_THROUGHPUT, h - 1] = <float>(nbytes / delay / BYTES_PER_MB)
+        self.obs[b, ROW_THROUGHPUT, h - 1] = <float>(delivered / delay / BYTES_PER_MB)
         self.obs[b, ROW_DELAY, h - 1] = <float>(delay / BUFFER_NORM_S)
         self.obs[b, ROW_LEFT, h - 1] = <float>(<double>(self.N - c) / <double>self.N)
-        self._write_sizes(b, c)
+        if self.pensieve_obs:
+            # Pensieve rolls the whole matrix: row 4's columns past the levels keep level-0 sizes
+            # of earlier chunks; after the last chunk its player shows chunk 0 again.
+            oldest = self.obs[b, ROW_SIZES, 0]
+            for j in range(self.A, h - 1):
+                self.obs[b, ROW_SIZES, j] = self.obs[b, ROW_SIZES, j + 1]
+            if h > self.A:
+                self.obs[b, ROW_SIZES, h - 1] = oldest
+            for j in range(self.A):
+                self.obs[b, ROW_SIZES, j] = <float>(self.sizes[j, c if c < self.N else 0] / BYTES_PER_MB)
+        else:
+            self._write_sizes(b, c)
 
     cdef void _write_sizes(self, int b, int64_t c) noexcept nogil:
         cdef int j
@@ -351,6 +474,7 @@ cdef class AbrKernel:
         self.metrics[b, 7] = self.acc[b, ACC_STARTUP]
         self.metrics[b, 8] = self.acc[b, ACC_SESSION]
         self.metrics[b, 9] = <double>self.trace[b]
+        self.metrics[b, 10] = self.acc[b, ACC_CAPPED]
 
 
 # ---------------------------------------------------------------------- offline optimal
@@ -381,6 +505,8 @@ def plan_offline(dict cfg, const double[::1] tau, const double[::1] rate, int64_
     cdef double mu = cfg["rebuffer_penalty"], lam = cfg["smoothness_penalty"]
     cdef bint startup = cfg["startup_rebuffer"]
     cdef int64_t initial = cfg["initial_level"]
+    cdef double max_s = cfg["max_transfer_s"]
+    cdef Loop lp = loop_of(&tau[0], &rate[0], n_seg, cfg["loop_zero"], payload)
     if not dt > 0:
         raise ValueError(f"dt must be > 0, got {dt}")
     cdef int64_t n_tbins = <int64_t>floor(tau[n_seg] / dt) + 2
@@ -439,8 +565,8 @@ def plan_offline(dict cfg, const double[::1] tau, const double[::1] rate, int64_
                 for a in range(A):
                     sg = cseg[j]
                     tt = ct[j]
-                    ch = play_chunk(&tau[0], &rate[0], n_seg, &sg, &tt, cb[j], sizes[a, c], 1.0,
-                                    rtt, payload, chunk_s, cap, step)
+                    ch = play_chunk(&tau[0], &rate[0], n_seg, lp, &sg, &tt, cb[j], sizes[a, c], 1.0,
+                                    rtt, payload, chunk_s, cap, step, max_s)
                     reb = ch.rebuffer_s
                     if c == 0 and not startup:
                         reb = 0.0

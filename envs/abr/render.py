@@ -18,14 +18,17 @@ CAP = np.array([160, 160, 160], dtype=np.uint8)
 PANEL = 72      # pixel height of each panel
 COLUMN = 6      # pixel width of one chunk
 MARGIN = 4
+MAX_COLUMNS = 256   # a longer video shows its latest 256 chunks (the frame size stays fixed)
 
 
 def rgb(env: AbrVectorEnv, index: int) -> np.ndarray:
     """uint8 picture: bitrate per chunk (blue bars, top), buffer after each chunk (green, bottom,
-    grey line = buffer cap) and stalls (red ticks under the buffer panel)."""
+    grey line = buffer cap) and stalls (red ticks under the buffer panel); at most the latest
+    MAX_COLUMNS chunks."""
     cfg = env.config
     hist = env.episode_history(index)
-    n = cfg.num_chunks
+    n = min(cfg.num_chunks, MAX_COLUMNS)
+    hist = {key: values[-n:] for key, values in hist.items()}
     width = 2 * MARGIN + n * COLUMN
     height = 2 * PANEL + 3 * MARGIN + 6
     img = np.empty((height, width, 3), dtype=np.uint8)

@@ -1,20 +1,34 @@
-"""Shared helpers of the ABR tests: small random configurations for the equivalence tests."""
+"""Shared helpers of the ABR tests: small random configurations for the equivalence tests, and
+a runner for cases that could crash or hang the interpreter."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 from sysgym.envs.bandwidth import BandwidthTrace
 
 
 def random_trace(rng: np.random.Generator, name: str, rate_at: str) -> BandwidthTrace:
-    """A short trace with repeated timestamps, zero-bandwidth samples and a non-zero start time."""
+    """A short trace with repeated timestamps, zero-bandwidth samples and a non-zero start time;
+    sometimes a tiny one (a chunk spans many whole loops) or a very slow one (downloads get cut
+    at max_transfer_s)."""
+    kind = rng.random()
     while True:
         n = int(rng.integers(2, 30))
         gaps = np.where(rng.random(n - 1) < 0.15, 0.0, np.round(rng.exponential(1.5, n - 1), 3))
+        if kind < 0.15:
+            gaps = np.round(rng.uniform(0, 0.01, n - 1), 5)
         start = 0.0 if rng.random() < 0.7 else float(np.round(rng.uniform(0, 3), 3))
         times = start + np.concatenate([[0.0], np.cumsum(gaps)])
         mbps = np.where(rng.random(n) < 0.2, 0.0, np.round(rng.uniform(0.05, 8.0, n), 4))
+        if 0.15 <= kind < 0.25:
+            mbps = mbps * 1e-5
         rates = mbps[:-1] if rate_at == "start" else mbps[1:]
         if times[-1] > times[0] and np.any(rates * np.diff(times) > 0):
             return BandwidthTrace(name, times, mbps)
@@ -42,6 +56,9 @@ def random_kwargs(seed: int) -> dict:
         "initial_level": None if rng.random() < 0.5 else int(rng.integers(0, levels)),
         "history": levels + int(rng.integers(0, 4)),
         "smoothness_penalty": float(rng.choice([0.0, 1.0, 2.5])),
+        "loop_clock": str(rng.choice(["first", "zero"])),
+        "observation": str(rng.choice(["clean", "pensieve"])),
+        "max_transfer_s": float(rng.choice([3600.0, 20.0, 1.5])),
     }
     if qoe == "custom":
         kwargs["qoe"] = list(np.round(rng.uniform(0, 10, levels), 3))
@@ -49,3 +66,21 @@ def random_kwargs(seed: int) -> dict:
     else:
         kwargs["qoe"] = qoe
     return kwargs
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_isolated(code: str, timeout: float = 60.0) -> str:
+    """Run ``code`` in a fresh interpreter (repository root as working directory) and return its
+    stdout. A crash (segfault, abort), a hang past ``timeout`` or an exception fails the calling
+    test instead of taking pytest down with it."""
+    env = {**os.environ, "PYTHONFAULTHANDLER": "1"}
+    try:
+        done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
+                              text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"hung for more than {timeout} s:\n{code}")
+    if done.returncode != 0:
+        pytest.fail(f"exit status {done.returncode}:\n{done.stderr[-4000:]}")
+    return done.stdout

@@ -54,7 +54,7 @@ def test_qoe_variants_use_pensieve_values(qoe, quality, mu):
 def test_custom_qoe_needs_a_rebuffer_penalty_and_one_value_per_level():
     with pytest.raises(ValueError, match="rebuffer_penalty"):
         AbrEnv(qoe=[0, 1, 2, 3, 4, 5])
-    with pytest.raises(ValueError, match="one finite quality value per level"):
+    with pytest.raises(ValueError, match="one quality value per level"):
         AbrEnv(qoe=[0, 1], rebuffer_penalty=1.0)
     with pytest.raises(ValueError, match="6 HD values"):
         AbrEnv(qoe="hd", bitrates_kbps=[100, 200, 400])
@@ -98,14 +98,35 @@ def test_sequential_order_walks_traces_from_their_start_and_wraps():
     assert env.config.noise is False
     seen = []
     for _ in range(7):
-        _, info = env.reset(seed=123)          # seeding does not restart the walk
+        _, info = env.reset()
         seen.append(info["trace_index"])
         assert env.batched.trace_position(0) == (info["trace_index"], 0, 0.0)
     assert seen == [0, 1, 2, 0, 1, 2, 0]
-    _, info = env.reset(options={"trace_index": 2})
+    _, info = env.reset(options={"trace": 2})
     assert info["trace_index"] == 2
     _, info = env.reset()
     assert info["trace_index"] == 0
+    _, info = env.reset(options={"trace_index": 1})      # the earlier name still works
+    assert info["trace_index"] == 1
+
+
+def test_a_seeded_reset_restarts_the_sequential_walk():
+    traces = [BandwidthTrace(f"t{k}", np.array([0.0, 5.0, 10.0]), np.array([1.0 + k, 2.0, 3.0])) for k in range(3)]
+    env = AbrEnv(traces=traces, trace_order="sequential", num_chunks=2)
+    assert [env.reset(seed=123)[1]["trace_index"] for _ in range(4)] == [0, 0, 0, 0]
+    env.reset()
+    assert env.reset()[1]["trace_index"] == 2 and env.reset(seed=5)[1]["trace_index"] == 0
+    assert env.reset()[1]["trace_index"] == 1
+    vec = AbrVectorEnv(3, traces=traces, trace_order="sequential", num_chunks=2)
+    vec.reset()
+    vec.reset()
+    _, infos = vec.reset(seed=[None, 4, None])        # only the seeded sub-env restarts
+    assert infos["trace_index"].tolist() == [2, 0, 2]
+    # the native vector env equals Gymnasium's sync vector env under seeded resets (contract 2)
+    sync = gym.vector.SyncVectorEnv([lambda: AbrEnv(traces=traces, trace_order="sequential", num_chunks=2)] * 3)
+    vec = AbrVectorEnv(3, traces=traces, trace_order="sequential", num_chunks=2)
+    for seed in (None, 9, None, None, 1):
+        assert vec.reset(seed=seed)[1]["trace_index"].tolist() == sync.reset(seed=seed)[1]["trace_index"].tolist()
 
 
 def test_random_order_draws_trace_and_offset_from_the_seed():
@@ -123,9 +144,12 @@ def test_random_order_draws_trace_and_offset_from_the_seed():
 
 def test_reset_options_are_checked():
     vec = AbrVectorEnv(2, traces="test")
-    vec.reset(options={"trace_index": np.array([3, 4])})
+    vec.reset(options={"trace": np.array([3, 4])})
     assert vec._state["trace"].tolist() == [3, 4]
-    for bad in ({"trace_index": 99}, {"trace_index": np.array([1, 2, 3])}, {"trace_index": 1.5}, {"speed": 2}):
+    vec.reset(options={"trace_index": 5})
+    assert vec._state["trace"].tolist() == [5, 5]
+    for bad in ({"trace": 99}, {"trace": -1}, {"trace_index": np.array([1, 2, 3])}, {"trace": 1.5}, {"speed": 2},
+                {"trace": 1, "trace_index": 1}):
         with pytest.raises(ValueError):
             vec.reset(options=bad)
 

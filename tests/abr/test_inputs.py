@@ -35,9 +35,15 @@ def test_cooked_and_mahimahi_traces_are_detected(tmp_path):
 
 @pytest.mark.parametrize("text, message", [
     ("", "empty trace"),
-    ("0.0 1.0\n2.0 1.0\n1.0 1.0\n", ":3: field time_s goes backwards"),
-    ("0.0 1.0\n1.0 -2.0\n", ":2: field Mbps is negative"),
-    ("0.0 1.0\n1.0 fast\n", ":2: field Mbps is not a number"),
+    ("0.0 1.0\n2.0 1.0\n1.0 1.0\n", r":3: field 1 \(time_s\) goes backwards"),
+    ("0.0 1.0\n1.0 -2.0\n", r":2: field 2 \(Mbps\) must be >= 0"),
+    ("0.0 1.0\n1.0 fast\n", r":2: field 2 \(Mbps\) is not a number"),
+    ("0.0 1.0\n1.0 1e308\n", r":2: field 2 \(Mbps\) must be <= 1e\+06"),
+    ("0.0 1.0\n1.0 nan\n", r":2: field 2 \(Mbps\) is not finite"),
+    ("0.0 1.0\n1e300 1.0\n", r":2: field 1 \(time_s\) must be <= 1e\+07"),
+    ("0.0 1.0\n1.0 2.0 3.0\n", r":2: expected 2 field\(s\) \(time_s Mbps\), found 3"),
+    ("0.0 1.0\n1.0\n", r":2: expected 2 field\(s\) \(time_s Mbps\), found 1"),
+    ("0.0 1.0 7\n1.0 2.0\n", r":1: expected 2 fields \(time_s Mbps: cooked\) or 1 field"),
 ])
 def test_bad_traces_name_file_and_line(tmp_path, text, message):
     path = _write(tmp_path / "bad_trace", text)
@@ -69,10 +75,22 @@ def test_video_directory_loads_and_bad_files_name_file_and_line(tmp_path):
     np.testing.assert_array_equal(load_video(video), rows)
     assert AbrEnv(video=video).config.num_chunks == 5
     _write(video / "video_size_3", "400\n401\nbig\n403\n404\n")
-    with pytest.raises(ValueError, match=r"video_size_3:3: field chunk_bytes is not an integer"):
+    with pytest.raises(ValueError, match=r"video_size_3:3: field 1 \(chunk_bytes\) is not a number"):
         load_video(video)
     _write(video / "video_size_3", "400\n401\n-5\n403\n404\n")
-    with pytest.raises(ValueError, match=r"video_size_3:3: field chunk_bytes must be > 0"):
+    with pytest.raises(ValueError, match=r"video_size_3:3: field 1 \(chunk_bytes\) must be >= 1"):
+        load_video(video)
+    _write(video / "video_size_3", "400\n401\n402.5\n403\n404\n")
+    with pytest.raises(ValueError, match=r"video_size_3:3: field 1 \(chunk_bytes\) must be a whole number"):
+        load_video(video)
+    _write(video / "video_size_3", f"400\n401\n{2**63 - 1}\n403\n404\n")
+    with pytest.raises(ValueError, match=r"video_size_3:3: field 1 \(chunk_bytes\) must be <= 1e\+12"):
+        load_video(video)
+    _write(video / "video_size_3", f"400\n401\n{2**64}\n403\n404\n")
+    with pytest.raises(ValueError, match=r"video_size_3:3: field 1 \(chunk_bytes\) must be <= 1e\+12"):
+        load_video(video)
+    _write(video / "video_size_3", "400\n401\n402 7\n403\n404\n")
+    with pytest.raises(ValueError, match=r"video_size_3:3: expected 1 field\(s\) \(chunk_bytes\), found 2"):
         load_video(video)
     _write(video / "video_size_3", "400\n401\n")
     with pytest.raises(ValueError, match="different numbers of chunks"):
@@ -89,6 +107,13 @@ def test_video_arrays_are_checked():
         sizes = np.ones((6, 10))
         sizes[1, 2] = 0
         AbrEnv(video=sizes)
+    for bad in (np.full((6, 10), 2.0**63 - 1), np.full((6, 10), np.nan), np.full((6, 10), np.inf)):
+        with pytest.raises(ValueError, match=r"must be in \[1, 1e\+12\] bytes"):
+            AbrEnv(video=bad)
+    with pytest.raises(ValueError, match="numbers"):
+        AbrEnv(video=np.full((6, 10), 2**70, dtype=object))
+    with pytest.raises(ValueError, match="shape"):
+        AbrEnv(video=np.ones((6, 70_000)))
 
 
 @pytest.mark.parametrize("kwargs", [
@@ -101,3 +126,58 @@ def test_video_arrays_are_checked():
 def test_bad_kwargs_are_value_errors(kwargs):
     with pytest.raises(ValueError):
         AbrEnv(**kwargs)
+
+
+def test_a_huge_mahimahi_timestamp_is_refused_before_allocating(tmp_path):
+    # 1e15 ms in 500 ms bins would be 2e12 bins (14.6 TiB of counts)
+    path = _write(tmp_path / "mm", "0\n5\n1000000000000000\n")
+    with pytest.raises(ValueError, match=r"mm:3: field 1 \(timestamp_ms\) must be <= 1e\+10"):
+        AbrEnv(traces=[path])
+    path = _write(tmp_path / "mm", "0\n5\n9000000000\n")       # in range, but 18 million bins
+    with pytest.raises(ValueError, match=r"mm:3: field 1 \(timestamp_ms\) = 9000000000 needs 18000001 bins"):
+        AbrEnv(traces=[path])
+    path = _write(tmp_path / "mm", "0\n1e300\n")
+    with pytest.raises(ValueError, match=r"mm:2: field 1 \(timestamp_ms\) must be <= 1e\+10"):
+        AbrEnv(traces=[path])
+    path = _write(tmp_path / "mm", "0\n10.5\n")
+    with pytest.raises(ValueError, match=r"mm:2: field 1 \(timestamp_ms\) must be a whole number"):
+        AbrEnv(traces=[path], trace_format="mahimahi")
+    path = _write(tmp_path / "mm", "0\n10 20\n")
+    with pytest.raises(ValueError, match=r"mm:2: expected 1 field\(s\) \(timestamp_ms\), found 2"):
+        AbrEnv(traces=[path], trace_format="mahimahi")
+
+
+def test_a_trace_folder_refuses_dangling_links_and_subfolders(tmp_path):
+    folder = tmp_path / "traces"
+    _write(folder / "a", "0 1\n1 1\n")
+    _write(folder / ".hidden", "not a trace")           # hidden files are skipped, as documented
+    assert AbrEnv(traces=folder).config.num_traces == 1
+    (folder / "b").symlink_to(tmp_path / "gone")
+    with pytest.raises(FileNotFoundError, match="dangling"):
+        AbrEnv(traces=folder)
+    (folder / "b").unlink()
+    (folder / "sub").mkdir()
+    with pytest.raises(ValueError, match="not a regular file"):
+        AbrEnv(traces=folder)
+
+
+def test_text_encoding_and_limits_are_checked(tmp_path, monkeypatch):
+    from sysgym.envs import bandwidth
+
+    binary = tmp_path / "bin"
+    binary.write_bytes(b"0 1\n\xff\xfe 1\n")
+    with pytest.raises(ValueError, match=r"bin:2: not UTF-8"):
+        AbrEnv(traces=[binary])
+    bom = tmp_path / "bom"
+    bom.write_bytes("\ufeff0 1\n1 2\n".encode())
+    assert AbrEnv(traces=[bom]).config.traces[0].mbps.tolist() == [1.0, 2.0]
+    monkeypatch.setattr(bandwidth, "MAX_TRACE_POINTS", 3)
+    with pytest.raises(ValueError, match=r"long:4: more than 3 samples"):
+        bandwidth.read_cooked(_write(tmp_path / "long", "0 1\n1 1\n2 1\n3 1\n"))
+
+
+def test_history_and_chunk_counts_are_capped():
+    with pytest.raises(ValueError, match=r"history must be an integer in \[6, 1024\]"):
+        AbrEnv(history=10**7)
+    with pytest.raises(ValueError, match="num_chunks"):
+        AbrEnv(num_chunks=10**6)

@@ -71,8 +71,9 @@ def test_delays_rewards_and_components_match_the_hand_computation():
         assert not terminated and not truncated
 
 
-def test_pensieve_state_normalisations_by_hand():
-    env = _env(LOOPY, _video(SIZES))
+def test_clean_state_normalisations_by_hand():
+    env = AbrEnv(pensieve_compatible=True, observation="clean", noise=False, trace_order="sequential",
+                 traces=[LOOPY], video=_video(SIZES))
     obs, _ = env.reset()
     # before the first chunk: only the chunks-left row (48/48) and chunk 0's sizes (MB) are set
     assert obs[5, -1] == 1.0 and np.all(obs[[0, 1, 2, 3]] == 0.0)
@@ -85,10 +86,88 @@ def test_pensieve_state_normalisations_by_hand():
     throughput = [0.475 / 0.58, 1.425 / 4.08, 0.095 / 0.18, 0.285 / 0.38]  # MB per second of delay
     np.testing.assert_allclose(obs[2, 4:], throughput, rtol=1e-6)
     np.testing.assert_allclose(obs[3, 4:], [d / 10 for d in DELAYS], rtol=1e-6)
-    np.testing.assert_allclose(obs[5, 4:], [47 / 48, 46 / 48, 45 / 48, 44 / 48], rtol=1e-7)
+    np.testing.assert_allclose(obs[5, 3:], [1.0, 47 / 48, 46 / 48, 45 / 48, 44 / 48], rtol=1e-7)
     assert np.all(obs[:4, :4] == 0.0)                     # the history has only 4 chunks yet
     np.testing.assert_allclose(obs[4, :6], 0.1, rtol=1e-7)  # chunk 4 has the filler size at every level
     assert np.all(obs[4, 6:] == 0.0)
+
+
+# Pensieve's test harness (test/rl_no_training.py) starts from the zero matrix and, after each chunk,
+# rolls the whole 6x8 matrix one column left, then writes column 7 of rows 0-3 and 5 and columns
+# 0-5 of row 4, in its own units: delay_ms = 1000 * transfer_s + 80; row 2 = bytes / delay_ms / 1000;
+# row 3 = delay_ms / 1000 / 10; row 1 = buffer_s / 10; row 0 = kbps / 4300; row 5 = chunks left / 48.
+# Worked by hand for the plan above (no sizes but the four in SIZES differ from 100,000 B):
+#   row 4 after chunk 1 shows chunk 2: [0.095, 0.1 x 5], column 6 = old column 7 = 0 (zero start),
+#     column 7 = old column 0 = level-0 size of chunk 1 = 0.1;
+#   after chunk 2 (shows chunk 3: level 2 = 0.285): column 6 = 0.1 (old column 7), 7 = 0.095;
+#   after chunk 3 (shows chunk 4): column 6 = 0.095, column 7 = 0.1 (level 0 of chunk 3).
+PENSIEVE_ROW4 = {
+    1: [0.1, 0.1, 0.1, 0.1, 0.1, 1.425, 0.0, 0.0],
+    2: [0.095, 0.1, 0.1, 0.1, 0.1, 0.1, 0.0, 0.1],
+    3: [0.1, 0.1, 0.285, 0.1, 0.1, 0.1, 0.1, 0.095],
+    4: [0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.095, 0.1],
+}
+PENSIEVE_AFTER_4 = np.array([
+    [0, 0, 0, 0, 750 / 4300, 4300 / 4300, 300 / 4300, 1200 / 4300],
+    [0, 0, 0, 0, 4.0 / 10, 4.0 / 10, 7.82 / 10, 11.44 / 10],
+    [0, 0, 0, 0, 475000 / 580 / 1000, 1425000 / 4080 / 1000, 95000 / 180 / 1000, 285000 / 380 / 1000],
+    [0, 0, 0, 0, 580 / 1000 / 10, 4080 / 1000 / 10, 180 / 1000 / 10, 380 / 1000 / 10],
+    PENSIEVE_ROW4[4],
+    [0, 0, 0, 0, 47 / 48, 46 / 48, 45 / 48, 44 / 48],
+])
+
+
+def test_pensieve_state_equals_pensieves_harness_cell_for_cell():
+    env = _env(LOOPY, _video(SIZES))
+    obs, _ = env.reset()
+    assert np.all(obs == 0.0)                   # Pensieve's s_batch starts from np.zeros((6, 8))
+    for c, level in enumerate(PLAN, start=1):
+        obs, *_ = env.step(level)
+        np.testing.assert_allclose(obs[4], np.float32(PENSIEVE_ROW4[c]), rtol=1e-7, atol=0)
+    # every cell, to float32 rounding (Pensieve divides milliseconds, we divide seconds)
+    np.testing.assert_allclose(obs, PENSIEVE_AFTER_4.astype(np.float32), rtol=3e-7, atol=0)
+    assert np.array_equal(obs == 0.0, PENSIEVE_AFTER_4 == 0.0)
+
+
+def test_pensieve_state_on_the_last_chunk_shows_chunk_0():
+    # distinct sizes: size[j][c] = 90,000 + 1,000 c + j bytes; a flat 8 Mbps link (950,000 B/s)
+    sizes = 90_000 + 1_000 * np.arange(49)[None, :] + np.arange(6)[:, None]
+    flat = BandwidthTrace("flat", np.array([0.0, 1000.0]), np.array([8.0, 8.0]))
+    env = _env(flat, sizes)
+    env.reset()
+    for c in range(48):
+        obs, _, terminated, _, _ = env.step(0)
+        assert terminated == (c == 47)
+    # chunk 0's sizes (Pensieve's video_chunk_counter wrapped to 0), no chunk left, and the
+    # level-0 sizes of chunks 46 and 47 in columns 6 and 7
+    np.testing.assert_allclose(obs[4], np.float32([0.090, 0.090001, 0.090002, 0.090003, 0.090004, 0.090005,
+                                                   0.136, 0.137]), rtol=1e-7)
+    assert obs[5, -1] == 0.0 and obs[5, -2] == np.float32(1 / 48)
+
+
+def test_pensieve_mode_restarts_the_trace_clock_at_zero():
+    # Points 5, 6, 8 s with Mbps [1, 8, 4], rate_at "end": [5, 6) carries 950,000 B/s, [6, 8) 475,000.
+    # A 3,800,000 B chunk from t=5: 950,000 B by 6 (1 s), 950,000 B by 8 (2 s), then the loop.
+    # Pensieve resumes at time 0 (fixed_env.py: last_mahimahi_time = 0), so segment 0 spans [0, 6):
+    # the last 1,900,000 B take 2 s -> transfer 5 s, delay 5.08 s, trace clock at 2 s.
+    # Resuming at the first timestamp (loop_clock "first") segment 0 is [5, 6) again: 950,000 B in
+    # 1 s, then 950,000 B in [6, 8) (2 s) -> transfer 6 s, delay 6.08 s, clock at 8 s.
+    late = BandwidthTrace("late", np.array([5.0, 6.0, 8.0]), np.array([1.0, 8.0, 4.0]))
+    sizes = np.full((6, 49), 100_000)
+    sizes[5, 0] = 3_800_000
+    env = _env(late, sizes)
+    env.reset()
+    _, _, _, _, info = env.step(5)
+    assert info["delay_s"] == pytest.approx(5.08, abs=1e-12)
+    assert env.unwrapped.batched.trace_position(0)[1:] == (0, pytest.approx(2.0, abs=1e-12))
+    generic = AbrEnv(noise=False, trace_order="sequential", traces=[late], video=sizes, rate_at="end",
+                     loop_clock="first")
+    generic.reset()
+    _, _, _, _, info = generic.step(5)
+    assert info["delay_s"] == pytest.approx(6.08, abs=1e-12)
+    # the end of the trace, or equivalently the loop start (5 s), depending on the last rounding
+    assert generic.unwrapped.batched.trace_position(0)[1:] in [(1, pytest.approx(8.0, abs=1e-9)),
+                                                              (0, pytest.approx(5.0, abs=1e-9))]
 
 
 def test_buffer_cap_sleeps_in_half_seconds_and_the_trace_clock_follows():

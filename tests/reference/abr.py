@@ -28,12 +28,19 @@ class Step(NamedTuple):
 
 
 class Trace:
-    """One trace as the spec sees it: points tau and one link rate (bytes/s) per segment."""
+    """One trace as the spec sees it: points tau, one link rate (bytes/s) per segment, and the
+    loop: where the walk resumes (lam), how long a whole loop lasts and what it delivers."""
 
-    def __init__(self, time_s, mbps, rate_at: str):
+    def __init__(self, time_s, mbps, rate_at: str, loop_clock: str, payload: float):
         self.tau = [float(x) for x in time_s]
         values = list(mbps)[:-1] if rate_at == "start" else list(mbps)[1:]
         self.rate = [float(v) * 1e6 / 8.0 for v in values]
+        self.lam = self.tau[0] if loop_clock == "first" else 0.0
+        self.loop_s = self.tau[-1] - self.lam
+        self.loop_bytes = 0.0
+        for i in range(self.segments):
+            begin = self.lam if i == 0 else self.tau[i]
+            self.loop_bytes += self.rate[i] * (self.tau[i + 1] - begin) * payload
 
     @property
     def segments(self) -> int:
@@ -46,7 +53,8 @@ class AbrSession:
     def __init__(self, cfg: AbrConfig, rng_state):
         self.cfg = cfg
         self.rng = Rng(rng_state)
-        self.traces = [Trace(tr.time_s, tr.mbps, cfg.rate_at) for tr in cfg.traces]
+        self.traces = [Trace(tr.time_s, tr.mbps, cfg.rate_at, cfg.loop_clock, cfg.payload_portion)
+                       for tr in cfg.traces]
         self.sizes = [[float(x) for x in row] for row in cfg.sizes]
         self.episodes = 0
 
@@ -55,21 +63,37 @@ class AbrSession:
         self.i += 1
         if self.i == tr.segments:
             self.i = 0
-            self.t = tr.tau[0]
+            self.t = tr.lam
         else:
             self.t = tr.tau[self.i]
 
-    def transfer(self, nbytes: float) -> float:
-        tr, p = self.traces[self.k], self.cfg.payload_portion
+    def transfer(self, nbytes: float) -> tuple[float, float, bool]:
+        """(seconds, delivered bytes, capped) of one download."""
+        tr, p, cap_s = self.traces[self.k], self.cfg.payload_portion, self.cfg.max_transfer_s
         rem, x = nbytes, 0.0
         while True:
+            if self.i == 0 and self.t == tr.lam and rem > tr.loop_bytes:
+                whole = math.floor(rem / tr.loop_bytes) if tr.loop_bytes > 0 else math.inf
+                m = min(whole, math.floor((cap_s - x) / tr.loop_s))
+                if m > 0:
+                    x += m * tr.loop_s
+                    rem -= m * tr.loop_bytes
+                    if rem <= 0:
+                        return x, nbytes, False
             e = tr.tau[self.i + 1]
             dur = e - self.t
+            capped = x + dur > cap_s
+            if capped:
+                dur = max(cap_s - x, 0.0)
             cap = tr.rate[self.i] * dur * p
             if cap >= rem:
                 x += rem / tr.rate[self.i] / p
                 self.t = min(self.t + rem / tr.rate[self.i] / p, e)
-                return x
+                return x, nbytes, False
+            if capped:
+                rem -= cap
+                self.t += dur
+                return cap_s, nbytes - rem, True
             rem -= cap
             x += dur
             self._next_segment(tr)
@@ -78,6 +102,8 @@ class AbrSession:
         tr = self.traces[self.k]
         s = seconds
         while True:
+            if self.i == 0 and self.t == tr.lam and s > tr.loop_s:
+                s = max(s - math.floor(s / tr.loop_s) * tr.loop_s, 0.0)
             e = tr.tau[self.i + 1]
             dur = e - self.t
             if dur >= s:
@@ -87,12 +113,14 @@ class AbrSession:
             self._next_segment(tr)
 
     # --------------------------------------------------------------- episode
-    def reset(self, trace_index: int | None = None) -> np.ndarray:
+    def reset(self, trace_index: int | None = None, seeded: bool = False) -> np.ndarray:
         cfg = self.cfg
         if cfg.trace_order == "random":
             self.k = trace_index if trace_index is not None else self.rng.integers(0, len(self.traces) - 1)
             self.i = self.rng.integers(0, self.traces[self.k].segments - 1)
         else:
+            if seeded:
+                self.episodes = 0
             self.k = trace_index if trace_index is not None else self.episodes % len(self.traces)
             self.i = 0
         self.episodes = self.k + 1
@@ -102,13 +130,27 @@ class AbrSession:
         self.last = -1 if cfg.initial_level is None else cfg.initial_level
         self.levels: list[int] = []
         self.sums = {"quality": 0.0, "rebuffer": 0.0, "smoothness": 0.0, "rebuffer_s": 0.0,
-                     "kbps": 0.0, "session": 0.0, "startup": 0.0, "switches": 0.0}
+                     "kbps": 0.0, "session": 0.0, "startup": 0.0, "switches": 0.0, "capped": 0.0}
         self.history = {row: [0.0] * cfg.history for row in (0, 1, 2, 3, 5)}
-        self.history[5][-1] = 1.0
+        # Pensieve's harness: one float64 matrix, rolled as a whole (see pensieve_state below)
+        self.matrix = np.zeros((6, cfg.history))
+        if cfg.observation == "clean":
+            self.history[5][-1] = 1.0
         return self.observation()
+
+    def replace_future(self, trace_index: int, offset_s: float) -> None:
+        """The spec of ``set_future_input``: same session, another trace position."""
+        tr = self.traces[trace_index]
+        self.k = trace_index
+        self.i = 0
+        while self.i + 1 < tr.segments and tr.tau[self.i + 1] <= offset_s:
+            self.i += 1
+        self.t = offset_s
 
     def observation(self) -> np.ndarray:
         cfg = self.cfg
+        if cfg.observation == "pensieve":
+            return self.matrix.astype(np.float32)
         obs = np.zeros((6, cfg.history), dtype=np.float32)
         for row, values in self.history.items():
             obs[row] = np.asarray(values, dtype=np.float64).astype(np.float32)
@@ -117,10 +159,20 @@ class AbrSession:
                 obs[4, j] = np.float32(self.sizes[j][self.c] / 1e6)
         return obs
 
+    def pensieve_state(self, new: dict[int, float]) -> None:
+        """Pensieve's test harness: roll the previous state left, then write the newest column of
+        rows 0-3 and 5 and the next chunk's sizes (chunk 0's after the last chunk) in row 4."""
+        state = np.roll(self.matrix, -1, axis=1)
+        for row, value in new.items():
+            state[row, -1] = value
+        shown = self.c if self.c < self.cfg.num_chunks else 0
+        state[4, :self.cfg.num_levels] = [self.sizes[j][shown] / 1e6 for j in range(self.cfg.num_levels)]
+        self.matrix = state
+
     def step(self, a: int) -> Step:
         cfg = self.cfg
         size = self.sizes[a][self.c]
-        x = self.transfer(size)
+        x, delivered, capped = self.transfer(size)
         nu = 1.0
         if cfg.noise:
             lo, hi = cfg.noise_range
@@ -133,7 +185,7 @@ class AbrSession:
         sleep = 0.0
         if self.b > cfg.buffer_cap_s:
             sleep = math.ceil((self.b - cfg.buffer_cap_s) / cfg.sleep_step_s) * cfg.sleep_step_s
-            self.b -= sleep
+            self.b = max(self.b - sleep, 0.0)
             self.idle(sleep)
         q = cfg.quality
         quality = q[a]
@@ -147,6 +199,7 @@ class AbrSession:
         s["rebuffer_s"] += rho
         s["kbps"] += cfg.bitrates_kbps[a]
         s["session"] += d + sleep
+        s["capped"] += float(capped)
         if self.c == 0:
             s["startup"] = d
         elif a != self.levels[-1]:
@@ -155,13 +208,14 @@ class AbrSession:
         self.last = a
         self.c += 1
 
-        new = {0: cfg.bitrates_kbps[a] / cfg.bitrates_kbps[-1], 1: self.b / 10.0, 2: size / d / 1e6,
+        new = {0: cfg.bitrates_kbps[a] / cfg.bitrates_kbps[-1], 1: self.b / 10.0, 2: delivered / d / 1e6,
                3: d / 10.0, 5: (cfg.num_chunks - self.c) / cfg.num_chunks}
         for row, value in new.items():
             self.history[row] = self.history[row][1:] + [value]
+        self.pensieve_state(new)
         done = self.c >= cfg.num_chunks
         info = {"chunk_index": self.c, "buffer_s": self.b, "delay_s": d, "rebuffer_s": rho, "sleep_s": sleep,
-                "chunk_bytes": size, "throughput_mbps": size * 8.0 / d / 1e6, "last_level": a,
+                "chunk_bytes": size, "throughput_mbps": delivered * 8.0 / d / 1e6, "last_level": a,
                 "trace_index": self.k}
         metrics = None
         if done:
@@ -172,7 +226,7 @@ class AbrSession:
                 "smoothness_per_chunk": s["smoothness"] / n, "rebuffer_time_s": s["rebuffer_s"],
                 "switches": s["switches"], "mean_bitrate_kbps": s["kbps"] / n,
                 "startup_delay_s": s["startup"], "session_time_s": s["session"],
-                "trace_index": float(self.k),
+                "trace_index": float(self.k), "capped_downloads": s["capped"],
             }
         return Step(self.observation(), [quality, rebuffer, smoothness], done, info, metrics)
 
