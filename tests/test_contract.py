@@ -331,3 +331,13 @@ def test_env_modules_do_not_import_torch_or_print():
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_feature_names_align_with_the_flattened_observation(env_id):
+    env = gym.make(env_id)
+    names = env.unwrapped.feature_names
+    assert isinstance(names, tuple) and all(isinstance(n, str) and n for n in names)
+    assert len(names) == spaces.flatdim(env.observation_space)
+    assert len(set(names)) == len(names), "feature names must be unique"
+    vec = gym.make_vec(env_id, num_envs=2, vectorization_mode="vector_entry_point")
+    assert vec.unwrapped.feature_names == names
