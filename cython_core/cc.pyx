@@ -17,9 +17,10 @@
 # so this gives exactly the statistics of one time-ordered event loop.
 
 cimport cython
+import numpy as np
 from libc.stdint cimport uint64_t, int64_t, int32_t, uint8_t
 from libc.string cimport memmove
-from libc.math cimport exp, floor
+from libc.math cimport exp, floor, fmod
 
 from rng cimport rng_uniform, rng_integers
 
@@ -164,25 +165,75 @@ cdef inline void _sift_up(int32_t* heap, const double* key, int64_t i) noexcept 
     heap[i] = e
 
 
-cdef struct Cursor:
-    # a walk over one looping trace: segment j covers [origin + rel[j], origin + rel[j + 1])
+cdef struct Trace:
+    # one looping trace (see "Trace links" in the spec): rate[j] holds on [rel[j], rel[j + 1]) of
+    # each loop, cum[j] packets are deliverable from the loop's start to rel[j]
     const double* rel
     const double* rate
-    int64_t nseg
-    double period
-    int64_t j
-    double origin
+    const double* cum
+    int64_t last        # index of the last segment (samples - 2)
+    double period       # T = rel[last + 1]
+    double packets      # P = cum[last + 1], packets per loop (>= 1, checked at load time)
 
 
-cdef inline double _seg_end(Cursor* c) noexcept nogil:
-    return c.origin + c.rel[c.j + 1]
+cdef inline int64_t _segment_at(const Trace* tr, double u, int64_t hint) noexcept nogil:
+    """The largest j <= last with rel[j] <= u (rel[0] = 0 <= u): the hint or the segment after
+    it when it is that j, else a binary search (log2(samples) <= 22 halvings)."""
+    cdef int64_t lo, hi, mid, h
+    for h in range(hint, hint + 2):
+        if 0 <= h <= tr.last and tr.rel[h] <= u and (h == tr.last or tr.rel[h + 1] > u):
+            return h
+    lo = 0
+    hi = tr.last
+    while lo < hi:
+        mid = lo + (hi - lo + 1) // 2
+        if tr.rel[mid] <= u:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
-cdef inline void _next_segment(Cursor* c) noexcept nogil:
-    c.j += 1
-    if c.j == c.nseg:
-        c.j = 0
-        c.origin = c.origin + c.period
+cdef inline int64_t _segment_reaching(const Trace* tr, double v, int64_t hint) noexcept nogil:
+    """The smallest j <= last with cum[j + 1] >= v, for 0 < v <= P (then rate[j] > 0)."""
+    cdef int64_t lo, hi, mid, h
+    for h in range(hint, hint + 2):
+        if 0 <= h <= tr.last and tr.cum[h + 1] >= v and (h == 0 or tr.cum[h] < v):
+            return h
+    lo = 0
+    hi = tr.last
+    while lo < hi:
+        mid = lo + (hi - lo) // 2
+        if tr.cum[mid + 1] >= v:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+cdef inline int64_t _locate(const Trace* tr, double tau, int64_t* hint, double* k, double* u) noexcept nogil:
+    """Trace time tau as loop k, offset u in [0, T] into it, and the segment j holding u."""
+    cdef int64_t j
+    if 0.0 <= tau < tr.period:  # the common case, without a division
+        k[0] = 0.0
+        u[0] = tau
+    else:
+        k[0] = floor(tau / tr.period)
+        u[0] = tau - k[0] * tr.period
+        if u[0] < 0.0:
+            u[0] = 0.0
+        elif u[0] > tr.period:
+            u[0] = tr.period
+    j = _segment_at(tr, u[0], hint[0])
+    hint[0] = j
+    return j
+
+
+cdef inline double _delivered(const Trace* tr, double tau, int64_t* hint) noexcept nogil:
+    """A(tau): packets the trace delivers from trace time 0 to tau."""
+    cdef double k, u
+    cdef int64_t j = _locate(tr, tau, hint, &k, &u)
+    return k * tr.packets + tr.cum[j] + tr.rate[j] * (u - tr.rel[j])
 
 
 cdef inline double _clip(double x, double lo, double hi) noexcept nogil:
@@ -205,15 +256,13 @@ cdef class CCKernel:
     cdef double feat_lo[MAX_FEATURES]
     cdef double feat_hi[MAX_FEATURES]
     cdef double changes[MAX_CHANGES]
-    cdef double delta_scale, min_rate, max_rate, start_lo, start_hi
+    cdef double delta_scale, action_bound, min_rate, max_rate, start_lo, start_hi
     cdef double first_mi, mi_rtts, mi_lo, mi_hi
     cdef double bw_lo, bw_hi, d_lo, d_hi, ql_lo, ql_hi, loss_lo, loss_hi
     cdef int64_t q_hi, max_steps, n_choices, n_set
     # --- per-env state
-    cdef double[::1] now, mi_start, ret_delay, base_rtt, mi_duration, mi_bandwidth
+    cdef double[::1] now, mi_start, ret_delay, base_rtt, mi_duration, mi_bandwidth, trace_pos
     cdef int64_t[::1] steps, trace_id, plot_n
-    cdef int64_t[:, ::1] cursor
-    cdef double[:, ::1] origin
     cdef int32_t[:, ::1] heap
     cdef double[:, ::1] ev_time
     cdef double[:, ::1] bw, delay, loss, busy, plot_bw
@@ -233,7 +282,9 @@ cdef class CCKernel:
     cdef double[:, ::1] act_f
     cdef int64_t[:, ::1] act_i
     # --- read-only tables
-    cdef double[::1] tr_rel, tr_rate, tr_duration, set_offset
+    cdef double[::1] tr_rel, tr_rate, tr_cum, tr_duration, tr_packets, set_offset
+    # last segments found per sub-env (service start, departure, capacity): a cache, not state
+    cdef int64_t[:, ::1] hint
     cdef int64_t[::1] tr_start, tr_length, tr_choices, set_trace
     cdef double[:, ::1] set_bw, set_delay, set_loss
     cdef int64_t[:, ::1] set_queue
@@ -264,6 +315,7 @@ cdef class CCKernel:
             self.changes[i] = cfg["rate_changes"][i]
         self.normalised = cfg["normalised"]
         self.delta_scale = cfg["delta_scale"]
+        self.action_bound = cfg["action_bound"]
         self.min_rate = cfg["min_rate"]
         self.max_rate = cfg["max_rate"]
         self.start_lo, self.start_hi = cfg["start_rate"]
@@ -286,8 +338,7 @@ cdef class CCKernel:
         self.steps = state["steps"]
         self.trace_id = state["trace_id"]
         self.plot_n = state["plot_n"]
-        self.cursor = state["cursor"]
-        self.origin = state["origin"]
+        self.trace_pos = state["trace_pos"]
         self.heap = state["heap"]
         self.ev_time = state["ev_time"]
         self.bw = state["bw"]
@@ -327,6 +378,9 @@ cdef class CCKernel:
         self.use_set = tables["use_set"]
         self.tr_rel = tables["tr_rel"]
         self.tr_rate = tables["tr_rate"]
+        self.tr_cum = tables["tr_cum"]
+        self.tr_packets = tables["tr_packets"]
+        self.hint = np.zeros((self.B, 3), dtype=np.int64)
         self.tr_start = tables["tr_start"]
         self.tr_length = tables["tr_length"]
         self.tr_duration = tables["tr_duration"]
@@ -447,9 +501,7 @@ cdef class CCKernel:
                 self.link_acc[b, k, i] = 0.0
         self.ret_delay[b] = total_delay
         self.base_rtt[b] = 2.0 * total_delay
-        for i in range(2):
-            self.cursor[b, i] = 0
-            self.origin[b, i] = -offset
+        self.trace_pos[b] = offset
         # 2. the senders
         bottleneck = self._bottleneck_at(b, 0.0)
         for f in range(self.N):
@@ -483,7 +535,7 @@ cdef class CCKernel:
                 factor = 1.0 + self.changes[self.act_i[b, f]]
                 self.rate[b, f] = _clip(self.rate[b, f] * factor, self.min_rate, self.max_rate)
             else:
-                d = _clip(self.act_f[b, f], -1.0, 1.0) * self.delta_scale
+                d = _clip(self.act_f[b, f], -self.action_bound, self.action_bound) * self.delta_scale
                 if d >= 0.0:
                     self.rate[b, f] = _clip(self.rate[b, f] * (1.0 + d), self.min_rate, self.max_rate)
                 else:
@@ -604,7 +656,7 @@ cdef class CCKernel:
                     else:
                         start = a if a > sim.busy[k] else sim.busy[k]
                         if k == 0 and self.use_trace:
-                            dep = self._trace_service(sim.b, start)
+                            dep = self._trace_departure(sim.b, start, sim.mi_start)
                         else:
                             dep = start + sim.service[k]
                         slot = h + n
@@ -690,9 +742,15 @@ cdef class CCKernel:
         cdef double* acc
         cdef float* o
         cdef int k, f, i, p
+        cdef Trace tr
         for k in range(self.L):
             if k == 0 and self.use_trace:
-                cap = self._trace_capacity(b, start, end)
+                self._trace_of(b, &tr)
+                cap = (_delivered(&tr, self.trace_pos[b] + (end - start), &self.hint[b, 2])
+                       - _delivered(&tr, self.trace_pos[b], &self.hint[b, 2]))
+                if cap < 0.0:  # a rounding step across the loop's end during an outage
+                    cap = 0.0
+                self.trace_pos[b] = fmod(self.trace_pos[b] + (end - start), tr.period)
             else:
                 cap = self.bw[b, k] * dur
             self.link_acc[b, k, K_CAPACITY] += cap
@@ -796,64 +854,47 @@ cdef class CCKernel:
                 best = v
         return best
 
-    cdef void _open_cursor(self, int b, int which, Cursor* c) noexcept nogil:
-        """Load sub-env b's service (0) or capacity (1) cursor over its trace."""
+    cdef void _trace_of(self, int b, Trace* tr) noexcept nogil:
+        """Sub-env b's trace (its index was checked on load, reset and set_state)."""
         cdef int64_t tid = self.trace_id[b]
-        c.rel = &self.tr_rel[self.tr_start[tid]]
-        c.rate = &self.tr_rate[self.tr_start[tid]]
-        c.nseg = self.tr_length[tid] - 1
-        c.period = self.tr_duration[tid]
-        c.j = self.cursor[b, which]
-        c.origin = self.origin[b, which]
-
-    cdef void _save_cursor(self, int b, int which, Cursor* c) noexcept nogil:
-        self.cursor[b, which] = c.j
-        self.origin[b, which] = c.origin
+        cdef int64_t first = self.tr_start[tid]
+        tr.rel = &self.tr_rel[first]
+        tr.rate = &self.tr_rate[first]
+        tr.cum = &self.tr_cum[first]
+        tr.last = self.tr_length[tid] - 2
+        tr.period = self.tr_duration[tid]
+        tr.packets = self.tr_packets[tid]
 
     cdef double _bw_at(self, int b, int k, double t) noexcept nogil:
-        """Bandwidth of link k at time t >= the capacity cursor's segment start (read-only)."""
-        cdef Cursor c
+        """Bandwidth of link k at time t >= now (between monitor intervals or at reset)."""
+        cdef Trace tr
+        cdef double loop, u
+        cdef int64_t hint = self.hint[b, 2]
         if not (k == 0 and self.use_trace):
             return self.bw[b, k]
-        self._open_cursor(b, 1, &c)
-        while _seg_end(&c) <= t:
-            _next_segment(&c)
-        return c.rate[c.j]
+        self._trace_of(b, &tr)
+        return tr.rate[_locate(&tr, self.trace_pos[b] + (t - self.now[b]), &hint, &loop, &u)]
 
-    cdef double _trace_service(self, int b, double start) noexcept nogil:
-        """When a packet whose transmission starts at `start` on the trace link has been sent:
-        the time by which the link has delivered one packet's worth of bandwidth."""
-        cdef Cursor c
-        cdef double s = start, remaining = 1.0, end, r, cap, done
-        self._open_cursor(b, 0, &c)
-        while True:
-            end = _seg_end(&c)
-            if end > s:
-                r = c.rate[c.j]
-                if r > 0.0:
-                    cap = r * (end - s)
-                    if cap >= remaining:
-                        done = s + remaining / r
-                        break
-                    remaining = remaining - cap
-                s = end
-            _next_segment(&c)
-        self._save_cursor(b, 0, &c)
-        return done
-
-    cdef double _trace_capacity(self, int b, double t0, double t1) noexcept nogil:
-        """Packets the trace link can send during [t0, t1) (advances the capacity cursor)."""
-        cdef Cursor c
-        cdef double s = t0, total = 0.0, end
-        self._open_cursor(b, 1, &c)
-        while True:
-            end = _seg_end(&c)
-            if end > s:
-                if end >= t1:
-                    total = total + c.rate[c.j] * (t1 - s)
-                    break
-                total = total + c.rate[c.j] * (end - s)
-                s = end
-            _next_segment(&c)
-        self._save_cursor(b, 1, &c)
-        return total
+    cdef double _trace_departure(self, int b, double s, double base) noexcept nogil:
+        """When a packet whose transmission starts at s (in the monitor interval that started at
+        base) has left the trace link: once the trace has delivered one packet more."""
+        cdef Trace tr
+        cdef double pos = self.trace_pos[b], target, k, u, r, v, dep
+        cdef int64_t j
+        self._trace_of(b, &tr)
+        j = _locate(&tr, pos + (s - base), &self.hint[b, 0], &k, &u)
+        r = tr.rate[j]
+        if r * (tr.rel[j + 1] - u) >= 1.0:  # done within the segment it starts in
+            return s + 1.0 / r
+        target = k * tr.packets + tr.cum[j] + r * (u - tr.rel[j]) + 1.0
+        k = floor(target / tr.packets)
+        v = target - k * tr.packets
+        if v <= 0.0:
+            k = k - 1.0
+            v = v + tr.packets
+        if v > tr.packets:
+            v = tr.packets
+        j = _segment_reaching(&tr, v, self.hint[b, 1])
+        self.hint[b, 1] = j
+        dep = base + ((k * tr.period + tr.rel[j] + (v - tr.cum[j]) / tr.rate[j]) - pos)
+        return dep if dep > s else s

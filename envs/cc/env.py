@@ -7,23 +7,17 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from sysgym.cython_core.cc import (
-    N_FLOW_STATS,
-    N_FLOW_TOT,
-    N_LINK_ACC,
-    N_METRICS,
-    N_MI_ACC,
-    CCKernel,
-)
+from sysgym.cython_core.cc import N_FLOW_STATS, N_METRICS, CCKernel
 
 from ..batched import BatchedKernelEnv, KernelEnv
+from ..validate import integer
 from . import render
-from .config import PLOT_LENGTH, CCConfig, build_config, kernel_config, kernel_tables
+from .config import CCConfig, build_config, kernel_config, kernel_tables
+from .state import check_family_state, family_arrays, future_input_values
 
 REWARD_COMPONENTS = ("throughput", "latency", "loss")
 METRIC_NAMES = ("throughput", "latency", "loss_rate", "utilisation", "queueing_delay", "jain_index",
                 "duration", "window_limited")
-FLOW_METRIC_NAMES = ("throughput", "latency", "loss_rate")
 FLOW_STAT_NAMES = ("sending_rate", "throughput", "latency", "loss_rate", "min_rtt", "send_rate")
 assert len(METRIC_NAMES) == N_METRICS and len(FLOW_STAT_NAMES) == N_FLOW_STATS
 
@@ -34,29 +28,8 @@ def spaces_for(cfg: CCConfig) -> tuple[spaces.Box, spaces.Space]:
     obs = spaces.Box(low, high, dtype=np.float32)
     if cfg.action == "discrete":
         return obs, spaces.Discrete(len(cfg.rate_changes))
-    return obs, spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
-
-
-def family_arrays(cfg: CCConfig, num_envs: int) -> dict[str, np.ndarray]:
-    """The kernel's state arrays for ``num_envs`` sub-envs (leading dimension B)."""
-    b, n, links = num_envs, cfg.n_flows, cfg.n_links
-    f8 = lambda *shape: np.zeros((b, *shape), dtype=np.float64)  # noqa: E731
-    i8 = lambda *shape: np.zeros((b, *shape), dtype=np.int64)  # noqa: E731
-    return {
-        "now": f8(), "mi_start": f8(), "ret_delay": f8(), "base_rtt": f8(), "mi_duration": f8(),
-        "mi_bandwidth": f8(), "steps": i8(), "trace_id": i8(), "plot_n": i8(),
-        "cursor": i8(2), "origin": f8(2),
-        "heap": np.zeros((b, n), dtype=np.int32), "ev_time": f8(n),
-        "bw": f8(links), "delay": f8(links), "loss": f8(links), "busy": f8(links),
-        "queue": i8(links), "lq_head": i8(links), "lq_n": i8(links),
-        "lq": f8(links, cfg.queue_capacity), "link_acc": f8(links, N_LINK_ACC),
-        "rate": f8(n), "srtt": f8(n), "min_rtt": f8(n),
-        "ring_t": f8(n, cfg.max_inflight), "ring_s": f8(n, cfg.max_inflight),
-        "ring_head": i8(n), "ring_n": i8(n),
-        "mi_acc": f8(n, N_MI_ACC), "flow_tot": f8(n, N_FLOW_TOT), "flow_stats": f8(n, N_FLOW_STATS),
-        "flow_metrics": f8(n, len(FLOW_METRIC_NAMES)),
-        "plot": f8(n, PLOT_LENGTH, 3), "plot_bw": f8(PLOT_LENGTH),
-    }
+    bound = cfg.action_bound
+    return obs, spaces.Box(-bound, bound, shape=(1,), dtype=np.float32)
 
 
 def link_indices(cfg: CCConfig, value: Any, num_envs: int) -> np.ndarray | None:
@@ -82,6 +55,7 @@ class CCVectorEnv(BatchedKernelEnv):
 
     metric_names = METRIC_NAMES
     reward_components = REWARD_COMPONENTS
+    config_builder = staticmethod(build_config)
 
     def _build(self, **kwargs: Any) -> dict[str, np.ndarray]:
         if kwargs.get("n_flows", 1) != 1:
@@ -91,6 +65,11 @@ class CCVectorEnv(BatchedKernelEnv):
         self.single_observation_space, self.single_action_space = spaces_for(self.config)
         self.reward_weights = self.config.reward_weights()
         return family_arrays(self.config, self.num_envs)
+
+    def _output_buffers(self) -> dict[str, np.ndarray]:
+        out = super()._output_buffers()
+        out["obs"][:] = self.config.neutral_obs()  # in the space before the first reset too
+        return out
 
     def _connect(self) -> None:
         s, b = self._state, self.num_envs
@@ -111,6 +90,45 @@ class CCVectorEnv(BatchedKernelEnv):
 
     def _kernel_step(self, active: np.ndarray) -> None:
         self._kernel.step(active)
+
+    def _check_state(self, arrays: dict[str, np.ndarray]) -> None:
+        check_family_state(self.config, arrays)
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """Names of the observation's entries, oldest monitor interval first:
+        ``latency_gradient[t-10]``, ``latency_ratio[t-10]``, ..., ``send_ratio[t-1]``."""
+        return self.config.feature_names()
+
+    def set_future_input(self, trace: int, offset_s: float, index: int | None = None) -> None:
+        """From now on, link 0 follows trace ``trace`` of the env's trace table (``config.traces``),
+        starting ``offset_s`` seconds into it, in sub-env ``index`` (None: every sub-env).
+
+        Everything the sender has seen and done is kept: rates, observation history, RTT
+        estimates, packets in flight and queued (their departure times stay as scheduled), the
+        episode's statistics. Only the capacity the trace link offers from now on changes.
+        ``future_input()`` gives the current (trace, offset_s); setting those back changes nothing.
+        """
+        trace, offset_s = future_input_values(self.config, trace, offset_s)
+        with self._guard:
+            rows = self._live_rows(index)
+            self._state["trace_id"][rows] = trace
+            self._state["trace_pos"][rows] = offset_s
+
+    def future_input(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each sub-env's trace and position in it now (seconds), shape (B,) each."""
+        if self.config.trace_table is None:
+            raise ValueError("future_input needs an env that replays traces (traces=...)")
+        return self._state["trace_id"].copy(), self._state["trace_pos"].copy()
+
+    def _live_rows(self, index: int | None) -> np.ndarray:
+        rows = np.arange(self.num_envs) if index is None else \
+            np.array([integer("index", index, 0, self.num_envs - 1)])
+        ended = rows[self._state["needs_reset"][rows].astype(bool)]
+        if ended.size:
+            raise ValueError(f"sub-env {int(ended[0])} has no running episode (reset it first): its next "
+                             "reset draws a new trace")
+        return rows
 
     def _extra_infos(self) -> dict[str, np.ndarray]:
         s = self._state
@@ -146,6 +164,18 @@ class CCEnv(KernelEnv):
     @property
     def config(self) -> CCConfig:
         return self._vec.config
+
+    def set_future_input(self, trace: int, offset_s: float, index: int | None = None) -> None:
+        """From now on, link 0 follows trace ``trace`` from ``offset_s`` seconds into it (see
+        :meth:`CCVectorEnv.set_future_input`; ``index`` must be None or 0)."""
+        if index is not None:
+            integer("index", index, 0, 0)
+        self._vec.set_future_input(trace, offset_s)
+
+    def future_input(self) -> tuple[int, float]:
+        """The trace link 0 follows and the position in it now (seconds)."""
+        trace, pos = self._vec.future_input()
+        return int(trace[0]), float(pos[0])
 
     def sending_rate(self) -> float:
         """The flow's current sending rate (packets/s)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import sys
 from typing import Any
 
 import numpy as np
@@ -12,19 +13,22 @@ from pettingzoo.utils.conversions import parallel_to_aec
 
 from sysgym.cython_core.cc import CCKernel
 
-from ..batched import RENDER_MODES, KernelPickling, restore_arrays
+from .. import snapshot
+from ..batched import RENDER_MODES, ExclusiveUse, KernelPickling, restore_arrays
 from ..seeding import rng_state
+from ..validate import check_kwargs, integer
 from . import render
 from .config import CCConfig, build_config, kernel_config, kernel_tables
-from .env import (
+from .env import FLOW_STAT_NAMES, METRIC_NAMES, REWARD_COMPONENTS, link_indices, spaces_for
+from .state import (
     FLOW_METRIC_NAMES,
-    FLOW_STAT_NAMES,
-    METRIC_NAMES,
-    REWARD_COMPONENTS,
+    check_family_state,
+    check_outputs,
     family_arrays,
-    link_indices,
-    spaces_for,
+    future_input_values,
 )
+
+PZ_RENDER_MODES = (*RENDER_MODES, "human")  # human: the ansi frame printed to stdout
 
 
 class CCParallelEnv(KernelPickling, ParallelEnv):
@@ -35,17 +39,24 @@ class CCParallelEnv(KernelPickling, ParallelEnv):
     when the episode ends, ``episode_metrics``: the flow's throughput, latency and loss rate plus
     the shared ones (total throughput, utilisation, queueing delay, Jain's fairness index, ...).
     With ``n_flows=1`` it replays exactly the episodes of ``CC-v0`` for the same seed.
+
+    ``max_cycles`` truncates every agent after that many cycles (steps of all flows) even before
+    the episode's ``max_steps`` (then, as with Gymnasium's time limit, no ``episode_metrics``).
+    Render modes: ``"ansi"``, ``"rgb_array"`` and ``"human"`` (prints the ansi frame).
     """
 
-    metadata = {"render_modes": list(RENDER_MODES), "name": "sysgym_cc_v0", "is_parallelizable": True,
+    metadata = {"render_modes": list(PZ_RENDER_MODES), "name": "sysgym_cc_v0", "is_parallelizable": True,
                 "render_fps": 4}
     reward_components = REWARD_COMPONENTS
     metric_names = METRIC_NAMES
 
-    def __init__(self, n_flows: int = 2, render_mode: str | None = None, **kwargs: Any):
-        if render_mode is not None and render_mode not in RENDER_MODES:
-            raise ValueError(f"render_mode must be one of {RENDER_MODES} or None, got {render_mode!r}")
+    def __init__(self, n_flows: int = 2, render_mode: str | None = None, max_cycles: int | None = None,
+                 **kwargs: Any):
+        if render_mode is not None and render_mode not in PZ_RENDER_MODES:
+            raise ValueError(f"render_mode must be one of {PZ_RENDER_MODES} or None, got {render_mode!r}")
+        check_kwargs("CC parallel env", build_config, kwargs)
         self.config: CCConfig = build_config(n_flows=n_flows, **kwargs)
+        self.max_cycles = None if max_cycles is None else integer("max_cycles", max_cycles, 1, 2**62)
         self.render_mode = render_mode
         self.possible_agents = [f"flow_{i}" for i in range(self.config.n_flows)]
         self.agents: list[str] = []
@@ -58,18 +69,26 @@ class CCParallelEnv(KernelPickling, ParallelEnv):
         n = self.config.n_flows
         self._state = family_arrays(self.config, 1)
         self._state.update({
-            "obs": np.zeros((1, n, self.config.obs_size), dtype=np.float32),
+            "obs": np.tile(self.config.neutral_obs(), (1, n, 1)),
             "reward_components": np.zeros((1, n, len(REWARD_COMPONENTS))),
             "actions": np.zeros((1, n), dtype=np.int64 if self._discrete else np.float64),
             "terminated": np.zeros(1, dtype=np.uint8), "truncated": np.zeros(1, dtype=np.uint8),
             "metrics": np.zeros((1, len(METRIC_NAMES))), "rng": np.zeros((1, 4), dtype=np.uint64),
+            "cycles": np.zeros(1, dtype=np.int64),
         })
         self._state["rng"][0] = rng_state(None)
         self._one = np.ones(1, dtype=np.uint8)
+        self._config_id = snapshot.fingerprint(self.config)
+        self._guard = ExclusiveUse(type(self).__name__)
         self._connect()
 
     def _connect(self) -> None:
         self._kernel = CCKernel(kernel_config(self.config, 1), self._state, kernel_tables(self.config))
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """Names of each agent's observation entries (as in ``CC-v0``)."""
+        return self.config.feature_names()
 
     def observation_space(self, agent: str) -> spaces.Box:
         return self.observation_spaces[agent]
@@ -81,16 +100,28 @@ class CCParallelEnv(KernelPickling, ParallelEnv):
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None):
         """Start an episode; ``options={"link_index": i}`` runs entry i of the link set (other
         option keys are ignored, as PettingZoo's API test expects)."""
-        if seed is not None:
-            self._state["rng"][0] = rng_state(seed)
-        index = link_indices(self.config, (options or {}).get("link_index"), 1)
-        self._kernel.reset(self._one, index)
-        self.agents = list(self.possible_agents)
-        return self._observations(), {a: self._info(i, ended=False) for i, a in enumerate(self.agents)}
+        with self._guard:
+            index = link_indices(self.config, (options or {}).get("link_index"), 1)
+            if seed is not None:
+                self._state["rng"][0] = rng_state(seed)
+            self._kernel.reset(self._one, index)
+            self._state["cycles"][0] = 0
+            self.agents = list(self.possible_agents)
+            return self._observations(), {a: self._info(i, ended=False) for i, a in enumerate(self.agents)}
 
     def step(self, actions: dict[str, Any]):
+        """One monitor interval for every flow; ``actions`` holds one action per live agent."""
+        with self._guard:
+            return self._step(actions)
+
+    def _step(self, actions: dict[str, Any]):
         if not self.agents:
             raise RuntimeError("step() called after the episode ended (or before reset()); call reset()")
+        if not isinstance(actions, dict):
+            raise ValueError(f"actions must be a dict {{agent: action}}, got {type(actions).__name__}")
+        unknown = [a for a in actions if a not in self.agents]
+        if unknown:
+            raise ValueError(f"actions for unknown or finished agents {unknown}; the live agents are {self.agents}")
         missing = [a for a in self.agents if a not in actions]
         if missing:
             raise ValueError(f"actions missing for live agents {missing}: every flow acts every step")
@@ -98,14 +129,16 @@ class CCParallelEnv(KernelPickling, ParallelEnv):
         for i, agent in enumerate(self.possible_agents):
             buf[i] = self._check_action(agent, actions[agent])
         self._kernel.step(self._one)
+        self._state["cycles"][0] += 1
         comps = self._state["reward_components"][0]
         ended = bool(self._state["truncated"][0])
+        cut = self.max_cycles is not None and self._state["cycles"][0] >= self.max_cycles
         obs = self._observations()
         rewards = {a: float(comps[i] @ self.reward_weights) for i, a in enumerate(self.agents)}
         terminations = dict.fromkeys(self.agents, False)
-        truncations = dict.fromkeys(self.agents, ended)
+        truncations = dict.fromkeys(self.agents, ended or cut)
         infos = {a: self._info(i, ended) for i, a in enumerate(self.agents)}
-        if ended:
+        if ended or cut:
             self.agents = []
         return obs, rewards, terminations, truncations, infos
 
@@ -148,9 +181,13 @@ class CCParallelEnv(KernelPickling, ParallelEnv):
     def render(self) -> Any:
         if self.render_mode is None:
             return None
-        if self.render_mode == "ansi":
-            return render.ansi(self._state, self._kernel, self.config, 0)
-        return render.rgb(self._state, self.config, 0)
+        if self.render_mode == "rgb_array":
+            return render.rgb(self._state, self.config, 0)
+        frame = render.ansi(self._state, self._kernel, self.config, 0)
+        if self.render_mode == "human":  # asked for explicitly: the only output an env writes
+            sys.stdout.write(frame)
+            return None
+        return frame
 
     def close(self) -> None:
         pass
@@ -168,25 +205,59 @@ class CCParallelEnv(KernelPickling, ParallelEnv):
         """Packets held now by the narrowest link."""
         return int(self._kernel.bottleneck_queue(0))
 
+    def set_future_input(self, trace: int, offset_s: float) -> None:
+        """From now on, link 0 follows trace ``trace`` of the env's trace table from ``offset_s``
+        seconds into it; everything the senders have seen and done is kept (see
+        :meth:`sysgym.envs.cc.CCVectorEnv.set_future_input`)."""
+        trace, offset_s = future_input_values(self.config, trace, offset_s)
+        with self._guard:
+            if not self.agents:
+                raise ValueError("no running episode (reset first): the next reset draws a new trace")
+            self._state["trace_id"][0] = trace
+            self._state["trace_pos"][0] = offset_s
+
+    def future_input(self) -> tuple[int, float]:
+        """The trace link 0 follows and the position in it now (seconds)."""
+        if self.config.trace_table is None:
+            raise ValueError("future_input needs an env that replays traces (traces=...)")
+        return int(self._state["trace_id"][0]), float(self._state["trace_pos"][0])
+
     def get_state(self) -> dict[str, Any]:
-        """A picklable snapshot of the simulation and the live agents."""
-        return {"class": type(self).__name__, "agents": list(self.agents),
+        """A picklable snapshot of the simulation, the live agents and the configuration's identity
+        (the same envelope as the Gymnasium envs, see :mod:`sysgym.envs.snapshot`)."""
+        return {"format": snapshot.FORMAT, "class": type(self).__name__, "num_envs": 1,
+                "config": self._config_id, "agents": list(self.agents),
                 "arrays": {k: v.copy() for k, v in self._state.items()}}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        """Restore a snapshot from :meth:`get_state` taken on an env built with the same kwargs."""
-        if state.get("class") != type(self).__name__:
-            raise ValueError(f"state was saved from {state.get('class')}, not {type(self).__name__}")
-        restore_arrays(self._state, state["arrays"])
-        self.agents = list(state["agents"])
+        """Restore a snapshot from :meth:`get_state` taken on an env built with the same kwargs.
+
+        Raises ``ValueError`` (leaving the env unchanged) for a snapshot of another class or
+        configuration, or with any value the kernel cannot accept.
+        """
+        with self._guard:
+            arrays = snapshot.check_envelope(state, type(self).__name__, 1, self._config_id)
+            agents = state.get("agents")
+            if not isinstance(agents, list) or agents not in ([], self.possible_agents):
+                raise ValueError(f"snapshot 'agents' must be [] or {self.possible_agents}, got {agents!r}")
+            snapshot.check_arrays_match(self._state, arrays)
+            check_outputs(arrays, self.observation_spaces[self.possible_agents[0]],
+                          len(self.config.rate_changes) if self._discrete else None)
+            snapshot.check_range(arrays, "cycles", 0, 2**62)
+            check_family_state(self.config, arrays)
+            restore_arrays(self._state, arrays)
+            self.agents = list(agents)
 
 
-def parallel_env(n_flows: int = 2, render_mode: str | None = None, **kwargs: Any) -> CCParallelEnv:
+def parallel_env(n_flows: int = 2, render_mode: str | None = None, max_cycles: int | None = None,
+                 **kwargs: Any) -> CCParallelEnv:
     """The multi-flow congestion-control PettingZoo ParallelEnv (see :class:`CCParallelEnv`)."""
-    return CCParallelEnv(n_flows=n_flows, render_mode=render_mode, **kwargs)
+    return CCParallelEnv(n_flows=n_flows, render_mode=render_mode, max_cycles=max_cycles, **kwargs)
 
 
-def aec_env(n_flows: int = 2, render_mode: str | None = None, **kwargs: Any) -> AECEnv:
+def aec_env(n_flows: int = 2, render_mode: str | None = None, max_cycles: int | None = None,
+            **kwargs: Any) -> AECEnv:
     """The same env in PettingZoo's agent-by-agent (AEC) form: the flows' actions are collected
     in turn and applied together, one monitor interval per cycle."""
-    return parallel_to_aec(parallel_env(n_flows=n_flows, render_mode=render_mode, **kwargs))
+    return parallel_to_aec(parallel_env(n_flows=n_flows, render_mode=render_mode, max_cycles=max_cycles,
+                                        **kwargs))

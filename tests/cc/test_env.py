@@ -199,10 +199,10 @@ def test_mahimahi_trace_is_read_through_the_shared_reader(tmp_path):
 
 @pytest.mark.parametrize("kwargs, words", [
     ({"bandwidth": (500, 100)}, "bandwidth: low 500.0 > high 100.0"),
-    ({"bandwidth": (0, 100)}, "bandwidth must lie in (0.0"),
+    ({"bandwidth": (0, 100)}, "bandwidth[0] must be a number in [1.0, 1e+07], got 0"),
     ({"delay": -0.1}, "delay"),
     ({"queue": (0, 10)}, "queue"),
-    ({"queue": (2.5, 10)}, "whole packets"),
+    ({"queue": (2.5, 10)}, "queue[0] must be an integer"),
     ({"loss": (0.0, 1.0)}, "loss"),
     ({"loss": "high"}, "loss must be a (low, high) pair"),
     ({"start_rate": (1.0, float("nan"))}, "start_rate[1] must be finite"),
@@ -211,7 +211,7 @@ def test_mahimahi_trace_is_read_through_the_shared_reader(tmp_path):
     ({"features": ()}, "features must be a non-empty list"),
     ({"history": 0}, "history"),
     ({"n_links": 9}, "n_links"),
-    ({"rate_changes": (-1.0, 0.0)}, "rate_changes must be > -1"),
+    ({"rate_changes": (-1.0, 0.0)}, "rate_changes[0] must be a number in (-1.0, 10.0]"),
     ({"action": "both"}, "action must be one of"),
     ({"link_set": "validation"}, "link_set must be one of"),
     ({"link_set_size": 10}, "link_set_size needs link_set"),
@@ -234,7 +234,7 @@ def test_bad_traces_name_the_file_and_line(tmp_path):
         CCEnv(traces=tmp_path / "missing.txt")
     bad = tmp_path / "bad.txt"
     bad.write_text("0 1.0\n1 fast\n")
-    with pytest.raises(ValueError, match=r"bad.txt:2: field Mbps"):
+    with pytest.raises(ValueError, match=r"bad.txt:2: field .*Mbps"):
         CCEnv(traces=bad)
     dead = tmp_path / "dead.txt"
     dead.write_text("0 0\n5 3\n5 0\n")  # bandwidth only on a zero-length segment
@@ -259,3 +259,56 @@ def test_render_text_and_picture():
     frame = env.render()
     assert frame.dtype == np.uint8 and frame.shape == (192, 272, 3)
     assert (np.abs(frame.astype(int) - [31, 119, 180]).sum(axis=2) == 0).any()  # the flow's colour
+
+
+def test_aurora_compatible_action_scale_and_first_interval():
+    """PCC-RL's network_sim.py: rate x (1 + 0.025 a) (a / (1 - 0.025 a) below 0) with a unbounded
+    (action space [-1e12, 1e12]), and a first monitor interval of 3 x the one-way delay."""
+    env = CCEnv(aurora_compatible=True, **fixed_link(delay=(0.01, 0.03), n_links=2, max_rate=5000.0))
+    assert env.action_space.low[0] == np.float32(-1e12) and env.action_space.high[0] == np.float32(1e12)
+    _, info = env.reset(seed=0)
+    one_way = env.batched._state["delay"][0].sum()
+    assert info["mi_duration"] == pytest.approx(3.0 * one_way, rel=1e-12)
+    rate = info["sending_rate"]
+    for a in (3.0, -8.0, 0.4):  # beyond [-1, 1], where the default mode would clip
+        _, _, _, _, info = env.step(np.array([a], dtype=np.float32))
+        factor = 1 + 0.025 * a if a >= 0 else 1 / (1 - 0.025 * a)
+        assert info["sending_rate"] == pytest.approx(rate * factor, rel=1e-6)
+        rate = info["sending_rate"]
+    _, _, _, _, info = env.step(np.array([1e12], dtype=np.float32))
+    assert info["sending_rate"] == 5000.0  # still clipped to max_rate
+    default = CCEnv(**fixed_link())
+    _, info = default.reset(seed=0)
+    _, _, _, _, info2 = default.step(np.array([3.0], dtype=np.float32))
+    assert info2["sending_rate"] == pytest.approx(info["sending_rate"] * 1.05)  # clipped to 1 here
+    for kwargs, words in (({"delta_scale": 0.05}, "fixes delta_scale"), ({"first_mi": 2.0}, "fixes first_mi"),
+                          ({"action": "discrete"}, "needs action='continuous'")):
+        with pytest.raises(ValueError, match=words):
+            CCEnv(aurora_compatible=True, **kwargs)
+
+
+@pytest.mark.parametrize("features", [("latency_gradient", "latency_ratio", "send_ratio"),
+                                      ("loss_rate", "send_rate", "recv_rate", "latency_ratio")])
+def test_feature_names_follow_the_flattened_observation(features):
+    env = gym.make("sysgym/CC-v0", history=3, features=features, **fixed_link(loss=0.05))
+    names = env.unwrapped.feature_names
+    assert len(names) == gym.spaces.flatdim(env.observation_space) == 3 * len(features)
+    assert names[:len(features)] == tuple(f"{f}[t-3]" for f in features)
+    assert names[-len(features):] == tuple(f"{f}[t-1]" for f in features)
+    expected = {"loss_rate": lambda i: i["loss_rate"], "send_rate": lambda i: i["send_rate"] / 1000.0,
+                "recv_rate": lambda i: i["throughput"] / 1000.0,
+                "latency_ratio": lambda i: min(i["latency"] / i["min_rtt"], 10.0)}
+    _, info = env.reset(seed=0)
+    previous = None
+    for _ in range(6):
+        obs, _, _, _, info = env.step(np.zeros(1, dtype=np.float32))
+        value = dict(zip(names, obs))
+        for f in features:
+            if f in expected:  # the newest row holds this interval's statistics
+                assert value[f"{f}[t-1]"] == pytest.approx(expected[f](info), rel=1e-6)
+            if previous is not None:  # and the row before it the previous interval's
+                assert value[f"{f}[t-2]"] == previous[f"{f}[t-1]"]
+        previous = value
+    vec = gym.make_vec("sysgym/CC-v0", num_envs=2, vectorization_mode="vector_entry_point", history=3,
+                       features=features)
+    assert vec.unwrapped.feature_names == names

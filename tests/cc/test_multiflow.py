@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import pickle
+import types
 import warnings
 
 import gymnasium as gym
 import numpy as np
 import pytest
-from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test
+from pettingzoo.test import (
+    api_test,
+    max_cycles_test,
+    parallel_api_test,
+    parallel_seed_test,
+    render_test,
+)
 
 import sysgym  # noqa: F401
 from sysgym.envs.cc import aec_env, parallel_env
@@ -24,6 +31,46 @@ def test_parallel_api_and_seed_tests_pass(action):
 
 def test_aec_form_passes_the_api_test():
     api_test(aec_env(n_flows=2, max_steps=30), num_cycles=100)
+
+
+def test_pettingzoo_max_cycles_and_render_tests_pass(capsys):
+    """PettingZoo's own max_cycles_test (it passes ``max_cycles`` to ``parallel_env`` and to the
+    AEC ``env``) and render_test (``render_mode="human"`` first, then every declared mode)."""
+    max_cycles_test(types.SimpleNamespace(parallel_env=parallel_env, env=aec_env))
+    render_test(lambda render_mode=None: aec_env(n_flows=3, render_mode=render_mode, max_steps=20))
+    assert "flow 2:" in capsys.readouterr().out  # the human frames went to stdout
+
+
+def test_max_cycles_truncates_every_agent_without_episode_metrics():
+    env = parallel_env(n_flows=2, max_cycles=3, max_steps=10)
+    for _ in range(2):  # the count restarts at reset
+        env.reset(seed=0)
+        for cycle in range(3):
+            _, _, terms, truncs, infos = env.step({a: np.zeros(1) for a in env.agents})
+            assert all(truncs.values()) == (cycle == 2) and not any(terms.values())
+        assert env.agents == [] and "episode_metrics" not in infos["flow_0"]
+    env = parallel_env(n_flows=2, max_cycles=3, max_steps=3)  # both at once: the episode's own end
+    env.reset(seed=0)
+    for _ in range(3):
+        *_, infos = env.step({a: np.zeros(1) for a in env.agents})
+    assert "episode_metrics" in infos["flow_0"]
+
+
+def test_human_render_prints_the_text_frame(capsys):
+    env = parallel_env(n_flows=2, render_mode="human")
+    env.reset(seed=0)
+    env.step({a: np.zeros(1) for a in env.agents})
+    assert env.render() is None
+    out = capsys.readouterr().out
+    assert "flow 0:" in out and "flow 1:" in out and "link 0:" in out
+    with pytest.raises(ValueError, match="render_mode"):
+        parallel_env(render_mode="video")
+
+
+def test_feature_names_match_each_agents_observation():
+    env = parallel_env(n_flows=2, history=2, features=("loss_rate", "send_ratio"))
+    assert env.feature_names == ("loss_rate[t-2]", "send_ratio[t-2]", "loss_rate[t-1]", "send_ratio[t-1]")
+    assert len(env.feature_names) == env.observation_space("flow_1").shape[0]
 
 
 @pytest.mark.parametrize("env_id, action", [("sysgym/CC-v0", "continuous"), ("sysgym/CC-Discrete-v0", "discrete")])
@@ -94,6 +141,10 @@ def test_errors_and_episode_end():
         env.step({"flow_0": np.zeros(1)})
     with pytest.raises(ValueError, match="one finite number"):
         env.step({"flow_0": np.zeros(1), "flow_1": np.array([np.nan])})
+    with pytest.raises(ValueError, match=r"unknown or finished agents \['flow_9'\]"):
+        env.step({"flow_0": np.zeros(1), "flow_1": np.zeros(1), "flow_9": np.zeros(1)})
+    with pytest.raises(ValueError, match="must be a dict"):
+        env.step([np.zeros(1), np.zeros(1)])
     discrete = parallel_env(n_flows=2, action="discrete")
     discrete.reset(seed=0)
     with pytest.raises(ValueError, match="int in \\[0, 4\\]"):

@@ -105,8 +105,9 @@ def test_trace_bandwidth_drives_the_link():
     trace = BandwidthTrace("steps", np.array([0.0, 10.0, 20.0]), np.array([1.2, 3.6, 3.6]))
     env = CCEnv(traces=[trace], delay=0.01, queue=30, loss=0.0, start_rate=3.5, max_rate=1000.0,
                 max_steps=300, mi_limits=(0.05, 0.05))
-    env.reset(seed=0)
-    offset = env.batched._state["origin"][0, 0] * -1
+    _, info = env.reset(seed=0)
+    _, position = env.future_input()
+    offset = position - info["time"]  # trace time = episode time + offset (mod the 20 s loop)
     t, per_level = 0.05, {100.0: [], 300.0: []}
     for _ in range(300):
         _, _, _, _, info = env.step(HOLD)

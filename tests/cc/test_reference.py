@@ -192,3 +192,47 @@ def test_vector_env_sub_envs_match_reference():
     for i in range(3):
         for name, value in steps[i].metrics.items():
             assert infos["episode_metrics"][name][i] == value
+
+
+def long_traces(rng: np.random.Generator) -> list[BandwidthTrace]:
+    """Traces of hundreds of samples with repeated timestamps and outages, so that the kernel's
+    segment searches (hint, next segment, binary search) all run."""
+    traces = []
+    for i in range(3):
+        n = int(rng.integers(50, 400))
+        steps = rng.choice([0.0, 0.001, 0.02, 0.3], n - 1, p=[0.15, 0.35, 0.35, 0.15])
+        steps[0] = 0.05
+        mbps = rng.choice([0.0, 0.05, 0.6, 3.0], n, p=[0.3, 0.2, 0.3, 0.2])
+        mbps[0] = 1.0
+        traces.append(BandwidthTrace(f"long{i}", np.concatenate([[0.0], np.cumsum(steps)]), mbps))
+    return traces
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_long_traces_and_replaced_future_input_match_reference(seed):
+    """Long traces, and set_future_input in mid-episode (another trace and position, then the
+    current one given back), give the reference's events, observations and rewards exactly."""
+    rng = np.random.default_rng(seed)
+    env = parallel_env(n_flows=int(rng.integers(1, 4)), n_links=int(rng.integers(1, 3)), traces=long_traces(rng),
+                       bandwidth=(50, 200), delay=(0.002, 0.03), queue=(1, 40), max_rate=400.0, min_rate=5.0,
+                       start_rate=(0.5, 3.0), mi_limits=(0.005, 0.5), max_steps=40, loss=(0.0, 0.05))
+    log = np.zeros((200_000, 4))
+    env._kernel.record_events(log)
+    ref = CCReference(env.config)
+    obs, infos = env.reset(seed=seed)
+    compare(env, obs, infos, ref.reset(rng_state(seed)), f"seed {seed} reset")
+    actions_rng = np.random.default_rng(seed + 7)
+    for step in range(40):
+        if step in (10, 25):
+            trace = int(rng.integers(0, 3))
+            position = float(rng.uniform(0, env.config.trace_table.duration[trace]))
+            env.set_future_input(trace, position)
+            ref.set_future_input(trace, position)
+        if step == 30:  # giving back the current input changes nothing
+            env.set_future_input(*env.future_input())
+        actions = random_actions(env, actions_rng)
+        obs, _, _, _, infos = env.step(actions)
+        compare(env, obs, infos, ref.step([actions[a] for a in env.possible_agents]), f"seed {seed} step {step}")
+        assert env.future_input() == (ref.trace_index, ref.trace_pos)
+    n = env._kernel.logged()
+    np.testing.assert_array_equal(in_event_order(log[:n]), np.asarray(ref.log).reshape(-1, 4))

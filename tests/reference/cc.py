@@ -47,60 +47,51 @@ class Packet:
 
 @dataclass
 class TraceLink:
-    """Link bandwidth from a looping trace, walked by a cursor (segment j, origin o)."""
+    """A looping trace as a cumulative delivery function A(tau) over trace time (the spec's
+    "Trace links"): segments found by linear scans, not the kernel's binary search."""
 
     rel: list[float]
     rate: list[float]
-    offset: float
-    j: int = 0
-    origin: float = 0.0
 
     def __post_init__(self) -> None:
-        self.origin = -self.offset
+        self.cum = [0.0]
+        for j in range(len(self.rel) - 1):
+            self.cum.append(self.cum[-1] + self.rate[j] * (self.rel[j + 1] - self.rel[j]))
+        self.period = self.rel[-1]
+        self.packets = self.cum[-1]
 
-    @property
-    def period(self) -> float:
-        return self.rel[-1]
+    def _in_loop(self, tau: float) -> tuple[float, float, int]:
+        if 0.0 <= tau < self.period:
+            k, u = 0.0, tau
+        else:
+            k = float(math.floor(tau / self.period))
+            u = min(max(tau - k * self.period, 0.0), self.period)
+        j = max(i for i in range(len(self.rel) - 1) if self.rel[i] <= u)
+        return k, u, j
 
-    def _next(self) -> None:
-        self.j += 1
-        if self.j == len(self.rel) - 1:
-            self.j = 0
-            self.origin += self.period
+    def delivered(self, tau: float) -> float:
+        k, u, j = self._in_loop(tau)
+        return k * self.packets + self.cum[j] + self.rate[j] * (u - self.rel[j])
 
-    def seg_end(self) -> float:
-        return self.origin + self.rel[self.j + 1]
+    def rate_at(self, tau: float) -> float:
+        return self.rate[self._in_loop(tau)[2]]
 
-    def serve(self, s: float) -> float:
-        remaining = 1.0
-        while True:
-            end = self.seg_end()
-            if end > s:
-                r = self.rate[self.j]
-                if r > 0.0:
-                    cap = r * (end - s)
-                    if cap >= remaining:
-                        return s + remaining / r
-                    remaining -= cap
-                s = end
-            self._next()
-
-    def capacity(self, t0: float, t1: float) -> float:
-        s, total = t0, 0.0
-        while True:
-            end = self.seg_end()
-            if end > s:
-                if end >= t1:
-                    return total + self.rate[self.j] * (t1 - s)
-                total = total + self.rate[self.j] * (end - s)
-                s = end
-            self._next()
-
-    def rate_at(self, t: float) -> float:
-        probe = TraceLink(self.rel, self.rate, self.offset, self.j, self.origin)
-        while probe.seg_end() <= t:
-            probe._next()
-        return probe.rate[probe.j]
+    def departure(self, s: float, tau: float) -> float:
+        """When a packet starting at time s, trace time tau, leaves: within its segment if that
+        delivers a packet by its end, else once A has grown by one (returned as a trace time)."""
+        k, u, j = self._in_loop(tau)
+        r = self.rate[j]
+        if r * (self.rel[j + 1] - u) >= 1.0:
+            return ("time", s + 1.0 / r)
+        target = k * self.packets + self.cum[j] + r * (u - self.rel[j]) + 1.0
+        k = float(math.floor(target / self.packets))
+        v = target - k * self.packets
+        if v <= 0.0:
+            k -= 1.0
+            v += self.packets
+        v = min(v, self.packets)
+        j = min(i for i in range(len(self.rel) - 1) if self.cum[i + 1] >= v)
+        return ("trace time", k * self.period + self.rel[j] + (v - self.cum[j]) / self.rate[j])
 
 
 @dataclass
@@ -109,14 +100,9 @@ class Link:
     delay: float
     queue: int
     loss: float
-    trace: TraceLink | None = None  # service cursor
-    capacity_trace: TraceLink | None = None  # capacity cursor
     busy: float = 0.0
     departures: deque = field(default_factory=deque)  # departure times of packets it holds
     capacity_total: float = 0.0
-
-    def bandwidth_at(self, t: float) -> float:
-        return self.bandwidth if self.capacity_trace is None else self.capacity_trace.rate_at(t)
 
 
 @dataclass
@@ -166,22 +152,20 @@ class CCReference:
             if tt is not None:
                 trace = int(tt.choices[rng.integers(0, len(tt.choices) - 1)])
                 offset = rng.uniform() * float(tt.duration[trace])
-        if tt is not None:
-            lo, n = int(tt.start[trace]), int(tt.length[trace])
-            rel, rate = tt.rel[lo:lo + n].tolist(), tt.rate[lo:lo + n].tolist()
-            links[0].trace = TraceLink(rel, rate, offset)
-            links[0].capacity_trace = TraceLink(rel, rate, offset)
         self.links = links
+        self.trace = None
+        if tt is not None:
+            self.set_future_input(trace, offset)
         self.D = 0.0
         for link in links:
             self.D += link.delay
         base_rtt = 2.0 * self.D
 
-        self.now = 0.0
+        self.now = self.mi_start = 0.0
         self.events: list[tuple] = []
         self.seq = 0
         self.steps = 0
-        bottleneck = min(link.bandwidth_at(0.0) for link in links)
+        bottleneck = min(self._bandwidth(k, 0.0) for k in range(len(links)))
         neutral = [FEATURES[f][2] for f in cfg.features]
         self.flows = []
         for f in range(cfg.n_flows):
@@ -200,7 +184,8 @@ class CCReference:
             if cfg.action == "discrete":
                 new = flow.rate * (1.0 + cfg.rate_changes[int(actions[f])])
             else:
-                delta = _clip(float(np.asarray(actions[f]).reshape(-1)[0]), -1.0, 1.0) * cfg.delta_scale
+                bound = cfg.action_bound  # the action space's bounds
+                delta = _clip(float(np.asarray(actions[f]).reshape(-1)[0]), -bound, bound) * cfg.delta_scale
                 new = flow.rate * (1.0 + delta) if delta >= 0.0 else flow.rate / (1.0 - delta)
             flow.rate = _clip(new, cfg.min_rate, cfg.max_rate)
         total = 0.0
@@ -212,6 +197,19 @@ class CCReference:
             metrics, flow_metrics = self._metrics()
             return step._replace(truncated=True, metrics=metrics, flow_metrics=flow_metrics)
         return step
+
+    def set_future_input(self, trace: int, position: float) -> None:
+        """Link 0 follows trace ``trace`` from ``position`` seconds into it, from now on."""
+        tt = self.cfg.trace_table
+        lo, n = int(tt.start[trace]), int(tt.length[trace])
+        self.trace = TraceLink(tt.rel[lo:lo + n].tolist(), tt.rate[lo:lo + n].tolist())
+        self.trace_index, self.trace_pos = int(trace), float(position)
+
+    def _bandwidth(self, k: int, t: float) -> float:
+        """Link k's bandwidth at time t of the current monitor interval (or at reset)."""
+        if k == 0 and self.trace is not None:
+            return self.trace.rate_at(self.trace_pos + (t - self.mi_start))
+        return self.links[k].bandwidth
 
     # ------------------------------------------------------------------ events
     def _push(self, time: float, kind: int, who: int, seq: int, packet: Packet | None = None,
@@ -265,7 +263,12 @@ class CCReference:
                     packet.lost = True
                 else:
                     s = max(a, link.busy)
-                    dep = link.trace.serve(s) if link.trace is not None else s + 1.0 / link.bandwidth
+                    if k == 0 and self.trace is not None:
+                        # trace time p + (t - start) within the interval, and back
+                        kind, when = self.trace.departure(s, self.trace_pos + (s - self.mi_start))
+                        dep = when if kind == "time" else max(s, self.mi_start + (when - self.trace_pos))
+                    else:
+                        dep = s + 1.0 / link.bandwidth
                     link.departures.append(dep)
                     link.busy = dep
                     self._forward(packet, k, dep + link.delay)
@@ -308,8 +311,13 @@ class CCReference:
         cfg = self.cfg
         dur = end - start
         caps = []
-        for link in self.links:
-            cap = link.capacity_trace.capacity(start, end) if link.capacity_trace else link.bandwidth * dur
+        for k, link in enumerate(self.links):
+            if k == 0 and self.trace is not None:
+                p = self.trace_pos
+                cap = max(0.0, self.trace.delivered(p + (end - start)) - self.trace.delivered(p))
+                self.trace_pos = math.fmod(p + (end - start), self.trace.period)
+            else:
+                cap = link.bandwidth * dur
             link.capacity_total += cap
             caps.append(cap)
         c = min(caps)
