@@ -373,10 +373,14 @@ cdef class AbrKernel:
         cdef int64_t k = self.trace[b]
         cdef int64_t p0 = self.first[k]
         cdef int64_t last = self.last_level[b]
-        cdef double nbytes = self.sizes[a, c]
+        cdef double nbytes
         cdef double noise_factor = 1.0
         cdef double rebuffer_counted
         cdef Chunk ch
+        if c >= self.N:  # a session already over (the env never steps one; a direct kernel call might)
+            self.terminated[b] = 1
+            return
+        nbytes = self.sizes[a, c]
         if self.noise:
             noise_factor = self.noise_lo + (self.noise_hi - self.noise_lo) * rng_uniform(&self.rng[b, 0])
         ch = play_chunk(&self.tau[p0], &self.rate[p0], self.first[k + 1] - p0 - 1, self.loops[k],

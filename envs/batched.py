@@ -33,6 +33,7 @@ call, as Gymnasium >= 1.4's checker requires.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -61,10 +62,13 @@ class ExclusiveUse:
         self.owner = owner
         self._lock = threading.Lock()
 
+    def busy(self) -> RuntimeError:
+        return RuntimeError(f"{self.owner} is already being stepped or reset by another thread; "
+                            "an env must not be used from two threads at once (give each thread its own)")
+
     def __enter__(self) -> None:
         if not self._lock.acquire(blocking=False):
-            raise RuntimeError(f"{self.owner} is already being stepped or reset by another thread; "
-                               "an env must not be used from two threads at once (give each thread its own)")
+            raise self.busy()
 
     def __exit__(self, *exc: Any) -> None:
         self._lock.release()
@@ -367,7 +371,7 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
         if self.discrete:
             info["action_mask"] = s["action_mask"][i].copy()
         for key, value in self._extra_infos().items():
-            info[key] = _scalar_or_copy(value[i])
+            info[key] = value.item(i) if value.ndim == 1 else value[i].copy()
         if ended:
             info["episode_metrics"] = dict(zip(self.metric_names, s["metrics"][i].tolist()))
         return info
@@ -440,6 +444,10 @@ class KernelEnv(gym.Env):
 
     Subclasses only set ``vector_class``. Observations and infos are fresh copies on every call.
     Stepping after the episode ended raises: call ``reset()``.
+
+    The step is the per-call path most users pay for, so it touches the state through views bound
+    once (the state arrays are never reallocated: ``set_state`` copies into them) and builds one
+    small info dict; it computes exactly what the B=1 vector env would.
     """
 
     vector_class: ClassVar[type[BatchedKernelEnv]]
@@ -456,7 +464,34 @@ class KernelEnv(gym.Env):
         self.metric_names = self._vec.metric_names
         self._one = np.ones(1, dtype=np.uint8)
         self._discrete = self._vec.discrete
+        self._n_actions = int(self.action_space.n) if self._discrete else 0
         self._dict_obs = isinstance(self.observation_space, spaces.Dict)
+        self._bind()
+
+    def _bind(self) -> None:
+        """Views of the B=1 state rows the step reads and writes."""
+        s = self._vec._state
+        self._lock = self._vec._guard._lock
+        self._needs_reset, self._actions = s["needs_reset"], s["actions"]
+        self._terminated, self._truncated = s["terminated"], s["truncated"]
+        self._steps, self._comps = s["episode_steps"], s["reward_components"][0]
+        self._mask = s["action_mask"][0] if self._discrete else None
+        self._obs_rows = {k: s[f"obs:{k}"][0] for k in self.observation_space.spaces} if self._dict_obs \
+            else s["obs"][0]
+        self._extras: dict[str, np.ndarray] | None = None
+        self._extras_plan: list[tuple[str, np.ndarray, bool]] = []
+        self._action_shape = None if self._discrete else (1, *self.action_space.shape)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        for key in ("_lock", "_needs_reset", "_actions", "_terminated", "_truncated", "_steps", "_comps",
+                    "_mask", "_obs_rows", "_extras", "_extras_plan"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._bind()
 
     @property
     def batched(self) -> BatchedKernelEnv:
@@ -470,36 +505,69 @@ class KernelEnv(gym.Env):
             if seed is not None:
                 vec._state["rng"][0] = rng_state(seed)
             vec._reset_masked(self._one, options)
-            return self._obs(), vec._single_info(0, ended=False)
+            return self._obs(), self._info(False)
 
     def step(self, action: Any):
         vec = self._vec
-        with vec._guard:
-            s = vec._state
-            if s["needs_reset"][0]:
+        if not self._lock.acquire(False):
+            raise vec._guard.busy()
+        try:
+            if self._needs_reset.item(0):
                 raise RuntimeError("step() called after the episode ended (or before reset()); call reset()")
             if self._discrete:
-                s["actions"][0] = _discrete_action(action, int(self.action_space.n))
+                self._actions[0] = action if type(action) is int and 0 <= action < self._n_actions \
+                    else _discrete_action(action, self._n_actions)
             else:
-                vec._load_actions(np.asarray(action)[None])
+                self._load_continuous(action)
             vec._kernel_step(self._one)
-            kernel_ended = vec._step_limit(self._one)
-            comps = s["reward_components"][0].copy()
-            reward = float(comps @ self.reward_weights)
-            terminated = bool(s["terminated"][0])
-            truncated = bool(s["truncated"][0])
-            ended = terminated or truncated
-            info = vec._single_info(0, ended if kernel_ended is None else bool(kernel_ended[0]))
-            info["reward_components"] = comps
-            if ended:
-                s["needs_reset"][0] = 1
-            return self._obs(), reward, terminated, truncated, info
+            terminated = bool(self._terminated.item(0))
+            truncated = bool(self._truncated.item(0))
+            kernel_ended = terminated or truncated
+            steps = self._steps.item(0) + 1
+            self._steps[0] = steps
+            limit = vec.max_episode_steps
+            if limit is not None and steps >= limit and not kernel_ended:
+                truncated = True
+                self._truncated[0] = 1
+            if terminated or truncated:
+                self._needs_reset[0] = 1
+            comps = self._comps.copy()
+            return (self._obs(), float(comps.dot(self.reward_weights)), terminated, truncated,
+                    self._info(kernel_ended, comps))
+        finally:
+            self._lock.release()
+
+    def _load_continuous(self, action: Any) -> None:
+        arr = np.asarray(action)
+        if arr.size != self._actions.size or arr.dtype.kind not in "iuf":
+            raise ValueError(f"expected a numeric action of shape {self.action_space.shape}, got {action!r}")
+        values = arr.reshape(self._action_shape)
+        if not all(map(math.isfinite, values.flat)):
+            raise ValueError(f"actions must be finite numbers, got {action!r}")
+        if arr.shape != self.action_space.shape and arr.shape != self._action_shape:
+            raise ValueError(f"expected actions of shape {self.action_space.shape}, got {arr.shape}")
+        self._actions[...] = values
+
+    def _info(self, ended: bool, comps: np.ndarray | None = None) -> dict[str, Any]:
+        """The step's info: what ``BatchedKernelEnv._single_info(0, ended)`` gives."""
+        info: dict[str, Any] = {"reward_components": self._comps.copy() if comps is None else comps}
+        if self._discrete:
+            info["action_mask"] = self._mask.copy()
+        extras = self._vec._extra_infos()
+        if extras is not self._extras:  # families that keep one dict of views build this plan once
+            self._extras = extras
+            self._extras_plan = [(k, v, v.ndim == 1) for k, v in extras.items()]
+        for key, value, scalar in self._extras_plan:
+            info[key] = value.item(0) if scalar else value[0].copy()
+        if ended:
+            vec = self._vec
+            info["episode_metrics"] = dict(zip(vec.metric_names, vec._state["metrics"][0].tolist()))
+        return info
 
     def _obs(self) -> Any:
-        s = self._vec._state
         if self._dict_obs:
-            return {k: s[f"obs:{k}"][0].copy() for k in self.observation_space.spaces}
-        return s["obs"][0].copy()
+            return {k: v.copy() for k, v in self._obs_rows.items()}
+        return self._obs_rows.copy()
 
     def action_masks(self) -> np.ndarray:
         """Valid actions now, (n,) bool (sb3-contrib MaskablePPO convention)."""
@@ -554,9 +622,3 @@ def _index(obs: Any, i: int) -> Any:
     if isinstance(obs, dict):
         return {k: v[i] for k, v in obs.items()}
     return obs[i]
-
-
-def _scalar_or_copy(value: Any) -> Any:
-    if isinstance(value, np.ndarray) and value.ndim > 0:
-        return value.copy()
-    return value.item() if isinstance(value, np.generic) else value

@@ -47,8 +47,15 @@ def test_check_env_passes_without_warnings(env_id):
 def test_passive_checker_silent_over_a_rollout(env_id):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        env = gym.make(env_id)
+        env = gym.wrappers.PassiveEnvChecker(gym.make(env_id))
         rollout(env, seed=3, steps=50)
+
+
+def test_step_before_reset_is_refused(env_id):
+    env = gym.make(env_id)  # registered without OrderEnforcing: the env refuses it itself
+    action = env.action_space.sample()
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(action)
 
 
 def test_make_without_import_via_module_prefix(env_id):

@@ -80,6 +80,9 @@ class CCVectorEnv(BatchedKernelEnv):
         if "action_mask" in s:
             s["action_mask"][:] = 1  # every rate change is always allowed
         self._kernel = CCKernel(kernel_config(self.config, b), views, kernel_tables(self.config))
+        # info views of the state arrays (never reallocated: set_state copies into them)
+        self._info_views = {name: s["flow_stats"][:, 0, k] for k, name in enumerate(FLOW_STAT_NAMES)}
+        self._info_views.update(mi_duration=s["mi_duration"], time=s["now"])
 
     def _kernel_reset(self, mask: np.ndarray, options: dict[str, Any] | None) -> None:
         options = dict(options or {})
@@ -131,11 +134,7 @@ class CCVectorEnv(BatchedKernelEnv):
         return rows
 
     def _extra_infos(self) -> dict[str, np.ndarray]:
-        s = self._state
-        out = {name: s["flow_stats"][:, 0, k] for k, name in enumerate(FLOW_STAT_NAMES)}
-        out["mi_duration"] = s["mi_duration"]
-        out["time"] = s["now"]
-        return out
+        return self._info_views
 
     # ------------------------------------------------------------------ read-only views for agents
     def sending_rates(self) -> np.ndarray:

@@ -1,0 +1,158 @@
+"""Throughput of this tree against an earlier revision, measured in the same run.
+
+    python -m benchmarks.compare_revisions --baseline 4e255f3 [--ids sysgym/ABR-v0 ...] [--reps 5]
+
+The baseline revision is checked out into a cache folder (``~/.cache/sysgym-revisions/<sha>``),
+its kernels are built there with this interpreter, and an import root of symlinks maps its
+folders into the ``sysgym`` namespace as setup.py does. Each measurement runs in a fresh
+subprocess, alternating baseline and current, ``--reps`` times; the table reports the median of
+the per-repetition ratios (current / baseline), so that load on a shared machine affects both
+sides alike. What is timed: CPU seconds (``time.process_time``) of ``--steps`` calls of
+``env.step`` through ``gymnasium.make`` (single) or of a native vector env at B = ``--num-envs``
+(vector), with actions drawn outside the timed loop's env calls from a masked random policy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from sysgym.bench import format_table, human
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = Path(os.environ.get("SYSGYM_REVISIONS_CACHE", Path.home() / ".cache" / "sysgym-revisions"))
+LAYOUT = {"envs": "envs", "agents": "agents", "cython_core": "cython_core", "traces": "traces"}
+
+MEASURE = textwrap.dedent('''
+    import sys, time
+    import gymnasium as gym, numpy as np
+    import sysgym
+    env_id, mode, steps, num_envs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    rng = np.random.default_rng(0)
+    if mode == "single":
+        env = gym.make(env_id)
+        obs, info = env.reset(seed=0)
+        disc = isinstance(env.action_space, gym.spaces.Discrete)
+        draws = rng.random(steps)
+        box = None if disc else rng.uniform(env.action_space.low, env.action_space.high,
+                                            size=(steps, *env.action_space.shape)).astype(env.action_space.dtype)
+        step, reset = env.step, env.reset
+        start = time.process_time()
+        for k in range(steps):
+            if disc:
+                valid = info["action_mask"].nonzero()[0]
+                action = int(valid[int(draws[k] * len(valid))])
+            else:
+                action = box[k]
+            obs, reward, terminated, truncated, info = step(action)
+            if terminated or truncated:
+                obs, info = reset()
+        elapsed = time.process_time() - start
+        print(steps / elapsed)
+    else:
+        vec = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point")
+        obs, infos = vec.reset(seed=0)
+        space = vec.single_action_space
+        disc = isinstance(space, gym.spaces.Discrete)
+        start = time.process_time()
+        for k in range(steps):
+            if disc:
+                scores = rng.random(infos["action_mask"].shape) * infos["action_mask"]
+                actions = scores.argmax(axis=1)
+            else:
+                actions = rng.uniform(space.low, space.high, size=(num_envs, *space.shape)).astype(space.dtype)
+            obs, rewards, terminated, truncated, infos = vec.step(actions)
+        elapsed = time.process_time() - start
+        print(steps * num_envs / elapsed)
+''')
+
+
+def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed in {cwd}:\n{done.stderr[-3000:]}")
+    return done.stdout
+
+
+def baseline_root(revision: str) -> Path:
+    """An import root for ``revision`` (checked out and built once, then cached)."""
+    sha = _run(["git", "rev-parse", "--verify", f"{revision}^{{commit}}"], ROOT).strip()
+    tree = CACHE / sha
+    stamp = tree / ".built"
+    if not stamp.exists():
+        tree.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "archive", sha], cwd=ROOT, capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+        print(f"building the kernels of {sha[:10]} (once)...", file=sys.stderr)
+        _run([sys.executable, "setup.py", "--quiet", "build_ext", "--inplace", "-j", "2"], tree)
+        stamp.touch()
+    site = tree / ".site"
+    pkg = site / "sysgym"
+    if not pkg.exists():
+        pkg.mkdir(parents=True)
+        for item in (tree / "sysgym").iterdir():
+            (pkg / item.name).symlink_to(item)
+        for name, folder in LAYOUT.items():
+            (pkg / name).symlink_to(tree / folder)
+    return site
+
+
+def measure(site: Path | None, env_id: str, mode: str, steps: int, num_envs: int) -> float:
+    env = dict(os.environ)
+    if site is not None:
+        env["PYTHONPATH"] = f"{site}{os.pathsep}{env.get('PYTHONPATH', '')}"
+        cwd = site
+    else:
+        cwd = ROOT
+    out = _run([sys.executable, "-c", MEASURE, env_id, mode, str(steps), str(num_envs)], cwd, env)
+    return float(out.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.compare_revisions", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--baseline", required=True, help="git revision to compare against")
+    parser.add_argument("--ids", nargs="*", default=None, help="env IDs (default: every ID both have)")
+    parser.add_argument("--mode", choices=("single", "vector", "both"), default="single")
+    parser.add_argument("--steps", type=int, default=20000, help="single-env steps per measurement")
+    parser.add_argument("--calls", type=int, default=100, help="vector step calls per measurement")
+    parser.add_argument("--num-envs", type=int, default=256)
+    parser.add_argument("--reps", type=int, default=5)
+    args = parser.parse_args(argv)
+
+    import sysgym
+
+    site = baseline_root(args.baseline)
+    ids = args.ids or [e.id for e in sysgym.ENVIRONMENTS]
+    modes = ("single", "vector") if args.mode == "both" else (args.mode,)
+    rows = []
+    for env_id in ids:
+        for mode in modes:
+            n = args.steps if mode == "single" else args.calls
+            try:
+                measure(site, env_id, mode, 10, args.num_envs)
+            except RuntimeError:
+                rows.append([env_id, mode, "absent at baseline", "", "", ""])
+                continue
+            base, new, ratios = [], [], []
+            for _ in range(args.reps):
+                b = measure(site, env_id, mode, n, args.num_envs)
+                c = measure(None, env_id, mode, n, args.num_envs)
+                base.append(b)
+                new.append(c)
+                ratios.append(c / b)
+            rows.append([env_id, mode, human(statistics.median(base)), human(statistics.median(new)),
+                         f"{statistics.median(ratios):.2f}x", f"{min(ratios):.2f}-{max(ratios):.2f}"])
+            print(f"  measured {env_id} {mode}", file=sys.stderr)
+    print(f"baseline {args.baseline}; CPU-time steps/s, median of {args.reps} alternating repetitions")
+    print(format_table(rows, ["id", "mode", "baseline steps/s", "current steps/s", "ratio", "range"]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
