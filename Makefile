@@ -1,6 +1,6 @@
 # sysgym: every target creates .venv and installs the project on first use.
 #   make demo   train PPO on a DeepRM variant, compare with heuristics, print a table, save a plot
-#   make test   the test suite
+#   make test   the test suite, then the RLlib tests and the contract tests under gymnasium 1.2.2 in .venv-rllib
 #   make bench  throughput tables (steps/s) and baseline benchmarks
 #   make lint   ruff
 PYTHON ?= python3
@@ -11,12 +11,12 @@ INSTALLED := $(VENV)/.installed
 BUILT := $(VENV)/.built
 KERNELS := $(wildcard cython_core/*.pyx cython_core/*.pxd)
 
-.PHONY: demo test bench lint build clean
+.PHONY: demo test test-rllib bench bench-rllib lint build clean
 
 $(INSTALLED): pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet "setuptools>=64" "Cython>=3.0" "numpy>=2.0" wheel
+	$(PIP) install --quiet "setuptools>=77" "Cython>=3.0" "numpy>=2.0" wheel
 	$(PIP) install --quiet "torch==2.13.0"
 	$(PIP) install --quiet --no-build-isolation -e ".[agents,dev]"
 	touch $(INSTALLED) $(BUILT)
@@ -32,13 +32,41 @@ demo: $(BUILT)
 	$(PY) -m sysgym.demo
 
 test: $(BUILT)
-	$(PY) -m pytest -q -n 2
+	$(PY) -m pytest -q -n 2 --ignore=tests/integrations
+	$(MAKE) --no-print-directory test-rllib
+
+# Ray RLlib pins gymnasium==1.2.2 (our floor), so it lives in a second venv, created on first use:
+# there run tests/integrations/ (RLlib) and the contract tests (the floor is tested, not assumed).
+# torch is installed first, pinned, so that pip never resolves a CUDA build for ray. The kernels are
+# the ones built in place for .venv (same interpreter and numpy ABI): SYSGYM_KERNELS=none makes the
+# editable install skip compiling them again. SYSGYM_REQUIRE_RAY=1 turns a missing ray into a
+# failure instead of the skip the RLlib tests take where ray is absent.
+RLLIB_VENV := .venv-rllib
+RPY := $(RLLIB_VENV)/bin/python
+RLLIB_INSTALLED := $(RLLIB_VENV)/.installed
+
+$(RLLIB_INSTALLED): pyproject.toml setup.py | $(BUILT)
+	test -x $(RPY) || $(PYTHON) -m venv $(RLLIB_VENV)
+	$(RPY) -m pip install --quiet --upgrade pip
+	$(RPY) -m pip install --quiet "setuptools>=77" "Cython>=3.0" "numpy>=2.0" wheel
+	$(RPY) -m pip install --quiet "torch==2.13.0"
+	SYSGYM_KERNELS=none $(RPY) -m pip install --quiet --no-build-isolation -e ".[rllib]" "pytest>=7"
+	touch $(RLLIB_INSTALLED)
+
+test-rllib: $(BUILT) $(RLLIB_INSTALLED)
+	@$(RPY) -c "import ray.rllib, torch" || { echo "$(RLLIB_VENV) cannot import ray.rllib/torch: rm -rf $(RLLIB_VENV) and run make test again" >&2; exit 1; }
+	@$(RPY) -c "import importlib, pathlib; [importlib.import_module('sysgym.cython_core.' + p.stem) for p in sorted(pathlib.Path('cython_core').glob('*.pyx'))]" || { echo "the in-place kernels do not load in $(RLLIB_VENV)" >&2; exit 1; }
+	SYSGYM_REQUIRE_RAY=1 RAY_USAGE_STATS_ENABLED=0 $(RPY) -m pytest -q -p no:cacheprovider tests/test_contract.py tests/integrations
 
 bench: $(BUILT)
 	$(PY) -m benchmarks
+
+# RLlib sampling throughput (1 and 2 env runners, sync vs vector_entry_point), in .venv-rllib.
+bench-rllib: $(BUILT) $(RLLIB_INSTALLED)
+	RAY_USAGE_STATS_ENABLED=0 $(RPY) -m benchmarks.bench_rllib
 
 lint: $(INSTALLED)
 	$(PY) -m ruff check sysgym envs agents cython_core tests benchmarks traces
 
 clean:
-	rm -rf build dist *.egg-info $(VENV) cython_core/*.c cython_core/*.so .pytest_cache
+	rm -rf build dist *.egg-info $(VENV) $(RLLIB_VENV) cython_core/*.c cython_core/*.so .pytest_cache

@@ -17,6 +17,7 @@ import gymnasium as gym
 
 import sysgym
 from sysgym.bench import format_table, human, measure_single, measure_vector
+from sysgym.integrations import rllib  # cheap: ray is imported only when the rllib engine runs
 
 INPUT_ERRORS = (ValueError, FileNotFoundError, gym.error.Error)
 
@@ -93,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="output folder (default: runs/<env>_s<seed>)")
     p.add_argument("overrides", nargs="*", metavar="key=value")
+    p.add_argument("--engine", choices=("ppo", "rllib"), default="ppo",
+                   help="ppo: the reference PPO; rllib: PPO on Ray RLlib, here or on a Ray cluster "
+                        '(pip install "sysgym[rllib]"; key=value then sets RLlib AlgorithmConfig fields)')
+    rllib.add_train_arguments(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a PPO checkpoint next to the family's heuristics",
@@ -145,6 +150,10 @@ def _agents_module(name: str):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.engine == "rllib":
+        if args.env != rllib.MULTI_FLOW_CC:
+            args.env = resolve_env_id(args.env)
+        return rllib.run_train(args)
     args.env = resolve_env_id(args.env)
     return _agents_module("sysgym.agents.ppo.commands").run_train(args)
 

@@ -11,7 +11,6 @@ constant learning rate; plus reward normalisation (see ``DEEPRM_PRESET``).
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import types
 import typing
@@ -21,8 +20,9 @@ from typing import Any
 import gymnasium as gym
 
 from sysgym.agents.heuristics.base import family_of
+from sysgym.overrides import split_overrides
 
-ENCODERS = ("auto", "mlp", "cnn")
+ENCODERS = ("auto", "mlp", "cnn", "graph")
 ACTIVATIONS = ("tanh", "relu")
 SQUASHES = ("clip", "tanh")
 
@@ -141,6 +141,12 @@ DEEPRM_PRESET: dict[str, Any] = {
     # and, through gradient clipping, stall the policy for the first few 100k steps.
     "normalize_reward": True,
 }
+# The network the BRACIS'21 experiments actually trained: its parameter counts (image 301,068 /
+# 1,089,548 / 1,821,708, compact 24,332) are those of *separate* 2x64 tanh actor and critic MLPs,
+# Stable-Baselines' (v2) default MlpPolicy, net_arch [dict(pi=[64, 64], vf=[64, 64])], not the
+# shared trunk the paper's text describes. With n inputs and A actions that is
+# 2 (64 n + 64 + 64 * 64 + 64) + 65 A + 65 parameters; tests/agents/test_ppo.py counts them.
+BRACIS_PRESET: dict[str, Any] = {**DEEPRM_PRESET, "shared_trunk": False}
 # CleanRL ppo_continuous_action.py.
 CONTINUOUS_PRESET: dict[str, Any] = {
     "lr": 3e-4, "n_steps": 2048, "batch_size": 64, "n_epochs": 10, "ent_coef": 0.0,
@@ -176,41 +182,18 @@ def _is_continuous(env_id: str, env_kwargs: dict[str, Any]) -> bool:
 def parse_overrides(items: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     """``["lr=3e-4", "hidden_sizes=128,128", "env.scenario=9"]`` -> (config fields, env kwargs).
 
-    Values are Python literals where they parse as one (``3e-4``, ``True``, ``None``, ``(64, 64)``),
-    comma lists become tuples, anything else stays a string. Keys starting with ``env.`` go to
-    ``gymnasium.make`` / ``make_vec``. Unknown config keys raise ``ValueError`` listing the known ones.
+    Values parse as :mod:`sysgym.overrides` describes and are checked against the field's type;
+    keys starting with ``env.`` go to ``gymnasium.make`` / ``make_vec``. Unknown config keys raise
+    ``ValueError`` listing the known ones.
     """
     hints = typing.get_type_hints(PPOConfig)
+    settings, env_kwargs = split_overrides(items)
     config: dict[str, Any] = {}
-    env_kwargs: dict[str, Any] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ValueError(f"expected key=value, got {item!r}")
-        value = _literal(text.strip())
-        if key.startswith("env."):
-            env_kwargs[key[4:]] = value
-            continue
+    for key, value in settings.items():
         if key not in hints:
             raise ValueError(f"unknown PPO setting {key!r}; known: {', '.join(sorted(hints))}")
         config[key] = _coerce(key, value, hints[key])
     return config, env_kwargs
-
-
-def _literal(text: str) -> Any:
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        pass
-    if "," in text:
-        return tuple(_literal(t.strip()) for t in text.split(",") if t.strip())
-    lowered = text.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if lowered in ("none", "null"):
-        return None
-    return text
 
 
 _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")

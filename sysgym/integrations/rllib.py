@@ -1,0 +1,766 @@
+"""Ray RLlib (new API stack) for every sysgym environment, on one machine or a Ray cluster.
+
+Install: ``pip install "sysgym[rllib]"`` (``ray[rllib]==2.60.0`` and ``torch==2.13.0``; RLlib pins
+``gymnasium==1.2.2``, sysgym's floor). Ray is imported only inside the functions below, so importing
+this module is free and no environment module imports Ray.
+
+::
+
+    import ray
+    from sysgym.integrations.rllib import ppo_config
+
+    ray.init()                                   # or ray.init(address="auto") on a cluster node
+    config = ppo_config("sysgym/DeepRM-CompactSparse-v0", env_config={"scenario": 3},
+                        num_env_runners=4, num_envs_per_env_runner=64)
+    algo = config.build_algo()
+    for _ in range(10):
+        result = algo.train()
+    result["env_runners"]["sysgym"]["mean_slowdown"]   # episode metrics reach RLlib's results
+    algo.save_to_path("/tmp/deeprm")
+
+What it does for RLlib:
+
+* :func:`register_all` registers an env creator (``ray.tune.registry.register_env``) for every
+  registered ID under the ID itself (``config.environment("sysgym/ABR-v0")``) and the PettingZoo
+  multi-flow congestion-control env under :data:`MULTI_FLOW_CC`. Creators registered this way are
+  visible in every Ray worker; a ``gym.register`` done only in the driver is not
+  (``NamespaceNotFound: Namespace sysgym not found``). The creators import sysgym themselves.
+* The native batched vector env is RLlib's fast path: with
+  ``gym_env_vectorize_mode="vector_entry_point"`` (what :func:`configure` sets) RLlib's
+  ``SingleAgentEnvRunner`` asks the creator for ``num_envs_per_env_runner`` sub-envs and gets one
+  kernel-backed ``VectorEnv`` (NextStep autoreset, as RLlib expects) instead of that many Python envs.
+* Observations become what RLlib's default networks read (:class:`ObservationAdapter`): a 1-D
+  Box stays as it is; 2-D Boxes (ABR (6, 8), DeepRM image), MultiBinary (appointments) and Dict
+  observations (DAG nodes and closure) are flattened into one float32 vector, which RLlib's
+  default MLP encoder reads (it has no default encoder for 2-D Boxes or Dicts). Discrete envs get
+  ``{"observations": <that vector>, "action_mask": float32 mask}`` from ``info["action_mask"]``,
+  read by RLlib's own ``ActionMaskingTorchRLModule`` (PPO), which adds log(0) = -inf to masked
+  logits: masked actions are never sampled. ``env_config={"action_masking": False}`` turns that off.
+* :func:`log_episode_metrics` (an ``on_episode_end`` callback that :func:`configure` installs)
+  logs every ``info["episode_metrics"]`` entry, so they appear in ``result["env_runners"]["sysgym"]``
+  (multi-agent: ``result["env_runners"]["sysgym"][agent][metric]``).
+* :class:`RLlibPolicy` restores an RLModule from an RLlib checkpoint and acts with the
+  ``act(obs, info)`` interface of sysgym's heuristics (so :func:`sysgym.agents.evaluation.evaluate`
+  scores it next to them).
+* :func:`run_train` is ``sysgym train --engine rllib`` (also ``examples/rllib_train.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import difflib
+import os
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from sysgym.overrides import split_overrides
+
+#: Name of the PettingZoo multi-flow congestion-control env (``sysgym.envs.cc.parallel_env``) in
+#: RLlib's registry; ``env_config`` holds its kwargs (``n_flows`` 2 by default).
+MULTI_FLOW_CC = "sysgym/CC-MultiFlow-v0"
+#: Keys of the Dict observation RLlib's action-masking module reads.
+OBS_KEY = "observations"
+MASK_KEY = "action_mask"
+#: ``env_config`` keys that the creators consume themselves (never passed to the env).
+ACTION_MASKING = "action_masking"
+VECTORIZE_MODES = ("vector_entry_point", "sync", "async")
+#: Where :func:`log_episode_metrics` logs: ``result["env_runners"][METRICS_KEY][name]``.
+METRICS_KEY = "sysgym"
+
+INSTALL_HINT = 'Ray RLlib is not installed: pip install "sysgym[rllib]"'
+
+
+def _require_ray() -> None:
+    try:
+        import ray  # noqa: F401
+        import ray.rllib  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(INSTALL_HINT) from exc
+
+
+def env_ids() -> list[str]:
+    """Every registered sysgym Gymnasium ID (single-agent)."""
+    import sysgym
+
+    return [entry.id for entry in sysgym.ENVIRONMENTS]
+
+
+# ---------------------------------------------------------------------------------- observations
+class ObservationAdapter:
+    """Turns a sysgym observation (and its info) into what RLlib's default modules read.
+
+    * 1-D Box (float32): unchanged (no copy);
+    * any other space (2-D Box, MultiBinary, Dict without its ``action_mask`` entry, ...): one
+      flat float32 vector, Dict entries in the space's key order, each flattened row-major (C
+      order; Discrete / MultiDiscrete parts one-hot, as ``gymnasium.spaces.flatten`` does);
+    * with ``masked`` (default: Discrete action spaces), the Dict
+      ``{"observations": <vector>, "action_mask": float32 (n,)}``; the mask is ``info["action_mask"]``
+      (or the observation's own ``action_mask`` entry).
+    """
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space,
+                 masked: bool | None = None):
+        discrete = isinstance(action_space, spaces.Discrete)
+        self.masked = discrete if masked is None else bool(masked)
+        if self.masked and not discrete:
+            raise ValueError(f"action masking needs a Discrete action space, got {action_space}")
+        self.source_space = observation_space
+        self.action_space = action_space
+        if isinstance(observation_space, spaces.Dict):
+            self._keys = [k for k in observation_space.spaces if k != MASK_KEY]
+            parts = [observation_space[k] for k in self._keys]
+        else:
+            self._keys = None
+            parts = [observation_space]
+        self._parts = parts
+        self._identity = (self._keys is None and isinstance(observation_space, spaces.Box)
+                          and len(observation_space.shape) == 1
+                          and observation_space.dtype == np.float32)
+        if self._identity:
+            flat = observation_space
+        else:
+            lows, highs = [], []
+            for part in parts:
+                box = spaces.flatten_space(part)
+                lows.append(np.asarray(box.low, dtype=np.float32).ravel())
+                highs.append(np.asarray(box.high, dtype=np.float32).ravel())
+            flat = spaces.Box(np.concatenate(lows), np.concatenate(highs), dtype=np.float32)
+        self.flat_space = flat
+        if self.masked:
+            n = int(action_space.n)
+            self.observation_space: spaces.Space = spaces.Dict({
+                OBS_KEY: flat, MASK_KEY: spaces.Box(0.0, 1.0, shape=(n,), dtype=np.float32)})
+        else:
+            self.observation_space = flat
+
+    # one observation
+    def _flatten(self, obs: Any) -> np.ndarray:
+        if self._identity:
+            return obs
+        values = [obs] if self._keys is None else [obs[k] for k in self._keys]
+        rows = []
+        for part, value in zip(self._parts, values):
+            if _direct(part):
+                rows.append(np.asarray(value, dtype=np.float32).ravel())
+            else:
+                rows.append(np.asarray(spaces.flatten(part, value), dtype=np.float32))
+        return np.concatenate(rows) if len(rows) > 1 else rows[0].copy()
+
+    def _mask(self, obs: Any, info: dict[str, Any] | None) -> np.ndarray:
+        if info is not None and MASK_KEY in info:
+            return np.asarray(info[MASK_KEY], dtype=np.float32)
+        if isinstance(obs, dict) and MASK_KEY in obs:
+            return np.asarray(obs[MASK_KEY], dtype=np.float32)
+        return np.ones(int(self.action_space.n), dtype=np.float32)
+
+    def single(self, obs: Any, info: dict[str, Any] | None = None) -> Any:
+        """The RLlib observation of one env."""
+        flat = self._flatten(obs)
+        if not self.masked:
+            return flat
+        return {OBS_KEY: flat, MASK_KEY: self._mask(obs, info)}
+
+    # a batch (leading dimension B)
+    def _flatten_batch(self, obs: Any, num_envs: int) -> np.ndarray:
+        if self._identity:
+            return obs
+        values = [obs] if self._keys is None else [obs[k] for k in self._keys]
+        rows = []
+        for part, value in zip(self._parts, values):
+            if _direct(part):
+                rows.append(np.asarray(value, dtype=np.float32).reshape(num_envs, -1))
+            else:
+                rows.append(np.stack([np.asarray(spaces.flatten(part, value[i]), dtype=np.float32)
+                                      for i in range(num_envs)]))
+        return np.concatenate(rows, axis=1) if len(rows) > 1 else np.ascontiguousarray(rows[0])
+
+    def batch(self, obs: Any, infos: dict[str, Any], num_envs: int) -> Any:
+        """The RLlib observations of a vector env's batch (infos in Gymnasium's dict form)."""
+        flat = self._flatten_batch(obs, num_envs)
+        if not self.masked:
+            return flat
+        if MASK_KEY in infos:
+            mask = np.asarray(infos[MASK_KEY], dtype=np.float32)
+        elif isinstance(obs, dict) and MASK_KEY in obs:
+            mask = np.asarray(obs[MASK_KEY], dtype=np.float32)
+        else:
+            mask = np.ones((num_envs, int(self.action_space.n)), dtype=np.float32)
+        return {OBS_KEY: flat, MASK_KEY: mask}
+
+
+def _direct(space: spaces.Space) -> bool:
+    """Spaces whose flattened form is the array itself, row-major (Box, MultiBinary)."""
+    return isinstance(space, (spaces.Box, spaces.MultiBinary))
+
+
+class RLlibObservationWrapper(gym.Wrapper):
+    """A single sysgym env with the observations of :class:`ObservationAdapter` (sync mode)."""
+
+    def __init__(self, env: gym.Env, action_masking: bool | None = None):
+        super().__init__(env)
+        self.adapter = ObservationAdapter(env.observation_space, env.action_space, action_masking)
+        self.observation_space = self.adapter.observation_space
+
+    def reset(self, **kwargs: Any):
+        obs, info = self.env.reset(**kwargs)
+        return self.adapter.single(obs, info), info
+
+    def step(self, action: Any):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return self.adapter.single(obs, info), reward, terminated, truncated, info
+
+
+class RLlibObservationVectorWrapper(gym.vector.VectorWrapper):
+    """A native sysgym vector env with the observations of :class:`ObservationAdapter`."""
+
+    def __init__(self, env: gym.vector.VectorEnv, action_masking: bool | None = None):
+        super().__init__(env)
+        self.adapter = ObservationAdapter(env.single_observation_space, env.single_action_space,
+                                          action_masking)
+        self.single_observation_space = self.adapter.observation_space
+        self.observation_space = gym.vector.utils.batch_space(self.single_observation_space,
+                                                              env.num_envs)
+
+    def reset(self, **kwargs: Any):
+        obs, infos = self.env.reset(**kwargs)
+        return self.adapter.batch(obs, infos, self.num_envs), infos
+
+    def step(self, actions: Any):
+        obs, rewards, terminated, truncated, infos = self.env.step(actions)
+        return self.adapter.batch(obs, infos, self.num_envs), rewards, terminated, truncated, infos
+
+
+# ---------------------------------------------------------------------------------- env creators
+def _kwargs(config: Any) -> dict[str, Any]:
+    return dict(config or {})  # an EnvContext is a dict with extra attributes: keep the dict
+
+
+class EnvCreator:
+    """RLlib env creator for one sysgym ID (picklable; imports sysgym in the worker).
+
+    Called with RLlib's ``EnvContext`` (the user's ``env_config``: env kwargs, plus
+    ``"action_masking"``). RLlib's ``SingleAgentEnvRunner`` adds ``"num_envs"`` when it builds the
+    vector env through the ``vector_entry_point`` mode: the creator then returns the native
+    batched env (one kernel call per step for all sub-envs); without it, one single env.
+    """
+
+    def __init__(self, env_id: str):
+        self.env_id = env_id
+
+    def __call__(self, config: Any = None) -> gym.Env | gym.vector.VectorEnv:
+        import sysgym  # noqa: F401  (registers the sysgym/ namespace in this process)
+
+        kwargs = _kwargs(config)
+        masking = kwargs.pop(ACTION_MASKING, None)
+        num_envs = kwargs.pop("num_envs", None)
+        if num_envs is None:
+            return RLlibObservationWrapper(gym.make(self.env_id, **kwargs), masking)
+        vec = gym.make_vec(self.env_id, num_envs=int(num_envs),
+                           vectorization_mode="vector_entry_point", **kwargs)
+        return RLlibObservationVectorWrapper(vec, masking)
+
+    def __repr__(self) -> str:
+        return f"EnvCreator({self.env_id!r})"
+
+
+class MultiFlowCCCreator:
+    """RLlib env creator for the PettingZoo multi-flow CC env (``ParallelPettingZooEnv``).
+
+    ``env_config`` holds the kwargs of :func:`sysgym.envs.cc.parallel_env` (``n_flows``, 2 by
+    default, and every CC kwarg). Agents are ``flow_0`` ... ``flow_{n-1}``; observations are 1-D
+    Boxes, so RLlib's default modules read them as they are.
+    """
+
+    def __call__(self, config: Any = None) -> Any:
+        from ray.rllib.env.wrappers.pettingzoo_env import ParallelPettingZooEnv
+
+        from sysgym.envs.cc import parallel_env
+
+        kwargs = _kwargs(config)
+        kwargs.pop(ACTION_MASKING, None)
+        kwargs.pop("num_envs", None)
+        return ParallelPettingZooEnv(parallel_env(**kwargs))
+
+    def __repr__(self) -> str:
+        return "MultiFlowCCCreator()"
+
+
+def register_all() -> list[str]:
+    """Register an RLlib env creator for every sysgym ID and for :data:`MULTI_FLOW_CC`.
+
+    The names are the Gymnasium IDs (``config.environment("sysgym/DAG-EGS-v0")``). Safe to call
+    more than once, before or after ``ray.init()``. Returns the registered names.
+    """
+    _require_ray()
+    from ray.tune.registry import register_env
+
+    names = env_ids()
+    for env_id in names:
+        register_env(env_id, EnvCreator(env_id))
+    register_env(MULTI_FLOW_CC, MultiFlowCCCreator())
+    return [*names, MULTI_FLOW_CC]
+
+
+def make_env(env: str, env_config: dict[str, Any] | None = None) -> Any:
+    """The env RLlib builds for ``env`` (one single env), here in this process: to look at its
+    spaces or act with a restored module."""
+    if env == MULTI_FLOW_CC:
+        return MultiFlowCCCreator()(env_config)
+    return EnvCreator(env)(env_config)
+
+
+# ---------------------------------------------------------------------------------- metrics
+def log_episode_metrics(*, episode: Any, metrics_logger: Any = None, env_runner: Any = None,
+                        **kwargs: Any) -> None:
+    """``on_episode_end`` callback: log ``info["episode_metrics"]`` of the episode's last step.
+
+    Single agent: ``result["env_runners"]["sysgym"][metric]``; multi-agent:
+    ``result["env_runners"]["sysgym"][agent][metric]``; each a mean over the last
+    ``metrics_num_episodes_for_smoothing`` episodes, like RLlib's ``episode_return_mean``.
+    """
+    if metrics_logger is None:
+        return
+    window = 100
+    config = getattr(env_runner, "config", None)
+    if config is not None:
+        window = getattr(config, "metrics_num_episodes_for_smoothing", window) or window
+    agent_episodes = getattr(episode, "agent_episodes", None)
+    if agent_episodes is None:
+        _log_metrics(metrics_logger, (METRICS_KEY,), _last_info(episode), window)
+    else:
+        for agent, agent_episode in agent_episodes.items():
+            _log_metrics(metrics_logger, (METRICS_KEY, str(agent)), _last_info(agent_episode), window)
+
+
+def _last_info(episode: Any) -> dict[str, Any]:
+    try:
+        info = episode.get_infos(-1)
+    except (IndexError, KeyError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def _log_metrics(logger: Any, prefix: tuple[str, ...], info: dict[str, Any], window: int) -> None:
+    metrics = info.get("episode_metrics")
+    if not isinstance(metrics, dict):
+        return
+    for name, value in metrics.items():
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            continue
+        logger.log_value((*prefix, str(name)), number, reduce="mean", window=window)
+
+
+# ---------------------------------------------------------------------------------- configs
+def configure(config: Any, env: str, *, env_config: dict[str, Any] | None = None,
+              num_env_runners: int | None = None, num_envs_per_env_runner: int | None = None,
+              vectorize: str = "vector_entry_point", action_masking: bool | None = None,
+              model_config: dict[str, Any] | None = None, policies: str = "shared",
+              register: bool = True) -> Any:
+    """Set up an RLlib ``AlgorithmConfig`` (new API stack) for a sysgym env; returns it.
+
+    Args:
+        config: e.g. ``PPOConfig()`` (any algorithm; masking needs PPO, see below).
+        env: a sysgym ID or :data:`MULTI_FLOW_CC`.
+        env_config: env kwargs (``{"scenario": 3}``; for :data:`MULTI_FLOW_CC` ``{"n_flows": 3}``).
+        num_env_runners: env-runner processes (Ray actors; on a cluster they spread over nodes).
+        num_envs_per_env_runner: sub-envs each runner steps at once.
+        vectorize: ``"vector_entry_point"`` (default: the native batched kernel, the fast path),
+            ``"sync"`` (Gymnasium's ``SyncVectorEnv`` of single envs) or ``"async"``.
+            Multi-agent envs are always ``"sync"`` (RLlib vectorises them only that way).
+        action_masking: Dict observations with the action mask and RLlib's
+            ``ActionMaskingTorchRLModule``; default: for Discrete actions when ``config`` is PPO
+            (the module is PPO's). Without masking, invalid actions are the env's business (DeepRM
+            counts them and waits, DAG rejects them), as with any unmasked agent.
+        model_config: RLlib ``model_config`` (e.g. ``{"fcnet_hiddens": [64, 64]}``).
+        policies: multi-agent only: ``"shared"`` (one module for every flow) or ``"per_agent"``.
+        register: call :func:`register_all` first (needed once per driver).
+    """
+    _require_ray()
+    from ray.rllib.algorithms.ppo import PPOConfig
+    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+    if register:
+        register_all()
+    if vectorize not in VECTORIZE_MODES:
+        raise ValueError(f"vectorize must be one of {VECTORIZE_MODES}, got {vectorize!r}")
+    env_config = dict(env_config or {})
+    multi_agent = env == MULTI_FLOW_CC
+    if not multi_agent and env not in env_ids():
+        raise ValueError(f"unknown sysgym environment {env!r}; known: {', '.join(env_ids())}, "
+                         f"{MULTI_FLOW_CC}")
+    runners: dict[str, Any] = {"gym_env_vectorize_mode": "sync" if multi_agent else vectorize}
+    if num_env_runners is not None:
+        runners["num_env_runners"] = int(num_env_runners)
+    if num_envs_per_env_runner is not None:
+        runners["num_envs_per_env_runner"] = int(num_envs_per_env_runner)
+    config = config.env_runners(**runners).callbacks(on_episode_end=log_episode_metrics)
+
+    if multi_agent:
+        config = config.environment(env, env_config=env_config)
+        return _configure_multi_agent(config, env_config, policies, model_config)
+
+    probe = gym.make(env, **{k: v for k, v in env_config.items() if k != ACTION_MASKING})
+    discrete = isinstance(probe.action_space, spaces.Discrete)
+    probe.close()
+    masking = env_config.get(ACTION_MASKING, action_masking)
+    if masking is None:
+        masking = discrete and isinstance(config, PPOConfig)
+    masking = bool(masking)
+    if masking and not discrete:
+        raise ValueError(f"{env} has no Discrete action space to mask")
+    if masking and not isinstance(config, PPOConfig):
+        raise ValueError("action masking uses RLlib's ActionMaskingTorchRLModule, which is PPO's; "
+                         "pass action_masking=False for other algorithms")
+    env_config[ACTION_MASKING] = masking
+    config = config.environment(env, env_config=env_config)
+    if masking:
+        from ray.rllib.examples.rl_modules.classes.action_masking_rlm import (
+            ActionMaskingTorchRLModule,
+        )
+
+        spec = RLModuleSpec(module_class=ActionMaskingTorchRLModule,
+                            model_config=dict(model_config or {}))
+        config = config.rl_module(rl_module_spec=spec)
+    elif model_config is not None:
+        config = config.rl_module(model_config=dict(model_config))
+    return config
+
+
+def _configure_multi_agent(config: Any, env_config: dict[str, Any], policies: str,
+                           model_config: dict[str, Any] | None) -> Any:
+    from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
+    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+    from sysgym.envs.cc import parallel_env
+
+    probe = parallel_env(**{k: v for k, v in env_config.items() if k != ACTION_MASKING})
+    agents = list(probe.possible_agents)
+    probe.close()
+    if policies == "shared":
+        module_ids = ["shared"]
+        mapping = _map_to_shared
+    elif policies == "per_agent":
+        module_ids = agents
+        mapping = _map_to_self
+    else:
+        raise ValueError(f"policies must be 'shared' or 'per_agent', got {policies!r}")
+    spec = MultiRLModuleSpec(rl_module_specs={m: RLModuleSpec() for m in module_ids})
+    config = config.multi_agent(policies=set(module_ids), policy_mapping_fn=mapping)
+    if model_config is not None:
+        return config.rl_module(rl_module_spec=spec, model_config=dict(model_config))
+    return config.rl_module(rl_module_spec=spec)
+
+
+def _map_to_shared(agent_id: Any, episode: Any = None, **kwargs: Any) -> str:
+    return "shared"
+
+
+def _map_to_self(agent_id: Any, episode: Any = None, **kwargs: Any) -> str:
+    return str(agent_id)
+
+
+def ppo_config(env: str, **kwargs: Any) -> Any:
+    """``configure(PPOConfig(), env, **kwargs)``: PPO on the new API stack for a sysgym env."""
+    _require_ray()
+    from ray.rllib.algorithms.ppo import PPOConfig
+
+    return configure(PPOConfig(), env, **kwargs)
+
+
+# ---------------------------------------------------------------------------------- acting
+def module_path(checkpoint: str | Path, module_id: str | None = None) -> Path:
+    """Where an Algorithm checkpoint keeps the RLModule ``module_id`` (default: single-agent)."""
+    from ray.rllib.core import (
+        COMPONENT_LEARNER,
+        COMPONENT_LEARNER_GROUP,
+        COMPONENT_RL_MODULE,
+        DEFAULT_MODULE_ID,
+    )
+
+    return (Path(checkpoint) / COMPONENT_LEARNER_GROUP / COMPONENT_LEARNER / COMPONENT_RL_MODULE
+            / (module_id or DEFAULT_MODULE_ID))
+
+
+class RLlibPolicy:
+    """An RLModule from an RLlib checkpoint, acting with sysgym's ``act(obs, info)`` interface.
+
+    ``obs`` and ``info`` are the raw sysgym ones (from ``gym.make(env_id)``); the policy applies
+    the same :class:`ObservationAdapter` as training did. Deterministic by default (the
+    distribution's mode: argmax over the unmasked logits, the Gaussian mean); ``deterministic=False``
+    samples. Continuous actions are unsquashed into the action space as RLlib's env runners do.
+    """
+
+    def __init__(self, module: Any, observation_space: spaces.Space, action_space: spaces.Space,
+                 deterministic: bool = True):
+        import torch
+
+        self.module = module
+        self.deterministic = deterministic
+        module_space = getattr(module, "observation_space", None)
+        masked = isinstance(module_space, spaces.Dict) and MASK_KEY in module_space.spaces
+        self.adapter = ObservationAdapter(observation_space, action_space, masked)
+        self.action_space = action_space
+        self._torch = torch
+        module.eval()
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: str | Path, env: str, env_config: dict[str, Any] | None = None,
+                        module_id: str | None = None, deterministic: bool = True) -> RLlibPolicy:
+        """Restore module ``module_id`` of an Algorithm checkpoint (``algo.save_to_path``) for env
+        ``env`` (a sysgym ID, or :data:`MULTI_FLOW_CC` with ``module_id`` the agent's module)."""
+        _require_ray()
+        from ray.rllib.core.rl_module.rl_module import RLModule
+
+        path = module_path(checkpoint, module_id)
+        if not path.is_dir():
+            raise FileNotFoundError(f"{path}: no RLModule in checkpoint {checkpoint}")
+        module = RLModule.from_checkpoint(str(path))
+        kwargs = {k: v for k, v in (env_config or {}).items() if k != ACTION_MASKING}
+        if env == MULTI_FLOW_CC:
+            from sysgym.envs.cc import parallel_env
+
+            probe = parallel_env(**kwargs)
+            agent = probe.possible_agents[0]
+            obs_space, act_space = probe.observation_space(agent), probe.action_space(agent)
+        else:
+            import sysgym  # noqa: F401
+
+            probe = gym.make(env, **kwargs)
+            obs_space, act_space = probe.observation_space, probe.action_space
+        probe.close()
+        return cls(module, obs_space, act_space, deterministic)
+
+    def act(self, obs: Any, info: dict[str, Any] | None = None) -> Any:
+        from ray.rllib.core.columns import Columns
+
+        torch = self._torch
+        x = self.adapter.single(obs, info)
+        if isinstance(x, dict):
+            batch_obs: Any = {k: torch.as_tensor(np.asarray(v))[None] for k, v in x.items()}
+        else:
+            batch_obs = torch.as_tensor(np.asarray(x))[None]
+        with torch.no_grad():
+            out = self.module.forward_inference({Columns.OBS: batch_obs})
+            if Columns.ACTIONS in out:
+                action = out[Columns.ACTIONS][0]
+            else:
+                dist = self.module.get_inference_action_dist_cls().from_logits(
+                    out[Columns.ACTION_DIST_INPUTS])
+                if self.deterministic:
+                    dist = dist.to_deterministic()
+                action = dist.sample()[0]
+        action = action.numpy()
+        if isinstance(self.action_space, spaces.Discrete):
+            return int(action)
+        from ray.rllib.utils.spaces.space_utils import unsquash_action
+
+        return np.asarray(unsquash_action(action, self.action_space), dtype=self.action_space.dtype)
+
+
+# ---------------------------------------------------------------------------------- sysgym train
+def add_train_arguments(parser: argparse.ArgumentParser, *, standalone: bool = False) -> None:
+    """The RLlib options of ``sysgym train`` (``standalone``: also --env/--steps/--seed/--out)."""
+    if standalone:
+        parser.add_argument("--env", required=True,
+                            help=f"environment ID, e.g. sysgym/DeepRM-Compact-v0, or {MULTI_FLOW_CC}")
+        parser.add_argument("--steps", type=int, required=True, help="environment steps to train for")
+        parser.add_argument("--num-envs", type=int, default=None,
+                            help="sub-envs per env runner (default: 8)")
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--out", default=None, help="output folder (default: runs/<env>_rllib_s<seed>)")
+        parser.add_argument("overrides", nargs="*", metavar="key=value",
+                            help="AlgorithmConfig settings (lr=3e-4 train_batch_size_per_learner=2000) "
+                                 "or env kwargs as env.KEY=value")
+    parser.add_argument("--num-env-runners", type=int, default=2,
+                        help="RLlib env-runner processes (--engine rllib; default: 2)")
+    parser.add_argument("--address", default=None,
+                        help="Ray cluster to join (--engine rllib): 'auto', HOST:PORT or ray://HOST:10001; "
+                             "default: $RAY_ADDRESS, else a local Ray instance")
+    parser.add_argument("--vectorize", choices=VECTORIZE_MODES, default="vector_entry_point",
+                        help="how env runners batch their sub-envs (--engine rllib)")
+    parser.add_argument("--policies", choices=("shared", "per_agent"), default="shared",
+                        help=f"{MULTI_FLOW_CC} only: one module for all flows or one per flow")
+
+
+def parse_overrides(items: Iterable[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``["lr=3e-4", "env.scenario=9"]`` -> (AlgorithmConfig settings, env kwargs); comma lists
+    become lists, as RLlib's configs hold them."""
+    settings, env_kwargs = split_overrides(items)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}, env_kwargs
+
+
+def _result_value(result: dict[str, Any], *keys: str, default: Any = None) -> Any:
+    node: Any = result
+    for key in keys:
+        if not isinstance(node, dict) or key not in node:
+            return default
+        node = node[key]
+    return node
+
+
+def progress_row(result: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """One ``progress.csv`` row from an ``algo.train()`` result (global step, SPS, returns, metrics)."""
+    from ray.rllib.utils.metrics import (
+        ENV_RUNNER_RESULTS,
+        EPISODE_LEN_MEAN,
+        EPISODE_RETURN_MEAN,
+        NUM_ENV_STEPS_SAMPLED_LIFETIME,
+        NUM_EPISODES_LIFETIME,
+    )
+
+    runners = result.get(ENV_RUNNER_RESULTS, {})
+    steps = _result_value(runners, NUM_ENV_STEPS_SAMPLED_LIFETIME,
+                          default=result.get(NUM_ENV_STEPS_SAMPLED_LIFETIME, 0))
+    row: dict[str, Any] = {
+        "iteration": result.get("training_iteration"),
+        "global_step": int(steps or 0),
+        "seconds": round(seconds, 3),
+        "episodes": int(runners.get(NUM_EPISODES_LIFETIME, 0) or 0),
+    }
+    if EPISODE_RETURN_MEAN in runners:
+        row["return_mean"] = float(runners[EPISODE_RETURN_MEAN])
+    if EPISODE_LEN_MEAN in runners:
+        row["length_mean"] = float(runners[EPISODE_LEN_MEAN])
+    for name, value in sorted(_flat_metrics(runners.get(METRICS_KEY, {})).items()):
+        row[f"metric/{name}"] = value
+    return row
+
+
+def _flat_metrics(node: Any, prefix: str = "") -> dict[str, float]:
+    out: dict[str, float] = {}
+    if isinstance(node, dict):
+        for key, value in node.items():
+            out.update(_flat_metrics(value, f"{prefix}{key}/" if isinstance(value, dict) else f"{prefix}{key}"))
+    else:
+        try:
+            out[prefix.rstrip("/")] = float(node)
+        except (TypeError, ValueError):
+            pass
+    return out
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """``sysgym train --engine rllib``: PPO on RLlib until ``args.steps`` env steps are sampled.
+
+    Writes ``<out>/progress.csv`` (one row per iteration) and the RLlib checkpoint
+    ``<out>/checkpoint`` (restore with ``Algorithm.from_checkpoint`` or :class:`RLlibPolicy`).
+    """
+    try:
+        _require_ray()
+    except ImportError as exc:  # a one-line input error for the command line
+        raise ValueError(str(exc)) from None
+    import ray
+
+    from sysgym.bench import format_table
+
+    settings, env_kwargs = parse_overrides(getattr(args, "overrides", None) or [])
+    num_envs = args.num_envs if getattr(args, "num_envs", None) is not None else 8
+    config = ppo_config(args.env, env_config=env_kwargs, num_env_runners=args.num_env_runners,
+                        num_envs_per_env_runner=num_envs, vectorize=getattr(args, "vectorize", "vector_entry_point"),
+                        policies=getattr(args, "policies", "shared"))
+    config = config.debugging(seed=args.seed)
+    known = _config_settings(config) if settings else set()
+    for key in settings:
+        if key not in known:
+            near = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            raise ValueError(f"unknown RLlib setting {key!r}{hint} (env kwargs take the env. prefix)")
+    if settings:
+        config = config.update_from_dict(settings)
+    out = Path(args.out) if args.out else Path("runs") / f"{args.env.split('/')[-1]}_rllib_s{args.seed}"
+    out.mkdir(parents=True, exist_ok=True)
+
+    started_here = False
+    if not ray.is_initialized():
+        address = getattr(args, "address", None) or os.environ.get("RAY_ADDRESS")
+        ray.init(address=address, log_to_driver=False, include_dashboard=False)
+        started_here = True
+    algo = config.build_algo()
+    rows: list[dict[str, Any]] = []
+    start = time.perf_counter()
+    try:
+        with open(out / "progress.csv", "w", newline="") as handle:
+            writer: csv.DictWriter | None = None
+            while not rows or rows[-1]["global_step"] < args.steps:
+                result = algo.train()
+                row = progress_row(result, time.perf_counter() - start)
+                row["sps"] = round(row["global_step"] / max(row["seconds"], 1e-9), 1)
+                rows.append(row)
+                if writer is None or set(row) - set(writer.fieldnames):
+                    writer = _rewrite(handle, rows)
+                else:
+                    writer.writerow(row)
+                handle.flush()
+                ret = f"{row['return_mean']:.4g}" if "return_mean" in row else "-"
+                print(f"iter {row['iteration']}: {row['global_step']} steps, {row['sps']:.0f} steps/s, "
+                      f"return {ret}", file=sys.stderr)
+        checkpoint = out / "checkpoint"
+        algo.save_to_path(str(checkpoint.resolve()))
+    finally:
+        algo.stop()
+        if started_here:
+            ray.shutdown()
+    last = rows[-1]
+    summary = [["env steps", last["global_step"]], ["seconds", f"{last['seconds']:.1f}"],
+               ["steps/s", f"{last['sps']:.0f}"], ["episodes", last["episodes"]]]
+    if "return_mean" in last:
+        summary.append(["recent return", f"{last['return_mean']:.4g}"])
+    summary += [[k.split("/", 1)[1], f"{v:.4g}"] for k, v in last.items() if k.startswith("metric/")]
+    print(format_table(summary, ["", "final"]))
+    print(f"checkpoint: {checkpoint}\nlogs: {out}/progress.csv")
+    return 0
+
+
+def _config_settings(config: Any) -> set[str]:
+    """The public, non-callable attributes of an AlgorithmConfig (what ``key=value`` may set)."""
+    names = set()
+    for name in dir(config):
+        if name.startswith("_"):
+            continue
+        try:
+            value = getattr(config, name)
+        except Exception:  # noqa: BLE001 - some properties refuse before the config is built
+            continue
+        if not callable(value):
+            names.add(name)
+    return names
+
+
+def _rewrite(handle: Any, rows: list[dict[str, Any]]) -> csv.DictWriter:
+    fields: list[str] = []
+    for row in rows:
+        fields += [k for k in row if k not in fields]
+    handle.seek(0)
+    handle.truncate()
+    writer = csv.DictWriter(handle, fields, restval="", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return writer
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m sysgym.integrations.rllib --env ID --steps N ...`` (same as ``sysgym train
+    --engine rllib``)."""
+    parser = argparse.ArgumentParser(prog="python -m sysgym.integrations.rllib",
+                                     description="Train PPO with Ray RLlib on a sysgym environment.")
+    add_train_arguments(parser, standalone=True)
+    args = parser.parse_args(argv)
+    try:
+        return run_train(args)
+    except (ValueError, ImportError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
