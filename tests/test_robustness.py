@@ -19,7 +19,6 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium import spaces
-from gymnasium.vector import AutoresetMode
 
 import sysgym
 from tests.contract import assert_same, sample_action, sample_actions

@@ -6,7 +6,13 @@ import os
 
 import pytest
 
-from sysgym.envs.textfile import data_lines, existing_file, expect_fields, folder_files, number_field
+from sysgym.envs.textfile import (
+    data_lines,
+    existing_file,
+    expect_fields,
+    folder_files,
+    number_field,
+)
 
 
 def test_whole_numbers_are_exact_and_ranged(tmp_path):

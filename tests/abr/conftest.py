@@ -3,13 +3,7 @@ a runner for cases that could crash or hang the interpreter."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
-import pytest
 
 from sysgym.envs.bandwidth import BandwidthTrace
 
@@ -68,19 +62,4 @@ def random_kwargs(seed: int) -> dict:
     return kwargs
 
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def run_isolated(code: str, timeout: float = 60.0) -> str:
-    """Run ``code`` in a fresh interpreter (repository root as working directory) and return its
-    stdout. A crash (segfault, abort), a hang past ``timeout`` or an exception fails the calling
-    test instead of taking pytest down with it."""
-    env = {**os.environ, "PYTHONFAULTHANDLER": "1"}
-    try:
-        done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
-                              text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"hung for more than {timeout} s:\n{code}")
-    if done.returncode != 0:
-        pytest.fail(f"exit status {done.returncode}:\n{done.stderr[-4000:]}")
-    return done.stdout
+from tests.isolation import run_isolated  # noqa: E402,F401  (the family's tests import it from here)

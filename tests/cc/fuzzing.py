@@ -9,33 +9,16 @@ rewards and observations inside the space.
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
-import textwrap
 from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_isolated(code: str, timeout: float = 120.0) -> str:
-    """Run ``code`` in a fresh interpreter from the repository root and return its stdout; a
-    signal, a non-zero exit or running past ``timeout`` seconds fails the calling test."""
-    try:
-        done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                              timeout=timeout, cwd=ROOT)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"hung: still running after {timeout:g} s:\n{code}")
-    if done.returncode < 0:
-        pytest.fail(f"crashed with signal {-done.returncode}:\n{done.stderr[-3000:]}")
-    if done.returncode != 0:
-        pytest.fail(f"exited with status {done.returncode}:\n{done.stderr[-6000:]}")
-    return done.stdout
 
 
 def fuzz_settings(examples: int, seconds: float = 5.0) -> settings:

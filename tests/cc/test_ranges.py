@@ -10,7 +10,7 @@ import pytest
 from sysgym.envs.bandwidth import BandwidthTrace
 from sysgym.envs.cc import CCEnv, CCVectorEnv, parallel_env
 from sysgym.envs.cc.config import MBPS_TO_PKTS, TRACE_SAMPLES_MAX
-from tests.cc.fuzzing import run_isolated
+from tests.isolation import run_isolated
 
 
 @pytest.mark.parametrize("kwargs, words", [

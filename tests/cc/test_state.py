@@ -11,9 +11,9 @@ import pytest
 from gymnasium.vector import AutoresetMode
 
 from sysgym.envs.cc import CCEnv, CCVectorEnv, parallel_env
-from tests.cc.fuzzing import run_isolated
 from tests.cc.test_reference import long_traces, random_actions, random_kwargs
 from tests.contract import assert_same
+from tests.isolation import run_isolated
 
 CONFIGS = {
     "default": {},

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import pickle
 import re
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -16,19 +14,10 @@ from gymnasium.vector import AutoresetMode
 
 from sysgym.envs.dag import DAGVectorEnv, make_task
 from tests.contract import assert_same, sample_actions
+from tests.isolation import run_isolated
 
 FIXTURE = make_task([1, 3, 2, 2, 2, 2, 1], [(0, 1), (0, 2), (0, 3), (1, 4), (2, 5), (3, 5), (4, 6), (5, 6)], 8,
                     name="fixture")
-
-
-def run_script(code: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run ``code`` in a fresh interpreter (a crash or hang fails the calling test, not pytest)."""
-    try:
-        return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], capture_output=True,
-                              text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"the script did not finish within {timeout} s (a hang)")
-
 
 # ---------------------------------------------------------------- valid snapshots are accepted
 @pytest.mark.parametrize("kwargs", [
@@ -207,9 +196,7 @@ EXPECTED = {
 
 
 def test_edited_snapshots_are_refused_with_the_array_named():
-    result = run_script(EDITS)
-    assert result.returncode == 0, result.stderr[-3000:]
-    results = json.loads(result.stdout.strip().splitlines()[-1])
+    results = json.loads(run_isolated(EDITS).strip().splitlines()[-1])
     assert set(results) == set(EXPECTED)
     for name, pattern in EXPECTED.items():
         assert results[name].startswith("ValueError: snapshot"), (name, results[name])
@@ -273,8 +260,7 @@ THREADS = textwrap.dedent('''
 
 
 def test_two_threads_stepping_one_env_get_a_runtime_error_not_a_hang():
-    result = run_script(THREADS, timeout=90)
-    assert result.returncode == 0 and result.stdout.startswith("ok"), result.stderr[-3000:]
+    assert run_isolated(THREADS, timeout=90).startswith("ok")
 
 
 # ---------------------------------------------------------------- kernel loops are bounded
@@ -331,8 +317,7 @@ KERNEL_GARBAGE = textwrap.dedent('''
 def test_kernel_loops_end_on_any_in_bounds_garbage():
     """The matching's augmenting-path search, the chain walk, closure updates and mask scans are
     bounded by N whatever the arrays hold (a race or a bug cannot make them spin)."""
-    result = run_script(KERNEL_GARBAGE, "150", timeout=120)
-    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-3000:]
+    assert run_isolated(KERNEL_GARBAGE, "150", timeout=120).strip().endswith("ok")
 
 
 # ---------------------------------------------------------------- random snapshots
@@ -394,5 +379,4 @@ SNAPSHOT_FUZZ = textwrap.dedent('''
 
 @pytest.mark.parametrize("observation", ["dict", "flat"])
 def test_random_snapshots_are_refused_or_valid(observation):
-    result = run_script(SNAPSHOT_FUZZ, "120", observation, timeout=180)
-    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-3000:]
+    assert run_isolated(SNAPSHOT_FUZZ, "120", observation, timeout=180).strip().endswith("ok")
