@@ -62,7 +62,8 @@ def kernel_extensions():
 setup(
     package_dir=FOLDERS,
     packages=packages(),
-    package_data={"sysgym.cython_core": ["*.pxd", "*.pyx"], "sysgym.traces": ["**/*"]},
+    package_data={"sysgym.cython_core": ["*.pxd", "*.pyx"], "sysgym.traces": ["**/*"],
+                  "sysgym.benchmark": ["*.json"], "sysgym.reference": ["*.pt", "*.json"]},
     exclude_package_data={"": ["__pycache__/*", "*.pyc"]},
     ext_modules=kernel_extensions(),
     zip_safe=False,

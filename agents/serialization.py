@@ -100,6 +100,27 @@ def space_from_data(data: Any) -> spaces.Space:
                      else f"malformed space description: {data!r}")
 
 
+def same_layout(a: spaces.Space, b: spaces.Space) -> bool:
+    """Whether a network built for space ``a`` reads space ``b``: same kind, keys, shape, dtype and
+    action count (Box bounds may differ: ABR's depend on its traces, which evaluation changes)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, spaces.Dict):
+        return list(a.spaces) == list(b.spaces) and all(same_layout(a[k], b[k]) for k in a.spaces)
+    if isinstance(a, spaces.Discrete):
+        return int(a.n) == int(b.n) and int(a.start) == int(b.start)
+    return a.shape == b.shape and a.dtype == b.dtype
+
+
+def describe_space(space: spaces.Space) -> str:
+    """A short name for a space in error messages: ``Discrete(11)``, ``Box(6, 8)``, ``Dict(...)``."""
+    if isinstance(space, spaces.Discrete):
+        return f"Discrete({int(space.n)})"
+    if isinstance(space, spaces.Dict):
+        return "Dict(" + ", ".join(f"{k}: {describe_space(v)}" for k, v in space.spaces.items()) + ")"
+    return f"{type(space).__name__}{tuple(space.shape)}"
+
+
 def _bounds(a: np.ndarray) -> list[Any]:
     # JSON has no infinity: store it as a string
     flat = np.asarray(a, dtype=np.float64).ravel()

@@ -1,4 +1,4 @@
-"""The ``sysgym`` command line: ``list``, ``bench``, ``train``, ``evaluate`` (and the agent commands as they land).
+"""The ``sysgym`` command line: ``list``, ``bench``, ``train``, ``evaluate``, ``benchmark`` (and the agent commands as they land).
 
 Input errors (unknown IDs, bad settings, unreadable files) print one line and exit with status 2,
 as argparse does; ``SYSGYM_DEBUG=1`` shows the traceback instead.
@@ -113,6 +113,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-heuristics", action="store_true", help="evaluate the checkpoint only")
     p.add_argument("overrides", nargs="*", metavar="env.key=value")
     p.set_defaults(func=cmd_evaluate)
+
+    from sysgym.benchmark.commands import (  # argparse only: no torch, no env
+        DESCRIPTION,
+        add_arguments,
+    )
+
+    p = sub.add_parser("benchmark", help="score a policy on the fixed evaluation suites against the baselines",
+                       description=DESCRIPTION)
+    add_arguments(p)
+    p.set_defaults(func=cmd_benchmark)
     return parser
 
 
@@ -162,6 +172,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.env is not None:
         args.env = resolve_env_id(args.env)
     return _agents_module("sysgym.agents.ppo.commands").run_evaluate(args)
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    return _agents_module("sysgym.benchmark.commands").run_benchmark(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

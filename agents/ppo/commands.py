@@ -14,6 +14,7 @@ from sysgym.agents.evaluation import EvaluationResult, evaluate
 from sysgym.agents.heuristics import heuristics_for
 from sysgym.bench import format_table
 
+from ..serialization import describe_space, same_layout
 from .checkpoint import load_checkpoint, policy_from_checkpoint
 from .config import default_config, parse_overrides
 from .evaluation import evaluate_batched
@@ -91,17 +92,11 @@ def check_spaces_fit(payload: dict[str, Any], env_id: str, env_kwargs: dict[str,
     try:
         for what, trained, here in (("observation", obs_space, env.observation_space),
                                     ("action", act_space, env.action_space)):
-            if trained != here:
-                raise ValueError(f"{payload['path']} was trained on {what} space {_short(trained)}, "
-                                 f"but {env_id} with these kwargs has {_short(here)}")
+            if not same_layout(trained, here):
+                raise ValueError(f"{payload['path']} was trained on {what} space {describe_space(trained)}, "
+                                 f"but {env_id} with these kwargs has {describe_space(here)}")
     finally:
         env.close()
-
-
-def _short(space: gym.Space) -> str:
-    shape = getattr(space, "shape", None)
-    return f"{type(space).__name__}{tuple(shape) if shape else ''}" + (
-        f" n={space.n}" if isinstance(space, gym.spaces.Discrete) else "")
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ which is equivalent to::
 
 from __future__ import annotations
 
+import inspect
 import sys
 from typing import Any
 
@@ -61,10 +62,12 @@ class SB3Policy:
     def __init__(self, model: Any, deterministic: bool = True):
         self.model = model
         self.deterministic = deterministic
+        # MaskablePPO's predict takes the mask; plain PPO's does not
+        self.masked = "action_masks" in inspect.signature(model.predict).parameters
 
     def act(self, obs: Any, info: dict[str, Any]) -> Any:
         kwargs = {}
-        if "action_mask" in info:
+        if self.masked and "action_mask" in info:
             kwargs["action_masks"] = np.asarray(info["action_mask"], dtype=bool)
         action, _ = self.model.predict(obs, deterministic=self.deterministic, **kwargs)
         return int(action) if np.ndim(action) == 0 else action
