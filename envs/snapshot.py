@@ -183,3 +183,98 @@ def check_in_space(arrays: dict[str, np.ndarray], key: str, space: spaces.Space)
 
 def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
+
+
+def is_sealed(state: Any) -> bool:
+    """Whether ``state`` is a snapshot taken in this process and unchanged since."""
+    if not isinstance(state, dict) or any(k not in state for k in _KEYS) or not isinstance(state["arrays"], dict):
+        return False
+    arrays = state["arrays"]
+    if not all(isinstance(a, np.ndarray) for a in arrays.values()):
+        return False
+    return sealed(state, layout(str(state["config"]), arrays), arrays)
+
+
+def _rows_of(state: Any) -> dict[str, np.ndarray]:
+    if not isinstance(state, dict) or any(k not in state for k in _KEYS):
+        raise ValueError("expected a snapshot returned by a sysgym env's get_state()")
+    n = state["num_envs"]
+    for key, value in state["arrays"].items():
+        if not isinstance(value, np.ndarray) or value.ndim == 0 or value.shape[0] != n:
+            raise ValueError(f"snapshot array {key!r} has no leading sub-env dimension of size {n}; "
+                             "its states cannot be taken row by row")
+    return state["arrays"]
+
+
+class RowBank:
+    """Sub-env states (rows of snapshots of one env class and configuration), forkable in bulk.
+
+    Every array of a snapshot has a leading sub-env dimension, and sub-envs are independent, so
+    rows of snapshots can be picked and stacked into a snapshot for a vector env with as many
+    sub-envs as rows: one state copied into many sub-envs (one per action and rollout) is how
+    planners, distillation and explainers fork. A snapshot taken from a bank is sealed when every
+    snapshot added to it was (so restoring it skips the value checks, as its source would have).
+    """
+
+    def __init__(self) -> None:
+        self._envelope: dict[str, Any] | None = None
+        self._parts: list[dict[str, np.ndarray]] = []
+        self._merged: dict[str, np.ndarray] | None = None
+        self._size = 0
+        self._trusted = True
+
+    def __len__(self) -> int:
+        return self._size
+
+    def append(self, state: dict[str, Any], rows: Any = None) -> None:
+        """Keep sub-envs ``rows`` (all if None) of the snapshot ``state``."""
+        arrays = _rows_of(state)
+        envelope = {k: state[k] for k in ("format", "class", "config")}
+        if self._envelope is None:
+            self._envelope = envelope
+        elif envelope != self._envelope:
+            raise ValueError("all states of a bank must come from envs of one class and configuration")
+        self._trusted = self._trusted and is_sealed(state)
+        idx = np.arange(state["num_envs"]) if rows is None else np.asarray(rows, dtype=np.int64)
+        if len(idx):
+            self._parts.append({k: v[idx] for k, v in arrays.items()})
+            self._size += len(idx)
+            self._merged = None
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """All kept rows, one array per state field (leading dimension: the states)."""
+        if self._merged is None:
+            if not self._parts:
+                raise ValueError("the state bank is empty")
+            keys = self._parts[0].keys()
+            self._merged = {k: np.concatenate([p[k] for p in self._parts]) for k in keys}
+            self._parts = [self._merged]
+        return self._merged
+
+    def take(self, idx: Any) -> dict[str, Any]:
+        """A snapshot whose sub-env j is kept state ``idx[j]`` (repeats allowed)."""
+        arrays = self.arrays()
+        idx = np.asarray(idx, dtype=np.int64)
+        if idx.ndim != 1 or len(idx) == 0 or idx.min() < 0 or idx.max() >= self._size:
+            raise ValueError(f"state indices must be a non-empty list in [0, {self._size - 1}]")
+        taken = {k: v[idx] for k, v in arrays.items()}
+        state = {**self._envelope, "num_envs": len(idx), "arrays": taken}
+        if self._trusted:
+            state["seal"] = seal(layout(str(state["config"]), taken), taken.values())
+        return state
+
+    def subset(self, idx: Any) -> RowBank:
+        """A bank holding only states ``idx``."""
+        out = RowBank()
+        out._envelope, out._trusted = self._envelope, self._trusted
+        taken = self.take(idx)["arrays"]
+        out._parts, out._merged, out._size = [taken], taken, len(np.asarray(idx))
+        return out
+
+
+def take_rows(state: dict[str, Any], rows: Any) -> dict[str, Any]:
+    """The snapshot of sub-envs ``rows`` of ``state`` (in that order, repeats allowed), for a vector
+    env of the same class and configuration with ``len(rows)`` sub-envs; sealed if ``state`` is."""
+    bank = RowBank()
+    bank.append(state)
+    return bank.take(rows)

@@ -1,4 +1,4 @@
-"""The ``sysgym`` command line: ``list``, ``bench``, ``train``, ``evaluate``, ``benchmark`` (and the agent commands as they land).
+"""The ``sysgym`` command line: ``list``, ``bench``, ``train``, ``evaluate``, ``distill``, ``benchmark`` (``explain`` as it lands).
 
 Input errors (unknown IDs, bad settings, unreadable files) print one line and exit with status 2,
 as argparse does; ``SYSGYM_DEBUG=1`` shows the traceback instead.
@@ -16,7 +16,9 @@ from collections.abc import Sequence
 import gymnasium as gym
 
 import sysgym
+from sysgym.agents.distill import commands as distill_commands  # argparse only: no torch, no env
 from sysgym.bench import format_table, human, measure_single, measure_vector
+from sysgym.benchmark import commands as benchmark_commands  # argparse only: no torch, no env
 from sysgym.integrations import rllib  # cheap: ray is imported only when the rllib engine runs
 
 INPUT_ERRORS = (ValueError, FileNotFoundError, gym.error.Error)
@@ -114,14 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", metavar="env.key=value")
     p.set_defaults(func=cmd_evaluate)
 
-    from sysgym.benchmark.commands import (  # argparse only: no torch, no env
-        DESCRIPTION,
-        add_arguments,
-    )
+    p = sub.add_parser("distill", help="distil a teacher (PPO checkpoint, heuristic, oracle) into a small "
+                       "tree or rule", description=distill_commands.DESCRIPTION)
+    distill_commands.add_arguments(p)
+    p.set_defaults(func=cmd_distill)
 
     p = sub.add_parser("benchmark", help="score a policy on the fixed evaluation suites against the baselines",
-                       description=DESCRIPTION)
-    add_arguments(p)
+                       description=benchmark_commands.DESCRIPTION)
+    benchmark_commands.add_arguments(p)
     p.set_defaults(func=cmd_benchmark)
     return parser
 
@@ -153,7 +155,7 @@ def _agents_module(name: str):
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as error:
-        if error.name and error.name.split(".")[0] in ("torch", "sklearn", "matplotlib", "tensorboard"):
+        if error.name and error.name.split(".")[0] in ("torch", "sklearn", "matplotlib", "tensorboard", "pystreed"):
             raise ValueError(f"{error.name} is not installed; the agents need it: "
                              f'pip install "sysgym[agents]"') from None
         raise
@@ -172,6 +174,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.env is not None:
         args.env = resolve_env_id(args.env)
     return _agents_module("sysgym.agents.ppo.commands").run_evaluate(args)
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    if args.env is not None:
+        args.env = resolve_env_id(args.env)
+    return _agents_module("sysgym.agents.distill.commands").run_distill(args)
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:

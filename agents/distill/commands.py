@@ -1,0 +1,182 @@
+"""``sysgym distill``: distil a teacher into a tree or rule, write it out and compare the two.
+
+Writes ``<out>/tree.{txt,dot,png,json}`` (``rule.*`` for rules), ``iterations.csv`` (the DAgger
+log) and ``report.md`` (the table also printed on stdout): teacher vs student return and family
+metric on held-out seeds, fidelity (agreement with the teacher on held-out teacher states, overall
+and on the critical ones), model size, masked fallbacks and decision latency (µs per ``act`` call
+on a single env). Only :func:`add_arguments` is imported to build the parser; everything heavy
+is imported by :func:`run_distill`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+from typing import Any
+
+DESCRIPTION = """Distil a teacher policy into a small decision tree or Boolean rule (DAgger; IRL's critical
+states; VIPER's weights; optimal trees by STreeD; exhaustive rules). The teacher is a PPO
+checkpoint (file or training folder), heuristic:NAME (a baseline of the env's family) or oracle
+(the appointment oracle). Extra env.KEY=value arguments set env kwargs (e.g. env.scenario=5)."""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``sysgym distill`` (the CLI builds its subparser with this)."""
+    p.add_argument("--teacher", required=True, help="runs/X (PPO checkpoint), heuristic:NAME or oracle")
+    p.add_argument("--env", default=None, help="environment ID (default: a checkpoint's own)")
+    p.add_argument("--student", choices=("cart", "optimal", "rules"), default="cart")
+    p.add_argument("--max-depth", type=int, default=3, help="tree depth limit (cart, optimal)")
+    p.add_argument("--max-leaves", type=int, default=None, help="leaf limit (cart)")
+    p.add_argument("--max-nodes", type=int, default=None, help="test-node limit (optimal)")
+    p.add_argument("--literals", type=int, default=3, help="most literals of a rule (rules)")
+    p.add_argument("--form", choices=("dnf", "cnf"), default="dnf", help="how a rule is written (rules)")
+    p.add_argument("--max-thresholds", type=int, default=None,
+                   help="candidate thresholds per numeric feature (optimal: 16, rules: all)")
+    p.add_argument("--time-limit", type=float, default=600.0, help="solver time limit in s (optimal)")
+    p.add_argument("--critical", type=float, default=None, help="train on this top fraction of critical states")
+    p.add_argument("--threshold", type=float, default=None, help="train on states with criticality above this")
+    p.add_argument("--weighting", choices=("none", "viper"), default="none",
+                   help="viper: weight states by criticality, cost actions by regret")
+    p.add_argument("--q-source", choices=("auto", "simulate", "teacher"), default="auto",
+                   help="action values: rollouts, or the teacher's own (oracle values, PPO critic)")
+    p.add_argument("--horizon", type=int, default=10, help="decisions per simulated rollout")
+    p.add_argument("--gamma", type=float, default=0.99, help="discount of simulated rollouts")
+    p.add_argument("--rollouts", type=int, default=1, help="rollouts per state and action")
+    p.add_argument("--iterations", type=int, default=10, help="DAgger iterations (1 = behaviour cloning)")
+    p.add_argument("--samples", type=int, default=2000, help="states collected per iteration")
+    p.add_argument("--beta", type=float, default=0.0, help="teacher share beta_i = beta**i (iteration 0: 1)")
+    p.add_argument("--num-envs", type=int, default=16, help="sub-envs collecting states")
+    p.add_argument("--eval-episodes", type=int, default=8, help="held-out episodes per iterate")
+    p.add_argument("--eval-seed", type=int, default=1_000_000, help="first held-out seed")
+    p.add_argument("--fidelity-samples", type=int, default=2000, help="held-out teacher states for fidelity")
+    p.add_argument("--latency-decisions", type=int, default=500, help="act calls timed per policy")
+    p.add_argument("--seed", type=int, default=0, help="first training seed")
+    p.add_argument("--out", default=None, help="output folder (default: runs/distill_<env>_<student>)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("overrides", nargs="*", metavar="env.key=value")
+
+
+def parse_env_overrides(items: list[str]) -> dict[str, Any]:
+    """``["env.scenario=5", "env.workload=traces/x.swf"]`` -> kwargs (values as Python literals
+    where they parse as one, else strings)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.startswith("env.") or len(key) == 4:
+            raise ValueError(f"expected env.key=value, got {item!r}")
+        try:
+            value: Any = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError):
+            value = {"true": True, "false": False, "none": None}.get(text.strip().lower(), text.strip())
+        out[key[4:]] = value
+    return out
+
+
+def run_distill(args: argparse.Namespace) -> int:
+    import sys
+    from pathlib import Path
+
+    from sysgym.bench import format_table
+
+    from .dagger import DistillConfig, distill
+    from .envs import EnvMaker
+    from .students import make_student
+    from .teachers import resolve_teacher
+
+    overrides = parse_env_overrides(args.overrides)
+    path_teacher = not (args.teacher.startswith("heuristic:") or args.teacher == "oracle")
+    teacher = resolve_teacher(args.teacher, args.env) if path_teacher else None
+    env_id = args.env or (teacher.env_id if teacher else None)
+    if env_id is None:
+        raise ValueError("--env is required (the teacher does not name its environment)")
+    env_kwargs = {**(teacher.env_kwargs if teacher else {}), **overrides}
+    if teacher is None:
+        teacher = resolve_teacher(args.teacher, env_id)
+    config = DistillConfig(iterations=args.iterations, samples=args.samples, beta=args.beta,
+                           num_envs=args.num_envs, critical=args.critical, threshold=args.threshold,
+                           weighting=args.weighting, q_source=args.q_source, horizon=args.horizon,
+                           gamma=args.gamma, rollouts=args.rollouts, eval_episodes=args.eval_episodes,
+                           eval_seed=args.eval_seed, seed=args.seed)
+    student_kwargs: dict[str, Any] = {"cart": {"max_depth": args.max_depth, "max_leaf_nodes": args.max_leaves},
+                                      "optimal": {"max_depth": args.max_depth, "max_nodes": args.max_nodes,
+                                                  "max_thresholds": args.max_thresholds or 16,
+                                                  "time_limit": args.time_limit},
+                                      "rules": {"max_literals": args.literals, "form": args.form,
+                                                "max_thresholds": args.max_thresholds}}[args.student]
+    student = make_student(args.student, **student_kwargs)
+    for name in ("fidelity_samples", "latency_decisions"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
+    result = distill(env_id, teacher, student, env_kwargs=env_kwargs, config=config,
+                     progress=not args.no_progress, log=lambda line: print(line, file=sys.stderr))
+    out = Path(args.out or f"runs/distill_{env_id.split('/')[-1]}_{args.student}")
+    paths = result.policy.save_all(out)
+    _write_log(out / "iterations.csv", result)
+    report = compare(EnvMaker(env_id, env_kwargs), teacher, result, config, args.fidelity_samples,
+                     args.latency_decisions)
+    table = format_table(report, ["", "teacher", "student"])
+    head = (f"{env_id}: {teacher.name} -> {args.student} (iterate {result.best} of {len(result.iterates)}), "
+            f"held-out seeds from {config.eval_seed}")
+    (out / "report.md").write_text(f"{head}\n\n{table}\n")
+    print(result.policy.text())
+    print(head + "\n")
+    print(table)
+    print(f"\nwrote {', '.join(str(p) for p in paths.values())}, {out / 'iterations.csv'}, {out / 'report.md'}",
+          file=sys.stderr)
+    return 0
+
+
+def _write_log(path, result) -> None:
+    rows = [it.row() for it in result.iterates]
+    keys = ["iteration", "beta", "aggregate", "kept", "eval_return", "eval_metric", "size", "seconds"]
+    lines = [",".join(keys)] + [",".join(str(r[k]).replace(",", ";") for k in keys) for r in rows]
+    path.write_text("\n".join(lines) + f"\n# best iterate: {result.best}\n")
+
+
+def compare(maker, teacher, result, config, fidelity_samples: int, latency_decisions: int) -> list[list[str]]:
+    """Rows of the teacher-vs-student table (see the module docstring)."""
+    import itertools
+
+    import numpy as np
+
+    from .critical import select_critical
+    from .qvalues import simulate_q
+    from .rollouts import collect, decision_latency, evaluate, fidelity
+
+    policy = result.policy
+    episodes, seed = config.eval_episodes, config.eval_seed
+    teacher_eval = evaluate(maker, teacher.build, episodes, seed)
+    policy.decisions = policy.fallbacks = 0
+    student_eval = evaluate(maker, lambda env: policy, episodes, seed)
+    fallbacks = f"{policy.fallbacks} of {policy.decisions}"
+    # held-out teacher states (seeds past the evaluation episodes)
+    held = itertools.count(seed + episodes)
+    values = teacher.values is not None
+    data, bank = collect(maker, teacher, None, 1.0, fidelity_samples, held, num_envs=config.num_envs,
+                         rng=np.random.default_rng(seed), record_states=not values, teacher_values=values)
+    note = ""
+    critical = None
+    try:
+        if bank is not None:
+            data.q = simulate_q(maker, bank, data.mask, teacher, horizon=config.horizon, gamma=config.gamma,
+                                rollouts=config.rollouts, batch=config.batch, seed=seed)
+        fraction = config.critical if config.critical is not None or config.threshold is not None else 0.3
+        critical = select_critical(data.criticality(), fraction, config.threshold)
+        note = f" ({int(critical.sum())} states)"
+    except ValueError as error:  # an env that cannot fork states yet
+        note = f" (n/a: {str(error).splitlines()[0][:60]})"
+    agree = fidelity(policy, data, critical)
+    size = policy.size()
+    metric = result.metric
+    rows = [["mean return", f"{teacher_eval.mean_return():.4g}", f"{student_eval.mean_return():.4g}"]]
+    if metric:
+        rows.append([f"mean {metric}", f"{teacher_eval.mean(metric):.4g}", f"{student_eval.mean(metric):.4g}"])
+    rows += [
+        [f"fidelity, {len(data)} held-out states", "1", f"{agree['fidelity']:.3f}"],
+        [f"fidelity, critical states{note}", "1", f"{agree.get('fidelity_critical', float('nan')):.3f}"],
+        ["size", "-", ", ".join(f"{v} {k}" for k, v in size.items())],
+        ["masked fallbacks (held-out episodes)", "-", fallbacks],
+        ["decision latency (µs, median, single env)", f"{decision_latency(maker, teacher.build, latency_decisions, seed):.1f}",
+         f"{decision_latency(maker, lambda env: policy, latency_decisions, seed):.1f}"],
+    ]
+    return rows
