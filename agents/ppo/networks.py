@@ -4,6 +4,8 @@
   CNN when ``encoder`` is ``"cnn"`` or ``"auto"`` (``"mlp"`` flattens them, as DeepRM's image
   agent did); Discrete / MultiDiscrete entries are one-hot encoded, MultiBinary used as floats.
   Dict observations (e.g. DAG node features + closure) concatenate the encoded entries.
+* ``encoder="graph"`` (DAG edge generation) replaces encoder, trunk and head by the message-passing
+  network of :mod:`sysgym.agents.ppo.graph`.
 * The trunk is an MLP (default 2 x 64, tanh). ``shared_trunk=True`` (BRACIS'21, Stable-Baselines'
   old default) feeds both heads from one trunk; otherwise actor and critic have their own encoder
   and trunk (CleanRL's default).
@@ -20,6 +22,7 @@ from torch import nn
 
 from .config import PPOConfig
 from .distributions import layer_init, make_head
+from .graph import GraphActorCritic
 from .observations import observation_entries
 
 _ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
@@ -137,6 +140,10 @@ class ActorCritic(nn.Module):
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, config: PPOConfig):
         super().__init__()
+        self.graph = GraphActorCritic(observation_space, action_space, config) if config.encoder == "graph" else None
+        if self.graph is not None:          # one message-passing network serves actor and critic
+            self.shared, self.encoder, self.head = True, self.graph.encoder, self.graph.head
+            return
         self.shared = config.shared_trunk
         hidden = config.hidden_sizes
         self.encoder = ObservationEncoder(observation_space, config)
@@ -150,17 +157,21 @@ class ActorCritic(nn.Module):
 
     @property
     def feature_size(self) -> int:
-        return self.trunk[-2].out_features
+        return self.graph.feature_size if self.graph is not None else self.trunk[-2].out_features
 
     def features(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.trunk(self.encoder(obs))
+        return self.graph.features(obs) if self.graph is not None else self.trunk(self.encoder(obs))
 
     def value(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.graph is not None:
+            return self.graph.value(obs)
         if self.shared:
             return self.value_head(self.features(obs)).squeeze(-1)
         return self.value_head(self.critic_trunk(self.critic_encoder(obs))).squeeze(-1)
 
     def forward(self, obs: dict[str, torch.Tensor]):
+        if self.graph is not None:
+            return self.graph(obs)
         actor = self.features(obs)
         critic = actor if self.shared else self.critic_trunk(self.critic_encoder(obs))
         return self.head(actor), self.value_head(critic).squeeze(-1)
