@@ -68,7 +68,7 @@ AGENTS = [
     Agent("sysgym/CC-v0", 1_000_000, status="planned", source="benchmarks/results/aurora/policy.pt",
           command="nice -n 10 python -m benchmarks.paper_aurora --steps 1000000 --out benchmarks/results/aurora",
           note="PPO as Aurora (Jay et al. ICML'19) at small scale"),
-    Agent("sysgym/DAG-EGS-v0", 800_000, status="planned", source="benchmarks/results/egs/policy.pt",
+    Agent("sysgym/DAG-EGS-v0", 800_000, source="benchmarks/results/egs/policy.pt",
           loader="ppo-graph", command="nice -n 10 python -m benchmarks.paper_egs --steps 800000 --out benchmarks/results/egs",
           note="graph policy (sysgym.agents.ppo.graph), trained on generated 20-40 node DAGs, selected on a validation set"),
 ]
