@@ -47,8 +47,8 @@ N_ACC = ACC_COLUMNS
 cdef class ClusterKernel:
     # --- configuration
     cdef int B, R, H, L, W, BK, QCAP, MAXRUN, NSLOTS, maxlen, maxsize
-    cdef int image, sparse, reserve, use_trace, trace_fixed_start
-    cdef int64_t T, time_limit, n_starts
+    cdef int image, sparse, reserve, fixed_horizon, use_trace, trace_fixed_start
+    cdef int64_t T, time_limit, last_time, n_starts
     cdef double rate, small_chance, gamma, scale
     cdef int small_lo, small_hi, big_lo, big_hi, dom_lo, dom_hi, oth_lo, oth_hi
     cdef int width, backlog_cols, obs_dim
@@ -93,8 +93,13 @@ cdef class ClusterKernel:
         self.image = cfg["image"]
         self.sparse = cfg["sparse"]
         self.reserve = cfg["reserve"]
+        self.fixed_horizon = cfg["fixed_horizon"]
         self.T = cfg["episode_length"]
         self.time_limit = cfg["time_limit"]
+        # the latest time an episode can reach: the time limit, and T under protocol "bracis"
+        self.last_time = self.time_limit
+        if self.fixed_horizon and self.T < self.last_time:
+            self.last_time = self.T
         self.gamma = cfg["smdp_gamma"]
         self.scale = cfg["reward_divisor"]
         self.rate = cfg["new_job_rate"]
@@ -213,8 +218,10 @@ cdef class ClusterKernel:
         self._arrivals(b)
         if self.sparse:
             # Skip ahead to the first decision. A fresh cluster fits any arriving job, so the
-            # skipped steps hold no jobs and carry no reward.
-            while (not self._all_done(b)) and self.now[b] < self.time_limit and not self._write_mask(b):
+            # skipped steps hold no jobs and carry no reward. The skip stops one step before the
+            # episode's last time (so the first step ends it if nothing happens).
+            while (not self._terminal(b)) and self.now[b] + 1 < self.last_time \
+                    and not self._write_mask(b):
                 self._advance(b, 0.0)
         self._write_mask(b)
         self._write_obs(b)
@@ -239,23 +246,27 @@ cdef class ClusterKernel:
                 self.acc[b, ACC_INVALID] += 1.0
             self._advance(b, 1.0)
             self.elapsed[b] = 1
-        ended = self._all_done(b) or self.now[b] >= self.time_limit
+        ended = self._terminal(b) or self.now[b] >= self.time_limit
         if self.sparse and not ended:
             weight = 1.0 if self.elapsed[b] == 0 else self.gamma
             while not self._write_mask(b):
                 self._advance(b, weight)
                 self.elapsed[b] += 1
                 weight = weight * self.gamma
-                if self._all_done(b) or self.now[b] >= self.time_limit:
+                if self._terminal(b) or self.now[b] >= self.time_limit:
                     break
-        self.terminated[b] = self._all_done(b)
+        self.terminated[b] = self._terminal(b)
         self.truncated[b] = (not self.terminated[b]) and self.now[b] >= self.time_limit
         self._write_mask(b)
         self._write_obs(b)
         if self.terminated[b] or self.truncated[b]:
             self._write_metrics(b)
 
-    cdef bint _all_done(self, int b) noexcept nogil:
+    cdef bint _terminal(self, int b) noexcept nogil:
+        """Whether the episode has reached its end (terminated): protocol "drain", once no job can
+        arrive any more and the cluster is empty; protocol "bracis", once the clock reaches T."""
+        if self.fixed_horizon:
+            return self.now[b] >= self.T
         return self._arrivals_over(b) and self.n_wait[b] == 0 and self.n_run[b] == 0
 
     cdef bint _arrivals_over(self, int b) noexcept nogil:

@@ -18,6 +18,7 @@ transitions         "dense" | "sparse" ("dense")
 reward_jobs         "all" | "window" ("all")
 reward_scale        "raw" | "bounded" ("raw")
 allocation          "now" | "reserve" ("now")
+protocol            "drain" | "bracis" ("drain")                how an episode ends (*End* below)
 scenario            1..10 or None                               BRACIS Table 3 (sets the next 3)
 num_processors      [1, 65536] (10)                             capacity of resource 0
 num_resources       [1, 8] (1)                                  R (2 = CPU + memory as in DeepRM)
@@ -94,9 +95,9 @@ counted in ``invalid_actions``) time advances one step:
 4. jobs arriving at the new ``now`` are submitted as above.
 
 A job submitted at a and finished at c is in the system for the c - a steps [a, c), so the
-undiscounted return of a terminated episode is exactly minus the total slowdown of its jobs
-(DeepRM's objective; Mao et al. count jobs after the clock moves, which misses each job's first
-step). ``reward_jobs`` only sets the weights: [1, 1, 1] for "all", [0, 1, 0] for
+undiscounted return of a terminated "drain" episode is exactly minus the total slowdown of its
+jobs (DeepRM's objective; Mao et al. count jobs after the clock moves, which misses each job's
+first step); under "bracis" an unfinished job adds (T - a) / length, the slowdown it reached. ``reward_jobs`` only sets the weights: [1, 1, 1] for "all", [0, 1, 0] for
 "window"; ``info["reward_components"] @ reward_weights == reward``.
 ``reward_scale="bounded"`` divides every component by the most jobs the reward can count at once
 (the reward divisor): W for "window"; for "all", W + backlog + min(cap) x (H if reserve else 1)
@@ -112,11 +113,40 @@ steps that elapsed since the decision (``smdp_gamma`` = 1 by default, i.e. plain
 itself). ``reset`` also skips ahead to the first decision in sparse mode (those steps hold no jobs:
 a fresh cluster fits any job; they return no reward and ``info["elapsed"]`` is 0 after every
 reset). If no job arrives before arrivals end, the skip stops there and the first step advances
-once and terminates.
+once and terminates; the reset's skip stops at the latest one step before the time limit (and
+before T under "bracis"), so the clock never passes it.
 
-*End.* Terminated once no job can arrive any more (generator: now >= T-1; trace: window
-exhausted) and no job waits or holds resources. Truncated when now >= time_limit, unless that
-same step terminates (termination wins).
+*End.* protocol="drain" (default): terminated once no job can arrive any more (generator:
+now >= T-1; trace: window exhausted) and no job waits or holds resources, so every job is
+scheduled and finishes. protocol="bracis": terminated when now reaches T, jobs arriving all along
+(the steps [0, T) of the generator or of the trace window) and whatever still waits or runs left
+unfinished (``jobs_left``): the fixed-horizon episodes of BRACIS'21, whose metric is the mean
+slowdown of the finished jobs (``mean_slowdown``). Either way truncated when now >= time_limit,
+unless that same step terminates (termination wins); under "bracis" a time_limit >= T never acts.
+
+"bracis" follows the paper's simulator, sched-rl-gym (github.com/renatolfc/sched-rl-gym, read at
+commit 44b7f14), in what an episode is, but not in three off-by-ones of its time-based step,
+which sysgym does not copy (its time_limit corresponds to T here):
+
+- submission stamped one step early: a job drawn while the clock moves from t to t+1 is submitted
+  with the scheduler's clock still at t (``envs/simulator.py`` lines 193-198 submit before
+  ``forward_time``; ``scheduler/scheduler.py`` line 413 stamps ``current_time``), while the agent
+  first sees it at t+1; so each slowdown counts one step the agent could not act on (+1/length);
+- resources released one step late: the event queue's clock lags the scheduler's by one
+  (``scheduler/scheduler.py`` line 100, ``EventQueue(current_time - 1)``), so a job ending at e
+  leaves the cluster only when the clock moves from e to e+1 (``scheduler/null_scheduler.py``
+  lines 80-84), and at e ``NullScheduler.schedule`` still refuses a job that needs its units
+  (``self.cluster.fits``, line 113) although the observation already shows them free (its
+  slowdown does use e);
+- episodes one step longer: ``done`` once ``current_time > time_limit`` (``envs/compact_env.py``
+  line 89, ``envs/deeprm_env.py`` line 177), i.e. after time_limit + 1 steps, and the job drawn in
+  the last step can never be scheduled; no job arrives at time 0.
+
+Its event-based (sparse) step also zeroes the cost of the first elapsed step of every skip
+(``rewards[0] = 0``, ``envs/compact_env.py`` line 94); sysgym's sparse rewards keep every step.
+Here a job arriving at t is submitted at t and can be allocated at t, and one ending at e frees
+its units for allocations at e.
+
 ``info["episode_metrics"]``: mean_slowdown, mean_bounded_slowdown, mean_wait (over finished jobs,
 0 if none), utilisation (busy resource-0 unit-steps / (cap[0] x now)), makespan (last finish
 time), jobs_finished, jobs_left (waiting + allocated at the end), jobs_dropped, invalid_actions,
@@ -169,8 +199,9 @@ Snapshots: ``set_state`` checks, besides the shared envelope, every count (queue
 jobs, free job slots, arrivals = finished + dropped + waiting + allocated), that the wait list,
 allocated list and free stack partition the job slots, each live job's length, sizes, submit and
 start times and submission features against their ranges, the usage profile against the
-allocated jobs (exactly) and the capacities, the clock, ring head and accumulators, and the SWF
-stream pointers against the trace and the clock. Job records live in a fixed pool of slots, so
+allocated jobs (exactly) and the capacities, the clock (at most time_limit, and T under
+"bracis"), ring head and accumulators, and the SWF stream pointers against the trace and the
+clock. Job records live in a fixed pool of slots, so
 memory does not grow with the episode length or with replaced inputs.
 """
 

@@ -23,6 +23,7 @@ CHOICES = {
     "reward_jobs": ("all", "window"),
     "reward_scale": ("raw", "bounded"),
     "allocation": ("now", "reserve"),
+    "protocol": ("drain", "bracis"),
 }
 
 # Valid ranges of the integer kwargs (inclusive); see the kwargs table of sysgym.envs.deeprm.
@@ -49,6 +50,7 @@ class DeepRMConfig:
     reward_jobs: str
     reward_scale: str
     allocation: str
+    protocol: str
     capacity: tuple[int, ...]
     max_job_length: int
     max_job_size: int
@@ -137,7 +139,8 @@ class DeepRMConfig:
 
 
 def build_config(*, observation: str = "compact", transitions: str = "dense", reward_jobs: str = "all",
-                 reward_scale: str = "raw", allocation: str = "now", scenario: int | None = None,
+                 reward_scale: str = "raw", allocation: str = "now", protocol: str = "drain",
+                 scenario: int | None = None,
                  num_resources: int = 1, num_processors: int | None = None,
                  resource_capacity: tuple[int, ...] | None = None, max_job_length: int | None = None,
                  max_job_size: int | None = None, window: int = 10, horizon: int = 20, backlog: int = 60,
@@ -150,6 +153,7 @@ def build_config(*, observation: str = "compact", transitions: str = "dense", re
     reward_jobs = choice("reward_jobs", reward_jobs, CHOICES["reward_jobs"])
     reward_scale = choice("reward_scale", reward_scale, CHOICES["reward_scale"])
     allocation = choice("allocation", allocation, CHOICES["allocation"])
+    protocol = choice("protocol", protocol, CHOICES["protocol"])
 
     if scenario is not None:
         scenario = integer("scenario (BRACIS'21 Table 3)", scenario, 1, len(SCENARIOS))
@@ -219,7 +223,7 @@ def build_config(*, observation: str = "compact", transitions: str = "dense", re
 
     config = DeepRMConfig(
         observation=observation, transitions=transitions, reward_jobs=reward_jobs,
-        reward_scale=reward_scale, allocation=allocation, capacity=capacity,
+        reward_scale=reward_scale, allocation=allocation, protocol=protocol, capacity=capacity,
         max_job_length=max_job_length, max_job_size=max_job_size, window=window, horizon=horizon,
         backlog=backlog, episode_length=episode_length, time_limit=time_limit,
         new_job_rate=new_job_rate, small_job_chance=small_job_chance, smdp_gamma=smdp_gamma,
@@ -242,7 +246,8 @@ def kernel_config(cfg: DeepRMConfig, num_envs: int) -> dict:
         "horizon": cfg.horizon, "timeline": cfg.timeline, "window": cfg.window, "backlog": cfg.backlog,
         "max_job_length": cfg.max_job_length, "max_job_size": cfg.max_job_size,
         "image": int(cfg.observation == "image"), "sparse": int(cfg.transitions == "sparse"),
-        "reserve": int(cfg.allocation == "reserve"), "episode_length": cfg.episode_length,
+        "reserve": int(cfg.allocation == "reserve"), "fixed_horizon": int(cfg.protocol == "bracis"),
+        "episode_length": cfg.episode_length,
         "time_limit": cfg.time_limit, "smdp_gamma": cfg.smdp_gamma, "reward_divisor": cfg.reward_divisor,
         "new_job_rate": cfg.new_job_rate, "small_job_chance": cfg.small_job_chance,
         "image_width": cfg.image_width, "backlog_columns": cfg.backlog_columns,

@@ -82,6 +82,8 @@ class DeepRMVectorEnv(BatchedKernelEnv):
 
     def _connect(self) -> None:
         self._kernel = ClusterKernel(kernel_config(self.config, self.num_envs), self._state, self._trace)
+        # views of the state arrays (never reallocated: set_state copies into them)
+        self._info_views = {"time": self._state["now"], "elapsed": self._state["elapsed"]}
 
     def _kernel_reset(self, mask: np.ndarray, options: dict[str, Any] | None) -> None:
         if options:
@@ -92,7 +94,7 @@ class DeepRMVectorEnv(BatchedKernelEnv):
         self._kernel.step(active)
 
     def _extra_infos(self) -> dict[str, np.ndarray]:
-        return {"time": self._state["now"], "elapsed": self._state["elapsed"]}
+        return self._info_views
 
     # ------------------------------------------------------------------ future input (CrystalBox)
     def set_future_input(self, trace: int, offset: int, index: int | None = None) -> None:
@@ -155,7 +157,9 @@ class DeepRMVectorEnv(BatchedKernelEnv):
         """Every count, index and value the kernel relies on (see the package docstring)."""
         cfg = self.config
         now = a["now"]
-        snapshot.check_range(a, "now", 0, cfg.time_limit)
+        # protocol "bracis" ends every episode at T, so its clock never passes T
+        last = min(cfg.time_limit, cfg.episode_length) if cfg.protocol == "bracis" else cfg.time_limit
+        snapshot.check_range(a, "now", 0, last)
         snapshot.check_range(a, "elapsed", 0, cfg.time_limit)
         snapshot.check_range(a, "head", now % cfg.timeline, now % cfg.timeline)
         snapshot.check_range(a, "last_arrival", 0, now)

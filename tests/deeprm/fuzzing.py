@@ -148,6 +148,10 @@ def snapshot_cases() -> None:
                        "stream_start_-1": lambda a: a["stream_start"].__setitem__(0, -1),
                        "trace_ptr_minus_one": lambda a: a["trace_ptr"].__setitem__(0, a["trace_ptr"][0] - 1)}.items():
         results[name] = _outcome(swf, _edited(swf, edit))
+    # protocol "bracis" ends every episode at T = 40 (time_limit 400): a clock past T is refused
+    bracis = warmed(vector(protocol="bracis", episode_length=40, new_job_rate=0.8), 20)
+    results["bracis_now_beyond_T"] = _outcome(
+        bracis, _edited(bracis, lambda a: (a["now"].__setitem__(0, 41), a["head"].__setitem__(0, 41 % 35))))
     print(json.dumps(results))
 
 
@@ -160,6 +164,7 @@ SNAPSHOT_ENVS = [
      "resource_capacity": (6, 4),
      "max_job_size": 3, "max_job_length": 6, "horizon": 5, "new_job_rate": 0.9, "backlog": 4},
     {"workload": SWF, "num_processors": 10, "transitions": "sparse"},
+    {"protocol": "bracis", "episode_length": 30, "new_job_rate": 0.9, "transitions": "sparse"},
 ]
 
 

@@ -31,6 +31,7 @@ def swf(tmp_path, jobs):
     ({"transitions": "event"}, "transitions"),
     ({"reward_jobs": "some"}, "reward_jobs"),
     ({"allocation": "later"}, "allocation"),
+    ({"protocol": "paper"}, "protocol"), ({"protocol": None}, "protocol"),
     ({"max_job_size": 12}, "exceeds"),
     ({"window": 0}, "window"),
     ({"new_job_rate": 1.5}, "new_job_rate"),
@@ -406,3 +407,36 @@ def test_image_feature_names_name_each_cell():
         for c in range(cfg.backlog_columns):
             assert named[f"backlog[t{t},c{c}]"] == (t * cfg.backlog_columns + c < n_back)
         assert named[f"since_last_job[t{t}]"] == pytest.approx(since)
+
+
+@pytest.mark.parametrize("transitions", ["dense", "sparse"])
+def test_bracis_protocol_ends_every_episode_at_T_with_jobs_left(transitions):
+    """protocol="bracis": every episode lasts exactly T steps (time_limit 10 T never acts) and
+    ends terminated, under any policy; busy clusters leave jobs unfinished, which mean_slowdown
+    (finished jobs) ignores and mean_slowdown_all counts. "drain" runs its jobs to the end."""
+    T = 40
+    ended = {}
+    for protocol in ("bracis", "drain"):
+        vec = gym.make_vec("sysgym/DeepRM-v0", num_envs=8, vectorization_mode="vector_entry_point",
+                           protocol=protocol, transitions=transitions, episode_length=T, new_job_rate=0.7)
+        rng = np.random.default_rng(0)
+        _, info = vec.reset(seed=0)
+        metrics = []
+        for _ in range(20_000):
+            actions = np.array([rng.choice(np.flatnonzero(m)) for m in info["action_mask"]])
+            _, _, terminated, truncated, info = vec.step(actions)
+            assert not truncated.any()
+            for i in np.flatnonzero(terminated):
+                metrics.append({k: v[i] for k, v in info["episode_metrics"].items()})
+            if len(metrics) >= 40:
+                break
+        ended[protocol] = metrics
+    bracis, drain = ended["bracis"], ended["drain"]
+    assert {m["episode_time"] for m in bracis} == {T}
+    assert sum(m["jobs_left"] > 0 for m in bracis) > 30
+    for m in bracis:  # each unfinished job adds (T - submit) / length >= 1 / 15 (max_job_length 15)
+        finished, left = m["jobs_finished"], m["jobs_left"]
+        unfinished = m["mean_slowdown_all"] * (finished + left) - m["mean_slowdown"] * finished
+        assert unfinished >= left / 15 - 1e-9
+    assert all(m["jobs_left"] == 0 and m["episode_time"] >= T for m in drain)
+    assert max(m["episode_time"] for m in drain) > T

@@ -42,6 +42,9 @@ FAMILIES = {
     "no-backlog": {"backlog": 0},
     "swf-random-start": {"workload": "swf", "trace_start": "random"},
     "swf-first-or-index": {"workload": "swf", "trace_start": "draw"},
+    "bracis-dense": {"protocol": "bracis", "transitions": "dense"},
+    "bracis-sparse": {"protocol": "bracis", "transitions": "sparse", "smdp_gamma": "draw"},
+    "bracis-swf": {"protocol": "bracis", "workload": "swf", "trace_start": "random"},
 }
 
 
@@ -85,8 +88,8 @@ def draw_kwargs(family: dict, rng: np.random.Generator, swf_traces: list[Path]) 
         kw["smdp_gamma"] = family.get("smdp_gamma", 1.0)
         if kw["smdp_gamma"] == "draw":
             kw["smdp_gamma"] = float(rng.uniform(0.5, 0.99))
-    if rng.random() < 0.3:  # short limits truncate some episodes mid-way
-        kw["time_limit"] = kw["episode_length"] + int(rng.integers(0, 15))
+    if rng.random() < 0.3:  # short limits truncate some episodes mid-way (under "bracis" too)
+        kw["time_limit"] = kw["episode_length"] + int(rng.integers(-5, 15))
     return kw
 
 
@@ -267,11 +270,19 @@ def test_registered_defaults_match_reference_over_full_episodes(env_id):
         assert seen["terminated"] == 1, seen
 
 
+@pytest.mark.parametrize("env_id", ["sysgym/DeepRM-Image-v0", "sysgym/DeepRM-CompactSparseReduced-v0"])
+def test_registered_ids_under_the_bracis_protocol_match_reference(env_id):
+    for seed in (1, 2):
+        seen = compare_single(env_id, {"protocol": "bracis", "scenario": 1 + 4 * seed}, seed, max_steps=10_000,
+                              episodes=2)
+        assert seen["terminated"] == 2, seen
+
+
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_bracis_scenarios_match_reference(scenario):
-    for seed in range(3):
+    for seed in range(4):
         kwargs = {"scenario": scenario, "episode_length": 15, "horizon": 10, "backlog": 8,
-                  "transitions": ("dense", "sparse")[seed % 2],
+                  "transitions": ("dense", "sparse")[seed % 2], "protocol": ("drain", "bracis")[seed // 2],
                   "observation": "image" if seed == 2 and scenario <= 2 else "compact"}
         compare_single("sysgym/DeepRM-v0", kwargs, seed, max_steps=400, episodes=1)
 
@@ -279,9 +290,19 @@ def test_bracis_scenarios_match_reference(scenario):
 def test_episode_without_any_job_matches_reference():
     # sparse: the reset skips to T-1 with nothing to schedule; the first step then ends the episode
     for transitions in ("dense", "sparse"):
-        kwargs = {"transitions": transitions, "new_job_rate": 0.0, "episode_length": 12}
+        for protocol in ("drain", "bracis"):
+            kwargs = {"transitions": transitions, "new_job_rate": 0.0, "episode_length": 12, "protocol": protocol}
+            seen = compare_single("sysgym/DeepRM-v0", kwargs, seed=5, max_steps=100, episodes=2)
+            assert seen["terminated"] == 2
+    # a time limit before any job: the sparse reset stops one step before it, the first step truncates
+    for protocol in ("drain", "bracis"):
+        kwargs = {"transitions": "sparse", "new_job_rate": 0.0, "episode_length": 12, "time_limit": 7,
+                  "protocol": protocol}
         seen = compare_single("sysgym/DeepRM-v0", kwargs, seed=5, max_steps=100, episodes=2)
-        assert seen["terminated"] == 2
+        assert seen["truncated"] == 2
+        env = gym.make("sysgym/DeepRM-v0", **kwargs)
+        _, info = env.reset(seed=0)
+        assert info["time"] == 6 and env.step(0)[3] and env.unwrapped._vec._state["now"][0] == 7
 
 
 @pytest.mark.parametrize("workload", ["swf", "deeprm"])
@@ -404,6 +425,60 @@ def test_model_termination_takes_precedence_over_the_time_limit(three_jobs):
     # C (submitted at 1, length 3) is still running at 5: it counts with (5 - 1) / 3 so far
     assert steps[-1].metrics["mean_slowdown"] == pytest.approx((1 + 3) / 2)
     assert steps[-1].metrics["mean_slowdown_all"] == pytest.approx((1 + 3 + 4 / 3) / 3)
+
+
+# The same trace and actions under protocol="bracis" (T = 5): the episode ends when the clock
+# reaches 5, after the void of [4, 5), with C (submitted at 1, length 3, started at 3) still running.
+# A: submitted 0, visible and allocated at 0, ends at 2: slowdown 1 (sched-rl-gym would stamp its
+# submission one step earlier: (2 - (-1)) / 2). B (2 processors) is allocated at 2, the step A ends
+# (sched-rl-gym would still hold A's processor then): slowdown 3, wait 2. Metrics count A and B.
+HAND_BRACIS_METRICS = {"mean_slowdown": (1 + 3) / 2, "mean_bounded_slowdown": 1.0, "mean_wait": (0 + 2) / 2,
+                       "utilisation": (1 + 1 + 2 + 1 + 1) / (2 * 5), "makespan": 3, "jobs_finished": 2,
+                       "jobs_left": 1, "jobs_dropped": 0, "invalid_actions": 1, "episode_time": 5,
+                       "mean_slowdown_all": (1 + 3 + (5 - 1) / 3) / 3}
+
+
+def test_model_hand_worked_bracis_episode(three_jobs):
+    _, steps = run_model({**three_jobs, "protocol": "bracis"}, HAND_ACTIONS[:8])
+    np.testing.assert_allclose([t.reward_components for t in steps], HAND_COMPONENTS[:8], rtol=0, atol=1e-15)
+    assert [(t.terminated, t.truncated) for t in steps] == [(False, False)] * 7 + [(True, False)]
+    assert steps[-1].metrics == pytest.approx(HAND_BRACIS_METRICS)
+    # minus the return: A's and B's slowdowns, plus C's 4 steps in the system by T over its length 3
+    assert sum(sum(t.reward_components) for t in steps) == pytest.approx(-(1 + 3 + 4 / 3), abs=1e-12)
+    # a time limit beyond T does not act; one before T truncates instead
+    _, steps = run_model({**three_jobs, "protocol": "bracis", "time_limit": 9}, HAND_ACTIONS[:8])
+    assert (steps[-1].terminated, steps[-1].truncated) == (True, False)
+    _, steps = run_model({**three_jobs, "protocol": "bracis", "time_limit": 4}, HAND_ACTIONS[:7])
+    assert (steps[-1].terminated, steps[-1].truncated) == (False, True)
+
+
+def test_kernel_gives_the_hand_worked_bracis_episode(three_jobs):
+    env = gym.make("sysgym/DeepRM-v0", **three_jobs, protocol="bracis")
+    env.reset(seed=0)
+    for k, (action, components) in enumerate(zip(HAND_ACTIONS[:8], HAND_COMPONENTS[:8])):
+        _, reward, terminated, truncated, info = env.step(action)
+        assert info["reward_components"].tolist() == pytest.approx(components, abs=1e-15)
+        assert (terminated, truncated) == (k == 7, False)
+    assert info["episode_metrics"] == pytest.approx(HAND_BRACIS_METRICS)
+
+
+def test_model_hand_worked_bracis_sparse(three_jobs):
+    # T = 4. Allocate A at 0; [0,1) passes by itself (B cannot fit; C arrives and fits). Allocate C
+    # at 1 (ends 4); B waits through [1,2), [2,3), [3,4), and the clock reaching T = 4 ends the
+    # episode inside that skip, before B could start. A and C finished (slowdowns 2/2 and 3/3); B,
+    # waiting since 0, counts only in mean_slowdown_all, with 4/1.
+    ended = {}
+    for protocol in ("drain", "bracis"):
+        kwargs = {**three_jobs, "transitions": "sparse", "protocol": protocol, "episode_length": 4}
+        _, steps = run_model(kwargs, [0, 1])
+        assert [t.elapsed for t in steps] == [1, 3]
+        assert steps[1].reward_components == pytest.approx([-(1 / 2 + 1 / 3) - 1 / 3 - 1 / 3, -3, 0], abs=1e-15)
+        ended[protocol] = (steps[1].terminated, steps[1].truncated)
+    assert ended == {"drain": (False, False), "bracis": (True, False)}
+    metrics = steps[1].metrics
+    assert (metrics["mean_slowdown"], metrics["jobs_finished"], metrics["jobs_left"]) == (1.0, 2, 1)
+    assert metrics["mean_slowdown_all"] == pytest.approx((1 + 1 + 4) / 3)
+    assert metrics["episode_time"] == 4
 
 
 @pytest.mark.parametrize("gamma", [1.0, 0.5])

@@ -24,6 +24,7 @@ CASES = {
     "used_plus_one": "'used'", "acc_nan": "'acc'", "n_jobs_plus_one": "'n_jobs'", "obs_2": "'obs'",
     "trace_ptr_1e9": "'trace_ptr'", "trace_base_-2^62": "'trace_base'", "stream_start_-1": "'stream_start'",
     "trace_ptr_minus_one": "disagrees with the clock",
+    "bracis_now_beyond_T": "'now'[0] = 41",
 }
 
 

@@ -117,7 +117,11 @@ class ReferenceDeepRM:
         self.components = [0.0, 0.0, 0.0]
         self.elapsed = 0
         if cfg.transitions == "sparse":
-            self._skip_until_decision()  # no reward is returned for these job-free steps
+            # no reward is returned for these job-free steps; the skip stops one step before the
+            # latest time the episode can reach, so that the first step can end it
+            last = cfg.time_limit if cfg.protocol == "drain" else min(cfg.time_limit, cfg.episode_length)
+            while not self.terminated and self.now + 1 < last and not any(self.action_mask()[:-1]):
+                self._tick()
         return self.observation(), self.action_mask()
 
     # ------------------------------------------------------------------ one decision
@@ -282,7 +286,10 @@ class ReferenceDeepRM:
         return self.trace_next >= self.trace_stop
 
     def _check_end(self) -> None:
-        self.terminated = self._arrivals_over() and not self.queue and not self.allocated
+        if self.cfg.protocol == "bracis":  # a fixed horizon: the episode is T steps long
+            self.terminated = self.now >= self.cfg.episode_length
+        else:  # "drain": arrivals end, then the cluster empties
+            self.terminated = self._arrivals_over() and not self.queue and not self.allocated
         self.truncated = not self.terminated and self.now >= self.cfg.time_limit
 
     # ------------------------------------------------------------------ outputs
