@@ -263,6 +263,56 @@ def test_actor_critic_separate_trunks_have_separate_parameters():
     assert count(separate) - count(shared) == trunk
 
 
+# BRACIS'21 reports the parameters of its networks: image 301,068 / 1,089,548 / 1,821,708 for its three
+# image sizes and compact 24,332. With 11 actions (10 slots + void) these are exactly separate 2x64
+# actor and critic MLPs on 20 x 114, 20 x 422 and 20 x 708 images (sched-rl-gym's image: H = 20 rows of
+# (W + 1) x processors + backlog / H + 1 columns for 10, 38 and 64 processors) and on sched-rl-gym's
+# 118-entry compact vector (2H + 7W + 8).
+PAPER_PARAMETERS = [((20, 114), 301_068), ((20, 422), 1_089_548), ((20, 708), 1_821_708), ((118,), 24_332)]
+
+
+def _parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("shape, paper", PAPER_PARAMETERS)
+def test_bracis_preset_has_the_papers_parameter_counts(shape, paper):
+    from sysgym.agents.ppo.config import BRACIS_PRESET
+    from sysgym.agents.ppo.fastgrad import supports
+
+    cfg = default_config("sysgym/DeepRM-v0", **BRACIS_PRESET, encoder="mlp")
+    assert not cfg.shared_trunk and cfg.hidden_sizes == (64, 64) and cfg.activation == "tanh"
+    model = ActorCritic(gym.spaces.Box(0.0, 1.0, shape, np.float32), gym.spaces.Discrete(11), cfg)
+    assert _parameters(model) == paper
+    assert supports(model)  # trained by the numpy fast path
+    # the shared trunk the paper's text describes would have one trunk fewer
+    shared = ActorCritic(gym.spaces.Box(0.0, 1.0, shape, np.float32), gym.spaces.Discrete(11),
+                         cfg.replace(shared_trunk=True))
+    assert _parameters(shared) == paper - (int(np.prod(shape)) * 64 + 64 + 64 * 64 + 64)
+
+
+@pytest.mark.parametrize("scenario", range(1, 11))
+def test_bracis_preset_on_our_scenarios(scenario):
+    """Our image has slots max_job_size wide where sched-rl-gym's are `processors` wide: the two agree
+    (and so do the parameter counts) where a job may take the whole cluster, scenarios 1, 2, 6, 8, 10.
+    Elsewhere our image is narrower; the missing columns are always empty in the paper's image
+    (no job is wider than max_job_size), so they carry no information. Our compact vector has 123
+    entries (2RH + W(7 + R) + 3, BRACIS Table 1) against sched-rl-gym's 118."""
+    from sysgym.agents.ppo.config import BRACIS_PRESET
+
+    cfg = default_config("sysgym/DeepRM-v0", **BRACIS_PRESET, encoder="mlp")
+    paper = dict(PAPER_PARAMETERS)
+    for env_id in ("sysgym/DeepRM-Image-v0", "sysgym/DeepRM-CompactSparseReduced-v0"):
+        env = gym.make(env_id, scenario=scenario, protocol="bracis")
+        n = int(np.prod(env.observation_space.shape))
+        count = _parameters(ActorCritic(env.observation_space, env.action_space, cfg))
+        assert count == 2 * (64 * n + 64 + 64 * 64 + 64) + 65 * 11 + 65
+        if env_id.endswith("Image-v0") and scenario in (1, 2, 6, 8, 10):
+            assert count == paper[env.observation_space.shape]
+        if env_id.endswith("Reduced-v0"):
+            assert n == 123 and count == paper[(118,)] + 128 * 5
+
+
 def test_cli_train_then_evaluate(tmp_path, capsys):
     from sysgym.cli import main
 
