@@ -62,15 +62,18 @@ AGENTS = [
     # as the README shows the greedy policy can strand long jobs on the sparse variants.
     Agent("sysgym/DeepRM-CompactSparse-v0", 1_000_000, {"num_envs": 16}, {"scenario": 3}, deterministic=False),
     # Trained by their reproduction scripts (budgets there); copied when their owners sign them off.
-    Agent("sysgym/ABR-v0", 1_000_000, status="planned", source="benchmarks/results/pensieve/policy.pt",
-          command="nice -n 10 python -m benchmarks.paper_pensieve --steps 1000000 --out benchmarks/results/pensieve",
-          note="PPO on the shipped synthetic training traces (Pensieve at small scale), greedy"),
-    Agent("sysgym/CC-v0", 1_000_000, status="planned", source="benchmarks/results/aurora/policy.pt",
-          command="nice -n 10 python -m benchmarks.paper_aurora --steps 1000000 --out benchmarks/results/aurora",
-          note="PPO as Aurora (Jay et al. ICML'19) at small scale"),
+    Agent("sysgym/ABR-v0", 5_000_000, source="benchmarks/results/pensieve/policy.pt",
+          command="nice -n 10 python -m benchmarks.paper_pensieve --setups synthetic --seeds 3 --steps 5000000 "
+                  "--out benchmarks/results/pensieve --run-dir runs/pensieve",
+          note="PPO on the shipped synthetic training traces (Pensieve at small scale), seed 0, greedy"),
+    Agent("sysgym/CC-v0", 2_000_000, source="benchmarks/results/aurora/policy.pt",
+          command="nice -n 10 python -m benchmarks.paper_aurora --steps 2000000 4000000 --seeds 3 "
+                  "--out benchmarks/results/aurora --run-dir runs/aurora",
+          note="PPO as Aurora (Jay et al. ICML'19) at small scale on the training link set, seed 0"),
     Agent("sysgym/DAG-EGS-v0", 800_000, source="benchmarks/results/egs/policy.pt",
           loader="ppo-graph", command="nice -n 10 python -m benchmarks.paper_egs --steps 800000 --out benchmarks/results/egs",
-          note="graph policy (sysgym.agents.ppo.graph), trained on generated 20-40 node DAGs, selected on a validation set"),
+          note="graph policy (sysgym.agents.ppo.graph), trained on generated 20-40 node DAGs; the run was "
+               "stopped at 397k of 800k steps and the 298k checkpoint chosen on 200 validation tasks"),
 ]
 
 
