@@ -3,7 +3,9 @@
 Each baseline picks a target sending rate per flow from the last monitor interval's statistics
 (``info["sending_rate"]``, ``["latency"]``, ``["min_rtt"]``, ``["loss_rate"]``) and turns it into
 the env's action: the continuous delta (inverting Aurora's rate-change rule with the env's
-``delta_scale``, clipped to [-1, 1], so one step moves the rate by at most that factor) or the
+``delta_scale``, clipped to the action space's bound: [-1, 1] by default, so one step moves the
+rate by at most that factor; unbounded in practice with ``aurora_compatible=True``, whose action
+space is [-1e12, 1e12], so AIMD can halve its rate in one step as the agent could) or the
 discrete rate change closest to it in log scale. The same object drives ``CC-v0`` /
 ``CC-Discrete-v0`` (one flow), their native vector envs (one action per sub-env) and the
 PettingZoo env (a dict of actions, one per live agent).
@@ -69,7 +71,8 @@ class RateHeuristic(Heuristic):
             return distance.argmin(axis=1)
         scale = self.config.delta_scale
         delta = np.where(ratio >= 1.0, (ratio - 1.0) / scale, (1.0 - 1.0 / ratio) / scale)
-        return np.clip(delta, -1.0, 1.0).astype(np.float32)[:, None]
+        bound = self.config.action_bound
+        return np.clip(delta, -bound, bound).astype(np.float32)[:, None]
 
 
 class FixedRate(RateHeuristic):

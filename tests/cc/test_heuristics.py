@@ -120,3 +120,14 @@ def test_oracle_beats_the_other_baselines_on_test_links():
         returns[name] = np.mean(evaluate(lambda e, n=name: HEURISTICS[n](e), env, episodes=6, seed=0).returns)
     assert returns["oracle"] > max(returns["fixed"], returns["aimd"], returns["delay"])
     assert min(returns["aimd"], returns["delay"]) > returns["fixed"]
+
+
+def test_heuristics_use_the_whole_action_range_in_aurora_mode():
+    """AIMD halving its rate needs a delta of -1 / delta_scale = -40 in Aurora mode (0.025 per unit);
+    a [-1, 1] clip would limit it to 2.5% per monitor interval."""
+    env = gym.make("sysgym/CC-v0", aurora_compatible=True)
+    policy = AIMD(env)
+    action = policy.actions(np.array([100.0]), np.array([50.0]))
+    assert action.shape == (1, 1) and action[0, 0] == pytest.approx(-1.0 / 0.025)
+    default = AIMD(gym.make("sysgym/CC-v0"))
+    assert default.actions(np.array([100.0]), np.array([50.0]))[0, 0] == -1.0
