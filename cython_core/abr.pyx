@@ -231,6 +231,7 @@ cdef class AbrKernel:
     cdef double chunk_s, cap, sleep_step, rtt, payload, noise_lo, noise_hi, mu, lam, kbps_max, max_s
     cdef bint noise, sequential, startup_rebuffer, pensieve_obs
     cdef int64_t initial_level
+    cdef bint first_fixed
     # --- shared read-only inputs
     cdef const double[::1] tau, rate
     cdef const int64_t[::1] first
@@ -268,6 +269,7 @@ cdef class AbrKernel:
         self.sequential = cfg["sequential"]
         self.startup_rebuffer = cfg["startup_rebuffer"]
         self.initial_level = cfg["initial_level"]
+        self.first_fixed = cfg["first_fixed"]
         self.pensieve_obs = cfg["pensieve_obs"]
         self.max_s = cfg["max_transfer_s"]
 
@@ -361,8 +363,8 @@ cdef class AbrKernel:
         for r in range(OBS_ROWS):
             for j in range(self.H):
                 self.obs[b, r, j] = 0.0
-        for j in range(self.A):
-            self.mask[b, j] = 1
+        for j in range(self.A):   # first_chunk="initial": chunk 0 is played at initial_level
+            self.mask[b, j] = 0 if self.first_fixed and j != self.initial_level else 1
         if not self.pensieve_obs:   # Pensieve's harness starts from the zero matrix
             self._write_sizes(b, 0)
             self.obs[b, ROW_LEFT, self.H - 1] = 1.0
@@ -377,9 +379,14 @@ cdef class AbrKernel:
         cdef double noise_factor = 1.0
         cdef double rebuffer_counted
         cdef Chunk ch
+        cdef int j
         if c >= self.N:  # a session already over (the env never steps one; a direct kernel call might)
             self.terminated[b] = 1
             return
+        if c == 0 and self.first_fixed:   # Pensieve downloads chunk 0 at its default quality
+            a = self.initial_level
+            for j in range(self.A):
+                self.mask[b, j] = 1
         nbytes = self.sizes[a, c]
         if self.noise:
             noise_factor = self.noise_lo + (self.noise_hi - self.noise_lo) * rng_uniform(&self.rng[b, 0])
@@ -509,6 +516,7 @@ def plan_offline(dict cfg, const double[::1] tau, const double[::1] rate, int64_
     cdef double mu = cfg["rebuffer_penalty"], lam = cfg["smoothness_penalty"]
     cdef bint startup = cfg["startup_rebuffer"]
     cdef int64_t initial = cfg["initial_level"]
+    cdef bint first_fixed = cfg["first_fixed"]     # chunk 0 is played at `initial` (Pensieve)
     cdef double max_s = cfg["max_transfer_s"]
     cdef Loop lp = loop_of(&tau[0], &rate[0], n_seg, cfg["loop_zero"], payload)
     if not dt > 0:
@@ -567,6 +575,8 @@ def plan_offline(dict cfg, const double[::1] tau, const double[::1] rate, int64_
             for j in range(n_cur):
                 last = clvl[j]
                 for a in range(A):
+                    if c == 0 and first_fixed and a != initial:
+                        continue
                     sg = cseg[j]
                     tt = ct[j]
                     ch = play_chunk(&tau[0], &rate[0], n_seg, lp, &sg, &tt, cb[j], sizes[a, c], 1.0,

@@ -50,6 +50,10 @@ rebuffer_penalty  mu in [0, 1e6]: default 4.3 (linear), 2.66 (log), 8 (hd); requ
 smoothness_penalty  lambda in [0, 1e6]: 1.0
 initial_level   None: the first chunk pays no smoothness penalty; a level: the first chunk's switch
                 is counted against it (Pensieve: 1, its DEFAULT_QUALITY)
+first_chunk     "agent" (default of ABR-v0): the agent picks chunk 0's level; "initial" (default when
+                pensieve_compatible=True): chunk 0 is played at initial_level whatever the action, as
+                Pensieve's test harness downloads it at DEFAULT_QUALITY before its agent acts (the
+                action mask at reset allows only that level); needs an initial_level
 startup_rebuffer  True: the first chunk's whole delay is a stall (Pensieve); False: it is reported
                 as ``startup_delay_s`` but not penalised
 rate_at         "start": a sample's bandwidth holds from its timestamp to the next (the cooked format

@@ -38,6 +38,7 @@ NOISE_FACTOR_RANGE = (0.01, 100.0)
 MAX_TRANSFER_RANGE = (1e-3, 1e6)
 OBSERVATIONS = ("clean", "pensieve")
 LOOP_CLOCKS = ("first", "zero")
+FIRST_CHUNK = ("agent", "initial")  # who picks chunk 0: the agent, or initial_level (Pensieve)
 
 # Values Pensieve's simulator fixes; pensieve_compatible=True refuses other values for them.
 PENSIEVE = {
@@ -79,6 +80,7 @@ class AbrConfig:
     observation: str
     max_transfer_s: float
     history: int
+    first_chunk: str = "agent"
 
     @property
     def num_levels(self) -> int:
@@ -142,7 +144,7 @@ class AbrConfig:
             "startup_rebuffer": self.startup_rebuffer,
             "initial_level": -1 if self.initial_level is None else self.initial_level,
             "loop_zero": self.loop_clock == "zero", "pensieve_obs": self.observation == "pensieve",
-            "max_transfer_s": self.max_transfer_s,
+            "max_transfer_s": self.max_transfer_s, "first_fixed": self.first_chunk == "initial",
         }
 
     def segment_rates(self, trace: BandwidthTrace) -> np.ndarray:
@@ -169,7 +171,7 @@ class AbrConfig:
 def build_config(*, pensieve_compatible: bool = False, traces: object = "train", trace_format: str = "auto",
                  mahimahi_bin_ms: float = 500.0, trace_order: str = "random", video: object = None,
                  video_seed: int = 0, noise: bool | None = None, qoe: object = "linear",
-                 observation: str | None = None, max_transfer_s: float = 3600.0,
+                 observation: str | None = None, first_chunk: str | None = None, max_transfer_s: float = 3600.0,
                  bitrates_kbps: object = _UNSET, chunk_s: object = _UNSET, num_chunks: object = _UNSET,
                  rtt_s: object = _UNSET, payload_portion: object = _UNSET, buffer_cap_s: object = _UNSET,
                  sleep_step_s: object = _UNSET, noise_range: object = _UNSET,
@@ -216,6 +218,11 @@ def build_config(*, pensieve_compatible: bool = False, traces: object = "train",
     if init is not None:
         init = integer("initial_level", init, 0, levels - 1)
     startup = boolean("startup_rebuffer", v["startup_rebuffer"])
+    if first_chunk is None:
+        first_chunk = "initial" if pensieve_compatible else "agent"
+    first_chunk = choice("first_chunk", first_chunk, FIRST_CHUNK)
+    if first_chunk == "initial" and init is None:
+        raise ValueError("first_chunk='initial' plays chunk 0 at initial_level: set initial_level")
 
     qoe_name, quality, mu = _qoe(qoe, rates, v["rebuffer_penalty"], pensieve_compatible)
     lam = number("smoothness_penalty", v["smoothness_penalty"], 0.0, MAX_PENALTY)
@@ -239,6 +246,7 @@ def build_config(*, pensieve_compatible: bool = False, traces: object = "train",
         sleep_step_s=sleep_step, noise=noise, noise_range=lo_hi, rebuffer_penalty=mu,
         smoothness_penalty=lam, initial_level=init, startup_rebuffer=startup, rate_at=rate_at,
         loop_clock=loop, observation=obs_layout, max_transfer_s=max_transfer, history=history,
+        first_chunk=first_chunk,
     )
     for tr in cfg.traces:
         segment_bytes = cfg.segment_rates(tr) * np.diff(tr.time_s)

@@ -59,6 +59,8 @@ def random_kwargs(seed: int) -> dict:
         kwargs["rebuffer_penalty"] = float(rng.uniform(0, 10))
     else:
         kwargs["qoe"] = qoe
+    if kwargs["initial_level"] is not None and rng.random() < 0.5:
+        kwargs["first_chunk"] = "initial"   # chunk 0 at initial_level, whatever the action
     return kwargs
 
 

@@ -154,7 +154,7 @@ def test_pensieve_mode_restarts_the_trace_clock_at_zero():
     # 1 s, then 950,000 B in [6, 8) (2 s) -> transfer 6 s, delay 6.08 s, clock at 8 s.
     late = BandwidthTrace("late", np.array([5.0, 6.0, 8.0]), np.array([1.0, 8.0, 4.0]))
     sizes = np.full((6, 49), 100_000)
-    sizes[5, 0] = 3_800_000
+    sizes[[1, 5], 0] = 3_800_000  # Pensieve plays chunk 0 at level 1; the generic env below picks 5
     env = _env(late, sizes)
     env.reset()
     _, _, _, _, info = env.step(5)
@@ -190,8 +190,9 @@ def test_buffer_cap_sleeps_in_half_seconds_and_the_trace_clock_follows():
     assert sleeps[:15] == [0.0] * 15 and sleeps[15:] == [1.5, 4.0, 3.5]
     np.testing.assert_allclose(buffers[:15], [4 + 3.82 * k for k in range(15)], atol=1e-9)
     np.testing.assert_allclose(buffers[15:], [59.8, 59.62, 59.94], atol=1e-9)
-    # chunk 0: 0.3 - 4.3 * 0.18 - |0.3 - 0.75| (compared with level 1) = -0.924; then 0.3 each
-    np.testing.assert_allclose(rewards, [-0.924] + [0.3] * 17, atol=1e-12)
+    # chunk 0 plays at Pensieve's default level 1: 0.75 - 4.3 * 0.18 - |0.75 - 0.75| = -0.024;
+    # chunk 1 drops to level 0: 0.3 - |0.3 - 0.75| = -0.15; then 0.3 each
+    np.testing.assert_allclose(rewards, [-0.024, -0.15] + [0.3] * 16, atol=1e-12)
     assert env.unwrapped.batched.trace_position(0)[2] == pytest.approx(10.8, abs=1e-9)
 
 
@@ -216,3 +217,27 @@ def test_pensieve_mode_refuses_to_change_its_constants():
         AbrEnv(pensieve_compatible=True, chunk_s=2.0)
     with pytest.raises(ValueError, match="fixes bitrates_kbps, rtt_s"):
         AbrEnv(pensieve_compatible=True, bitrates_kbps=[100, 200], rtt_s=0.0)
+
+
+def test_pensieve_plays_chunk_0_at_its_default_quality():
+    """Pensieve's test harness downloads chunk 0 at DEFAULT_QUALITY (level 1) before the agent acts;
+    in Pensieve mode the mask at reset allows only that level and any action plays it."""
+    sizes = 90_000 + 1_000 * np.arange(49)[None, :] + np.arange(6)[:, None]
+    flat = BandwidthTrace("flat", np.array([0.0, 1000.0]), np.array([8.0, 8.0]))
+    env = _env(flat, sizes)
+    _, info = env.reset()
+    assert info["action_mask"].tolist() == [0, 1, 0, 0, 0, 0]
+    _, _, _, _, info = env.step(5)
+    assert info["chunk_bytes"] == 90_001 and info["last_level"] == 1
+    assert info["action_mask"].tolist() == [1] * 6
+    _, _, _, _, info = env.step(5)
+    assert info["chunk_bytes"] == 90_000 + 1_000 + 5 and info["last_level"] == 5
+    free = AbrEnv(pensieve_compatible=True, first_chunk="agent", noise=False, trace_order="sequential",
+                  traces=[flat], video=sizes)
+    _, info = free.reset()
+    assert info["action_mask"].tolist() == [1] * 6
+    assert free.step(5)[4]["chunk_bytes"] == 90_005
+    with pytest.raises(ValueError, match="initial_level"):
+        AbrEnv(first_chunk="initial")
+    with pytest.raises(ValueError, match="first_chunk"):
+        AbrEnv(first_chunk="maybe")

@@ -171,6 +171,8 @@ class AbrSession:
 
     def step(self, a: int) -> Step:
         cfg = self.cfg
+        if self.c == 0 and cfg.first_chunk == "initial":  # chunk 0 at the default quality
+            a = cfg.initial_level
         size = self.sizes[a][self.c]
         x, delivered, capped = self.transfer(size)
         nu = 1.0
