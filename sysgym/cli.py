@@ -1,4 +1,4 @@
-"""The ``sysgym`` command line: ``list``, ``bench``, ``train``, ``evaluate``, ``distill``, ``benchmark`` (``explain`` as it lands).
+"""The ``sysgym`` command line: ``list``, ``bench``, ``train``, ``evaluate``, ``explain``, ``distill``, ``benchmark``.
 
 Input errors (unknown IDs, bad settings, unreadable files) print one line and exit with status 2,
 as argparse does; ``SYSGYM_DEBUG=1`` shows the traceback instead.
@@ -116,6 +116,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", metavar="env.key=value")
     p.set_defaults(func=cmd_evaluate)
 
+    p = sub.add_parser("explain", help="CrystalBox: why a policy picks its actions (per-component future returns)",
+                       description="Fit a CrystalBox explainer (Patel et al., AAAI 2024) on N episodes of a policy "
+                                   "(or load one with --model), then explain states of a fresh episode: per action "
+                                   "and reward component the predicted return over the next 5 decisions, 'why A and "
+                                   "not B', a table and a bar chart per state. env.KEY=value arguments change env kwargs.")
+    p.add_argument("--policy", required=True, help="PPO checkpoint file or training folder, or heuristic:NAME")
+    p.add_argument("--env", default=None, help="environment ID (default: the checkpoint's)")
+    p.add_argument("--episodes", type=int, default=50, help="episodes rolled out to fit the explainer")
+    p.add_argument("--states", type=int, default=4, help="states of a fresh episode to explain")
+    p.add_argument("--model", default=None, help="load this explainer (crystalbox.pt) instead of fitting one")
+    p.add_argument("--out", default=None, help="output folder (default: runs/explain_<env>)")
+    p.add_argument("--hidden", type=int, choices=(64, 128, 256), default=128, help="predictor width")
+    p.add_argument("--epochs", type=int, default=200, help="most training epochs (early stopping)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("overrides", nargs="*", metavar="env.key=value")
+    p.set_defaults(func=cmd_explain)
+
     p = sub.add_parser("distill", help="distil a teacher (PPO checkpoint, heuristic, oracle) into a small "
                        "tree or rule", description=distill_commands.DESCRIPTION)
     distill_commands.add_arguments(p)
@@ -174,6 +191,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.env is not None:
         args.env = resolve_env_id(args.env)
     return _agents_module("sysgym.agents.ppo.commands").run_evaluate(args)
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    if args.env is not None:
+        args.env = resolve_env_id(args.env)
+    return _agents_module("sysgym.agents.crystalbox.commands").run_explain(args)
 
 
 def cmd_distill(args: argparse.Namespace) -> int:

@@ -147,7 +147,6 @@ def test_baselines_are_played_for_cases_without_shipped_numbers(tmp_path):
     (["--policy", "no_such_module_xyz:make"], "cannot import no_such_module_xyz"),
     (["--policy", "sb3:missing.zip"], "no such SB3 model file"),
     (["--policy", "heuristic:nope", "--suite", "dag"], "has no heuristic 'nope'"),
-    (["--policy", "reference", "--suite", "abr"], "no reference agent for sysgym/ABR-v0"),
     (["--policy", "heuristic:sjf", "--suite", "deeprm", "--episodes", "0"], "--episodes must be >= 1"),
     (["--policy", "heuristic:sjf", "--suite", "deeprm", "--jobs", "0"], "--jobs must be >= 1"),
     (["--policy", "heuristic:sjf", "--suite", "deeprm", "--variant", "sysgym/ABR-v0"], "not a variant"),
@@ -177,3 +176,12 @@ def test_a_factory_without_act_and_an_out_file_are_input_errors(tmp_path, capsys
     assert main(["--policy", "heuristic:random", "--suite", "appointments", "--episodes", "2",
                  "--out", str(tmp_path / "file"), "--no-progress"]) == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_a_suite_without_reference_agents_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    from sysgym import reference
+
+    monkeypatch.setattr(reference, "FOLDER", tmp_path)  # as if no agent were shipped
+    assert main(["--policy", "reference", "--suite", "abr", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "no reference agent for sysgym/ABR-v0" in err and len(err.strip().splitlines()) == 1, err

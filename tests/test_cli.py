@@ -102,3 +102,14 @@ def test_a_checkpoint_on_an_env_with_other_spaces_is_refused(tmp_path):
                   "--episodes", "1", "env.window=5")
     assert result.returncode == 2
     assert "trained on observation space" in result.stderr
+
+
+def test_explain_writes_tables_figures_and_a_reloadable_explainer(tmp_path):
+    out = tmp_path / "explain"
+    assert main(["explain", "--policy", "heuristic:bb", "--env", "sysgym/ABR-v0", "--episodes", "2",
+                 "--states", "1", "--epochs", "2", "--out", str(out), "env.num_chunks=20"]) == 0
+    assert (out / "crystalbox.pt").exists() and (out / "explanations.txt").read_text().strip()
+    assert list(out.glob("state_*.png"))
+    assert main(["explain", "--policy", "heuristic:bb", "--env", "sysgym/ABR-v0", "--model",
+                 str(out / "crystalbox.pt"), "--states", "1", "--out", str(tmp_path / "again"),
+                 "env.num_chunks=20"]) == 0
