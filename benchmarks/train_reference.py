@@ -66,6 +66,11 @@ AGENTS = [
           command="nice -n 10 python -m benchmarks.paper_pensieve --setups synthetic --seeds 3 --steps 5000000 "
                   "--out benchmarks/results/pensieve --run-dir runs/pensieve",
           note="PPO on the shipped synthetic training traces (Pensieve at small scale), seed 0, greedy"),
+    Agent("sysgym/ABR-Pensieve-v0", 5_000_000, source="benchmarks/results/pensieve/policy_fcc.pt",
+          command="nice -n 10 python -m benchmarks.paper_pensieve --setups fcc --seeds 3 --steps 5000000 "
+                  "--out benchmarks/results/pensieve --run-dir runs/pensieve",
+          note="PPO on Pensieve's own training traces (fcc_train) with the Envivio video, chunk 0 at the "
+               "default level, seed 0, greedy; needs ../shared/data/abr to retrain, not to run"),
     Agent("sysgym/CC-v0", 2_000_000, source="benchmarks/results/aurora/policy.pt",
           command="nice -n 10 python -m benchmarks.paper_aurora --steps 2000000 4000000 --seeds 3 "
                   "--out benchmarks/results/aurora --run-dir runs/aurora",
