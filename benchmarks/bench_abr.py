@@ -2,9 +2,7 @@
 robustMPC and the offline optimum on the shipped test traces and, when present, on the FCC and
 Norway HSDPA traces with the Envivio video (``../shared/data/abr`` or ``$SYSGYM_ABR_DATA``).
 
-For scale, on this machine Pensieve's Python simulator runs ~26,000 chunk-steps/s raw (~15,000
-with its state) and a pure-Python robustMPC ~23 decisions/s (numbers from the issue that
-commissioned this family).
+Pensieve's own simulator, measured beside it on the same workload: ``python -m benchmarks.peers``.
 """
 
 from __future__ import annotations

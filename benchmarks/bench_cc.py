@@ -59,8 +59,7 @@ def throughput(quick: bool) -> None:
     print(format_table(rows, ["CC-v0, random actions", "envs", "MI-steps", "MI-steps/s (wall)",
                               "MI-steps/s (CPU)"]))
     print("\n(one core; CPU = time of the stepping thread, so other load on the machine does not count. "
-          "Reference points from the issue: Aurora's Python simulator ~270 steps/s, a public "
-          "Gymnasium fork ~80.)\n")
+          "PCC-RL's Aurora simulator on the same links: python -m benchmarks.peers)\n")
 
 
 def _single_flow(name: str, links: int) -> dict[str, float]:
