@@ -46,6 +46,7 @@ class Agent:
     loader: str = "ppo"
     command: str = ""                            # how ``source`` was trained
     note: str = ""
+    abr_data: bool = False                       # scored on the --abr-data cases (its env ID is played only there)
 
     @property
     def name(self) -> str:
@@ -70,7 +71,9 @@ AGENTS = [
           command="nice -n 10 python -m benchmarks.paper_pensieve --setups fcc --seeds 3 --steps 5000000 "
                   "--out benchmarks/results/pensieve --run-dir runs/pensieve",
           note="PPO on Pensieve's own training traces (fcc_train) with the Envivio video, chunk 0 at the "
-               "default level, seed 0, greedy; needs ../shared/data/abr to retrain, not to run"),
+               "default level, seed 0, greedy; needs ../shared/data/abr to retrain and to score, not to run; "
+               "its fcc_train score is on its own training traces, norway_train is held out",
+          abr_data=True),
     Agent("sysgym/CC-v0", 2_000_000, source="benchmarks/results/aurora/policy.pt",
           command="nice -n 10 python -m benchmarks.paper_aurora --steps 2000000 4000000 --seeds 3 "
                   "--out benchmarks/results/aurora --run-dir runs/aurora",
@@ -118,12 +121,14 @@ def _cli(value: Any) -> str:
     return ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
 
 
-def score(agent: Agent, weights: Path, episodes: int | None, jobs: int) -> dict[str, Any]:
+def score(agent: Agent, weights: Path, episodes: int | None, jobs: int, abr_data: str) -> dict[str, Any]:
     """The agent's scorecard rows on its family's suite (cases played on its env ID)."""
     from sysgym.benchmark import benchmark
 
+    if agent.abr_data and not Path(abr_data).is_dir():
+        raise FileNotFoundError(f"{abr_data}: {agent.name} is scored on the real ABR traces; pass --abr-data DIR")
     card = benchmark(str(weights), suite=family_of(agent.env_id), episodes=episodes, jobs=jobs,
-                     sample=not agent.deterministic, progress=True)
+                     sample=not agent.deterministic, progress=True, abr_data=abr_data if agent.abr_data else None)
     rows = {}
     for e in card.envs:
         if e.run.skipped or e.run.env_id != agent.env_id:
@@ -136,7 +141,8 @@ def score(agent: Agent, weights: Path, episodes: int | None, jobs: int) -> dict[
     return rows
 
 
-def ship(agent: Agent, weights: Path, record: dict[str, Any], folder: Path, episodes: int | None, jobs: int) -> Path:
+def ship(agent: Agent, weights: Path, record: dict[str, Any], folder: Path, episodes: int | None, jobs: int,
+         abr_data: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{agent.name}.pt"
     shutil.copyfile(weights, target)
@@ -145,7 +151,9 @@ def ship(agent: Agent, weights: Path, record: dict[str, Any], folder: Path, epis
             "sysgym_version": sysgym.__version__, "training": record, "scores": {}}
     path = folder / f"{agent.name}.json"
     path.write_text(json.dumps(meta, indent=1) + "\n")         # loadable before it is scored
-    meta["scores"] = score(agent, target, episodes, jobs)
+    meta["scores"] = score(agent, target, episodes, jobs, abr_data)
+    if not meta["scores"]:
+        raise RuntimeError(f"{agent.name}: no suite case plays {agent.env_id}; nothing to score it on")
     path.write_text(json.dumps(meta, indent=1, allow_nan=False) + "\n")
     return path
 
@@ -158,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--episodes", type=int, default=None, help="episodes per env when scoring (default: the suite's)")
     parser.add_argument("--jobs", type=int, default=1, help="processes when scoring")
     parser.add_argument("--out", default=str(reference.FOLDER), help="where the .pt and .json go")
+    parser.add_argument("--abr-data", default="../shared/data/abr",
+                        help="real ABR traces and video (traces/<set>/, video_envivio/) for agents scored on them")
     args = parser.parse_args(argv)
     if args.list:
         for a in AGENTS:
@@ -173,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     for agent in chosen:
         start = time.perf_counter()
         weights, record = train(agent, Path(args.out), args.steps)
-        path = ship(agent, weights, record, Path(args.out), args.episodes, args.jobs)
+        path = ship(agent, weights, record, Path(args.out), args.episodes, args.jobs, args.abr_data)
         print(f"{agent.name}: {path} ({time.perf_counter() - start:.0f} s)", file=sys.stderr)
         for case, row in json.loads(path.read_text())["scores"].items():
             print(f"  {case}: {row['metric']} {row['mean']:.4g} (best baseline {row['best_baseline']} {row['best']:.4g}), "
