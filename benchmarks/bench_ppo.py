@@ -2,16 +2,25 @@
 
 Both sides train with the same number of sub-envs, ``n_steps``, minibatch size, epochs and
 network (separate 2x64 tanh policy and value MLPs, SB3's ``net_arch=[64, 64]``), one torch
-thread each. SB3 runs the way its users run it: ``make_vec_env`` (a ``DummyVecEnv`` of
-``gymnasium.make`` envs), with sb3-contrib's ``MaskablePPO`` when the env has action masks and
-``PPO`` otherwise. Ours steps the native vector env. SPS = env steps / wall-clock training time,
-rollouts and updates included. Each side is also timed in CPU seconds of its own process
-(``time.process_time``): on a shared machine that figure moves far less than wall-clock time, so
-the speed-up is reported on both.
+thread each; sb3-contrib's ``MaskablePPO`` when the env has action masks, ``PPO`` otherwise.
+SB3 runs twice: the way its users run it (``make_vec_env``: a ``DummyVecEnv`` of
+``gymnasium.make`` envs) and on the same native vector env as ours through
+:class:`sysgym.integrations.sb3.SB3VecEnv`, which isolates the learner. Ours steps the native
+vector env with the numpy fast path (and, in a last column, with torch autograd).
+
+Measurement: on a shared machine wall-clock time mostly measures the neighbours, so the rates are
+env steps per CPU second of this process while it trains (``time.process_time``, rollouts and
+updates included; SPS = env steps / wall-clock time is printed too). Every configuration trains
+``reps`` times; the repetitions are interleaved (the order rotates each round) so that load
+changes hit every side alike. Rates are medians over the repetitions, speed-ups the median (and
+min-max) of the ratios measured within one round.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
+import statistics
 import time
 
 import gymnasium as gym
@@ -22,6 +31,7 @@ from sysgym.bench import format_table, human
 
 CANDIDATES = ("sysgym/DeepRM-Compact-v0", "sysgym/ABR-v0")
 NUM_ENVS = 8
+SIDES = ("ours", "sb3", "sb3-native")
 
 
 def _settings(env_id: str) -> dict:
@@ -51,10 +61,13 @@ def ours_sps(env_id: str, steps: int, manual_gradients: bool = True) -> tuple[fl
     return result.sps, result.global_step / cpu
 
 
-def sb3_sps(env_id: str, steps: int) -> tuple[float, float, str]:
-    """(wall-clock SPS, SPS per CPU second, algorithm name) of Stable-Baselines3."""
+def sb3_sps(env_id: str, steps: int, native: bool = False) -> tuple[float, float, str]:
+    """(wall-clock SPS, SPS per CPU second, algorithm name) of Stable-Baselines3 on ``make_vec_env``
+    or (``native``) on the native vector env through ``SB3VecEnv``."""
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
+
+    from sysgym.integrations.sb3 import SB3VecEnv
 
     s = _settings(env_id)
     torch.set_num_threads(1)
@@ -65,7 +78,7 @@ def sb3_sps(env_id: str, steps: int) -> tuple[float, float, str]:
         from sb3_contrib import MaskablePPO as algo
     else:
         algo = PPO
-    venv = make_vec_env(env_id, n_envs=NUM_ENVS, seed=0)
+    venv = SB3VecEnv(env_id, num_envs=NUM_ENVS) if native else make_vec_env(env_id, n_envs=NUM_ENVS, seed=0)
     model = algo("MlpPolicy", venv, n_steps=s["n_steps"], batch_size=s["batch_size"], n_epochs=s["n_epochs"],
                  learning_rate=s["lr"], gamma=s["gamma"], gae_lambda=s["gae_lambda"], ent_coef=s["ent_coef"],
                  policy_kwargs={"net_arch": [64, 64], "activation_fn": torch.nn.Tanh}, device="cpu",
@@ -77,27 +90,63 @@ def sb3_sps(env_id: str, steps: int) -> tuple[float, float, str]:
     return model.num_timesteps / elapsed, model.num_timesteps / cpu, algo.__name__
 
 
-def main(quick: bool = False) -> None:
+def _ratio(nums: list[float], dens: list[float]) -> str:
+    """Median (min-max) of the per-round ratios."""
+    ratios = [a / b for a, b in zip(nums, dens)]
+    text = f"{statistics.median(ratios):.1f}x"
+    return text if len(ratios) == 1 else f"{text} ({min(ratios):.1f}-{max(ratios):.1f})"
+
+
+def measure(env_id: str, ours_steps: int, sb3_steps: int, reps: int) -> tuple[dict, str]:
+    """Per side: lists (one entry per round) of (wall SPS, CPU SPS); and SB3's algorithm name."""
+    runs: dict[str, list[tuple[float, float]]] = {side: [] for side in SIDES}
+    algo = ""
+    for rep in range(reps):
+        for side in SIDES[rep % 3:] + SIDES[:rep % 3]:
+            if side == "ours":
+                runs[side].append(ours_sps(env_id, ours_steps))
+            else:
+                wall, cpu, algo = sb3_sps(env_id, sb3_steps, native=side == "sb3-native")
+                runs[side].append((wall, cpu))
+    return runs, algo
+
+
+def main(quick: bool = False, reps: int | None = None) -> None:
     ids = [i for i in CANDIDATES if i in gym.registry]
-    ours_steps, sb3_steps = (4_000, 2_000) if quick else (60_000, 20_000)
+    ours_steps, sb3_steps = (4_000, 2_000) if quick else (60_000, 12_000)
+    reps = reps or (1 if quick else 3)
+    load_before = os.getloadavg()[0]
     rows = []
     for env_id in ids:
         s = _settings(env_id)
-        ours, ours_cpu = ours_sps(env_id, ours_steps)
-        theirs, theirs_cpu, algo = sb3_sps(env_id, sb3_steps)
-        row = [env_id, NUM_ENVS, s["n_steps"], s["batch_size"], s["n_epochs"], human(ours), f"{human(theirs)} ({algo})",
-               f"{ours / theirs:.1f}x", human(ours_cpu), human(theirs_cpu), f"{ours_cpu / theirs_cpu:.1f}x"]
+        runs, algo = measure(env_id, ours_steps, sb3_steps, reps)
+        wall = {side: [r[0] for r in runs[side]] for side in SIDES}
+        cpu = {side: [r[1] for r in runs[side]] for side in SIDES}
+        med = {side: human(statistics.median(cpu[side])) for side in SIDES}
+        row = [env_id, NUM_ENVS, s["n_steps"], s["batch_size"], s["n_epochs"],
+               med["ours"], f"{med['sb3']} ({algo})", _ratio(cpu["ours"], cpu["sb3"]),
+               med["sb3-native"], _ratio(cpu["ours"], cpu["sb3-native"]),
+               human(statistics.median(wall["ours"])), human(statistics.median(wall["sb3"])),
+               _ratio(wall["ours"], wall["sb3"])]
         if not quick:
             row.append(human(ours_sps(env_id, ours_steps // 2, manual_gradients=False)[1]))
         rows.append(row)
-    headers = ["env", "envs", "n_steps", "batch", "epochs", "sysgym PPO SPS", "SB3 SPS", "speed-up",
-               "sysgym per CPU-s", "SB3 per CPU-s", "speed-up (CPU)"]
+    headers = ["env", "envs", "n_steps", "batch", "epochs", "sysgym PPO per CPU-s", "SB3 per CPU-s",
+               "speed-up (CPU)", "SB3 on SB3VecEnv per CPU-s", "speed-up vs SB3VecEnv (CPU)",
+               "sysgym SPS (wall)", "SB3 SPS (wall)", "speed-up (wall)"]
     if not quick:
         headers.append("sysgym autograd per CPU-s")
     print(format_table(rows, headers))
-    print(f"\nnet: separate 2x64 tanh actor and critic on both sides; 1 torch thread; "
-          f"{ours_steps} env steps (ours), {sb3_steps} (SB3). Target: >= 5x SB3.")
+    print(f"\nnet: separate 2x64 tanh actor and critic on both sides; 1 torch thread; {ours_steps} env "
+          f"steps per run (ours), {sb3_steps} (SB3); {reps} interleaved rounds, medians (speed-ups: "
+          f"median and min-max of the per-round ratios). SB3 = make_vec_env (DummyVecEnv of gymnasium.make "
+          f"envs); SB3VecEnv = SB3 on the native vector env. Target: >= 10x SB3. Load average (1 min) "
+          f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after, on {os.cpu_count()} CPUs.")
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--reps", type=int, default=None, help="interleaved rounds (default 3; 1 with --quick)")
+    args = parser.parse_args()
+    main(quick=args.quick, reps=args.reps)

@@ -26,14 +26,11 @@ def gae(rewards: np.ndarray, values: np.ndarray, bootstrap: np.ndarray, cont: np
     Returns (advantages, returns = advantages + values).
     """
     n = rewards.shape[0]
-    adv = np.zeros_like(rewards)
-    running = np.zeros_like(last_value)
-    next_value = last_value
-    for t in range(n - 1, -1, -1):
-        delta = rewards[t] + gamma * bootstrap[t] * next_value - values[t]
-        running = delta + gamma * lam * cont[t] * running
-        adv[t] = running
-        next_value = values[t]
+    next_values = np.concatenate([values[1:], last_value[None]], axis=0)
+    adv = rewards + gamma * bootstrap * next_values - values   # delta, then the advantages in place
+    decay = (gamma * lam) * cont
+    for t in range(n - 2, -1, -1):
+        adv[t] += decay[t] * adv[t + 1]
     return adv, adv + values
 
 

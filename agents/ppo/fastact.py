@@ -2,44 +2,64 @@
 
 During a rollout the policy is called once per time step on a small batch (one row per sub-env);
 at that size each torch call costs more in dispatch than in arithmetic, and numpy's per-call cost
-is a few times lower. :class:`NumpyActor` reads the *live* weights (the numpy views held by
-:class:`~sysgym.agents.ppo.fastgrad.ManualGradients`, so every optimiser step is seen) and draws
-from the same distributions as the torch heads: masked categorical by the Gumbel-max trick,
-Gaussian with clip or tanh squash. Log-probabilities agree with the torch heads' ``evaluate`` to
-float32 rounding (``tests/agents/test_ppo.py`` checks it).
+is a few times lower. :class:`NumpyActor` runs the forward pass of
+:class:`~sysgym.agents.ppo.fastgrad.ManualGradients` (the *live* weights, as numpy views, so every
+optimiser step is seen; actor and critic side by side in one trunk; work arrays allocated once)
+and draws from the same distributions as the torch heads: masked categorical by the Gumbel-max
+trick, Gaussian with clip or tanh squash. Log-probabilities agree with the torch heads'
+``evaluate`` to float32 rounding (``tests/agents/test_ppo.py`` checks it).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .fastgrad import ManualGradients, masked_log_softmax
+from .fastgrad import ManualGradients
 
 
 class NumpyActor:
-    """Acts for a batch of observations with the network behind ``grads`` (see module docstring)."""
+    """Acts for a batch of observations with the network behind ``grads`` (see module docstring).
+
+    Noise is drawn for many steps in one generator call, (steps, rows, outputs) at a time: the
+    generator fills arrays in order, so a seed gives exactly the draws of one call per step.
+    """
+
+    NOISE_VALUES = 1 << 20  # per generator call (8 MB of float64)
 
     def __init__(self, grads: ManualGradients, seed: int):
         self.net = grads
         self.rng = np.random.default_rng(seed)
+        self._noise = np.empty((0, 0, 0))
+        self._next = 0
+
+    def _draw(self, shape: tuple[int, int]) -> np.ndarray:
+        """The next (rows, outputs) array of Gumbel (categorical) or standard normal (Gaussian) noise."""
+        if self._next == len(self._noise) or self._noise.shape[1:] != shape:
+            size = (max(1, min(256, self.NOISE_VALUES // (shape[0] * shape[1]))), *shape)
+            self._noise = (self.rng.gumbel(size=size) if self.net.categorical
+                           else self.rng.standard_normal(size, dtype=np.float32))
+            self._next = 0
+        self._next += 1
+        return self._noise[self._next - 1]
 
     def value(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         net = self.net
-        h = (net.actor if net.critic is None else net.critic).forward(net.input(obs))[-1]
-        return (h @ net.value_w.T)[:, 0] + net.value_b[0]
+        w = net.work(len(next(iter(obs.values()))))
+        net.heads(obs, w)
+        return w.value.copy()
 
     def step(self, obs: dict[str, np.ndarray], mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(raw action, its log-probability, value) per row; ``mask`` must be sanitised (bool)."""
+        """(raw action, its log-probability, value) per row; ``mask`` must be sanitised (bool).
+
+        The value is a work array of the network, overwritten by its next call: copy it."""
         net = self.net
-        x = net.input(obs)
-        h = net.actor.forward(x)[-1]
-        hv = h if net.critic is None else net.critic.forward(x)[-1]
-        value = (hv @ net.value_w.T)[:, 0] + net.value_b[0]
-        out = h @ net.head_w.T
-        out += net.head_b
-        if net.categorical:
-            logp_all = masked_log_softmax(out, mask)
-            action = np.argmax(logp_all + self.rng.gumbel(size=logp_all.shape), axis=-1)
-            return action, logp_all[np.arange(len(action)), action], value
-        u = out + np.exp(net.log_std) * self.rng.standard_normal(out.shape, dtype=np.float32)
-        return u, net.gaussian_log_prob(out, u)[0], value
+        w = net.work(len(next(iter(obs.values()))))
+        net.heads(obs, w)
+        noise = self._draw(w.out.shape[::-1])
+        if net.categorical:  # Gumbel-max: argmax(log p + g) is distributed as p
+            net.log_softmax(mask, w)
+            action = np.add(noise.T, w.logp_all, out=noise.T).argmax(axis=0)
+            return action, w.logp_all[action, w.rows], w.value
+        mean = w.out.T
+        u = mean + np.exp(net.log_std) * noise
+        return u, net.gaussian_log_prob(mean, u)[0], w.value

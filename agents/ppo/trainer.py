@@ -31,8 +31,9 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from .buffer import RolloutBuffer
 from .checkpoint import save_checkpoint
 from .config import PPOConfig
+from .distributions import CategoricalHead
 from .fastact import NumpyActor
-from .fastgrad import ManualGradients, supports
+from .fastgrad import ManualGradients, parameter_order, supports
 from .logger import TrainingLogger
 from .networks import ActorCritic
 from .observations import ObservationAdapter, RunningMeanStd
@@ -99,8 +100,8 @@ class PPOTrainer:
 
         self.model = ActorCritic(self.observation_space, self.action_space, config)
         self.head = self.model.head
-        self.params = list(self.model.parameters())
-        self.flat_params, self.flat_grads = flatten_parameters(self.model)
+        self.params = parameter_order(self.model)  # the flat vectors' layout
+        self.flat_params, self.flat_grads = flatten_parameters(self.model, self.params)
         self.optimizer = FlatAdam(self.flat_params, config.lr, config.adam_eps, max_grad_norm=config.max_grad_norm)
         self.manual = (ManualGradients(self.model, self.flat_params, self.flat_grads)
                        if config.manual_gradients and supports(self.model) else None)
@@ -188,22 +189,22 @@ class PPOTrainer:
             for t in range(cfg.n_steps):
                 obs, reward, terminated, truncated, info = env.step(act(obs, info, t))
                 buf.rewards[t] = reward
-                terminated = np.asarray(terminated, dtype=bool)
-                truncated = np.asarray(truncated, dtype=bool)
-                done = terminated | truncated
                 terminated_steps[t] = terminated
-                done_steps[t] = done
+                done = np.logical_or(terminated, truncated, out=done_steps[t])
+                ended = bool(done.any())
                 if next_step:
                     valid = ~self._resetting
                     self._resetting = done
                     buf.valid[t] = valid
                 else:
                     valid = all_valid
-                    if truncated.any():
-                        bonus[t] = cfg.gamma * self._final_values(obs, info, truncated)
-                    if self.autoreset == AutoresetMode.DISABLED and done.any():
-                        obs, info = env.reset(options={"reset_mask": done})
-                self._track_episodes(buf.rewards[t], done, valid, info, next_step)
+                    if ended:
+                        truncated = np.asarray(truncated, dtype=bool)
+                        if truncated.any():
+                            bonus[t] = cfg.gamma * self._final_values(obs, info, truncated)
+                        if self.autoreset == AutoresetMode.DISABLED:
+                            obs, info = env.reset(options={"reset_mask": done.copy()})
+                self._track_episodes(buf.rewards[t], done, valid, info, next_step, ended)
             if self.fast_actor is not None:
                 last_value = self.fast_actor.value(self.adapter.to_arrays(obs))
             else:
@@ -249,6 +250,8 @@ class PPOTrainer:
         if mask is not None:
             buf.masks_np[t] = mask
         buf.values[t] = value
+        if isinstance(self.head, CategoricalHead):  # what to_env does, without the torch round trip
+            return action + self.head.start if self.head.start else action
         return self.head.to_env(torch.from_numpy(action))
 
     def _mask(self, info: dict[str, Any]) -> np.ndarray | None:
@@ -297,7 +300,7 @@ class PPOTrainer:
         return np.clip(scaled, -cfg.clip_reward, cfg.clip_reward)
 
     def _track_episodes(self, reward: np.ndarray, done: np.ndarray, valid: np.ndarray,
-                        info: dict[str, Any], next_step: bool) -> None:
+                        info: dict[str, Any], next_step: bool, ended: bool) -> None:
         if next_step:
             self._ep_return += np.where(valid, reward, 0.0)
             self._ep_length += valid
@@ -306,7 +309,7 @@ class PPOTrainer:
             self._ep_return += reward
             self._ep_length += 1
             self.global_step += self.config.num_envs
-        if not done.any():
+        if not ended:
             return
         for i in np.flatnonzero(done):
             self.logger.episode(self.global_step, float(self._ep_return[i]), int(self._ep_length[i]),
