@@ -1,6 +1,7 @@
 """Throughput of this tree against an earlier revision, measured in the same run.
 
     python -m benchmarks.compare_revisions --baseline 4e255f3 [--ids sysgym/ABR-v0 ...] [--reps 5]
+        [--env-kwargs '{"allocation": "reserve"}']
 
 The baseline revision is checked out into a cache folder (``~/.cache/sysgym-revisions/<sha>``),
 its kernels are built there with this interpreter, and an import root of symlinks maps its
@@ -10,11 +11,13 @@ the per-repetition ratios (current / baseline), so that load on a shared machine
 sides alike. What is timed: CPU seconds (``time.process_time``) of ``--steps`` calls of
 ``env.step`` through ``gymnasium.make`` (single) or of a native vector env at B = ``--num-envs``
 (vector), with actions drawn outside the timed loop's env calls from a masked random policy.
+``--env-kwargs`` (a JSON object) is passed to every env built, on both sides.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -29,13 +32,14 @@ CACHE = Path(os.environ.get("SYSGYM_REVISIONS_CACHE", Path.home() / ".cache" / "
 LAYOUT = {"envs": "envs", "agents": "agents", "cython_core": "cython_core", "traces": "traces"}
 
 MEASURE = textwrap.dedent('''
-    import sys, time
+    import json, sys, time
     import gymnasium as gym, numpy as np
     import sysgym
     env_id, mode, steps, num_envs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    kwargs = json.loads(sys.argv[5])
     rng = np.random.default_rng(0)
     if mode == "single":
-        env = gym.make(env_id)
+        env = gym.make(env_id, **kwargs)
         obs, info = env.reset(seed=0)
         disc = isinstance(env.action_space, gym.spaces.Discrete)
         draws = rng.random(steps)
@@ -55,7 +59,7 @@ MEASURE = textwrap.dedent('''
         elapsed = time.process_time() - start
         print(steps / elapsed)
     else:
-        vec = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point")
+        vec = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs)
         obs, infos = vec.reset(seed=0)
         space = vec.single_action_space
         disc = isinstance(space, gym.spaces.Discrete)
@@ -102,14 +106,14 @@ def baseline_root(revision: str) -> Path:
     return site
 
 
-def measure(site: Path | None, env_id: str, mode: str, steps: int, num_envs: int) -> float:
+def measure(site: Path | None, env_id: str, mode: str, steps: int, num_envs: int, kwargs: str = "{}") -> float:
     env = dict(os.environ)
     if site is not None:
         env["PYTHONPATH"] = f"{site}{os.pathsep}{env.get('PYTHONPATH', '')}"
         cwd = site
     else:
         cwd = ROOT
-    out = _run([sys.executable, "-c", MEASURE, env_id, mode, str(steps), str(num_envs)], cwd, env)
+    out = _run([sys.executable, "-c", MEASURE, env_id, mode, str(steps), str(num_envs), kwargs], cwd, env)
     return float(out.strip().splitlines()[-1])
 
 
@@ -123,7 +127,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=100, help="vector step calls per measurement")
     parser.add_argument("--num-envs", type=int, default=256)
     parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--env-kwargs", default="{}", metavar="JSON",
+                        help='kwargs for every env, as a JSON object (e.g. \'{"allocation": "reserve"}\')')
     args = parser.parse_args(argv)
+    try:
+        env_kwargs = json.loads(args.env_kwargs)
+    except json.JSONDecodeError as err:
+        parser.error(f"--env-kwargs is not JSON: {err}")
+    if not isinstance(env_kwargs, dict):
+        parser.error("--env-kwargs must be a JSON object")
+    kwargs = json.dumps(env_kwargs)
 
     import sysgym
 
@@ -135,21 +148,22 @@ def main(argv: list[str] | None = None) -> int:
         for mode in modes:
             n = args.steps if mode == "single" else args.calls
             try:
-                measure(site, env_id, mode, 10, args.num_envs)
+                measure(site, env_id, mode, 10, args.num_envs, kwargs)
             except RuntimeError:
                 rows.append([env_id, mode, "absent at baseline", "", "", ""])
                 continue
             base, new, ratios = [], [], []
             for _ in range(args.reps):
-                b = measure(site, env_id, mode, n, args.num_envs)
-                c = measure(None, env_id, mode, n, args.num_envs)
+                b = measure(site, env_id, mode, n, args.num_envs, kwargs)
+                c = measure(None, env_id, mode, n, args.num_envs, kwargs)
                 base.append(b)
                 new.append(c)
                 ratios.append(c / b)
             rows.append([env_id, mode, human(statistics.median(base)), human(statistics.median(new)),
                          f"{statistics.median(ratios):.2f}x", f"{min(ratios):.2f}-{max(ratios):.2f}"])
             print(f"  measured {env_id} {mode}", file=sys.stderr)
-    print(f"baseline {args.baseline}; CPU-time steps/s, median of {args.reps} alternating repetitions")
+    extra = f"; env kwargs {kwargs}" if env_kwargs else ""
+    print(f"baseline {args.baseline}; CPU-time steps/s, median of {args.reps} alternating repetitions{extra}")
     print(format_table(rows, ["id", "mode", "baseline steps/s", "current steps/s", "ratio", "range"]))
     return 0
 

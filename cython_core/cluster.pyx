@@ -8,11 +8,28 @@
 # job in the system waits or holds resources, so the pool never runs out, and its size does not
 # depend on the episode length or on how many jobs a (replaced) input stream brings. Free slots
 # form a stack (`free`, `n_free`). Job ids are never observable.
+#
+# Two caches live in the kernel object, outside the env state (see `forget`):
+# - `fit_at`: each window job's earliest fit offset (the action mask, and the next allocation's
+#   start). With allocation "reserve" they are carried across steps instead of recomputed by a
+#   scan of the horizon for every window job (see `_shift_fits` and `_refit_after`);
+# - `drawn_*`: what the image observation in `obs` currently shows, so that each step rewrites only
+#   the cells that change (a time step shifts the usage profile by one row, an allocation moves a
+#   few job-slot blocks: tens of cells against H x width for a full redraw); `win_from` marks the
+#   first window slot whose job changed since the last draw.
+# Both are marked stale (`fit_ok`, `drawn_ok`) whenever the state arrays are written from outside
+# the kernel: a new kernel starts stale, and the env calls `forget()` after `set_state`. Stale
+# caches are rebuilt from the state arrays alone, so a snapshot cannot reach them.
+
+import numpy as np
 
 from libc.stdint cimport uint64_t, int64_t, int32_t, uint8_t, int8_t
 from libc.string cimport memset
 
 from rng cimport rng_uniform, rng_integers
+
+cdef extern from *:
+    void __builtin_prefetch(const void* addr, int rw, int locality) nogil
 
 cdef enum:
     MAX_RESOURCES = 8
@@ -38,6 +55,9 @@ cdef enum:
 cdef enum:
     ACC_COLUMNS = 8
 
+cdef enum:
+    FIT_UNKNOWN = -2   # fit_at entry to compute at the next mask
+
 cdef double BOUNDED_SLOWDOWN_TAU = 10.0  # tau of the bounded slowdown, in time steps
 cdef double ARRIVAL_TRACKING = 10.0      # DeepRM's max_track_since_new: steps since last arrival saturate here
 
@@ -51,8 +71,9 @@ cdef class ClusterKernel:
     cdef int64_t T, time_limit, last_time, n_starts
     cdef double rate, small_chance, gamma, scale
     cdef int small_lo, small_hi, big_lo, big_hi, dom_lo, dom_hi, oth_lo, oth_hi
-    cdef int width, backlog_cols, obs_dim
+    cdef int width, backlog_cols, obs_dim, backlog_col
     cdef int32_t cap[MAX_RESOURCES]
+    cdef int colbase[MAX_RESOURCES]   # image column of resource r's cluster block
     # --- per-env scalar state
     cdef int64_t[::1] now, head, n_wait, n_run, n_free, n_jobs, last_arrival
     cdef int64_t[::1] trace_ptr, trace_end, trace_base, stream_start, elapsed
@@ -74,6 +95,17 @@ cdef class ClusterKernel:
     cdef uint8_t[::1] terminated, truncated
     cdef int8_t[:, ::1] mask
     cdef int64_t[::1] actions
+    # --- caches (kernel-owned, never part of the state; stale until recomputed, see the header)
+    cdef uint8_t[::1] fit_ok           # fit_at[b] holds the fit offsets of the current state
+    cdef int32_t[:, ::1] fit_at        # (B, W): offset at which window slot i's job fits, -1 if none,
+                                       # FIT_UNKNOWN if not computed yet (slots >= n_wait: undefined)
+    cdef uint8_t[::1] drawn_ok         # obs[b] shows exactly the drawn_* values of row b
+    cdef int32_t[:, :, ::1] drawn_used  # (B, R, H): used[r][now+t] as drawn in the cluster block
+    cdef int32_t[:, ::1] drawn_span    # (B, W): rows of window slot i's block (0 = empty slot)
+    cdef int32_t[:, :, ::1] drawn_size  # (B, W, R): columns of slot i's block for resource r
+    cdef int64_t[::1] drawn_back, drawn_since  # backlog cells drawn; min(now - last_arrival, 10) drawn
+    cdef int32_t[::1] win_from         # window slots below win_from[b] hold the jobs of the last draw
+    cdef int32_t[::1] scratch          # (H,): row list of _draw_image
 
     def __init__(self, dict cfg, dict state, dict trace):
         cdef int r
@@ -111,6 +143,12 @@ cdef class ClusterKernel:
         self.width = cfg["image_width"]
         self.backlog_cols = cfg["backlog_columns"]
         self.obs_dim = cfg["obs_dim"]
+        # image layout: per resource the cluster block then W job-slot blocks; then the backlog block
+        cdef int col = 0
+        for r in range(self.R):
+            self.colbase[r] = col
+            col += self.cap[r] + self.W * self.maxsize
+        self.backlog_col = col
 
         self.now = state["now"]
         self.head = state["head"]
@@ -147,6 +185,18 @@ cdef class ClusterKernel:
         self.mask = state["action_mask"]
         self.actions = state["actions"]
 
+        self.fit_ok = np.zeros(self.B, dtype=np.uint8)
+        self.fit_at = np.full((self.B, self.W), -1, dtype=np.int32)
+        cdef int rows = self.B if self.image else 0   # the draw cache serves the image observation
+        self.drawn_ok = np.zeros(rows, dtype=np.uint8)
+        self.drawn_used = np.zeros((rows, self.R, self.H), dtype=np.int32)
+        self.drawn_span = np.zeros((rows, self.W), dtype=np.int32)
+        self.drawn_size = np.zeros((rows, self.W, self.R), dtype=np.int32)
+        self.drawn_back = np.zeros(rows, dtype=np.int64)
+        self.drawn_since = np.zeros(rows, dtype=np.int64)
+        self.win_from = np.zeros(self.B, dtype=np.int32)
+        self.scratch = np.zeros(self.H, dtype=np.int32)
+
         self.use_trace = trace is not None
         if self.use_trace:
             self.tr_submit = trace["submit"]
@@ -168,14 +218,40 @@ cdef class ClusterKernel:
         cdef int b
         with nogil:
             for b in range(self.B):
+                if b + 1 < self.B:
+                    self._prefetch(b + 1)
                 if active[b]:
                     self._step_one(b)
+
+    cdef void _prefetch(self, int b) noexcept nogil:
+        cdef int t
+        cdef char* p
+        __builtin_prefetch(&self.used[b, 0, 0], 1, 3)
+        __builtin_prefetch(&self.wait[b, 0], 0, 3)
+        __builtin_prefetch(&self.run[b, 0], 1, 3)
+        __builtin_prefetch(&self.job_len[b, 0], 0, 3)
+        __builtin_prefetch(&self.acc[b, 0], 1, 3)
+        if self.image:
+            __builtin_prefetch(&self.drawn_used[b, 0, 0], 1, 3)
+            __builtin_prefetch(&self.drawn_size[b, 0, 0], 1, 3)
+            p = <char*>&self.obs[b, 0]
+            for t in range(self.H):
+                __builtin_prefetch(p + (t * self.width + self.backlog_col) * 4, 1, 3)
+                __builtin_prefetch(p + (t * self.width) * 4, 1, 3)
 
     def write_image(self, int b, float[:, ::1] out):
         """Draw sub-env b's DeepRM image into `out` (horizon x image_width), whatever the obs mode."""
         if out.shape[0] * out.shape[1] != self.H * self.width:
             raise ValueError("image buffer has the wrong shape")
-        self._write_image(b, &out[0, 0])
+        if not 0 <= b < self.B:
+            raise IndexError("no such sub-env")
+        # a full draw into `out`: a blank image and a scratch draw cache that describes it
+        cdef int32_t[:, ::1] used = np.zeros((self.R, self.H), dtype=np.int32)
+        cdef int32_t[::1] span = np.zeros(self.W, dtype=np.int32)
+        cdef int32_t[:, ::1] size = np.zeros((self.W, self.R), dtype=np.int32)
+        cdef int64_t back = 0, since = 0
+        memset(&out[0, 0], 0, self.H * self.width * sizeof(float))
+        self._draw_image(b, &out[0, 0], &used[0, 0], &span[0], &size[0, 0], &back, &since, True)
 
     def fits_offset(self, int b, int slot):
         """Start offset at which window slot `slot` of sub-env `b` would be placed, or -1."""
@@ -183,10 +259,17 @@ cdef class ClusterKernel:
             return -1
         return self._fits(b, self.wait[b, slot])
 
+    def forget(self):
+        """Mark every cache stale: call after writing the state arrays from outside the kernel."""
+        self.fit_ok[:] = 0
+        self.drawn_ok[:] = 0
+
     # ------------------------------------------------------------------ episode
     cdef void _reset_one(self, int b) noexcept nogil:
         cdef int r, k
         cdef int64_t start
+        self.fit_ok[b] = 0   # recomputed by the first mask
+        self.win_from[b] = 0   # the window empties
         self.now[b] = 0
         self.head[b] = 0
         self.n_wait[b] = 0
@@ -238,7 +321,10 @@ cdef class ClusterKernel:
         # n_run < MAXRUN always holds for a job that fits (each allocated job holds a unit of every
         # resource in [now, now+H)); checking it keeps an inconsistent state from writing out of bounds.
         if a < self.W and a < self.n_wait[b] and self.n_run[b] < self.MAXRUN:
-            offset = self._fits(b, self.wait[b, a])
+            # the mask that offered this action computed the offset (unless set_state came between)
+            offset = self.fit_at[b, a] if self.fit_ok[b] else FIT_UNKNOWN
+            if offset == FIT_UNKNOWN:
+                offset = self._fits(b, self.wait[b, a])
         if offset >= 0:
             self._allocate(b, <int>a, offset)
         else:
@@ -298,6 +384,7 @@ cdef class ClusterKernel:
             self.used[b, r, h] = 0
         self.head[b] = (h + 1) % self.L
         self.now[b] += 1
+        self._shift_fits(b)
         now = self.now[b]
         w = 0
         for i in range(self.n_run[b]):
@@ -386,27 +473,47 @@ cdef class ClusterKernel:
         self.job_feat[b, j, FEAT_REMAINING_WORK] = remaining
         self.job_submit[b, j] = now
         self.job_start[b, j] = -1
+        if self.n_wait[b] < self.W:
+            self.fit_at[b, self.n_wait[b]] = FIT_UNKNOWN
+            if self.n_wait[b] < self.win_from[b]:
+                self.win_from[b] = <int32_t>self.n_wait[b]
         self.wait[b, self.n_wait[b]] = j
         self.n_wait[b] += 1
 
     # ------------------------------------------------------------------ allocation
     cdef int _fits(self, int b, int j) noexcept nogil:
         """Earliest start offset (0 in 'now' mode) at which job j fits, or -1."""
-        cdef int r, t, run_length = 0
+        cdef int r
         cdef int h = <int>self.head[b]
-        cdef int length = self.job_len[b, j]
-        cdef bint ok
         if not self.reserve:
             for r in range(self.R):
                 if self.used[b, r, h] + self.job_size[b, j, r] > self.cap[r]:
                     return -1
             return 0
-        for t in range(self.H - 1 + length):
+        return self._fits_from(b, j, 0)
+
+    cdef int _fits_from(self, int b, int j, int first) noexcept nogil:
+        """Reserve mode: earliest offset in [first, H-1] at which job j fits, or -1."""
+        cdef int r, t, run_length = 0, idx
+        cdef int L = self.L, R = self.R
+        cdef int length = self.job_len[b, j]
+        cdef int32_t* used = &self.used[b, 0, 0]   # used[r * L + slot]
+        cdef int32_t room[MAX_RESOURCES]           # the most units already in use where job j fits
+        cdef bint ok
+        for r in range(R):
+            room[r] = self.cap[r] - self.job_size[b, j, r]
+        # One pass over the profile, counting the run of steps where the job fits; profile slot
+        # `idx` is step now + t (the ring index (head + t) % L, advanced without a division).
+        idx = (<int>self.head[b] + first) % L
+        for t in range(first, self.H - 1 + length):
             ok = True
-            for r in range(self.R):
-                if self.used[b, r, (h + t) % self.L] + self.job_size[b, j, r] > self.cap[r]:
+            for r in range(R):
+                if used[r * L + idx] > room[r]:
                     ok = False
                     break
+            idx += 1
+            if idx == L:
+                idx = 0
             if ok:
                 run_length += 1
                 if run_length == length:
@@ -417,43 +524,136 @@ cdef class ClusterKernel:
                     return -1
         return -1
 
+    cdef bint _fits_at(self, int b, int j, int offset) noexcept nogil:
+        """Reserve mode: whether job j fits over steps [now + offset, now + offset + length)."""
+        cdef int r, t, idx
+        cdef int L = self.L
+        for r in range(self.R):
+            idx = (<int>self.head[b] + offset) % L
+            for t in range(self.job_len[b, j]):
+                if self.used[b, r, idx] + self.job_size[b, j, r] > self.cap[r]:
+                    return False
+                idx += 1
+                if idx == L:
+                    idx = 0
+        return True
+
+    # Carrying the fit offsets across steps (reserve mode). fit_at[b, i] is the earliest offset o
+    # in [0, H-1] at which window job i fits (-1: none). The profile changes in two ways only:
+    # - a time step shifts it by one (the step leaving is dropped, an empty step enters at
+    #   now + L - 1, beyond every window [o, o + length) with o <= H-1): offsets o >= 1 become
+    #   o - 1 (the same windows, earlier ones still fail); o = 0 must be searched again; -1 stays
+    #   -1 unless the one new candidate, H - 1, fits (`_shift_fits`);
+    # - an allocation raises it over [start, start + length): offsets before o still fail, and o
+    #   still fits unless its window overlaps the raised steps, in which case the search resumes
+    #   at o (`_refit_after`); -1 stays -1.
+    # Window jobs that change slot carry their offset; a job entering the window is FIT_UNKNOWN.
+    cdef void _shift_fits(self, int b) noexcept nogil:
+        cdef int i, o, j
+        cdef int n = <int>self.n_wait[b] if self.n_wait[b] < self.W else self.W
+        if not self.fit_ok[b]:
+            return
+        if not self.reserve:
+            self.fit_ok[b] = 0   # "now" fits depend on the new step's usage alone: recompute all
+            return
+        for i in range(n):
+            o = self.fit_at[b, i]
+            if o >= 1:
+                self.fit_at[b, i] = o - 1
+            elif o == 0:
+                self.fit_at[b, i] = FIT_UNKNOWN
+            elif o == -1:
+                j = self.wait[b, i]
+                if self._fits_at(b, j, self.H - 1):
+                    self.fit_at[b, i] = self.H - 1
+
+    cdef void _refit_after(self, int b, int slot, int start, int length) noexcept nogil:
+        """Update the window's fit offsets after the job in `slot` was allocated over
+        [now + start, now + start + length) (the profile already raised; the job still in `slot`)."""
+        cdef int i, o, j
+        cdef int n = <int>self.n_wait[b] if self.n_wait[b] < self.W else self.W
+        if not self.reserve:
+            self.fit_ok[b] = 0
+            return
+        for i in range(n):
+            o = self.fit_at[b, i]
+            if i == slot or o < 0:
+                continue
+            j = self.wait[b, i]
+            if o < start + length and start < o + self.job_len[b, j]:
+                self.fit_at[b, i] = self._fits_from(b, j, o)
+
     cdef void _allocate(self, int b, int slot, int offset) noexcept nogil:
         cdef int j = self.wait[b, slot]
-        cdef int r, t, i
+        cdef int r, t, i, idx
         cdef int h = <int>self.head[b]
         for r in range(self.R):
-            for t in range(offset, offset + self.job_len[b, j]):
-                self.used[b, r, (h + t) % self.L] += self.job_size[b, j, r]
+            idx = (h + offset) % self.L
+            for t in range(self.job_len[b, j]):
+                self.used[b, r, idx] += self.job_size[b, j, r]
+                idx += 1
+                if idx == self.L:
+                    idx = 0
+        if self.fit_ok[b]:
+            self._refit_after(b, slot, offset, self.job_len[b, j])
         self.job_start[b, j] = self.now[b] + offset
         self.run[b, self.n_run[b]] = j
         self.n_run[b] += 1
         for i in range(slot, self.n_wait[b] - 1):
             self.wait[b, i] = self.wait[b, i + 1]
+        # the window's fit offsets move with their jobs; a backlog job entering the window is unknown
+        for i in range(slot, self.W - 1):
+            self.fit_at[b, i] = self.fit_at[b, i + 1]
+        self.fit_at[b, self.W - 1] = FIT_UNKNOWN
+        if slot < self.win_from[b]:
+            self.win_from[b] = slot
         self.n_wait[b] -= 1
 
     # ------------------------------------------------------------------ outputs
     cdef bint _write_mask(self, int b) noexcept nogil:
         """Write the action mask of sub-env b; return whether any window job fits."""
-        cdef int i
+        cdef int i, offset
+        cdef int n = <int>self.n_wait[b] if self.n_wait[b] < self.W else self.W
         cdef bint any_fits = False
-        for i in range(self.W):
-            if i < self.n_wait[b] and self._fits(b, self.wait[b, i]) >= 0:
-                self.mask[b, i] = 1
-                any_fits = True
-            else:
-                self.mask[b, i] = 0
-        self.mask[b, self.W] = 1
+        cdef bint known = self.fit_ok[b]
+        cdef int32_t* fit = &self.fit_at[b, 0]
+        cdef int8_t* mask = &self.mask[b, 0]   # (local pointers: int8 stores may alias anything)
+        for i in range(n):
+            offset = fit[i] if known else FIT_UNKNOWN
+            if offset == FIT_UNKNOWN:
+                offset = self._fits(b, self.wait[b, i])
+                fit[i] = offset
+            mask[i] = offset >= 0
+            any_fits = any_fits or offset >= 0
+        for i in range(n, self.W):
+            fit[i] = -1
+            mask[i] = 0
+        mask[self.W] = 1
+        self.fit_ok[b] = 1
         return any_fits
 
     cdef void _write_obs(self, int b) noexcept nogil:
+        cdef bint full = False
         if self.image:
-            self._write_image(b, &self.obs[b, 0])
+            if not self.drawn_ok[b]:
+                # redraw from a blank image (and a draw cache that describes a blank image)
+                memset(&self.obs[b, 0], 0, self.H * self.width * sizeof(float))
+                memset(&self.drawn_used[b, 0, 0], 0, self.R * self.H * sizeof(int32_t))
+                memset(&self.drawn_span[b, 0], 0, self.W * sizeof(int32_t))
+                memset(&self.drawn_size[b, 0, 0], 0, self.W * self.R * sizeof(int32_t))
+                self.drawn_back[b] = 0
+                self.drawn_since[b] = 0
+                self.drawn_ok[b] = 1
+                full = True
+            self._draw_image(b, &self.obs[b, 0], &self.drawn_used[b, 0, 0], &self.drawn_span[b, 0],
+                             &self.drawn_size[b, 0, 0], &self.drawn_back[b], &self.drawn_since[b], full)
+            self.win_from[b] = self.W
         else:
             self._write_compact(b)
 
     cdef void _write_compact(self, int b) noexcept nogil:
         cdef float* o = &self.obs[b, 0]
-        cdef int r, t, i, k = 0, j
+        cdef int r, t, i, k = 0, j, idx
         cdef int h = <int>self.head[b]
         cdef double cap, u, x
         cdef double cluster_steps = <double>self.cap[0] * <double>self.maxlen
@@ -461,8 +661,12 @@ cdef class ClusterKernel:
         cdef int64_t n_back
         for r in range(self.R):
             cap = self.cap[r]
+            idx = h
             for t in range(self.H):
-                u = self.used[b, r, (h + t) % self.L]
+                u = self.used[b, r, idx]
+                idx += 1
+                if idx == self.L:
+                    idx = 0
                 o[k] = <float>(u / cap)
                 o[k + 1] = <float>((cap - u) / cap)
                 k += 2
@@ -495,40 +699,88 @@ cdef class ClusterKernel:
         x = <double>(self.T - 1 - now) / <double>self.T
         o[k + 2] = <float>(x if x > 0.0 else 0.0)
 
-    cdef void _write_image(self, int b, float* img) noexcept nogil:
-        cdef int r, t, c, i, j, col = 0, rows, span, size
-        cdef int h = <int>self.head[b]
+    cdef void _draw_image(self, int b, float* img, int32_t* d_used, int32_t* d_span, int32_t* d_size,
+                          int64_t* d_back, int64_t* d_since, bint full) noexcept nogil:
+        """Bring `img` up to date with sub-env b's state, rewriting only the cells that change.
+
+        `img` must show exactly what the draw cache (d_used (R, H), d_span (W), d_size (W, R),
+        d_back, d_since) describes; on return it shows the current state and the cache says so.
+        A blank image with a zeroed cache is a valid start (every block empty, since-column 0).
+        Unless `full`, window slots below win_from[b] are taken to show their jobs already.
+        The image (layout in the package docstring) is a function of the state alone.
+        """
+        cdef int r, t, i, j, k, n, u, span, old_span, size, old_size, want, have
+        cdef int first = 0 if full else self.win_from[b]
+        cdef int H = self.H, L = self.L, W = self.W, R = self.R
         cdef int width = self.width
-        cdef int64_t n_back
-        cdef double x
-        memset(img, 0, self.H * self.width * sizeof(float))
-        for r in range(self.R):
-            for t in range(self.H):
-                for c in range(self.used[b, r, (h + t) % self.L]):
-                    img[t * width + col + c] = 1.0
-            col += self.cap[r]
-            for i in range(self.W):
-                if i < self.n_wait[b]:
-                    j = self.wait[b, i]
-                    span = self.job_len[b, j] if self.job_len[b, j] < self.H else self.H
-                    size = self.job_size[b, j, r]
-                    for t in range(span):
-                        for c in range(size):
-                            img[t * width + col + c] = 1.0
-                col += self.maxsize
+        cdef int h = <int>self.head[b]
+        cdef int wrap = L - h if L - h < H else H   # rows before the profile ring wraps around
+        cdef int n_wait = <int>self.n_wait[b]
+        cdef int32_t* used
+        cdef int32_t* drawn
+        cdef int32_t* rows = &self.scratch[0]
+        cdef float* cell
+        cdef int64_t n_back, old_back, since
+        cdef float value
+        # cluster blocks: row t shows used[r][now + t] units (cells [0, used) set). First list the
+        # rows whose count changed (without a branch per row, whose outcome is hard to predict),
+        # then set or clear the cells between the drawn count and the new one.
+        for r in range(R):
+            used = &self.used[b, r, 0]
+            drawn = d_used + r * H
+            n = 0
+            for t in range(wrap):
+                rows[n] = t
+                n += used[h + t] != drawn[t]
+            for t in range(wrap, H):
+                rows[n] = t
+                n += used[t - wrap] != drawn[t]
+            cell = img + self.colbase[r]
+            for k in range(n):
+                t = rows[k]
+                u = used[h + t] if t < wrap else used[t - wrap]
+                _fill_run(cell + t * width, drawn[t], u)
+                drawn[t] = u
+        # job-slot blocks: slot i's job as min(length, H) rows by size[r] columns (empty: 0 by 0)
+        for i in range(first, W):
+            j = self.wait[b, i] if i < n_wait else -1
+            span = 0
+            if j >= 0:
+                span = self.job_len[b, j] if self.job_len[b, j] < H else H
+            old_span = d_span[i]
+            for r in range(R):
+                size = self.job_size[b, j, r] if j >= 0 else 0
+                old_size = d_size[i * R + r]
+                if span == old_span and size == old_size:
+                    continue
+                cell = img + self.colbase[r] + self.cap[r] + i * self.maxsize
+                for t in range(span if span > old_span else old_span):
+                    want = size if t < span else 0
+                    have = old_size if t < old_span else 0
+                    if want != have:
+                        _fill_run(cell + t * width, have, want)
+                d_size[i * R + r] = size
+            d_span[i] = span
+        # backlog block: backlog job k is cell (k // columns, k % columns)
         if self.backlog_cols > 0:
-            n_back = self.n_wait[b] - self.W
-            if n_back > 0:
-                rows = <int>(n_back // self.backlog_cols)
-                for t in range(rows):
-                    for c in range(self.backlog_cols):
-                        img[t * width + col + c] = 1.0
-                for c in range(<int>(n_back % self.backlog_cols)):
-                    img[rows * width + col + c] = 1.0
-            col += self.backlog_cols
-        x = <double>(self.now[b] - self.last_arrival[b]) / ARRIVAL_TRACKING
-        for t in range(self.H):
-            img[t * width + col] = <float>(x if x < 1.0 else 1.0)
+            n_back = n_wait - W if n_wait > W else 0
+            old_back = d_back[0]
+            cell = img + self.backlog_col
+            for k in range(<int>old_back, <int>n_back):
+                cell[(k // self.backlog_cols) * width + k % self.backlog_cols] = 1.0
+            for k in range(<int>n_back, <int>old_back):
+                cell[(k // self.backlog_cols) * width + k % self.backlog_cols] = 0.0
+            d_back[0] = n_back
+        # last column: min((now - last_arrival) / 10, 1), drawn once per change of its value
+        since = self.now[b] - self.last_arrival[b]
+        if since > <int64_t>ARRIVAL_TRACKING:
+            since = <int64_t>ARRIVAL_TRACKING
+        if since != d_since[0]:
+            value = <float>(<double>since / ARRIVAL_TRACKING)
+            cell = img + self.backlog_col + self.backlog_cols
+            for t in range(H):
+                cell[t * width] = value
+            d_since[0] = since
 
     cdef void _write_metrics(self, int b) noexcept nogil:
         cdef double finished = self.acc[b, ACC_FINISHED]
@@ -555,3 +807,12 @@ cdef class ClusterKernel:
         self.metrics[b, 9] = now
         i = self.n_run[b] + self.n_wait[b]
         self.metrics[b, 10] = slowdown_all / (finished + i) if finished + i > 0 else 0.0
+
+
+cdef inline void _fill_run(float* row, int have, int want) noexcept nogil:
+    """Turn a row's run of set cells [0, have) into [0, want)."""
+    cdef int c
+    for c in range(have, want):
+        row[c] = 1.0
+    for c in range(want, have):
+        row[c] = 0.0

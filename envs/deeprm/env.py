@@ -85,6 +85,16 @@ class DeepRMVectorEnv(BatchedKernelEnv):
         # views of the state arrays (never reallocated: set_state copies into them)
         self._info_views = {"time": self._state["now"], "elapsed": self._state["elapsed"]}
 
+    def set_state(self, state: dict[str, Any]) -> None:
+        try:
+            super().set_state(state)
+        finally:
+            # The kernel caches what the image shows and the window's fit offsets (see the header of
+            # cython_core/cluster.pyx); after the arrays are rewritten it recomputes both from them.
+            self._kernel.forget()
+
+    set_state.__doc__ = BatchedKernelEnv.set_state.__doc__
+
     def _kernel_reset(self, mask: np.ndarray, options: dict[str, Any] | None) -> None:
         if options:
             raise ValueError(f"DeepRM reset takes no options besides reset_mask, got {sorted(options)}")
