@@ -102,9 +102,9 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
         autoreset_mode: Gymnasium autoreset mode, ``"NextStep"`` (Gymnasium's default),
             ``"SameStep"`` (final observation in ``info["final_obs"]``) or ``"Disabled"``
             (reset done sub-envs yourself with ``reset(options={"reset_mask": mask})``).
-        copy: return fresh arrays from ``reset``/``step`` (default). ``False`` returns views of the
-            internal buffers, which the next call overwrites: faster, for code that consumes
-            observations immediately.
+        copy: return fresh arrays from ``reset``/``step`` (default). ``False`` returns read-only
+            views of the internal buffers, which the next call overwrites: faster, for code that
+            consumes observations immediately (kernels may draw the next observation over the last).
         render_mode: ``"ansi"`` or ``"rgb_array"``; ``render()`` returns one frame per sub-env.
         max_episode_steps: truncate every episode after this many steps (None: the env's own limit).
     """
@@ -222,8 +222,8 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
         s = self._state
         if isinstance(self.single_observation_space, spaces.Dict):
             obs = {k: s[f"obs:{k}"] for k in self.single_observation_space.spaces}
-            return {k: v.copy() for k, v in obs.items()} if copy else obs
-        return s["obs"].copy() if copy else s["obs"]
+            return {k: v.copy() for k, v in obs.items()} if copy else {k: _read_only(v) for k, v in obs.items()}
+        return s["obs"].copy() if copy else _read_only(s["obs"])
 
     def _load_actions(self, actions: Any) -> None:
         buf = self._state["actions"]
@@ -622,3 +622,10 @@ def _index(obs: Any, i: int) -> Any:
     if isinstance(obs, dict):
         return {k: v[i] for k, v in obs.items()}
     return obs[i]
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    """A view of ``array`` that cannot be written through (the buffer itself stays writable)."""
+    view = array.view()
+    view.flags.writeable = False
+    return view

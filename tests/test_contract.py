@@ -91,6 +91,18 @@ def test_returned_data_never_shares_memory(env_id):
                 assert not np.shares_memory(x[key], y[key]), key
 
 
+def test_uncopied_vector_observations_are_read_only(env_id):
+    """``copy=False`` hands out the kernel's own buffers; a consumer writing into them (an in-place
+    normalisation) would corrupt what some kernels draw the next observation over."""
+    vec = gym.make_vec(env_id, num_envs=2, vectorization_mode="vector_entry_point", copy=False)
+    rng = np.random.default_rng(0)
+    obs, info = vec.reset(seed=0)
+    obs, *_, info = vec.step(sample_actions(vec, info, rng))
+    for array in _arrays(obs):
+        with pytest.raises(ValueError, match="read-only"):
+            array[...] = 0
+
+
 def _arrays(obs):
     return list(obs.values()) if isinstance(obs, dict) else [obs]
 
