@@ -10,7 +10,8 @@ MODULES = sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__) if m.
 
 
 def test_every_benchmark_runs_in_quick_mode():
-    assert {"bench_deeprm", "bench_dag", "bench_abr", "bench_cc", "bench_ppo"} <= set(MODULES)
+    assert {"bench_deeprm", "bench_dag", "bench_abr", "bench_cc", "bench_appointments", "bench_ppo",
+            "bench_memory"} <= set(MODULES)
     result = subprocess.run([sys.executable, "-m", "benchmarks", "--quick"], capture_output=True,
                             text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]

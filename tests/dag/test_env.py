@@ -382,7 +382,7 @@ def test_rgb_frames_keep_one_shape_over_episodes_and_task_sizes():
 
 def test_record_video_writes_one_clip(tmp_path):
     pytest.importorskip("moviepy")
-    env = gym.wrappers.RecordVideo(gym.make("sysgym/DAG-EGS-v0", render_mode="rgb_array"), str(tmp_path),
+    env = gym.wrappers.RecordVideo(gym.make("sysgym/DAG-EGS-v0", render_mode="rgb_array"), str(tmp_path / "videos"),
                                    episode_trigger=lambda k: True, disable_logger=True)
     _, info = env.reset(seed=0)
     while True:
@@ -390,7 +390,7 @@ def test_record_video_writes_one_clip(tmp_path):
         if terminated or truncated:
             break
     env.close()
-    assert list(tmp_path.glob("*.mp4"))
+    assert list((tmp_path / "videos").glob("*.mp4"))
 
 
 # ---------------------------------------------------------------- feature names
