@@ -95,21 +95,15 @@ def train(setup: dict[str, Any], steps: int, seed: int, ent: tuple[float, float]
     """Train one PPO agent; returns its record (checkpoint path, wall time, learning curve)."""
     from sysgym.agents.ppo import PPOTrainer, default_config, make_vector_env
 
-    class EntropySchedule(PPOTrainer):
-        """PPO whose entropy coefficient falls linearly from ent[0] to ent[1] over the run (the
-        checkpoint's config records the last value)."""
-
-        def _iteration(self, it: int, iterations: int) -> None:
-            self.config.ent_coef = ent[0] + (ent[1] - ent[0]) * it / max(iterations - 1, 1)
-            super()._iteration(it, iterations)
-
+    # the entropy coefficient falls linearly from ent[0] to ent[1] over the run
     config = default_config(setup["env_id"], **{**settings, "seed": seed, "total_steps": steps,
-                                                "ent_coef": ent[0], "env_kwargs": setup["train"],
-                                                "progress": False, "tensorboard": False})
+                                                "ent_coef": ent[0], "ent_coef_final": ent[1],
+                                                "env_kwargs": setup["train"], "progress": False,
+                                                "tensorboard": False})
     env = make_vector_env(setup["env_id"], config.num_envs, **config.env_kwargs)
     if env.unwrapped.config.initial_level is not None:  # Pensieve mode: chunk 0 is not the agent's
         env = FirstChunkMask(env)
-    trainer = EntropySchedule(env, config, run_dir)
+    trainer = PPOTrainer(env, config, run_dir)
     try:
         result = trainer.train()
     finally:

@@ -51,6 +51,7 @@ class PPOConfig:
     clip_vloss: bool = False
     vf_coef: float = 0.5
     ent_coef: float = 0.01
+    ent_coef_final: float | None = None   # if set, ent_coef falls linearly to this over the run
     max_grad_norm: float = 0.5
     norm_adv: bool = True
     target_kl: float | None = None
@@ -98,6 +99,8 @@ class PPOConfig:
         for name in ("vf_coef", "ent_coef", "checkpoint_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"PPOConfig.{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.ent_coef_final is not None and not self.ent_coef_final >= 0:
+            raise ValueError(f"PPOConfig.ent_coef_final must be >= 0 or None, got {self.ent_coef_final!r}")
         if self.target_kl is not None and not self.target_kl > 0:
             raise ValueError(f"PPOConfig.target_kl must be > 0 or None, got {self.target_kl!r}")
         if not self.hidden_sizes or min(self.hidden_sizes) < 1:

@@ -17,6 +17,7 @@ Semi-MDP envs (sparse DeepRM variants) are trained on their step rewards as give
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
@@ -115,6 +116,7 @@ class PPOTrainer:
         self._ep_return = np.zeros(config.num_envs, dtype=np.float64)
         self._ep_length = np.zeros(config.num_envs, dtype=np.int64)
         self._resetting = np.zeros(config.num_envs, dtype=bool)
+        self.ent_coef = config.ent_coef   # the entropy coefficient of the next update (see ent_coef_final)
         self.global_step = 0
         self.iteration = 0
         self._obs: Any = None
@@ -132,7 +134,9 @@ class PPOTrainer:
             settings = {"env_id": self.env_id, "autoreset_mode": self.autoreset.value, **cfg.to_dict()}
             (self.out_dir / "config.json").write_text(json.dumps(settings, indent=1, default=str))
         if self._obs is None:
-            self._obs, self._info = self.env.reset(seed=cfg.seed)
+            # Runs with different seeds get disjoint sub-env seeds (seed s: s*B ... s*B + B-1);
+            # Gymnasium's s + i would give seeds 0 and 1 all but one input stream in common.
+            self._obs, self._info = self.env.reset(seed=[cfg.seed * cfg.num_envs + i for i in range(cfg.num_envs)])
         result = TrainResult()
         start = time.perf_counter()
         try:
@@ -152,12 +156,15 @@ class PPOTrainer:
         cfg = self.config
         if cfg.anneal_lr:
             self.optimizer.lr = cfg.lr * (1.0 - it / iterations)
+        if cfg.ent_coef_final is not None:
+            self.ent_coef = cfg.ent_coef + (cfg.ent_coef_final - cfg.ent_coef) * it / max(iterations - 1, 1)
         t0 = time.perf_counter()
         self.collect_rollout()
         stats = self.update()
         self.iteration += 1
         stats["sps"] = cfg.rollout_size / (time.perf_counter() - t0)
         stats["lr"] = self.optimizer.lr
+        stats["ent_coef"] = self.ent_coef
         self.logger.iteration(self.global_step, stats, cfg.rollout_size)
         if cfg.checkpoint_every and self.out_dir is not None and (it + 1) % cfg.checkpoint_every == 0:
             self.save(self.out_dir / f"checkpoint_{self.global_step}.pt")
@@ -325,6 +332,8 @@ class PPOTrainer:
         minibatches (over every epoch run when ``target_kl`` is set).
         """
         cfg = self.config
+        if self.ent_coef != cfg.ent_coef:  # the entropy schedule's value for this update
+            cfg = dataclasses.replace(cfg, ent_coef=self.ent_coef)
         self.model.train()
         data = self.buffer.flat()
         valid = data["valid"]
@@ -350,7 +359,7 @@ class PPOTrainer:
                 if self.manual is not None:
                     stats = self.manual(*batch, cfg, stats=want_stats)
                 else:
-                    stats = self._autograd_step(*batch).numpy()
+                    stats = self._autograd_step(*batch, cfg=cfg).numpy()
                 self.optimizer.step(self.flat_grads)
                 if want_stats:
                     totals += stats
@@ -368,9 +377,11 @@ class PPOTrainer:
         return {"policy_loss": means[0], "value_loss": means[1], "entropy": means[2], "approx_kl": means[3],
                 "clip_fraction": means[4], "explained_variance": explained, "early_stop": float(stop)}
 
-    def loss(self, obs, mask, actions, old_logp, advantages, returns, old_values) -> tuple[torch.Tensor, torch.Tensor]:
-        """The PPO loss of one minibatch (differentiable) and its [pg, value, entropy, KL, clip-frac]."""
-        cfg = self.config
+    def loss(self, obs, mask, actions, old_logp, advantages, returns, old_values,
+             cfg: PPOConfig | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The PPO loss of one minibatch (differentiable) and its [pg, value, entropy, KL, clip-frac]
+        under ``cfg`` (default: the trainer's config)."""
+        cfg = self.config if cfg is None else cfg
         params, new_value = self.model(obs)
         new_logp, entropy = self.head.evaluate(params, mask, actions)
         log_ratio = new_logp - old_logp
@@ -392,8 +403,8 @@ class PPOTrainer:
             stats = torch.stack([pg_loss, v_loss, ent, approx_kl, clip_frac]).detach()
         return loss, stats
 
-    def _autograd_step(self, *batch) -> torch.Tensor:
-        loss, stats = self.loss(*batch)
+    def _autograd_step(self, *batch, cfg: PPOConfig) -> torch.Tensor:
+        loss, stats = self.loss(*batch, cfg=cfg)
         grads = torch.autograd.grad(loss, self.params, allow_unused=True)
         torch.cat([torch.zeros_like(p).reshape(-1) if g is None else g.reshape(-1)
                    for p, g in zip(self.params, grads)], out=self.flat_grads)

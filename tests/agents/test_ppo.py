@@ -388,3 +388,44 @@ def test_numpy_rollouts_store_what_the_torch_network_computes(squash):
         torch.testing.assert_close(data["logprobs"], logp, rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(buf.values.reshape(-1), values.numpy(), rtol=1e-4, atol=1e-5)
         env.close()
+
+
+def test_entropy_coefficient_falls_linearly_and_is_the_one_the_update_uses():
+    cfg = default_config("sysgym/DeepRM-Compact-v0", num_envs=2, n_steps=16, total_steps=96, ent_coef=0.4,
+                         ent_coef_final=0.0, **QUIET)
+    trainer = PPOTrainer("sysgym/DeepRM-Compact-v0", cfg)
+    result = trainer.train()
+    assert [round(r["ent_coef"], 6) for r in result.history] == [0.4, 0.2, 0.0]
+    assert trainer.config.ent_coef == 0.4                 # the config (and the checkpoint) keep the settings
+    # one update with ent_coef set by the schedule equals one with that coefficient configured
+    updated = []
+    for configured, scheduled in ((0.3, None), (0.0, 0.3)):
+        t = PPOTrainer("sysgym/DeepRM-Compact-v0", default_config("sysgym/DeepRM-Compact-v0", num_envs=2,
+                       n_steps=16, ent_coef=configured, seed=5, **QUIET))
+        if scheduled is not None:
+            t.ent_coef = scheduled
+        t._obs, t._info = t.env.reset(seed=0)
+        t.collect_rollout()
+        t.update()
+        updated.append(t.flat_params.clone())
+    torch.testing.assert_close(updated[0], updated[1])
+    with pytest.raises(ValueError, match="ent_coef_final"):
+        PPOConfig(ent_coef_final=-0.1)
+
+
+def test_runs_with_different_seeds_see_disjoint_input_streams():
+    """Seed s trains on sub-env seeds s*B ... s*B + B-1 (not Gymnasium's s + i, which would give
+    seeds 0 and 1 all but one stream in common)."""
+    seeds = []
+
+    class RecordSeeds(gym.vector.VectorWrapper):
+        def reset(self, *, seed=None, options=None):
+            seeds.append(seed)
+            return self.env.reset(seed=seed, options=options)
+
+    for seed in (0, 1):
+        env = RecordSeeds(gym.make_vec("sysgym/ABR-v0", num_envs=4, vectorization_mode="vector_entry_point",
+                                       autoreset_mode=AutoresetMode.SAME_STEP))
+        PPOTrainer(env, default_config("sysgym/ABR-v0", num_envs=4, n_steps=8, total_steps=32, seed=seed,
+                                       **QUIET)).train()
+    assert seeds == [[0, 1, 2, 3], [4, 5, 6, 7]]

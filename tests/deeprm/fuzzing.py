@@ -1,4 +1,4 @@
-"""Hostile inputs for the DeepRM env, run in a fresh process (tests/deeprm/isolation.py) by
+"""Hostile inputs for the DeepRM env, run in a fresh process (tests/isolation.py) by
 test_snapshots.py and test_workload.py: hand-made bad snapshots, and hypothesis-generated snapshots
 and SWF files. Each must give a clear ValueError/FileNotFoundError or a valid env; never a crash,
 a hang, or a NaN/out-of-space observation."""

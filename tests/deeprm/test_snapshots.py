@@ -9,7 +9,7 @@ import gymnasium as gym
 import pytest
 
 import sysgym  # noqa: F401
-from tests.deeprm.isolation import run_isolated
+from tests.isolation import run_isolated
 
 # case -> what the ValueError must name
 CASES = {

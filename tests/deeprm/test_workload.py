@@ -11,7 +11,7 @@ import pytest
 import sysgym  # noqa: F401
 from sysgym.envs.deeprm import SWFWorkload, generate_swf, parse_swf
 from sysgym.traces import trace_path
-from tests.deeprm.isolation import run_isolated
+from tests.isolation import run_isolated
 
 
 def swf_line(number, submit, run, procs, req_procs=None, req_time=-1, alloc=None):
