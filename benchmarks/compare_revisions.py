@@ -12,6 +12,11 @@ sides alike. What is timed: CPU seconds (``time.process_time``) of ``--steps`` c
 ``env.step`` through ``gymnasium.make`` (single) or of a native vector env at B = ``--num-envs``
 (vector), with actions drawn outside the timed loop's env calls from a masked random policy.
 ``--env-kwargs`` (a JSON object) is passed to every env built, on both sides.
+
+``--mode profile`` splits one single-env step into where its CPU time goes, on both revisions:
+the step through ``gymnasium.make``, the same step on ``env.unwrapped`` (the difference is
+Gymnasium's wrappers), and the kernel call alone (writing the action and calling the B = 1
+kernel: the rest of the unwrapped step is sysgym's Python layer: checks, copies, the info dict).
 """
 
 from __future__ import annotations
@@ -76,6 +81,51 @@ MEASURE = textwrap.dedent('''
 ''')
 
 
+PROFILE = textwrap.dedent('''
+    import json, sys, time
+    import gymnasium as gym, numpy as np
+    import sysgym
+    env_id, steps = sys.argv[1], int(sys.argv[2])
+    kwargs = json.loads(sys.argv[3])
+    env = gym.make(env_id, **kwargs)
+    u = env.unwrapped
+    disc = isinstance(env.action_space, gym.spaces.Discrete)
+    rng = np.random.default_rng(0)
+    box = None if disc else rng.uniform(env.action_space.low, env.action_space.high,
+                                        size=(steps, *env.action_space.shape)).astype(env.action_space.dtype)
+
+    def run(layer):
+        """CPU µs per iteration of a loop that draws a valid action and steps ``layer``."""
+        obs, info = env.reset(seed=0)
+        state, one = u._vec._state, np.ones(1, dtype=np.uint8)
+        actions, kernel_step = state["actions"], u._vec._kernel_step
+        draws = np.random.default_rng(1).random(steps)
+        start = time.process_time()
+        for k in range(steps):
+            if disc:
+                valid = state["action_mask"][0].nonzero()[0]
+                action = int(valid[int(draws[k] * len(valid))])
+            else:
+                action = box[k]
+            if layer == "none":
+                continue
+            if layer == "kernel":
+                actions[0] = action
+                kernel_step(one)
+                ended = state["terminated"][0] or state["truncated"][0]
+            else:
+                obs, reward, terminated, truncated, info = (env if layer == "make" else u).step(action)
+                ended = terminated or truncated
+            if ended:
+                env.reset()
+        return (time.process_time() - start) / steps * 1e6
+
+    # the action draws (the "none" loop) are subtracted from every layer
+    none = run("none")
+    print(json.dumps({layer: run(layer) - none for layer in ("make", "unwrapped", "kernel")}))
+''')
+
+
 def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
     done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     if done.returncode != 0:
@@ -106,15 +156,43 @@ def baseline_root(revision: str) -> Path:
     return site
 
 
-def measure(site: Path | None, env_id: str, mode: str, steps: int, num_envs: int, kwargs: str = "{}") -> float:
+def _in(site: Path | None, args: list[str]) -> str:
+    """Run ``python -c args...`` importing sysgym from ``site`` (None: this tree); its stdout."""
     env = dict(os.environ)
     if site is not None:
         env["PYTHONPATH"] = f"{site}{os.pathsep}{env.get('PYTHONPATH', '')}"
-        cwd = site
-    else:
-        cwd = ROOT
-    out = _run([sys.executable, "-c", MEASURE, env_id, mode, str(steps), str(num_envs), kwargs], cwd, env)
+    return _run([sys.executable, "-c", *args], ROOT if site is None else site, env)
+
+
+def measure(site: Path | None, env_id: str, mode: str, steps: int, num_envs: int, kwargs: str = "{}") -> float:
+    out = _in(site, [MEASURE, env_id, mode, str(steps), str(num_envs), kwargs])
     return float(out.strip().splitlines()[-1])
+
+
+def profile(site: Path | None, env_id: str, steps: int, kwargs: str = "{}") -> dict[str, float]:
+    """µs of CPU per single-env step: through gymnasium.make, on env.unwrapped, kernel alone."""
+    return json.loads(_in(site, [PROFILE, env_id, str(steps), kwargs]).strip().splitlines()[-1])
+
+
+def profile_table(site: Path, ids: list[str], steps: int, reps: int, kwargs: str) -> list[list[str]]:
+    """Per env and revision: the medians over ``reps`` alternating runs of each layer's µs."""
+    rows = []
+    for env_id in ids:
+        try:
+            profile(site, env_id, 10, kwargs)
+        except RuntimeError:
+            rows.append([env_id, "absent at baseline", "", "", "", ""])
+            continue
+        runs: dict[str, list[dict[str, float]]] = {"baseline": [], "current": []}
+        for _ in range(reps):
+            runs["baseline"].append(profile(site, env_id, steps, kwargs))
+            runs["current"].append(profile(None, env_id, steps, kwargs))
+        for side, results in runs.items():
+            med = {k: statistics.median(r[k] for r in results) for k in results[0]}
+            rows.append([env_id, side, f"{med['make']:.2f}", f"{med['make'] - med['unwrapped']:.2f}",
+                         f"{med['unwrapped'] - med['kernel']:.2f}", f"{med['kernel']:.2f}"])
+        print(f"  profiled {env_id}", file=sys.stderr)
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--baseline", required=True, help="git revision to compare against")
     parser.add_argument("--ids", nargs="*", default=None, help="env IDs (default: every ID both have)")
-    parser.add_argument("--mode", choices=("single", "vector", "both"), default="single")
+    parser.add_argument("--mode", choices=("single", "vector", "both", "profile"), default="single")
     parser.add_argument("--steps", type=int, default=20000, help="single-env steps per measurement")
     parser.add_argument("--calls", type=int, default=100, help="vector step calls per measurement")
     parser.add_argument("--num-envs", type=int, default=256)
@@ -142,6 +220,14 @@ def main(argv: list[str] | None = None) -> int:
 
     site = baseline_root(args.baseline)
     ids = args.ids or [e.id for e in sysgym.ENVIRONMENTS]
+    extra = f"; env kwargs {kwargs}" if env_kwargs else ""
+    if args.mode == "profile":
+        rows = profile_table(site, ids, args.steps, args.reps, kwargs)
+        print(f"baseline {args.baseline}; CPU µs per single-env step, median of {args.reps} alternating runs "
+              f"of {args.steps} steps{extra}")
+        print(format_table(rows, ["id", "revision", "gymnasium.make step", "Gymnasium wrappers",
+                                  "sysgym Python layer", "kernel call"]))
+        return 0
     modes = ("single", "vector") if args.mode == "both" else (args.mode,)
     rows = []
     for env_id in ids:
@@ -162,7 +248,6 @@ def main(argv: list[str] | None = None) -> int:
             rows.append([env_id, mode, human(statistics.median(base)), human(statistics.median(new)),
                          f"{statistics.median(ratios):.2f}x", f"{min(ratios):.2f}-{max(ratios):.2f}"])
             print(f"  measured {env_id} {mode}", file=sys.stderr)
-    extra = f"; env kwargs {kwargs}" if env_kwargs else ""
     print(f"baseline {args.baseline}; CPU-time steps/s, median of {args.reps} alternating repetitions{extra}")
     print(format_table(rows, ["id", "mode", "baseline steps/s", "current steps/s", "ratio", "range"]))
     return 0
