@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 
 import sysgym  # noqa: F401  (registers the environments)
-from sysgym.bench import format_table
+from sysgym.bench import format_table, rounded
 
 ENV_ID = "sysgym/CC-v0"
 DATA = Path(os.environ.get("SYSGYM_ABR_DATA", Path(__file__).resolve().parents[2] / "shared" / "data" / "abr"))
@@ -333,17 +333,6 @@ def plot(results: dict, out: Path) -> None:
             fig.tight_layout()
             fig.savefig(out / f"trace_{name}.png", dpi=110)
             plt.close(fig)
-
-
-def rounded(value: Any) -> Any:
-    """``value`` with every float rounded to 6 significant digits (keeps results.json small)."""
-    if isinstance(value, float):
-        return float(f"{value:.6g}")
-    if isinstance(value, (list, tuple)):
-        return [rounded(v) for v in value]
-    if isinstance(value, dict):
-        return {k: rounded(v) for k, v in value.items()}
-    return value
 
 
 def save(results: dict, out: Path) -> None:

@@ -114,3 +114,15 @@ def human(rate: float) -> str:
         if rate >= scale:
             return f"{rate / scale:.2f} {unit}"
     return f"{rate:.0f}"
+
+
+def rounded(value: Any) -> Any:
+    """``value`` (nested lists, tuples, dicts) with every float rounded to 6 significant digits,
+    so that results files stay small and diff cleanly."""
+    if isinstance(value, float):
+        return float(f"{value:.6g}")
+    if isinstance(value, (list, tuple)):
+        return [rounded(v) for v in value]
+    if isinstance(value, dict):
+        return {k: rounded(v) for k, v in value.items()}
+    return value

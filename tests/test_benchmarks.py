@@ -19,3 +19,10 @@ def test_every_benchmark_runs_in_quick_mode():
     for name in MODULES:
         section = out.split(f"## {name}\n", 1)[1].split("\n## ", 1)[0]
         assert "\n|-" in section, f"{name} printed no markdown table:\n{section[:500]}"
+
+
+def test_rounded_keeps_six_significant_digits_through_nesting():
+    from sysgym.bench import rounded
+
+    assert rounded({"a": [1.23456789, 2, "x"], "b": (0.1 + 0.2, 123456789.0)}) == \
+        {"a": [1.23457, 2, "x"], "b": [0.3, 123457000.0]}
