@@ -171,6 +171,13 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
     def _kernel_step(self, active: np.ndarray) -> None:
         raise NotImplementedError
 
+    def _first_masked_action(self, active: np.ndarray) -> int | None:
+        """The first active sub-env whose loaded action its action mask rules out, or None."""
+        s = self._state
+        rows = np.flatnonzero(active)
+        ok = s["action_mask"][rows, s["actions"][rows]] == 1
+        return None if ok.all() else int(rows[np.argmin(ok)])
+
     def _check_state(self, arrays: dict[str, np.ndarray]) -> None:
         """Check a snapshot's family arrays against the bounds the kernel relies on (ValueError)."""
         raise NotImplementedError(f"{type(self).__name__} does not validate snapshots")

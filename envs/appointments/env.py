@@ -77,16 +77,11 @@ class AppointmentsVectorEnv(BatchedKernelEnv):
         self._kernel.reset(mask)
 
     def _kernel_step(self, active: np.ndarray) -> None:
-        s = self._state
-        if self.config.invalid_action == "raise":
-            rows = np.flatnonzero(active)
-            ok = s["action_mask"][rows, s["actions"][rows]] == 1
-            if not ok.all():
-                b = int(rows[np.argmin(ok)])
-                prefix = f"sub-env {b}: " if self.num_envs > 1 else ""
-                a = int(s["actions"][b])
-                raise ValueError(f"{prefix}action {a} ({self.config.type_names[a]}) is not valid: no "
-                                 f"{self.config.type_names[a]} item is left to schedule")
+        if self.config.invalid_action == "raise" and (b := self._first_masked_action(active)) is not None:
+            prefix = f"sub-env {b}: " if self.num_envs > 1 else ""
+            a = int(self._state["actions"][b])
+            raise ValueError(f"{prefix}action {a} ({self.config.type_names[a]}) is not valid: no "
+                             f"{self.config.type_names[a]} item is left to schedule")
         self._kernel.step(active)
 
     def _extra_infos(self) -> dict[str, np.ndarray]:

@@ -159,14 +159,9 @@ class DAGVectorEnv(BatchedKernelEnv):
         return values.astype(np.int64)
 
     def _kernel_step(self, active: np.ndarray) -> None:
-        s = self._state
-        if self.config.invalid_action == "raise":
-            rows = np.flatnonzero(active)
-            ok = s["action_mask"][rows, s["actions"][rows]] == 1
-            if not ok.all():
-                b = int(rows[np.argmin(ok)])
-                prefix = f"sub-env {b}: " if self.num_envs > 1 else ""
-                raise ValueError(prefix + self.explain_action(int(s["actions"][b]), b))
+        if self.config.invalid_action == "raise" and (b := self._first_masked_action(active)) is not None:
+            prefix = f"sub-env {b}: " if self.num_envs > 1 else ""
+            raise ValueError(prefix + self.explain_action(int(self._state["actions"][b]), b))
         self._kernel.step(active)
 
     def explain_action(self, action: int, index: int = 0) -> str | None:
