@@ -237,15 +237,15 @@ THREADS = textwrap.dedent('''
     assert not any(t.is_alive() for t in threads), "a thread is still running"
     assert errors and "another thread" in errors[0], errors
     vec.set_state(vec.get_state())          # the state was not corrupted by the attempt
-    single = DAGEnv(num_nodes=(60, 60))
-    _, info = single.reset(seed=0)
     hold = threading.Event()
-    original = single.unwrapped.batched._kernel_step
-    def slow_step(active):
+    original = DAGVectorEnv._kernel_step
+    def slow_step(self, active):
         hold.set()
         time.sleep(0.3)
-        original(active)
-    single.unwrapped.batched._kernel_step = slow_step
+        original(self, active)
+    DAGVectorEnv._kernel_step = slow_step   # (the single env binds its kernel step when built)
+    single = DAGEnv(num_nodes=(60, 60))
+    _, info = single.reset(seed=0)
     first = threading.Thread(target=single.step, args=(int(np.flatnonzero(info["action_mask"])[0]),))
     first.start()
     hold.wait(10)
