@@ -152,3 +152,17 @@ def test_single_env_restore_matches_fresh_env():
         assert np.array_equal(a[4]["action_mask"], b[4]["action_mask"])
         if a[2] or a[3]:
             break
+
+
+def test_caches_stay_invisible_across_a_replaced_future_input():
+    """CrystalBox's "what if other jobs arrived from now on" keeps the state and swaps the stream;
+    the caches must keep describing that state through the swap and the steps that follow."""
+    vec = make(CONFIGS["image-reserve-two-resources-busy"])
+    rng = np.random.default_rng(6)
+    vec.reset(seed=2)
+    rollout(vec, rng, 20)
+    vec.unwrapped.set_future_input(1234, 0)
+    assert_caches_invisible(vec, "after set_future_input")
+    for step in range(30):
+        vec.step(actions(rng, vec.unwrapped._state["action_mask"]))
+        assert_caches_invisible(vec, f"replaced future, step {step}")
