@@ -88,8 +88,8 @@ class CategoricalHead(nn.Module):
     def probabilities(self, logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         return torch.softmax(_mask_logits(logits, mask), dim=-1)
 
-    def to_env(self, action: torch.Tensor) -> np.ndarray:
-        out = action.numpy()
+    def to_env(self, action: torch.Tensor | np.ndarray) -> np.ndarray:
+        out = _numpy(action)
         return out + self.start if self.start else out
 
 
@@ -139,8 +139,8 @@ class MultiCategoricalHead(nn.Module):
     def mode(self, logits, mask):
         return torch.stack([torch.argmax(p, -1) for p in self._split(logits, mask)], -1)
 
-    def to_env(self, action: torch.Tensor) -> np.ndarray:
-        return action.numpy() + self.start
+    def to_env(self, action: torch.Tensor | np.ndarray) -> np.ndarray:
+        return _numpy(action) + self.start
 
 
 class GaussianHead(nn.Module):
@@ -207,12 +207,17 @@ class GaussianHead(nn.Module):
     def mode(self, params, mask=None):
         return params[0]
 
-    def to_env(self, action: torch.Tensor) -> np.ndarray:
+    def to_env(self, action: torch.Tensor | np.ndarray) -> np.ndarray:
+        action = torch.as_tensor(action)
         if self.squash == "tanh":
             a = self.low + (torch.tanh(action) + 1.0) * 0.5 * (self.high - self.low)
         else:
             a = torch.maximum(torch.minimum(action, self.high), self.low)
         return a.numpy().reshape(tuple(a.shape[:-1]) + self.env_shape).astype(self.env_dtype, copy=False)
+
+
+def _numpy(action: torch.Tensor | np.ndarray) -> np.ndarray:
+    return action.numpy() if isinstance(action, torch.Tensor) else action
 
 
 def make_head(in_features: int, space: spaces.Space, squash: str = "clip",

@@ -32,7 +32,6 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from .buffer import RolloutBuffer
 from .checkpoint import save_checkpoint
 from .config import PPOConfig
-from .distributions import CategoricalHead
 from .fastact import NumpyActor
 from .fastgrad import ManualGradients, parameter_order, supports
 from .logger import TrainingLogger
@@ -257,9 +256,7 @@ class PPOTrainer:
         if mask is not None:
             buf.masks_np[t] = mask
         buf.values[t] = value
-        if isinstance(self.head, CategoricalHead):  # what to_env does, without the torch round trip
-            return action + self.head.start if self.head.start else action
-        return self.head.to_env(torch.from_numpy(action))
+        return self.head.to_env(action)
 
     def _mask(self, info: dict[str, Any]) -> np.ndarray | None:
         """``info["action_mask"]`` as bool; a row allowing nothing is treated as unmasked."""
