@@ -25,8 +25,83 @@ def dumps(value: Any) -> str:
 
 
 def loads(text: str) -> Any:
-    """The inverse of :func:`dumps` (tuples come back as tuples)."""
-    return _decode(json.loads(text))
+    """The inverse of :func:`dumps` (tuples come back as tuples); ValueError on malformed text."""
+    return _decode(load_json_text(text, "model settings"))
+
+
+# Files read from users are bounded before anything is allocated from them.
+MAX_FILE_BYTES = 256 * 2**20        # any model or data file sysgym reads
+MAX_INFLATED_BYTES = 256 * 2**20    # a torch (zip) file's members, added up, once inflated
+MAX_JSON_DEPTH = 64                 # nesting of JSON text inside a model file or export
+MAX_PARAMETERS = 20_000_000         # weights of one network built from a file's settings (80 MB)
+MAX_SPACE_SIZE = 1_000_000          # actions of a Discrete space, elements of a Box, read from a file
+
+
+def load_json_text(text: str | bytes, where: str) -> Any:
+    """``json.loads`` with a nesting bound: deep or malformed text is a ValueError naming ``where``."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise ValueError(f"{where}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    if not isinstance(text, str):
+        raise ValueError(f"{where}: expected JSON text, found {type(text).__name__}")
+    depth = _max_nesting(text)
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"{where}: JSON nested {depth} levels deep (at most {MAX_JSON_DEPTH})")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{where}: malformed JSON at line {error.lineno}, column {error.colno}: "
+                         f"{error.msg}") from None
+
+
+def _max_nesting(text: str) -> int:
+    # an upper bound of the nesting (brackets inside strings count too): cheap and never recursive
+    depth = deepest = 0
+    for ch in text:
+        if ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def check_file_size(path: Path, what: str, limit: int = MAX_FILE_BYTES) -> None:
+    """A ValueError if ``path`` is larger than ``limit`` bytes (checked before it is read)."""
+    size = path.stat().st_size
+    if size > limit:
+        raise ValueError(f"{path}: {size / 2**20:.0f} MiB is too large for a {what} "
+                         f"(at most {limit / 2**20:.0f} MiB)")
+
+
+def check_finite_tensors(value: Any, path: str | Path, what: str) -> None:
+    """A ValueError naming the first tensor or array in ``value`` holding NaN or infinity."""
+    import torch
+
+    def walk(v: Any, key: str) -> None:
+        if isinstance(v, torch.Tensor):
+            if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+                raise ValueError(f"{path}: {what} holds non-finite values (NaN or infinity) in {key}")
+        elif isinstance(v, np.ndarray):
+            if v.dtype.kind == "f" and not np.isfinite(v).all():
+                raise ValueError(f"{path}: {what} holds non-finite values (NaN or infinity) in {key}")
+        elif isinstance(v, dict):
+            for k, item in v.items():
+                walk(item, f"{key}.{k}" if key else str(k))
+        elif isinstance(v, (list, tuple)):
+            for i, item in enumerate(v):
+                walk(item, f"{key}[{i}]")
+
+    walk(value, "")
+
+
+def check_parameter_count(count: int, where: str) -> None:
+    """A ValueError when a network described by a file or setting would exceed ``MAX_PARAMETERS``."""
+    if count > MAX_PARAMETERS:
+        raise ValueError(f"{where}: the network would have {count:,} parameters "
+                         f"(at most {MAX_PARAMETERS:,}); lower hidden_sizes")
 
 
 def _encode(value: Any, where: str) -> Any:
@@ -83,18 +158,25 @@ def space_from_data(data: Any) -> spaces.Space:
         if kind == "Box":
             dtype = np.dtype(data["dtype"])
             shape = tuple(int(s) for s in data["shape"])
+            if any(s < 0 for s in shape) or math.prod(shape) > MAX_SPACE_SIZE:
+                raise ValueError(f"Box shape {shape} is negative or has over {MAX_SPACE_SIZE:,} elements")
             low = np.asarray(_unbounds(data["low"]), dtype=dtype).reshape(shape)
             high = np.asarray(_unbounds(data["high"]), dtype=dtype).reshape(shape)
             return spaces.Box(low, high, shape=shape, dtype=dtype)
         if kind == "Discrete":
-            return spaces.Discrete(int(data["n"]), start=int(data["start"]))
+            n = int(data["n"])
+            if not 1 <= n <= MAX_SPACE_SIZE:
+                raise ValueError(f"Discrete({n}) must have between 1 and {MAX_SPACE_SIZE:,} actions")
+            return spaces.Discrete(n, start=int(data["start"]))
         if kind == "MultiDiscrete":
+            if len(data["nvec"]) > MAX_SPACE_SIZE or max(map(int, data["nvec"]), default=1) > MAX_SPACE_SIZE:
+                raise ValueError(f"MultiDiscrete nvec larger than {MAX_SPACE_SIZE:,}")
             return spaces.MultiDiscrete(np.asarray(data["nvec"]), dtype=np.dtype(data["dtype"]))
         if kind == "MultiBinary":
             return spaces.MultiBinary(data["n"])
         if kind == "Dict":
             return spaces.Dict({str(k): space_from_data(v) for k, v in data["spaces"]})
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError, OverflowError) as error:
         raise ValueError(f"malformed space description: {error}") from None
     raise ValueError(f"unknown space type {data.get('type')!r}" if isinstance(data, dict)
                      else f"malformed space description: {data!r}")
@@ -144,6 +226,8 @@ def load_torch_file(path: str | Path, what: str) -> Any:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{what} not found: {path}")
+    check_file_size(path, what)
+    _check_inflated_size(path, what)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -152,5 +236,22 @@ def load_torch_file(path: str | Path, what: str) -> Any:
             raise ValueError(f"{path}: not a readable {what}") from None
         raise ValueError(f"{path}: refused to load: not a plain-data {what} (it holds pickled objects, "
                          f"which could run code when loaded; {found[0].rstrip('.')})") from None
-    except (RuntimeError, EOFError, OSError) as error:
+    except (RuntimeError, EOFError, OSError, IndexError, KeyError, TypeError, ValueError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"{path}: not a readable {what}: {first}") from None
+
+
+def _check_inflated_size(path: Path, what: str) -> None:
+    # torch files are zip archives: refuse one that would inflate past the bound (a zip bomb)
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return  # torch's legacy format or not a torch file at all: torch.load refuses it
+    try:
+        with zipfile.ZipFile(path) as archive:
+            total = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
         raise ValueError(f"{path}: not a readable {what}: {error}") from None
+    if total > MAX_INFLATED_BYTES:
+        raise ValueError(f"{path}: inflates to {total / 2**20:.0f} MiB, too large for a {what} "
+                         f"(at most {MAX_INFLATED_BYTES / 2**20:.0f} MiB)")

@@ -99,3 +99,20 @@ def entry(env_id: str) -> EnvEntry:
         if e.name == name:
             return e
     raise KeyError(f"unknown sysgym environment {env_id!r}; run `sysgym list`")
+
+
+def registered_id(value: object, where: str) -> str:
+    """``value`` if it is a registered ``sysgym/`` ID, else a ValueError naming ``where``.
+
+    Every ID read from a file (checkpoint, tree export, explainer, results, dataset) goes through
+    this before ``gymnasium.make``: Gymnasium imports the module named before a ``module:`` prefix,
+    so an unchecked ID from a file could make sysgym import code.
+    """
+    if not isinstance(value, str):
+        raise ValueError(f"{where}: env_id must be a string, got {type(value).__name__}")
+    ids = {e.id for e in ENVIRONMENTS}
+    if value not in ids:
+        shown = value if len(value) <= 80 else value[:77] + "..."
+        raise ValueError(f"{where}: env_id {shown!r} is not a registered sysgym environment "
+                         "(`sysgym list` shows every ID)")
+    return value
