@@ -68,9 +68,11 @@ def _max_nesting(text: str) -> int:
     return deepest
 
 
-def check_file_size(path: Path, what: str, limit: int = MAX_FILE_BYTES) -> None:
-    """A ValueError if ``path`` is larger than ``limit`` bytes (checked before it is read)."""
-    size = path.stat().st_size
+def check_file_size(path: Path, what: str, limit: int | None = None) -> None:
+    """A ValueError if ``path`` is larger than ``limit`` bytes (default ``MAX_FILE_BYTES``),
+    checked before it is read."""
+    limit = MAX_FILE_BYTES if limit is None else limit
+    size = Path(path).stat().st_size
     if size > limit:
         raise ValueError(f"{path}: {size / 2**20:.0f} MiB is too large for a {what} "
                          f"(at most {limit / 2**20:.0f} MiB)")
