@@ -81,3 +81,38 @@ def test_aggregate_mean_and_iqm_over_envs():
     mean, (lo, hi) = agg["mean"]
     assert mean == pytest.approx(1.125) and lo == pytest.approx(1.125) and hi == pytest.approx(1.125)
     assert agg["iqm"][0] == pytest.approx(0.75)      # 4 envs: drop 1 from each end -> mean(0.5, 1.0)
+
+
+class _FixedScore:
+    """An EnvScore stand-in with a chosen point score and bootstrap samples."""
+
+    def __init__(self, score, samples):
+        self.score = score
+        self.score_samples = np.asarray(samples, dtype=np.float64)
+
+
+def test_performance_profile_is_the_fraction_of_envs_above_each_threshold():
+    # three envs scoring 0.2, 0.9 and 1.4: above 0 -> 3/3, above 0.5 -> 2/3, above 1 -> 1/3, above 2 -> 0
+    envs = [_FixedScore(0.2, [0.2] * 10), _FixedScore(0.9, [0.9] * 10), _FixedScore(1.4, [1.4] * 10)]
+    profile = scores.performance_profile(envs, [0.0, 0.5, 1.0, 2.0])
+    assert profile["fraction"].tolist() == [1.0, 2 / 3, 1 / 3, 0.0]
+    # resamples that never move give a band of zero width
+    assert profile["low"].tolist() == profile["fraction"].tolist() == profile["high"].tolist()
+
+
+def test_performance_profile_band_follows_the_resamples_and_drops_nan_envs():
+    # env A's resamples straddle 1.0 half the time: the fraction above 1.0 is 0 or 1/2 per resample
+    a = _FixedScore(0.95, [0.9, 1.1] * 50)
+    b = _FixedScore(2.0, [2.0] * 100)
+    nan_env = _FixedScore(float("nan"), [float("nan")] * 100)
+    profile = scores.performance_profile([a, b, nan_env], [1.0])
+    assert profile["fraction"].tolist() == [0.5]      # point: only B is above 1.0
+    assert profile["low"][0] == 0.5 and profile["high"][0] == 1.0
+    empty = scores.performance_profile([nan_env], [1.0])
+    assert math.isnan(empty["fraction"][0])
+
+
+def test_iqm_equals_a_25_percent_trimmed_mean_worked_by_hand():
+    # rliable's IQM is scipy.stats.trim_mean(x, 0.25): n=10 trims int(2.5)=2 from each end
+    x = [9, 1, 8, 2, 7, 3, 6, 4, 5, 100]
+    assert scores.iqm(x) == (3 + 4 + 5 + 6 + 7 + 8) / 6
