@@ -49,6 +49,20 @@ from .seeding import per_env_seeds, rng_state
 from .validate import check_kwargs, integer
 
 RENDER_MODES = ("ansi", "rgb_array")
+VECTOR_ONLY_KWARGS = ("autoreset_mode", "copy")   # options of a vector env, never of one env
+
+
+def weighted_sum(components: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``components @ weights`` over the last axis, added left to right one component at a time.
+
+    The native vector env uses this order and the single env the same order on Python floats, so
+    their rewards are equal bit for bit (a BLAS matrix-vector product over a batch fuses
+    multiply-adds and can differ from a one-row product in the last bit).
+    """
+    out = components[..., 0] * weights[0]
+    for k in range(1, len(weights)):
+        out = out + components[..., k] * weights[k]
+    return out
 
 
 class ExclusiveUse:
@@ -328,7 +342,7 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
             self._kernel_step(self._all)
             kernel_ended = self._step_limit(None)
 
-        rewards = s["reward_components"] @ self.reward_weights
+        rewards = weighted_sum(s["reward_components"], self.reward_weights)
         terminated = s["terminated"].astype(bool)
         truncated = s["truncated"].astype(bool)
         done = terminated | truncated
@@ -461,6 +475,11 @@ class KernelEnv(gym.Env):
     metadata: ClassVar[dict[str, Any]] = {"render_modes": list(RENDER_MODES), "render_fps": 4}
 
     def __init__(self, render_mode: str | None = None, **kwargs: Any):
+        for key in VECTOR_ONLY_KWARGS:
+            if key in kwargs:
+                raise ValueError(f"{key}= is an option of a vector env, not of one env: with gym.make_vec("
+                                 f"..., vectorization_mode='sync' or 'async') pass vector_kwargs={{{key!r}: ...}}, "
+                                 f"or use vectorization_mode='vector_entry_point'")
         self._vec = self.vector_class(1, autoreset_mode=AutoresetMode.DISABLED, copy=False,
                                       render_mode=render_mode, **kwargs)
         self.render_mode = render_mode
@@ -468,6 +487,7 @@ class KernelEnv(gym.Env):
         self.action_space = self._vec.single_action_space
         self.reward_components = self._vec.reward_components
         self.reward_weights = self._vec.reward_weights
+        self._weights = self.reward_weights.tolist()
         self.metric_names = self._vec.metric_names
         self._one = np.ones(1, dtype=np.uint8)
         self._discrete = self._vec.discrete
@@ -541,7 +561,11 @@ class KernelEnv(gym.Env):
             if terminated or truncated:
                 self._needs_reset[0] = 1
             comps = self._comps.copy()
-            return (self._obs(), float(comps.dot(self.reward_weights)), terminated, truncated,
+            c, w = comps.tolist(), self._weights
+            reward = c[0] * w[0]
+            for k in range(1, len(w)):   # weighted_sum's order, on Python floats
+                reward += c[k] * w[k]
+            return (self._obs(), reward, terminated, truncated,
                     self._info(kernel_ended, comps))
         finally:
             self._lock.release()
