@@ -412,8 +412,13 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
     # ------------------------------------------------------------------ state save / restore
     def get_state(self) -> dict[str, Any]:
         """A picklable snapshot of every sub-env (kernel state, RNGs, last outputs) and of the
-        identity of this env's configuration (see :mod:`sysgym.envs.snapshot`)."""
-        arrays = {k: v.copy() for k, v in self._state.items()}
+        identity of this env's configuration (see :mod:`sysgym.envs.snapshot`).
+
+        Raises ``RuntimeError`` while another thread steps or resets the env: the arrays are read
+        under the same guard, so a snapshot (and its seal) is always a state between two calls.
+        """
+        with self._guard:
+            arrays = {k: v.copy() for k, v in self._state.items()}
         return {"format": snapshot.FORMAT, "class": type(self).__name__, "num_envs": self.num_envs,
                 "config": self._config_id, "arrays": arrays,
                 "seal": snapshot.seal(self._seal_prefix, arrays.values())}
