@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import copy
+import reprlib
 import sys
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
 from pettingzoo import AECEnv, ParallelEnv
-from pettingzoo.utils.conversions import parallel_to_aec
+from pettingzoo.utils.conversions import parallel_to_aec_wrapper
+from pettingzoo.utils.wrappers import OrderEnforcingWrapper
 
 from sysgym.cython_core.cc import CCKernel
 
@@ -143,16 +145,23 @@ class CCParallelEnv(KernelPickling, ParallelEnv):
         return obs, rewards, terminations, truncations, infos
 
     def _check_action(self, agent: str, action: Any) -> float | int:
+        """``action`` as the int (discrete) or float (continuous) the kernel takes, or a ValueError.
+
+        Only real numbers are actions: strings, bytes, bools, complex numbers, containers of them
+        and ints too large for int64/uint64 are refused before any conversion (a cast would parse
+        ``'0.5'``, turn ``True`` into 1 or drop an imaginary part)."""
+        try:
+            a = np.asarray(action)
+        except (TypeError, ValueError, OverflowError):
+            a = None
         if self._discrete:
             n = self.action_spaces[agent].n
-            a = np.asarray(action)
-            if a.ndim != 0 or a.dtype.kind not in "iu" or not 0 <= int(a) < n:
-                raise ValueError(f"{agent}: action must be an int in [0, {n - 1}], got {action!r}")
+            if a is None or a.ndim != 0 or a.dtype.kind not in "iu" or not 0 <= int(a) < n:
+                raise ValueError(f"{agent}: action must be an int in [0, {n - 1}], got {_short(action)}")
             return int(a)
-        a = np.asarray(action, dtype=np.float64).reshape(-1)
-        if a.shape != (1,) or not np.isfinite(a[0]):
-            raise ValueError(f"{agent}: action must be one finite number (shape (1,)), got {action!r}")
-        return float(a[0])
+        if a is None or a.size != 1 or a.dtype.kind not in "iuf" or not np.isfinite(a.reshape(-1)[0]):
+            raise ValueError(f"{agent}: action must be one finite number (shape (1,)), got {_short(action)}")
+        return float(a.reshape(-1)[0])
 
     def _observations(self) -> dict[str, np.ndarray]:
         obs = self._state["obs"][0]
@@ -224,10 +233,13 @@ class CCParallelEnv(KernelPickling, ParallelEnv):
 
     def get_state(self) -> dict[str, Any]:
         """A picklable snapshot of the simulation, the live agents and the configuration's identity
-        (the same envelope as the Gymnasium envs, see :mod:`sysgym.envs.snapshot`)."""
+        (the same envelope as the Gymnasium envs, see :mod:`sysgym.envs.snapshot`); read under the
+        thread guard, so it raises ``RuntimeError`` while another thread steps the env."""
+        with self._guard:
+            arrays = {k: v.copy() for k, v in self._state.items()}
+            agents = list(self.agents)
         return {"format": snapshot.FORMAT, "class": type(self).__name__, "num_envs": 1,
-                "config": self._config_id, "agents": list(self.agents),
-                "arrays": {k: v.copy() for k, v in self._state.items()}}
+                "config": self._config_id, "agents": agents, "arrays": arrays}
 
     def set_state(self, state: dict[str, Any]) -> None:
         """Restore a snapshot from :meth:`get_state` taken on an env built with the same kwargs.
@@ -249,6 +261,38 @@ class CCParallelEnv(KernelPickling, ParallelEnv):
             self.agents = list(agents)
 
 
+class CCAECEnv(parallel_to_aec_wrapper):
+    """PettingZoo's AEC form of :class:`CCParallelEnv` that checks each action on its agent's turn.
+
+    PettingZoo's own conversion stores actions unchecked until the cycle's last agent, so one bad
+    action refused there kept every later step failing until ``reset``, and a dead agent stepped
+    with an action failed a bare ``assert`` after half-updating the wrapper. Here a refused action
+    (``ValueError``) leaves the turn with the same agent, which may then step with a valid one; a
+    dead agent must be stepped with ``None`` (PettingZoo's AEC loop convention).
+    """
+
+    def step(self, action: Any) -> None:
+        agent = self.agent_selection
+        if self.terminations[agent] or self.truncations[agent]:
+            if action is not None:
+                raise ValueError(f"{agent} is done (its episode ended): step it with None, as PettingZoo's "
+                                 f"AEC loop does, got {_short(action)}")
+        else:
+            action = self.env._check_action(agent, action)
+        super().step(action)
+
+
+def _short(value: Any) -> str:
+    """``repr(value)`` cut to one readable line (a refused action may be anything, of any size)."""
+    if isinstance(value, int) and not -10**40 < value < 10**40:
+        return f"an int of {value.bit_length()} bits"
+    try:
+        text = " ".join(reprlib.repr(value).split())
+    except Exception:  # a hostile __repr__, or an int past Python's str-conversion limit inside a container
+        return f"a {type(value).__name__}"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def parallel_env(n_flows: int = 2, render_mode: str | None = None, max_cycles: int | None = None,
                  **kwargs: Any) -> CCParallelEnv:
     """The multi-flow congestion-control PettingZoo ParallelEnv (see :class:`CCParallelEnv`)."""
@@ -259,5 +303,5 @@ def aec_env(n_flows: int = 2, render_mode: str | None = None, max_cycles: int | 
             **kwargs: Any) -> AECEnv:
     """The same env in PettingZoo's agent-by-agent (AEC) form: the flows' actions are collected
     in turn and applied together, one monitor interval per cycle."""
-    return parallel_to_aec(parallel_env(n_flows=n_flows, render_mode=render_mode, max_cycles=max_cycles,
-                                        **kwargs))
+    return OrderEnforcingWrapper(CCAECEnv(parallel_env(n_flows=n_flows, render_mode=render_mode,
+                                                       max_cycles=max_cycles, **kwargs)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import pickle
 import types
 import warnings
@@ -9,6 +10,9 @@ import warnings
 import gymnasium as gym
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from pettingzoo.test import (
     api_test,
     max_cycles_test,
@@ -182,3 +186,112 @@ def test_render(mode):
         assert frame.count("flow ") == 3
     else:
         assert frame.dtype == np.uint8 and frame.ndim == 3 and frame.std() > 0
+
+
+# ---------------------------------------------------------------- refused actions (issue #20, item 8)
+NOT_ACTIONS = ["0.5", b"0.5", True, np.True_, np.array([True]), 0.5 + 1j, np.array([0.5 + 1j]), {}, {"x": 1},
+               2**70, -2**70, 2**5000, [2**5000], None, object(), [], [0.5, 0.5]]
+
+
+@pytest.mark.parametrize("bad", NOT_ACTIONS, ids=lambda v: type(v).__name__)
+@pytest.mark.parametrize("action", ["continuous", "discrete"])
+def test_what_is_not_a_real_number_is_refused_with_a_value_error(action, bad):
+    """Strings, bytes, bools, complex numbers, dicts, huge ints: one-line ValueError naming the
+    agent (no parsing of '0.5', no True as 1, no imaginary part dropped), and the env still steps."""
+    env = parallel_env(n_flows=2, action=action, max_steps=5)
+    env.reset(seed=0)
+    good = np.zeros(1) if action == "continuous" else 2
+    with pytest.raises(ValueError, match=r"^flow_1: action must be") as err:
+        env.step({"flow_0": good, "flow_1": bad})
+    assert "\n" not in str(err.value) and len(str(err.value)) < 200
+    *_, truncs, _ = env.step({"flow_0": good, "flow_1": good})
+    assert not any(truncs.values())
+
+
+def _real_scalar(value, discrete, n=5):
+    """The action rule, stated independently of numpy's casts: a real number (not a bool) that
+    fits a 64-bit integer or float; for discrete actions an int in [0, n)."""
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    if isinstance(value, (int, np.integer)):
+        return 0 <= int(value) < n if discrete else -2**63 <= int(value) < 2**64
+    if isinstance(value, (float, np.floating)):
+        return not discrete and math.isfinite(value)
+    return False
+
+
+def _acceptable(value, discrete):
+    if isinstance(value, np.ndarray):
+        if discrete:
+            return value.ndim == 0 and value.dtype.kind in "iu" and 0 <= int(value) < 5
+        return value.size == 1 and value.dtype.kind in "iuf" and bool(np.isfinite(value).all())
+    if isinstance(value, list):
+        return not discrete and len(value) == 1 and _acceptable(value[0], discrete)
+    return _real_scalar(value, discrete)
+
+
+ANY_VALUE = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-2**80, 2**80), st.floats(), st.complex_numbers(),
+              st.text(max_size=5), st.binary(max_size=5),
+              hnp.arrays(st.sampled_from([np.float64, np.float32, np.int64, np.uint8, np.bool_, np.complex128]),
+                         hnp.array_shapes(min_dims=0, max_dims=2, max_side=2))),
+    lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.text(max_size=2), inner, max_size=2),
+    max_leaves=3)
+
+
+_ENVS = {False: parallel_env(n_flows=2, max_steps=10**6),
+         True: parallel_env(n_flows=2, action="discrete", max_steps=10**6)}
+
+
+@settings(max_examples=150, deadline=None, database=None, derandomize=True)
+@given(value=ANY_VALUE, discrete=st.booleans())
+def test_any_value_is_an_action_exactly_when_it_is_a_real_number(value, discrete):
+    env = _ENVS[discrete]
+    if not env.agents:
+        env.reset(seed=0)
+    good = 2 if discrete else np.zeros(1)
+    try:
+        env.step({"flow_0": value, "flow_1": good})
+    except ValueError as err:
+        assert not _acceptable(value, discrete), f"{value!r} refused: {err}"
+        assert str(err).startswith("flow_0: action must be")
+    else:
+        assert _acceptable(value, discrete), f"{value!r} accepted"
+
+
+def test_aec_refused_action_keeps_the_turn_and_the_next_valid_action_works():
+    """A refused action (ValueError) leaves the turn with the same agent; its next valid action
+    completes the cycle exactly as the parallel env's step with the valid actions."""
+    aec = aec_env(n_flows=2)
+    aec.reset(seed=4)
+    with pytest.raises(ValueError, match="flow_0: action must be one finite number"):
+        aec.step(np.array([np.nan]))
+    assert aec.agent_selection == "flow_0"
+    aec.step(np.array([0.3]))
+    with pytest.raises(ValueError, match="flow_1: action must be one finite number"):
+        aec.step("0.5")
+    assert aec.agent_selection == "flow_1"
+    aec.step(np.array([-0.2]))
+    reference = parallel_env(n_flows=2)
+    reference.reset(seed=4)
+    obs, rewards, *_ = reference.step({"flow_0": np.array([0.3]), "flow_1": np.array([-0.2])})
+    assert aec.rewards == rewards
+    np.testing.assert_array_equal(aec.observe("flow_1"), obs["flow_1"])
+
+
+def test_aec_dead_agent_stepped_with_an_action_is_a_value_error():
+    """PettingZoo's AEC loop steps a terminated/truncated agent with None; an action for it is a
+    clear ValueError (not a bare AssertionError from inside the wrapper), and the env goes on."""
+    aec = aec_env(n_flows=2, max_steps=1)
+    aec.reset(seed=0)
+    aec.step(np.zeros(1))
+    aec.step(np.zeros(1))
+    assert aec.truncations == {"flow_0": True, "flow_1": True}
+    with pytest.raises(ValueError, match="flow_0 is done .* step it with None"):
+        aec.step(np.zeros(1))
+    aec.step(None)
+    aec.step(None)
+    assert aec.agents == []
+    aec.reset(seed=1)
+    aec.step(np.zeros(1))
+    assert aec.agent_selection == "flow_1"
