@@ -179,7 +179,7 @@ def build_config(*, workload: Any = "layered", num_nodes: Any = None, max_nodes:
         tasks, source = _task_list(workload)
         largest = max(t.num_nodes for t in tasks)
     if max_nodes is None:
-        max_nodes = largest
+        max_nodes = max(largest, 2)   # the env then sets a one-node task aside (skipped_tasks), naming its file
     max_nodes = integer("max_nodes", max_nodes, 2, MAX_NODES_LIMIT)
     if max_nodes < largest:
         raise ValueError(f"max_nodes={max_nodes} is smaller than the largest task of {source} ({largest} nodes)")

@@ -4,6 +4,7 @@ ranges. Every bad input is a ValueError/FileNotFoundError naming the file, line 
 from __future__ import annotations
 
 import os
+import re
 import signal
 from contextlib import contextmanager
 
@@ -92,6 +93,23 @@ def test_non_utf8_bom_and_file_kinds(tmp_path):
         handle.truncate(MAX_DOT_BYTES + 1)
     with pytest.raises(ValueError, match=r"huge\.dot: DAG task file of .* bytes exceeds"):
         load_dot(huge)
+
+
+def test_a_one_node_task_is_refused_naming_its_file_or_set_aside(tmp_path):
+    """A one-node digraph has no edge to add: alone it is a one-line error naming the file (it was
+    "max_nodes ... got 1" without it); beside a playable task it is listed in skipped_tasks."""
+    one = tmp_path / "one.dot"
+    one.write_text('digraph g {\n D=5;\n a [C=1];\n}\n')
+    with pytest.raises(ValueError, match=rf"^every task of {re.escape(str(one))} is done before the first step "
+                                         r"\(g: width 1 already equals its lower bound"):
+        DAGEnv(workload=one)
+    with pytest.raises(ValueError, match=r"^every task of a DAGTask is done before the first step"):
+        DAGEnv(workload=make_task([3], [], 4))
+    (tmp_path / "two.dot").write_text('digraph t {\n D=9;\n a [C=1];\n b [C=2];\n c [C=1];\n a -> c;\n}\n')
+    env = DAGEnv(workload=tmp_path)
+    assert env.skipped_tasks == [(0, "g", "width 1 already equals its lower bound")]
+    _, info = env.reset(seed=0)
+    assert info["width"] == 2          # {a, b} and {b, c} run in parallel: the three-node task plays
 
 
 def test_dagtask_objects_are_validated_like_files():
