@@ -91,13 +91,19 @@ class ExclusiveUse:
 class KernelPickling:
     """Pickling for envs whose ``_kernel`` (typed memoryviews over their state arrays) cannot be
     pickled: it is left out and rebuilt by ``_connect()`` from the unpickled arrays; the thread
-    guard is made anew."""
+    guard is made anew. The state arrays are copied under the guard (as ``get_state`` reads them):
+    pickling while another thread steps raises instead of saving a torn state that unpickling
+    would hand to the kernel unchecked."""
+
+    _state: dict[str, np.ndarray]
 
     def _connect(self) -> None:
         raise NotImplementedError
 
     def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
+        with self._guard:
+            state = self.__dict__.copy()
+            state["_state"] = {k: v.copy() for k, v in self._state.items()}
         state.pop("_kernel", None)
         state.pop("_guard", None)
         return state

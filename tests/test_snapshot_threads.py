@@ -7,10 +7,13 @@ snapshot it returns (and seals) must be a state the env really was in between tw
 
 from __future__ import annotations
 
+import pickle
+
 import gymnasium as gym
 import pytest
 
 import sysgym
+from tests.contract import assert_same
 from tests.isolation import run_isolated
 
 IDS = [e.id for e in sysgym.ENVIRONMENTS]
@@ -116,7 +119,8 @@ def env_id(request):
 
 
 def test_get_state_inside_another_threads_step_raises(env_id):
-    """As if another thread were inside ``step``: the single and the vector env refuse to read."""
+    """As if another thread were inside ``step``: the single and the vector env refuse to read
+    their state, for a snapshot or for a pickle (which unpickling would trust unchecked)."""
     env = gym.make(env_id).unwrapped
     env.reset(seed=0)
     vec = gym.make_vec(env_id, num_envs=2, vectorization_mode="vector_entry_point").unwrapped
@@ -125,7 +129,10 @@ def test_get_state_inside_another_threads_step_raises(env_id):
         with guard:
             with pytest.raises(RuntimeError, match="another thread"):
                 target.get_state()
+            with pytest.raises(RuntimeError, match="another thread"):
+                pickle.dumps(target)
         target.set_state(target.get_state())  # released again
+        assert_same(pickle.loads(pickle.dumps(target)).get_state()["arrays"], target.get_state()["arrays"])
 
 
 def test_pettingzoo_get_state_inside_another_threads_step_raises():
@@ -136,4 +143,7 @@ def test_pettingzoo_get_state_inside_another_threads_step_raises():
     with env._guard:
         with pytest.raises(RuntimeError, match="another thread"):
             env.get_state()
+        with pytest.raises(RuntimeError, match="another thread"):
+            pickle.dumps(env)
     env.set_state(env.get_state())
+    assert_same(pickle.loads(pickle.dumps(env)).get_state()["arrays"], env.get_state()["arrays"])
