@@ -9,9 +9,9 @@ disjoint from the test sets), then evaluate it on ``traces/dag/layered_n{20,40,6
 * the initial width W(G) (EGS with no edge added, also sound);
 * critical-path-first list scheduling at the WCETs, a yardstick that is *not* sound (anomalies:
   the script counts the tasks where shortening one node's WCET makes it miss D);
-* the authors' released policy (github.com/binqi-sun/egs, ``models/pretrained``) run on the same
-  sets: 3.47 / 4.13 / 4.58 mean cores (measured when issue 14 was filed; their TensorFlow model is
-  not run here).
+* with ``--egs-dir PATH``, the authors' released policy (github.com/binqi-sun/egs,
+  ``models/pretrained``) run in its own venv on the very same task files, task by task, with a sign
+  test (:mod:`benchmarks.egs_released`; ``released.md``, ``released.json``, ``released_tasks.csv``).
 
 Outputs in ``--out``: ``results.json`` (per-task cores of every method), ``results.md`` (tables and
 the training command), ``schedulability.png`` (share of tasks schedulable with <= m cores, per m,
@@ -21,8 +21,10 @@ This is a long run, not a ``bench_*`` module::
 
     nice -n 10 python -m benchmarks.paper_egs --steps 800000 --out benchmarks/results/egs
     python -m benchmarks.paper_egs --checkpoint benchmarks/results/egs/policy.pt --out /tmp/egs
+    python -m benchmarks.paper_egs --report --out benchmarks/results/egs
 
-(the second form evaluates a given checkpoint and trains nothing).
+(the second form evaluates a given checkpoint and trains nothing; the third rebuilds ``results.md``
+from ``results.json``).
 """
 
 from __future__ import annotations
@@ -38,13 +40,13 @@ import gymnasium as gym
 import numpy as np
 
 import sysgym  # noqa: F401  (registers the environments)
+from benchmarks import egs_released
 from sysgym.bench import format_table
 
 ENV_ID = "sysgym/DAG-EGS-v0"
 TRAIN_ENV = {"num_nodes": (20, 40), "max_nodes": 40}
 SIZES = (20, 40, 60)
 VALIDATION = {"count": 200, "seed": 700_000, "num_nodes": (20, 40)}     # disjoint from the test sets' seeds
-RELEASED = {20: 3.47, 40: 4.13, 60: 4.58}       # the authors' policy on these sets (issue 14)
 SAMPLES = 8                                     # rollouts of the sampled policy ("best of 8" row)
 MAX_CORES_PLOTTED = 16
 
@@ -191,7 +193,6 @@ def summary_rows(results: dict[int, dict[str, Any]]) -> tuple[list[list[str]], l
                 cell += f" ({len(values) - len(ok)} never)"
             row.append(cell)
         rows.append(row)
-    rows.append(["authors' released policy (issue 14)"] + [f"{RELEASED[n]:.2f}" for n in SIZES])
     return rows, ["method"] + [f"n = {n}: mean cores" for n in SIZES]
 
 
@@ -247,7 +248,9 @@ def report(results: dict[int, dict[str, Any]], meta: dict[str, Any]) -> str:
              + " tasks, shortening one node's WCET makes it miss D at its core count (anomalies).", "",
              "EGS-PPO against greedy EGS, tasks with fewer / more cores: "
              + ", ".join(_versus(results[n]["EGS-PPO"], results[n]["greedy EGS"]) + f" (n = {n})" for n in SIZES)
-             + ".", ""]
+             + ".", "",
+             "The authors' released policy on these same task files: `released.md` "
+             "(`python -m benchmarks.egs_released --egs-dir PATH`).", ""]
     for n in SIZES:
         lines += [f"Share of tasks schedulable with at most m cores, n = {n}:", "",
                   schedulability_table(results, n, curve_methods), ""]
@@ -275,7 +278,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tasks", type=int, help="evaluate only the first TASKS tasks of each set (smoke test)")
     parser.add_argument("--note", default="", help="a sentence about the run for results.md")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/egs"))
+    parser.add_argument("--report", action="store_true", help="rebuild results.md from --out's results.json")
+    egs_released.add_arguments(parser, env_default=False)
     args = parser.parse_args(argv)
+    if args.report:
+        saved = json.loads((args.out / "results.json").read_text()) if (args.out / "results.json").is_file() \
+            else parser.error(f"--report: no {args.out / 'results.json'}")
+        results = {int(n): r for n, r in saved["results"].items()}
+        (args.out / "results.md").write_text(report(results, saved["meta"]))
+        print((args.out / "results.md").read_text())
+        return
+    if args.egs_dir is not None:     # refuse a bad checkout before any training
+        try:
+            egs_released.check_tool(args.egs_dir, args.egs_python)
+        except FileNotFoundError as e:
+            parser.error(str(e))
     import torch
 
     torch.set_num_threads(1)            # more threads only wait for each other on a shared machine
@@ -310,6 +327,9 @@ def main(argv: list[str] | None = None) -> None:
     plot(results, ["EGS-PPO", "greedy EGS", "He et al. 2019", "Graham 1969", "initial width W(G)",
                    "list scheduling (not sound)"], args.out / "schedulability.png")
     print((args.out / "results.md").read_text())
+    if args.egs_dir is not None:
+        command = egs_released.command_line("python -m benchmarks.paper_egs", args, args.tasks, checkpoint)
+        egs_released.run(args, checkpoint, args.out, args.tasks, command)
 
 
 if __name__ == "__main__":
