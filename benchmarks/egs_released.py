@@ -321,6 +321,25 @@ def add_arguments(parser: argparse.ArgumentParser, env_default: bool = True) -> 
     parser.add_argument("--egs-timeout", type=float, default=3600.0, help="seconds the tool may take per task set")
 
 
+def combine(folders: list[Path], out: Path) -> None:
+    """Merge the ``released.json`` of runs on different sets (later folders win a set both measured);
+    the runs must share the tool's commit and the checkpoint."""
+    results: dict[str, Any] = {}
+    meta: dict[str, Any] = {}
+    for folder in folders:
+        path = Path(folder) / "released.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"--combine: no {path}")
+        part = json.loads(path.read_text())
+        commands = part["meta"].get("commands") or {label: part["meta"]["command"] for label in part["results"]}
+        if meta and any(part["meta"][k] != meta[k] for k in ("egs_commit", "checkpoint")):
+            raise ValueError(f"--combine: {path} measured another tool commit or checkpoint than {folders[0]}")
+        meta = {**part["meta"], "commands": {**meta.get("commands", {}), **commands}}
+        meta.pop("command", None)
+        results.update(part["results"])
+    write(results, meta, out)
+
+
 def command_line(prefix: str, args: argparse.Namespace, limit: int | None, checkpoint: Path) -> str:
     """The command that reproduces a run, with the user's checkout written as EGS_DIR."""
     parts = [prefix, "--egs-dir EGS_DIR", "--sets " + " ".join(args.sets)]
@@ -366,7 +385,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, help="only the first LIMIT tasks of each set (a smoke test)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/egs"))
     parser.add_argument("--report", action="store_true", help="rebuild released.md and the CSV from released.json")
+    parser.add_argument("--combine", nargs="+", type=Path, metavar="DIR",
+                        help="merge the released.json of these runs into --out (no tool needed)")
     args = parser.parse_args(argv)
+    if args.combine:
+        try:
+            combine(args.combine, args.out)
+        except (ValueError, KeyError, FileNotFoundError) as e:
+            parser.error(str(e))
+        print((args.out / "released.md").read_text())
+        return 0
     if args.report:
         saved = args.out / "released.json"
         if not saved.is_file():

@@ -246,3 +246,31 @@ def test_sign_test_p_values_are_probabilities():
     for _ in range(50):
         a, b = rng.integers(0, 4, 12), rng.integers(0, 4, 12)
         assert 0.0 < egs_released.sign_test(a, b)["p"] <= 1.0
+
+
+def _saved_run(folder: Path, label: str, released: list[int], checkpoint: str = "policy.pt") -> Path:
+    ours = [3] * len(released)
+    result = {"tasks": [f"t{i}" for i in range(len(released))], "nodes": [20] * len(released), "EGS-PPO": ours,
+              "released": released, "released printed": released, "released workers": released,
+              "greedy EGS": released, "lower bound": [2] * len(released), "released seconds": 1.0}
+    meta = {"commands": {label: f"cmd {label}"}, "egs_commit": "abc", "egs_python_version": "3.11",
+            "checkpoint": checkpoint, "machine": "m", "generated": egs_released.GENERATED}
+    folder.mkdir(parents=True)
+    (folder / "released.json").write_text(json.dumps({"meta": meta, "results": {label: result}}))
+    return folder
+
+
+def test_combine_merges_runs_and_refuses_another_checkpoint(tmp_path, capsys):
+    a = _saved_run(tmp_path / "a", "layered_n20.dot", [4] * 8)          # EGS-PPO 3 < 4 on all 8: p = 2/256
+    b = _saved_run(tmp_path / "b", "generated n = 20", [3, 3, 4, 2])    # 1 fewer, 2 ties, 1 more: p = 1
+    assert egs_released.main(["--combine", str(a), str(b), "--out", str(tmp_path / "out")]) == 0
+    saved = json.loads((tmp_path / "out" / "released.json").read_text())
+    assert set(saved["results"]) == {"layered_n20.dot", "generated n = 20"}
+    assert saved["meta"]["commands"] == {"layered_n20.dot": "cmd layered_n20.dot",
+                                         "generated n = 20": "cmd generated n = 20"}
+    text = (tmp_path / "out" / "released.md").read_text()
+    assert "| 8 / 0 / 0 " in text and "0.00781" in text and "| 1 / 2 / 1 " in text
+    c = _saved_run(tmp_path / "c", "layered_n40.dot", [4], checkpoint="other.pt")
+    with pytest.raises(SystemExit) as exit_:
+        egs_released.main(["--combine", str(a), str(c), "--out", str(tmp_path / "out2")])
+    assert exit_.value.code == 2 and "another tool commit or checkpoint" in capsys.readouterr().err
