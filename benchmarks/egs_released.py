@@ -218,8 +218,8 @@ def compare(egs_dir: Path, python: Path, checkpoint: Path, sets: dict[str, list[
 
     payload = load_checkpoint(checkpoint)
     results: dict[str, Any] = {}
-    for k, (label, tasks) in enumerate(sets.items()):
-        folder = work / f"set{k}"
+    for label, tasks in sets.items():
+        folder = work / re.sub(r"[^A-Za-z0-9]+", "_", label)
         played = export_tasks(tasks, folder / "tasks")
         start = time.perf_counter()
         printed = run_released(egs_dir, python, folder / "tasks", folder / "out", timeout)
@@ -340,6 +340,19 @@ def combine(folders: list[Path], out: Path) -> None:
     write(results, meta, out)
 
 
+def save(results: dict[str, Any], meta: dict[str, Any], out: Path) -> None:
+    """Write ``results`` into ``out``, keeping the sets of an earlier run there that ``results`` lacks
+    if it measured the same tool commit and checkpoint."""
+    old = out / "released.json"
+    if old.is_file():
+        kept = json.loads(old.read_text())
+        if all(kept["meta"].get(k) == meta[k] for k in ("egs_commit", "checkpoint")):
+            commands = kept["meta"].get("commands", {})
+            meta = {**meta, "commands": {**{k: v for k, v in commands.items() if k not in results}, **meta["commands"]}}
+            results = {**{k: v for k, v in kept["results"].items() if k not in results}, **results}
+    write(results, meta, out)
+
+
 def command_line(prefix: str, args: argparse.Namespace, limit: int | None, checkpoint: Path) -> str:
     """The command that reproduces a run, with the user's checkout written as EGS_DIR."""
     parts = [prefix, "--egs-dir EGS_DIR", "--sets " + " ".join(args.sets)]
@@ -361,18 +374,12 @@ def run(args: argparse.Namespace, checkpoint: Path, out: Path, limit: int | None
             "checkpoint": str(checkpoint),
             "machine": f"{os.cpu_count()} CPU cores (shared), Python {platform.python_version()}, tool on CPU",
             "generated": GENERATED}
+    results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="egs-released-") as work:
-        sets = task_sets(args.sets, limit, tuple(args.sizes))
-        results = compare(egs_dir, python, Path(checkpoint), sets, args.egs_timeout, Path(work))
-    old = out / "released.json"
-    if old.is_file():      # keep the sets this run did not measure, if they were measured the same way
-        kept = json.loads(old.read_text())
-        same = all(kept["meta"].get(k) == meta[k] for k in ("egs_commit", "checkpoint"))
-        if same:
-            meta["commands"] = {k: v for k, v in kept["meta"].get("commands", {}).items() if k not in results}
-            results = {**{k: v for k, v in kept["results"].items() if k not in results}, **results}
-    meta["commands"].update({label: command for label in sets})
-    write(results, meta, out)
+        for label, tasks in task_sets(args.sets, limit, tuple(args.sizes)).items():
+            results.update(compare(egs_dir, python, Path(checkpoint), {label: tasks}, args.egs_timeout, Path(work)))
+            meta["commands"][label] = command
+            save(results, meta, out)        # after every set: a run cut short keeps the sets it finished
     print((out / "released.md").read_text())
     return results
 
