@@ -8,11 +8,14 @@
 # the Python env; this module only holds typed views of them.
 #
 # Every enumeration is a depth-first walk over the distinct orderings of the remaining items
-# (a multiset permutation tree, children in type order), at most N <= MAX_ITEMS deep, so every
-# loop and every recursion here is bounded by the configuration, never by the data.
+# (a multiset permutation tree, children in type order; with optional breaks a branch ends at
+# its last task), at most N <= MAX_ITEMS deep, so every loop and every recursion here is bounded
+# by the configuration, never by the data. Counts of completions come from a table built in
+# config.py (Params.multi), which is what makes cutting a subtree cheap and sampling uniform.
 
 from libc.stdint cimport uint64_t, int64_t, int8_t, uint8_t
 from libc.math cimport INFINITY
+from cpython.exc cimport PyErr_CheckSignals
 
 from rng cimport rng_uniform, rng_integers, rng_next
 
@@ -56,14 +59,18 @@ TIE_TOLERANCE = 1e-9
 
 cdef struct Params:
     double slot, buffer, elasticity, alpha, noise, tol
+    double break_booked       # booked minutes of a break: its duration (paper) or one slot ("slot")
+    double n_div              # the n of C_tardiness: tasks (paper) or all items ("slot")
     double dur[MAX_TYPES]
     int n[MAX_TYPES]
     int N, T, M               # items, action types (2 or 3), factor columns per task type
+    int optional              # 1: breaks may be left unused, the day ends with its last task
     int s1, s2                # strides of the multinomial table: ((r0 * s1) + r1) * s2 + r2
     const double* multi       # multinomial coefficients of the remaining counts (Problem.multi)
 
 
 cdef struct Day:
+    double booked             # booked start of the next item
     double end                # end of the last item (minutes since the day's start)
     double late_max           # running maximum of the clients' lateness
     double idle               # server idle time so far
@@ -83,7 +90,7 @@ cdef struct Rank:
 cdef inline Placed _place(const Params* p, Day* d, int a, double factor) noexcept nogil:
     """Place one item of type a in the next slot (factor: its duration multiplier)."""
     cdef Placed r
-    cdef double booked = d.k * p.slot
+    cdef double booked = d.booked
     cdef double ready = d.end
     cdef double dur, old
     if a != BREAK and (d.prev == SHORT or d.prev == LONG) and d.prev != a:
@@ -107,6 +114,7 @@ cdef inline Placed _place(const Params* p, Day* d, int a, double factor) noexcep
     r.gain = d.late_max - old
     d.idle = d.idle + r.idle
     d.end = r.finish
+    d.booked = booked + (p.break_booked if a == BREAK else p.slot)
     d.prev2 = d.prev
     d.prev = a
     d.rem[a] -= 1
@@ -123,7 +131,19 @@ cdef inline double _factor(const Params* p, const Day* d, const double* fac, int
 
 cdef inline double _cost(const Params* p, const Day* d) noexcept nogil:
     """C_alpha so far; it never decreases as items are added (a lower bound of every completion)."""
-    return p.alpha * (d.idle / p.N) + (1.0 - p.alpha) * d.late_max
+    return p.alpha * (d.idle / p.n_div) + (1.0 - p.alpha) * d.late_max
+
+
+cdef inline bint _done(const Params* p, const Day* d) noexcept nogil:
+    """The day is over: every item placed, or (optional breaks) every task placed."""
+    if p.optional:
+        return d.rem[SHORT] + d.rem[LONG] == 0
+    return d.k >= p.N
+
+
+cdef inline double _booked_of(const Params* p, const int* rem) noexcept nogil:
+    """Booked start of the next item, from the counts placed (tasks one slot, breaks break_booked)."""
+    return (p.n[SHORT] - rem[SHORT] + p.n[LONG] - rem[LONG]) * p.slot + (p.n[BREAK] - rem[BREAK]) * p.break_booked
 
 
 cdef inline double _orderings(const Params* p, const Day* d) noexcept nogil:
@@ -146,7 +166,7 @@ cdef void _best_tail(const Params* p, const Day* d, const double* fac, double* b
     cdef double cost = _cost(p, d)
     if cost >= best[0]:
         return
-    if d.k == p.N:
+    if _done(p, d):
         best[0] = cost
         return
     for a in range(p.T):
@@ -160,7 +180,7 @@ cdef void _sum_tail(const Params* p, const Day* d, const double* fac, double* to
     """total[0] += the cost of every completion of d, in depth-first (type) order."""
     cdef int a
     cdef Day c
-    if d.k == p.N:
+    if _done(p, d):
         total[0] += _cost(p, d)
         return
     for a in range(p.T):
@@ -181,7 +201,7 @@ cdef void _rank_tail(const Params* p, const Day* d, const double* fac, double c,
         r.worse += n
         r.total += n
         return
-    if d.k == p.N:
+    if _done(p, d):
         r.total += 1.0
         if cost >= c - p.tol:
             r.ties += 1.0
@@ -197,6 +217,7 @@ cdef void _rank_tail(const Params* p, const Day* d, const double* fac, double c,
 
 cdef inline void _start_day(const Params* p, Day* d) noexcept nogil:
     cdef int t
+    d.booked = 0.0
     d.end = 0.0
     d.late_max = 0.0
     d.idle = 0.0
@@ -208,26 +229,31 @@ cdef inline void _start_day(const Params* p, Day* d) noexcept nogil:
 
 
 cdef void _rank_sampled(const Params* p, const double* fac, double c, int samples, uint64_t* rng,
-                        int64_t* items, Rank* r) noexcept nogil:
-    """Rank c among `samples` uniformly random orderings (Fisher-Yates shuffles of the items)."""
-    cdef int s, i, j, t, a
-    cdef int64_t tmp
-    cdef Day d
-    cdef double cost
+                        Rank* r) noexcept nogil:
+    """Rank c among `samples` uniformly random orderings, each drawn item by item: from a state,
+    one uniform u picks the first type a (in type order) whose cumulative count of completions
+    through a exceeds u times the state's completions (so every ordering is equally likely)."""
+    cdef int s, a, t, chosen
+    cdef Day d, c2
+    cdef double cost, u, acc
     for s in range(samples):
-        i = 0
-        for t in range(p.T):
-            for j in range(p.n[t]):
-                items[i] = t
-                i += 1
-        for i in range(p.N - 1, 0, -1):
-            j = <int>rng_integers(rng, 0, i)
-            tmp = items[i]
-            items[i] = items[j]
-            items[j] = tmp
         _start_day(p, &d)
-        for i in range(p.N):
-            a = <int>items[i]
+        while not _done(p, &d):
+            u = rng_uniform(rng) * _orderings(p, &d)
+            acc = 0.0
+            chosen = -1
+            for t in range(p.T):
+                if d.rem[t] > 0 and chosen < 0:
+                    c2 = d
+                    c2.rem[t] -= 1
+                    acc += _orderings(p, &c2)
+                    if u < acc:
+                        chosen = t
+            if chosen < 0:                     # rounding guard: the last type with items left
+                for t in range(p.T):
+                    if d.rem[t] > 0:
+                        chosen = t
+            a = chosen
             _place(p, &d, a, _factor(p, &d, fac, a))
         cost = _cost(p, &d)
         r.total += 1.0
@@ -266,7 +292,7 @@ cdef void _values(const Params* p, const Day* d, const double* draws, int K, int
                   double* out) noexcept nogil:
     cdef int a
     for a in range(p.T):
-        if d.rem[a] > 0:
+        if d.rem[a] > 0 and not _done(p, d):
             out[a] = _action_value(p, d, a, draws, K, mode)
         else:
             out[a] = INFINITY
@@ -279,26 +305,36 @@ cdef bint _significantly_delayed(const Params* p, const Day* d) noexcept nogil:
     cdef int a
     cdef Day c
     cdef bint any_valid = False
+    if _done(p, d):
+        return False
     for a in range(p.T):
         if d.rem[a] > 0:
             any_valid = True
             c = d[0]
             _place(p, &c, a, 1.0)
-            if c.end - c.k * p.slot <= 0.0:
+            if c.end - c.booked <= 0.0:
                 return False
     return any_valid
 
 
 cdef int _features(const Params* p, const Day* d, int8_t* o) noexcept nogil:
     """The Boolean features (config.feature_names order); returns how many were written."""
-    cdef int i, t
-    cdef double delay = d.end - d.k * p.slot
-    o[0] = 4 * d.k > p.N
-    o[1] = 2 * d.k > p.N
-    o[2] = 4 * d.k > 3 * p.N
+    cdef int i, t, placed, total
+    cdef double delay = d.end - d.booked
+    cdef double left = (d.rem[SHORT] + d.rem[LONG]) * p.slot
+    if p.optional:                     # progress counts tasks (breaks may stay unused)
+        total = p.n[SHORT] + p.n[LONG]
+        placed = total - d.rem[SHORT] - d.rem[LONG]
+    else:
+        total = p.N
+        placed = d.k
+        left = left + d.rem[BREAK] * p.break_booked
+    o[0] = 4 * placed > total
+    o[1] = 2 * placed > total
+    o[2] = 4 * placed > 3 * total
     o[3] = delay > 0.0
     o[4] = _significantly_delayed(p, d)
-    o[5] = d.end < (p.N - d.k) * p.slot
+    o[5] = d.end < left
     i = 6
     for t in range(p.T):
         o[i + t] = d.prev == t
@@ -331,7 +367,7 @@ cdef int _numeric(const Params* p, const Day* d, float* o) noexcept nogil:
     for t in range(T):
         o[t] = <float>d.rem[t]
     o[T] = <float>d.k
-    o[T + 1] = <float>(d.end - d.k * p.slot)
+    o[T + 1] = <float>(d.end - d.booked)
     o[T + 2] = <float>d.late_max
     o[T + 3] = <float>d.idle
     for t in range(T):
@@ -357,7 +393,7 @@ cdef void _label(const Params* p, Day d, LabelOut* ctx) noexcept nogil:
     cdef int a, i
     cdef Day c
     cdef Py_ssize_t r
-    if d.k == p.N or ctx.row >= ctx.rows:
+    if _done(p, &d) or ctx.row >= ctx.rows:
         return
     r = ctx.row
     ctx.row += 1
@@ -390,6 +426,9 @@ cdef class Problem:
         self.p.elasticity = cfg["elasticity"]
         self.p.alpha = cfg["alpha"]
         self.p.noise = cfg["noise"]
+        self.p.break_booked = cfg["break_booked"]
+        self.p.n_div = cfg["n_div"]
+        self.p.optional = cfg["optional_breaks"]
         self.p.tol = TIE_TOLERANCE
         counts = cfg["counts"]
         durations = cfg["durations"]
@@ -433,6 +472,7 @@ cdef class Problem:
             left += d.rem[t]
         if d.k != self.p.N - left or d.prev < -1 or d.prev >= self.p.T or d.prev2 < -1 or d.prev2 >= self.p.T:
             raise ValueError(f"inconsistent day state {state}")
+        d.booked = _booked_of(&self.p, d.rem)
         return True
 
     def values(self, tuple state, const double[:, :, ::1] draws, int mode, double[::1] out):
@@ -450,8 +490,6 @@ cdef class Problem:
         fac (2, M): all of them if samples == 0, else `samples` random ones drawn from rng."""
         cdef Rank r
         cdef Day d
-        cdef int64_t[::1] items
-        import numpy as np
         if fac.shape[0] != 2 or fac.shape[1] != self.p.M:
             raise ValueError(f"factors must have shape (2, {self.p.M})")
         r.worse = 0.0
@@ -465,9 +503,8 @@ cdef class Problem:
         else:
             if rng.shape[0] != 4:
                 raise ValueError("rng must be a 4-word xoshiro256** state")
-            items = np.zeros(self.p.N, dtype=np.int64)
             with nogil:
-                _rank_sampled(&self.p, &fac[0, 0], cost, samples, &rng[0], &items[0], &r)
+                _rank_sampled(&self.p, &fac[0, 0], cost, samples, &rng[0], &r)
         return r.worse, r.ties, r.total, r.best
 
     def cost_of(self, const int64_t[::1] seq, const double[:, ::1] fac):
@@ -479,9 +516,13 @@ cdef class Problem:
         _start_day(&self.p, &d)
         for i in range(self.p.N):
             a = <int>seq[i]
-            if a < 0 or a >= self.p.T or d.rem[a] <= 0:
+            if a == -1 and _done(&self.p, &d):      # unused breaks: the rest of seq is -1
+                continue
+            if a < 0 or a >= self.p.T or d.rem[a] <= 0 or _done(&self.p, &d):
                 raise ValueError(f"seq[{i}] = {a} is not a type with items left")
             _place(&self.p, &d, a, _factor(&self.p, &d, &fac[0, 0], a))
+        if not _done(&self.p, &d):
+            raise ValueError("seq must place every task")
         return _cost(&self.p, &d)
 
     def features(self, tuple state, int8_t[::1] out):
@@ -540,7 +581,7 @@ cdef class AppointmentsKernel:
     cdef int B, boolean, perc_mode, samples, n_obs
     # per-env state
     cdef int64_t[::1] k, prev, prev2, invalid
-    cdef int64_t[:, ::1] rem, seq, items
+    cdef int64_t[:, ::1] rem, seq
     cdef double[::1] end, late_max, idle
     cdef double[:, ::1] start, finish
     cdef double[:, :, ::1] fac
@@ -587,7 +628,6 @@ cdef class AppointmentsKernel:
         self.truncated = state["truncated"]
         self.mask = state["action_mask"]
         self.actions = state["actions"]
-        self.items = np.zeros((self.B, self.p.N), dtype=np.int64)   # shuffle scratch
 
     # ------------------------------------------------------------------ entry points
     def reset(self, const uint8_t[::1] which):
@@ -598,11 +638,20 @@ cdef class AppointmentsKernel:
                     self._reset_one(b)
 
     def step(self, const uint8_t[::1] active):
+        """Step the active sub-envs; then rank each finished day (one day at a time, checking for
+        Ctrl-C between days, so that a long percentile pass stays interruptible)."""
         cdef int b
         with nogil:
             for b in range(self.B):
                 if active[b]:
                     self._step_one(b)
+        if self.perc_mode == PERC_OFF:
+            return
+        for b in range(self.B):
+            if active[b] and self.terminated[b]:
+                with nogil:
+                    self._write_percentile(b)
+                PyErr_CheckSignals()
 
     def oracle(self, const uint8_t[::1] which, const double[:, :, ::1] draws, int mode, double[:, ::1] out):
         """Oracle values (B, T) of the sub-envs in `which` from their current states."""
@@ -640,6 +689,7 @@ cdef class AppointmentsKernel:
         d.prev2 = <int>self.prev2[b]
         for t in range(MAX_TYPES):
             d.rem[t] = <int>self.rem[b, t]
+        d.booked = _booked_of(&self.p, d.rem)
 
     cdef void _store(self, int b, const Day* d) noexcept nogil:
         cdef int t
@@ -690,9 +740,10 @@ cdef class AppointmentsKernel:
         for j in range(self.comps.shape[1]):
             self.comps[b, j] = 0.0
         self._load(b, &d)
-        if d.k >= self.p.N:                  # nothing left to place (only via an edited snapshot)
+        if _done(&self.p, &d):               # nothing left to place (only via an edited snapshot)
             self.terminated[b] = 1
             self._write_outputs(b, &d)
+            self._write_metrics(b, &d)
             return
         if a < 0 or a >= self.p.T or d.rem[a] <= 0:
             self.invalid[b] += 1
@@ -703,9 +754,9 @@ cdef class AppointmentsKernel:
         self.start[b, d.k - 1] = r.start
         self.finish[b, d.k - 1] = r.finish
         self._store(b, &d)
-        self.comps[b, 0] = 0.0 - self.p.alpha * (r.idle / self.p.N)
+        self.comps[b, 0] = 0.0 - self.p.alpha * (r.idle / self.p.n_div)
         self.comps[b, 1] = 0.0 - (1.0 - self.p.alpha) * r.gain
-        self.terminated[b] = d.k == self.p.N
+        self.terminated[b] = _done(&self.p, &d)
         self.truncated[b] = 0
         self._write_outputs(b, &d)
         if self.terminated[b]:
@@ -715,7 +766,9 @@ cdef class AppointmentsKernel:
         cdef int a
         for a in range(self.p.T):
             self.mask[b, a] = d.rem[a] > 0
-        if d.k >= self.p.N:          # day over: action 0 alone, so a masked sampler has a choice
+        if _done(&self.p, d):        # day over: action 0 alone, so a masked sampler has a choice
+            for a in range(self.p.T):
+                self.mask[b, a] = 0
             self.mask[b, 0] = 1
         if self.boolean:
             _features(&self.p, d, &self.obs_bool[b, 0])
@@ -724,16 +777,18 @@ cdef class AppointmentsKernel:
 
     cdef void _write_metrics(self, int b, const Day* d) noexcept nogil:
         cdef double cost = _cost(&self.p, d)
-        cdef Rank r
-        cdef Day start
         self.metrics[b, M_COST] = cost
-        self.metrics[b, M_MEAN_IDLE] = d.idle / self.p.N
+        self.metrics[b, M_MEAN_IDLE] = d.idle / self.p.n_div
         self.metrics[b, M_MAX_LATENESS] = d.late_max
         self.metrics[b, M_TOTAL_IDLE] = d.idle
         self.metrics[b, M_MAKESPAN] = d.end
         self.metrics[b, M_INVALID] = self.invalid[b]
-        if self.perc_mode == PERC_OFF:
-            return
+
+    cdef void _write_percentile(self, int b) noexcept nogil:
+        """Rank the finished day's cost among the orderings of that day (exact or sampled)."""
+        cdef double cost = self.metrics[b, M_COST]
+        cdef Rank r
+        cdef Day start
         r.worse = 0.0
         r.ties = 0.0
         r.total = 0.0
@@ -742,8 +797,7 @@ cdef class AppointmentsKernel:
             _start_day(&self.p, &start)
             _rank_tail(&self.p, &start, &self.fac[b, 0, 0], cost, &r)
         else:
-            _rank_sampled(&self.p, &self.fac[b, 0, 0], cost, self.samples, &self.perc_rng[b, 0],
-                          &self.items[b, 0], &r)
+            _rank_sampled(&self.p, &self.fac[b, 0, 0], cost, self.samples, &self.perc_rng[b, 0], &r)
         self.metrics[b, M_PERCENTILE] = 100.0 * (r.worse + 0.5 * r.ties) / r.total
         self.metrics[b, M_BEST] = r.best
         self.metrics[b, M_ORDERINGS] = r.total

@@ -22,16 +22,23 @@ alpha              weight of idle time in C_alpha, (0, 1) open (0.5)
 observation        "boolean" (Table 1 features) | "numeric"
 invalid_action     "substitute" (default) | "raise"     invalid_weight  [0, 1e6] (0)
 percentile         "exact" (default) | "auto" | "sample" | "off"
-enumeration_limit  most orderings enumerated exactly, 1..1e9 (1,000,000)
-percentile_samples orderings sampled above it, 1..1e7 (10,000)
+enumeration_limit  most orderings enumerated exactly, 1..1e7 (1,000,000): a day's exact rank stays
+                   well under a second; a bigger day needs percentile="sample" (or "auto")
+percentile_samples orderings sampled, 1..1e5 (10,000)
+break_model        "paper" (default) | "slot": how breaks are booked and whether they are optional
 
 Dynamics (``cython_core/appointments.pyx`` and ``tests/reference/appointments.py`` implement exactly this)
 ------------------------------------------------------------------------------------------------------
 *Items.* Type 0 = short (``short_duration``), 1 = long (``long_duration``), 2 = break
-(``break_duration``; an action type only when ``n_breaks > 0``). A day has N = n_short + n_long +
-n_breaks items; the k-th item placed (k = 0..N-1) is booked at ``B_k = k * slot``. Breaks are
-placed like tasks (P3: "up to two breaks" is read as n_breaks = 2 breaks that must all be placed,
-so that the day has 14!/(6! 6! 2!) = 84,084 orderings).
+(``break_duration``; an action type only when ``n_breaks > 0``). A day has n = n_short + n_long
+tasks and up to n_breaks breaks. Each item is booked right after the booked time of the one
+before (the first at 0): a task books one ``slot``; a break books its own ``break_duration`` with
+``break_model="paper"`` (Taub & Pianykh section 2: "up to two 60-minute breaks", e.g. mealtimes)
+and one slot with ``"slot"`` (sysgym v0's reading). With "paper" breaks are optional: the day ends
+once its last task is placed, so a break can only come before a task and unused breaks are
+dropped (P3: the 924 orderings of the tasks times the C(14, 2) = 91 ways to put 0, 1 or 2 breaks
+before tasks = 84,084 schedules). With "slot" every break must be placed (14!/(6! 6! 2!) = 84,084
+orderings).
 
 *Noise* (drawn at reset, from the sub-env's xoshiro256** stream, in this order): for each short
 task j = 0..n_short-1, then each long task j = 0..n_long-1, one uniform u and the multiplier
@@ -51,15 +58,18 @@ both are 0). A task lasts its nominal duration times its multiplier and its clie
 is its wait. A break has no client; it lasts ``break_duration - min(break_elasticity, wait)``
 (elasticity: up to 15 min of the overrun before it is absorbed). ``end = start + duration``.
 
-*Cost* (Taub & Pianykh's C_alpha). The paper writes its idle-time and lateness terms as
-differences of times whose sign is ambiguous in print; we read them as the non-negative parts
-above: ``C_tardiness`` = server idle, ``C_late`` = the largest client lateness, and
+*Cost* (Taub & Pianykh's C_alpha, section 2.2). The paper writes its terms as d_j - t_j of
+"expected duration" and "observed completion time", whose sign and reference are ambiguous in
+print; we read ``C_tardiness`` ("the average idle time") as the server's idle time and ``C_late``
+("the longest delay") as the largest client lateness (wait) defined above, and
 
-    C_alpha = alpha * (total idle / N) + (1 - alpha) * max lateness      (minutes; lower is better)
+    C_alpha = alpha * (total idle / n) + (1 - alpha) * max lateness      (minutes; lower is better)
 
-with the mean idle taken per item (slot), breaks included. Buffers are neither idle nor lateness.
+with n = the tasks ("paper"; "n sequential tasks (or jobs)") or every item ("slot"). No client
+starts before its booked time, so the lateness is never negative and clipping it at 0 changes
+nothing. Buffers are neither idle nor lateness.
 
-*Reward.* Each step pays ``idle = 0 - alpha * (idle_k / N)`` and ``lateness = 0 - (1 - alpha) *
+*Reward.* Each step pays ``idle = 0 - alpha * (idle_k / n)`` and ``lateness = 0 - (1 - alpha) *
 (increase of the running maximum lateness)``, so the undiscounted return of a day is -C_alpha
 (up to float rounding), and ``invalid`` (below). Weights ``[1, 1, invalid_weight]``;
 ``info["reward_components"] @ reward_weights == reward``.
@@ -67,37 +77,46 @@ with the mean idle taken per item (slot), breaks included. Buffers are neither i
 *Invalid actions* (an exhausted type; ``info["action_mask"][a] = 0``): with ``"substitute"``
 (DeepRM's convention: an invalid choice acts as a valid default) the first type in action order
 with items left is placed instead, ``info["invalid_action"]`` is set, the ``invalid`` component is
--1 (weight ``invalid_weight``, default 0) and ``invalid_actions`` counts it; so a day always takes
-exactly N steps and ends complete. ``"raise"`` raises ``ValueError`` (as DAG's ``"raise"``).
+-1 (weight ``invalid_weight``, default 0) and ``invalid_actions`` counts it; so a day always ends
+complete (n to N steps with optional breaks, exactly N with "slot"). ``"raise"`` raises ``ValueError`` (as DAG's ``"raise"``).
 
 *Infos.* ``info["invalid_action"]`` (bool) and ``info["delay"]`` (D below, minutes) every step.
 
-*End.* Terminated after the N-th item. ``info["episode_metrics"]``: cost (C_alpha), mean_idle,
+*End.* Terminated after the last task ("paper") or the N-th item ("slot"). ``info["episode_metrics"]``: cost (C_alpha), mean_idle,
 max_lateness, total_idle, makespan (end of the last item), invalid_actions and, unless
 ``percentile="off"``: percentile_efficacy, best_cost (cheapest ordering of the day) and
 orderings (how many were compared).
 
 *Percentile efficacy.* ``100 * (#orderings costing more + 0.5 * #orderings tying) / #orderings``
-over all distinct orderings of the day's items with the day's multipliers (costs within 1e-9 min
-tie): 100 = better than every other ordering; a uniformly random ordering scores 50 on average
-(the mid-rank makes that exact, ties included). Exact by depth-first enumeration in the kernel,
-cutting subtrees whose partial cost already exceeds the episode's (C_alpha never decreases as
-items are added; those orderings are counted, not walked). ``percentile="exact"`` refuses a day
-with more than ``enumeration_limit`` orderings; ``"auto"`` samples ``percentile_samples`` uniformly
-random orderings (Fisher-Yates with ``integers(0, i)``, i = N-1..1, on the sampling stream) above
-the limit; ``"sample"`` always samples.
+over all distinct orderings (schedules) of the day with the day's multipliers (costs within 1e-9
+min tie): 100 = better than every other ordering; a uniformly random ordering scores 50 on
+average (the mid-rank makes that exact, ties included). This is the per-day reading; the paper's
+(section 3.1: the percentile of a strategy's *average* cost in the distribution of all
+schedules' costs) is :func:`~sysgym.envs.appointments.oracle.percentile_of_mean` over many days.
+Exact by depth-first enumeration in the kernel, cutting subtrees whose partial cost already
+exceeds the episode's (C_alpha never decreases as items are added; those orderings are counted,
+not walked). ``percentile="exact"`` refuses a day with more than ``enumeration_limit`` orderings;
+``"auto"`` samples ``percentile_samples`` uniformly random orderings above the limit; ``"sample"``
+always samples. A sample is drawn item by item: one uniform u on the sampling stream picks the
+first type (in type order) whose running sum of the completions after it exceeds u times the
+completions from the current state. Finished days are ranked one at a time after the batched step,
+checking for Ctrl-C between days.
 
 Observations
 ------------
-*boolean* (MultiBinary, names in ``env.unwrapped.feature_names``; our reading of the paper's
-Table 1). With delay ``D = end - k * slot`` (how late the next slot would start before any buffer):
-progress_gt_25/50/75 (more than 25/50/75% of the items placed: 4k > N, 2k > N, 4k > 3N);
-delayed (D > 0); significantly_delayed (delayed whatever comes next: for every type with items left,
-placing it at its nominal duration would leave the following slot late); spent_lt_left (less time
-spent than left: end < (N - k) * slot); prev_<type> and prev2_<type> (types of the last two items,
-one-hot, all 0 when absent); prev_longer / prev_shorter / prev_equal (nominal duration of the last
-item against the one before; 0 without two items); break_available (breaks only); short_left,
-long_left, more_short_left, more_long_left (remaining counts).
+*boolean* (MultiBinary, names in ``env.unwrapped.feature_names``; the paper's Table 1 and the
+features its sections 2.5 and 3.1-3.3 name). With delay ``D = end - booked`` (how late the next
+item would start before any buffer): more_than_25/50/75pct_scheduled ("more than 50% / 75% of
+jobs scheduled": tasks placed > 25/50/75% of n; every item against N with "slot");
+currently_delayed (D > 0); significantly_delayed ("the schedule will remain delayed for any choice
+of the next step": for every valid next item at its nominal duration, the following one would
+start late); less_time_spent_than_left (the time spent, ``end``, is less than the booked time of
+what is left to place: remaining tasks x slot, plus remaining breaks with "slot");
+prev_is_<type> and second_prev_is_<type> ("Previous job is ...", "Second-to-Previous job is ...",
+one-hot, all 0 when absent; "is not a break" is the 0 branch); prev_longer_than_second_prev /
+prev_shorter_than_second_prev / prev_equal_to_second_prev (nominal durations; 0 without two
+items); break_available ("Is a break available", breaks only); short_left, long_left,
+more_short_left, more_long_left (remaining counts).
 *numeric* (Box float32): items left per type, step k, delay D, max lateness, total idle (minutes),
 and the previous type one-hot.
 
@@ -105,8 +124,8 @@ Action masks: ``info["action_mask"][a] = 1`` iff an item of type a is left; once
 over, action 0 alone (as DAG-EGS does), so that a masked sampler always has a choice (the action
 is ignored: the next step resets).
 
-The oracle, state labelling and percentile are in :mod:`sysgym.envs.appointments.oracle`; the
-baselines (random order, alternation, the paper's rules, the oracle) in
+The oracle, state labelling and percentiles are in :mod:`sysgym.envs.appointments.oracle`; the
+baselines (random order, alternation, the paper's published strategies, the oracle) in
 :mod:`sysgym.agents.heuristics.appointments`.
 """
 
@@ -119,10 +138,11 @@ from .oracle import (
     oracle_draws,
     oracle_values,
     ordering_percentile,
+    percentile_of_mean,
 )
 
 __all__ = [
     "PROBLEMS", "AppointmentsConfig", "build_config", "REWARD_COMPONENTS", "AppointmentsEnv",
     "AppointmentsVectorEnv", "DayState", "StateLabels", "label_states", "oracle_draws", "oracle_values",
-    "ordering_percentile",
+    "ordering_percentile", "percentile_of_mean",
 ]

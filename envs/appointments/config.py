@@ -21,6 +21,11 @@ MAX_TASKS_PER_TYPE = 64
 MAX_BREAKS = 8
 MAX_MINUTES = 24 * 60.0
 PERCENTILE_MODES = ("exact", "auto", "sample", "off")
+BREAK_MODELS = ("paper", "slot")
+# Bounds that keep the percentile of one day well under a second of one core (a P3 day's 84,084
+# orderings take ~5 ms): exact enumeration of at most 10^7 orderings, at most 10^5 samples.
+MAX_ENUMERATION = 10**7
+MAX_SAMPLES = 10**5
 BASE_METRICS = ("cost", "mean_idle", "max_lateness", "total_idle", "makespan", "invalid_actions")
 PERCENTILE_METRICS = ("percentile_efficacy", "best_cost", "orderings")
 
@@ -55,6 +60,31 @@ class AppointmentsConfig:
     percentile: str            # resolved: "exact", "sample" or "off"
     enumeration_limit: int
     percentile_samples: int
+    break_model: str = "paper"
+
+    @property
+    def optional_breaks(self) -> bool:
+        """Breaks may be left unused and the day ends with its last task (the paper's "up to two")."""
+        return self.break_model == "paper"
+
+    @property
+    def num_tasks(self) -> int:
+        return self.n_short + self.n_long
+
+    @property
+    def break_booked(self) -> float:
+        """Booked minutes a break takes: its own duration ("paper") or one slot ("slot")."""
+        return self.break_duration if self.break_model == "paper" else self.slot
+
+    @property
+    def cost_divisor(self) -> int:
+        """The n of C_tardiness = total idle / n: the tasks ("paper"), or every item ("slot")."""
+        return self.num_tasks if self.break_model == "paper" else self.num_items
+
+    @property
+    def booked_length(self) -> float:
+        """Booked minutes of the whole day with every break used."""
+        return self.num_tasks * self.slot + self.n_breaks * self.break_booked
 
     @property
     def counts(self) -> tuple[int, int, int]:
@@ -79,8 +109,9 @@ class AppointmentsConfig:
 
     @property
     def orderings(self) -> int:
-        """Distinct orderings of the day's items (what the percentile ranks against)."""
-        return multinomial(self.counts)
+        """Distinct orderings of the day (what the percentile ranks against); with optional
+        breaks, every ordering of the tasks with 0..n_breaks breaks inserted before tasks."""
+        return completions(self, self.counts)
 
     @property
     def factor_columns(self) -> int:
@@ -92,16 +123,16 @@ class AppointmentsConfig:
         longest plus every buffer."""
         return (self.num_items * self.slot + (1.0 + self.noise) * (
             self.n_short * self.short_duration + self.n_long * self.long_duration)
-            + self.n_breaks * self.break_duration + self.num_items * self.buffer)
+            + 2 * self.n_breaks * self.break_duration + self.num_items * self.buffer)
 
     @property
     def feature_names(self) -> tuple[str, ...]:
-        """Names of the Boolean observation (Taub & Pianykh, Table 1, as read in the docs)."""
+        """Names of the Boolean observation (Taub & Pianykh, Table 1 and sections 2.5, 3.1-3.3)."""
         t = self.type_names
-        names = ["progress_gt_25", "progress_gt_50", "progress_gt_75", "delayed",
-                 "significantly_delayed", "spent_lt_left"]
-        names += [f"prev_{x}" for x in t] + [f"prev2_{x}" for x in t]
-        names += ["prev_longer", "prev_shorter", "prev_equal"]
+        names = ["more_than_25pct_scheduled", "more_than_50pct_scheduled", "more_than_75pct_scheduled",
+                 "currently_delayed", "significantly_delayed", "less_time_spent_than_left"]
+        names += [f"prev_is_{x}" for x in t] + [f"second_prev_is_{x}" for x in t]
+        names += ["prev_longer_than_second_prev", "prev_shorter_than_second_prev", "prev_equal_to_second_prev"]
         if self.n_breaks > 0:
             names.append("break_available")
         names += ["short_left", "long_left", "more_short_left", "more_long_left"]
@@ -122,7 +153,7 @@ class AppointmentsConfig:
         t, h = self.num_types, self.horizon
         low = [0.0] * t + [0.0, -self.slot, 0.0, 0.0] + [0.0] * t
         high = [float(c) for c in self.counts[:t]] + [float(self.num_items), h, h,
-                                                       self.num_items * self.slot] + [1.0] * t
+                                                       self.booked_length] + [1.0] * t
         return np.array(low, dtype=np.float32), np.array(high, dtype=np.float32)
 
 
@@ -131,7 +162,8 @@ def build_config(*, problem: str = "P1", n_short: int = 6, n_long: int = 6, n_br
                  buffer: float | None = None, break_duration: float = 60.0, break_elasticity: float = 15.0,
                  noise: float = 0.05, alpha: float = 0.5, observation: str = "boolean",
                  invalid_action: str = "substitute", invalid_weight: float = 0.0, percentile: str = "exact",
-                 enumeration_limit: int = 1_000_000, percentile_samples: int = 10_000) -> AppointmentsConfig:
+                 enumeration_limit: int = 1_000_000, percentile_samples: int = 10_000,
+                 break_model: str = "paper") -> AppointmentsConfig:
     """Validate the kwargs into an :class:`AppointmentsConfig` (``ValueError`` naming the kwarg).
 
     ``problem`` supplies the defaults of ``buffer`` and ``n_breaks``; passing them overrides it.
@@ -155,15 +187,18 @@ def build_config(*, problem: str = "P1", n_short: int = 6, n_long: int = 6, n_br
     invalid_action = validate.choice("invalid_action", invalid_action, ("substitute", "raise"))
     invalid_weight = validate.number("invalid_weight", invalid_weight, 0.0, 1e6)
     percentile = validate.choice("percentile", percentile, PERCENTILE_MODES)
-    enumeration_limit = validate.integer("enumeration_limit", enumeration_limit, 1, 10**9)
-    percentile_samples = validate.integer("percentile_samples", percentile_samples, 1, 10**7)
+    enumeration_limit = validate.integer("enumeration_limit", enumeration_limit, 1, MAX_ENUMERATION)
+    percentile_samples = validate.integer("percentile_samples", percentile_samples, 1, MAX_SAMPLES)
+    break_model = validate.choice("break_model", break_model, BREAK_MODELS)
 
-    count = multinomial((n_short, n_long, n_breaks))
+    count = _count(n_short, n_long, n_breaks, break_model == "paper")
     if percentile == "exact" and count > enumeration_limit:
+        raise_it = (f"raise enumeration_limit (at most {MAX_ENUMERATION:.0e}), or pass "
+                    if count <= MAX_ENUMERATION else "")
         raise ValueError(f"enumeration_limit={enumeration_limit}: the day has {count} orderings "
                          f"({n_short} short, {n_long} long, {n_breaks} breaks) to enumerate for the "
-                         "percentile; raise enumeration_limit, or pass percentile='auto' (sample above "
-                         "the limit), 'sample' or 'off'")
+                         f"percentile; {raise_it}percentile='sample' (rank among percentile_samples random "
+                         "orderings), 'auto' (sample above the limit) or 'off'")
     if percentile == "auto":
         percentile = "exact" if count <= enumeration_limit else "sample"
 
@@ -173,21 +208,43 @@ def build_config(*, problem: str = "P1", n_short: int = 6, n_long: int = 6, n_br
         break_duration=break_duration, break_elasticity=break_elasticity, noise=noise, alpha=alpha,
         observation=observation, invalid_action=invalid_action, invalid_weight=invalid_weight,
         percentile=percentile, enumeration_limit=enumeration_limit, percentile_samples=percentile_samples,
+        break_model=break_model,
     )
 
 
+def _count(s: int, n: int, b: int, optional: bool) -> int:
+    """Completions of a day with s short, n long and b breaks left. Mandatory breaks: the
+    multinomial. Optional ones: the tasks' orderings times the ways to put 0..b breaks into the
+    s + n gaps before tasks, sum_j C(s+n-1+j, j) = C(s+n+b, b); 1 once no task is left."""
+    if not optional:
+        return multinomial((s, n, b))
+    if s + n == 0:
+        return 1
+    return math.comb(s + n, s) * math.comb(s + n + b, b)
+
+
+def completions(cfg: AppointmentsConfig, remaining: tuple[int, int, int]) -> int:
+    return _count(*remaining, cfg.optional_breaks)
+
+
 def multinomial_table(cfg: AppointmentsConfig) -> np.ndarray:
-    """(n_short+1, n_long+1, n_breaks+1) float64: orderings of every remaining multiset."""
+    """(n_short+1, n_long+1, n_breaks+1) float64: completions of every remaining multiset."""
     shape = tuple(c + 1 for c in cfg.counts)
     out = np.zeros(shape, dtype=np.float64)
     for index in np.ndindex(*shape):
-        out[index] = float(multinomial(index))
+        out[index] = float(completions(cfg, index))
     return out
 
 
 def prefix_count(cfg: AppointmentsConfig) -> int:
-    """Reachable non-terminal states: distinct prefixes (the empty one included) of the orderings."""
-    return sum(multinomial(index) for index in np.ndindex(*(c + 1 for c in cfg.counts))) - cfg.orderings
+    """Reachable non-terminal states: distinct prefixes (the empty one included) of the orderings,
+    i.e. the sequences of placed items after which the day is not over."""
+    total = 0
+    for used in np.ndindex(*(c + 1 for c in cfg.counts)):
+        over = (used[0] + used[1] == cfg.num_tasks) if cfg.optional_breaks else sum(used) == cfg.num_items
+        if not over:
+            total += multinomial(used)
+    return total
 
 
 def kernel_config(cfg: AppointmentsConfig, num_envs: int = 1) -> dict:
@@ -198,5 +255,7 @@ def kernel_config(cfg: AppointmentsConfig, num_envs: int = 1) -> dict:
         "alpha": cfg.alpha, "noise": cfg.noise, "counts": list(cfg.counts), "durations": list(cfg.durations),
         "num_types": cfg.num_types, "factor_columns": cfg.factor_columns,
         "multinomials": multinomial_table(cfg), "boolean": int(cfg.observation == "boolean"),
+        "break_booked": cfg.break_booked, "n_div": float(cfg.cost_divisor),
+        "optional_breaks": int(cfg.optional_breaks),
         "percentile_mode": mode, "percentile_samples": cfg.percentile_samples,
     }

@@ -87,7 +87,12 @@ class AppointmentsVectorEnv(BatchedKernelEnv):
     def _extra_infos(self) -> dict[str, np.ndarray]:
         s = self._state
         return {"invalid_action": s["reward_components"][:, 2] < 0,
-                "delay": s["end"] - s["k"] * self.config.slot}
+                "delay": s["end"] - self._booked_next()}
+
+    def _booked_next(self) -> np.ndarray:
+        """(B,) booked start of the next item: one slot per task placed, break_booked per break."""
+        cfg, placed = self.config, np.array(self.config.counts) - self._state["rem"]
+        return (placed[:, 0] + placed[:, 1]) * cfg.slot + placed[:, 2] * cfg.break_booked
 
     def _check_state(self, arrays: dict[str, np.ndarray]) -> None:
         """Every index, count and time of a snapshot against the bounds the kernel relies on."""
@@ -102,7 +107,7 @@ class AppointmentsVectorEnv(BatchedKernelEnv):
         snapshot.check_range(arrays, "invalid", 0, 2**62)
         snapshot.check_range(arrays, "end", 0.0, cfg.horizon)
         snapshot.check_range(arrays, "late_max", 0.0, cfg.horizon)
-        snapshot.check_range(arrays, "idle", 0.0, n * cfg.slot)
+        snapshot.check_range(arrays, "idle", 0.0, cfg.booked_length)
         snapshot.check_range(arrays, "start", 0.0, cfg.horizon)
         snapshot.check_range(arrays, "finish", 0.0, cfg.horizon)
         lo, hi = 1.0 - cfg.noise, 1.0 + cfg.noise
@@ -110,6 +115,8 @@ class AppointmentsVectorEnv(BatchedKernelEnv):
         if not np.all(arrays["perc_rng"].any(axis=1)):
             raise ValueError("snapshot array 'perc_rng' holds an all-zero xoshiro256** state")
         k, seq, rem = arrays["k"], arrays["seq"], arrays["rem"]
+        if cfg.optional_breaks and np.any((rem[:, 0] + rem[:, 1] == 0) & (seq[:, n - 1] == 2)):
+            raise ValueError("snapshot array 'seq' ends a day with a break after its last task")
         placed = np.arange(n)[None, :] < k[:, None]
         for b in range(self.num_envs):
             kb = int(k[b])
@@ -149,11 +156,18 @@ class AppointmentsVectorEnv(BatchedKernelEnv):
                         prev=int(s["prev"][index]), prev2=int(s["prev2"][index]),
                         remaining=tuple(int(x) for x in s["rem"][index, :self.config.num_types]))
 
+    def day_factors(self) -> np.ndarray:
+        """(B, 2, M) the duration multipliers of every sub-env's day (drawn at reset): what
+        :func:`~sysgym.envs.appointments.oracle.percentile_of_mean` ranks a cost against."""
+        return self._state["fac"].copy()
+
     def schedule(self, index: int = 0) -> dict[str, np.ndarray]:
         """The items placed so far in sub-env ``index``: ``type``, ``booked``, ``start``, ``finish``."""
         s, cfg = self._state, self.config
         k = int(s["k"][index])
-        return {"type": s["seq"][index, :k].copy(), "booked": np.arange(k) * cfg.slot,
+        types = s["seq"][index, :k].copy()
+        lengths = np.where(types == 2, cfg.break_booked, cfg.slot)
+        return {"type": types, "booked": np.concatenate([[0.0], np.cumsum(lengths)[:-1]])[:k],
                 "start": s["start"][index, :k].copy(), "finish": s["finish"][index, :k].copy()}
 
     def oracle_values(self, draws: int = 32, oracle: str = "best", seed: int = 0) -> np.ndarray:
@@ -203,6 +217,9 @@ class AppointmentsEnv(KernelEnv):
 
     def schedule(self) -> dict[str, np.ndarray]:
         return self._vec.schedule(0)
+
+    def day_factors(self) -> np.ndarray:
+        return self._vec.day_factors()[0]
 
     def oracle_values(self, draws: int = 32, oracle: str = "best", seed: int = 0) -> np.ndarray:
         return self._vec.oracle_values(draws, oracle, seed)[0]

@@ -19,7 +19,8 @@ percentile of its cost among all orderings of the same day. This module offers b
 
 The oracle's state is a :class:`DayState`: the slot index, the end time of the last item, the
 running maximum lateness, the idle time so far, the last two item types and the items left per
-type. That is all the dynamics depend on (the booked time of the next item is ``step * slot`` and
+type. That is all the dynamics depend on (the booked time of the next item follows from the counts
+placed, one slot per task and ``break_booked`` per break, and
 the next item of a type is its ``n - remaining``-th occurrence).
 """
 
@@ -33,14 +34,14 @@ import numpy as np
 from sysgym.cython_core.appointments import ORACLE_AVERAGE, ORACLE_BEST, Problem
 
 from .. import validate
-from .config import AppointmentsConfig, build_config, kernel_config, prefix_count
+from .config import MAX_SAMPLES, AppointmentsConfig, build_config, kernel_config, prefix_count
 
 __all__ = ["DayState", "StateLabels", "check_oracle_size", "label_states", "oracle_draws", "oracle_values",
-           "ordering_percentile", "ORACLE_LIMIT"]
+           "ordering_percentile", "percentile_of_mean", "ORACLE_LIMIT"]
 
 # Most orderings of a day the oracle walks for one draw (a configuration above it is refused).
 ORACLE_LIMIT = 10**7
-# Most states label_states returns (P3 has 199,627).
+# Most states label_states returns (P3 has 186,691).
 LABEL_LIMIT = 5_000_000
 _MODES = {"best": ORACLE_BEST, "average": ORACLE_AVERAGE}
 
@@ -78,7 +79,7 @@ class DayState:
             raise ValueError(f"step={step} but {sum(self.remaining)} of {n} items remain")
         validate.number("end", self.end, 0.0, config.horizon)
         validate.number("max_lateness", self.max_lateness, 0.0, config.horizon)
-        validate.number("total_idle", self.total_idle, 0.0, n * config.slot)
+        validate.number("total_idle", self.total_idle, 0.0, config.booked_length)
         validate.integer("prev", self.prev, -1 if step < 1 else 0, -1 if step < 1 else t - 1)
         validate.integer("prev2", self.prev2, -1 if step < 2 else 0, -1 if step < 2 else t - 1)
 
@@ -204,14 +205,20 @@ def ordering_percentile(config: Any, sequence: Any, factors: np.ndarray | None =
     ``percentile_efficacy``, ``best_cost`` and ``orderings``, as the env's episode metrics."""
     cfg = _config(config)
     seq = np.asarray(sequence, dtype=np.int64)
-    if seq.shape != (cfg.num_items,) or np.any(seq < 0) or np.any(seq >= cfg.num_types) or \
-            np.any(np.bincount(seq, minlength=3)[:3] != np.array(cfg.counts)):
-        raise ValueError(f"sequence must place each of the {cfg.counts} (short, long, break) items once, "
-                         f"got {seq.tolist()}")
+    used = np.bincount(seq[seq >= 0], minlength=3)[:3] if seq.ndim == 1 else None
+    breaks_ok = (used is not None and used[2] <= cfg.n_breaks and seq[-1:].tolist() != [2]
+                 if cfg.optional_breaks else used is not None and used[2] == cfg.n_breaks)
+    if seq.ndim != 1 or len(seq) < cfg.num_tasks or len(seq) > cfg.num_items or np.any(seq < 0) or \
+            np.any(seq >= cfg.num_types) or np.any(used[:2] != np.array(cfg.counts[:2])) or not breaks_ok:
+        rule = "up to" if cfg.optional_breaks else "exactly"
+        raise ValueError(f"sequence must place each of the {cfg.num_tasks} tasks ({cfg.n_short} short, "
+                         f"{cfg.n_long} long) once and {rule} {cfg.n_breaks} breaks, none after the last "
+                         f"task, got {seq.tolist()}")
+    seq = np.concatenate([seq, np.full(cfg.num_items - len(seq), -1, dtype=np.int64)])
     fac = np.ones((2, cfg.factor_columns)) if factors is None else np.ascontiguousarray(factors, dtype=np.float64)
     if fac.shape != (2, cfg.factor_columns) or np.any(np.abs(fac - 1.0) > cfg.noise + 1e-12):
         raise ValueError(f"factors must have shape (2, {cfg.factor_columns}) within 1 +- noise")
-    samples = validate.integer("samples", samples, 0, 10**7)
+    samples = validate.integer("samples", samples, 0, MAX_SAMPLES)
     if samples == 0 and cfg.orderings > cfg.enumeration_limit:
         raise ValueError(f"enumeration_limit={cfg.enumeration_limit}: {cfg.orderings} orderings; pass samples=")
     problem = Problem(kernel_config(cfg))
@@ -221,3 +228,34 @@ def ordering_percentile(config: Any, sequence: Any, factors: np.ndarray | None =
     worse, ties, total, best = problem.rank(cost, fac, samples, rng)
     return {"cost": cost, "percentile_efficacy": 100.0 * (worse + 0.5 * ties) / total, "best_cost": best,
             "orderings": total}
+
+
+def percentile_of_mean(config: Any, factors: np.ndarray, costs: np.ndarray, samples: int = 0,
+                       seed: int = 0) -> dict[str, float]:
+    """The paper's percentile efficacy (Taub & Pianykh, section 3.1: "the average OCS schedule
+    cost corresponds to the ... percentile of the overall schedule cost distribution"): the
+    mid-rank of the *mean* of ``costs`` (one per day) within the pooled costs of every ordering of
+    every one of those days (``factors`` (D, 2, M): each day's multipliers, e.g. from
+    ``env.unwrapped.day_factors()``). ``samples > 0`` ranks against that many random orderings
+    per day instead. The env's ``percentile_efficacy`` is the other reading: the mid-rank of each
+    day's own cost among that day's orderings, to be averaged over days."""
+    cfg = _config(config)
+    fac = np.ascontiguousarray(factors, dtype=np.float64)
+    costs = np.asarray(costs, dtype=np.float64)
+    if fac.ndim != 3 or fac.shape[1:] != (2, cfg.factor_columns) or costs.shape != (len(fac),) or len(fac) == 0:
+        raise ValueError(f"factors must be (D, 2, {cfg.factor_columns}) and costs (D,) with D >= 1, got "
+                         f"{fac.shape} and {costs.shape}")
+    if not np.all(np.isfinite(costs)) or np.any(np.abs(fac - 1.0) > cfg.noise + 1e-12):
+        raise ValueError("costs must be finite and factors within 1 +- noise")
+    samples = validate.integer("samples", samples, 0, MAX_SAMPLES)
+    if samples == 0 and cfg.orderings > cfg.enumeration_limit:
+        raise ValueError(f"enumeration_limit={cfg.enumeration_limit}: {cfg.orderings} orderings; pass samples=")
+    problem = Problem(kernel_config(cfg))
+    mean = float(costs.mean())
+    worse = ties = total = 0.0
+    rng = np.random.SeedSequence(seed).generate_state(4, np.uint64)
+    rng[0] |= np.uint64(1)
+    for day in fac:
+        w, t, n, _ = problem.rank(mean, day, samples, rng)
+        worse, ties, total = worse + w, ties + t, total + n
+    return {"mean_cost": mean, "percentile_efficacy": 100.0 * (worse + 0.5 * ties) / total, "orderings": total}

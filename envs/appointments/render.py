@@ -31,17 +31,30 @@ def _buffers(env: AppointmentsVectorEnv, types: np.ndarray) -> np.ndarray:
     return out
 
 
+def _slots(env: AppointmentsVectorEnv, index: int, day: dict) -> list[tuple[float, float]]:
+    """(booked start, booked end) of the placed items, then of the items still to come (tasks,
+    and breaks when they are mandatory) one slot each."""
+    cfg = env.config
+    out = [(float(b), float(b) + (cfg.break_booked if t == 2 else cfg.slot)) for t, b in zip(day["type"], day["booked"])]
+    nxt = float(env._booked_next()[index])
+    rem = env._state["rem"][index]
+    for i in range(int(rem[0] + rem[1]) + (0 if cfg.optional_breaks else int(rem[2]))):
+        out.append((nxt + i * cfg.slot, nxt + (i + 1) * cfg.slot))
+    return out
+
+
 def ansi(env: AppointmentsVectorEnv, index: int) -> str:
     """Two Gantt lines (booked slots, what happened: S/L/B items, ``~`` buffer, ``.`` idle) and a
     status line."""
     cfg, day = env.config, env.schedule(index)
     s = env._state
-    span = max(cfg.num_items * cfg.slot, float(day["finish"].max()) if len(day["finish"]) else 0.0)
+    slots = _slots(env, index, day)
+    span = max(slots[-1][1] if slots else 0.0, float(day["finish"].max()) if len(day["finish"]) else 0.0)
     scale = max(5.0, math.ceil(span / 120.0 / 5.0) * 5.0)          # minutes per character
     width = int(math.ceil(span / scale)) + 1
     booked = [" "] * width
-    for k in range(cfg.num_items):
-        booked[int(k * cfg.slot / scale)] = "|"
+    for lo, _ in slots:
+        booked[int(lo / scale)] = "|"
     line = [" "] * width
     buffers = _buffers(env, day["type"])
     previous_end = 0.0
@@ -55,8 +68,8 @@ def ansi(env: AppointmentsVectorEnv, index: int) -> str:
             line[min(c, width - 1)] = LETTERS[int(a)]
         previous_end = finish
     k = int(s["k"][index])
-    delay = float(s["end"][index]) - k * cfg.slot
-    cost = cfg.alpha * float(s["idle"][index]) / cfg.num_items + (1 - cfg.alpha) * float(s["late_max"][index])
+    delay = float(s["end"][index]) - float(env._booked_next()[index])
+    cost = cfg.alpha * float(s["idle"][index]) / cfg.cost_divisor + (1 - cfg.alpha) * float(s["late_max"][index])
     left = " ".join(f"{name}={int(r)}" for name, r in zip(cfg.type_names, s["rem"][index]))
     return (f"slots {''.join(booked)}\nday   {''.join(line)}\n"
             f"item {k}/{cfg.num_items}  left {left}  delay {delay:+.1f} min  idle {float(s['idle'][index]):.1f}  "
@@ -75,8 +88,8 @@ def rgb(env: AppointmentsVectorEnv, index: int) -> np.ndarray:
     def x(t: float) -> int:
         return MARGIN + int(round((WIDTH - 2 * MARGIN) * min(max(t, 0.0), horizon) / horizon))
 
-    for k in range(cfg.num_items):
-        img[20:50, x(k * cfg.slot):max(x((k + 1) * cfg.slot), x(k * cfg.slot) + 1)] = SLOT_SHADES[k % 2]
+    for k, (lo, hi) in enumerate(_slots(env, index, day)):
+        img[20:50, x(lo):max(x(hi), x(lo) + 1)] = SLOT_SHADES[k % 2]
     buffers = _buffers(env, day["type"])
     previous_end = 0.0
     for j, (a, start, finish, buf) in enumerate(zip(day["type"], day["start"], day["finish"], buffers)):
@@ -84,7 +97,7 @@ def rgb(env: AppointmentsVectorEnv, index: int) -> np.ndarray:
             img[70:110, x(previous_end):x(previous_end + buf)] = BUFFER
         img[70:110, x(start):max(x(finish), x(start) + 1)] = COLOURS[int(a)]
         img[70:110, x(start)] = AXIS
-        booked = j * cfg.slot
+        booked = float(day["booked"][j])
         if int(a) != 2 and start > booked:
             img[114:124, x(booked):max(x(start), x(booked) + 1)] = LATE
         previous_end = finish

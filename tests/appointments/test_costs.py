@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sysgym.envs.appointments import AppointmentsEnv, ordering_percentile
+from sysgym.envs.appointments import AppointmentsEnv, ordering_percentile, percentile_of_mean
 
 S, L, B = 0, 1, 2
 
@@ -68,18 +68,53 @@ def test_p2_buffer_on_a_type_change():
     assert metrics["total_idle"] == 15.0
 
 
-def test_p3_break_elasticity_absorbs_overrun():
-    # L 0-60; break booked 45 starts 60 (15 late) and shrinks to 45 min: 60-105; L booked 90
-    # (no buffer across a break) waits 15. The break's own wait is not a client's lateness.
+def test_p3_break_is_booked_for_its_own_hour_and_absorbs_overrun():
+    # Paper model (section 2: "up to two 60-minute breaks", 15 min of "break elasticity").
+    # L 0-60; the break, booked 45-105, starts at 60 (15 late) and shrinks to 45 min: 60-105;
+    # the second L is booked at 45 + 60 = 105 and starts on time: cost 0.
     metrics, _, _, env = play([L, B, L], problem="P3", n_short=0, n_long=2, n_breaks=1)
     assert env.schedule()["finish"].tolist() == [60.0, 105.0, 165.0]
-    assert metrics["max_lateness"] == 15.0 and metrics["cost"] == 7.5
-    # Without elasticity the break lasts 60 and the last client waits 30.
+    assert env.schedule()["booked"].tolist() == [0.0, 45.0, 105.0]
+    assert metrics["max_lateness"] == 0.0 and metrics["cost"] == 0.0
+    # Without elasticity the break lasts 60 (60-120) and the last client waits 15.
     metrics, _, _, _ = play([L, B, L], problem="P3", n_short=0, n_long=2, n_breaks=1, break_elasticity=0.0)
-    assert metrics["max_lateness"] == 30.0
-    # Break first: 0-60, L booked 45 waits 15, ends 120; L booked 90 waits 30.
-    metrics, _, _, _ = play([B, L, L], problem="P3", n_short=0, n_long=2, n_breaks=1)
+    assert metrics["max_lateness"] == 15.0 and metrics["cost"] == 7.5
+    # The break may stay unused: the day ends with its last task (2 steps), L then L waits 15.
+    metrics, rewards, _, _ = play([L, L], problem="P3", n_short=0, n_long=2, n_breaks=1)
+    assert len(rewards) == 2 and metrics["max_lateness"] == 15.0 and metrics["cost"] == 7.5
+    # Schedules of the day: LL, BLL, LBL (no break after the last task); LBL is the only cost 0.
+    got = ordering_percentile({"problem": "P3", "n_short": 0, "n_long": 2, "n_breaks": 1, "noise": 0.0}, [L, B, L])
+    assert got["orderings"] == 3 and got["percentile_efficacy"] == pytest.approx(100.0 * 2.5 / 3)
+
+
+def test_p3_mean_idle_is_per_task():
+    # S 0-30; the break booked 45-105: 15 idle before it; S booked 105. n = 2 tasks.
+    metrics, _, _, _ = play([S, B, S], problem="P3", n_short=2, n_long=0, n_breaks=1)
+    assert metrics["total_idle"] == 15.0 and metrics["mean_idle"] == 7.5 and metrics["cost"] == 3.75
+
+
+def test_slot_break_model_keeps_the_v0_reading():
+    # break_model="slot": every break placed, booked for one slot; mean idle over every item.
+    # L 0-60; break booked 45 starts 60 (15 late), shrinks to 45: 60-105; L booked 90 waits 15.
+    metrics, _, _, env = play([L, B, L], problem="P3", n_short=0, n_long=2, n_breaks=1, break_model="slot")
+    assert env.schedule()["finish"].tolist() == [60.0, 105.0, 165.0]
+    assert metrics["max_lateness"] == 15.0 and metrics["cost"] == 7.5
+    metrics, _, _, _ = play([B, L, L], problem="P3", n_short=0, n_long=2, n_breaks=1, break_model="slot")
     assert metrics["max_lateness"] == 30.0 and metrics["total_idle"] == 0.0
+    metrics, _, _, _ = play([S, B, S], problem="P3", n_short=2, n_long=0, n_breaks=1, break_model="slot")
+    assert metrics["total_idle"] == 15.0 and metrics["mean_idle"] == 5.0     # S 0-30, B 45-105, S 105
+
+
+def test_paper_percentile_ranks_the_mean_cost_in_the_pooled_orderings():
+    # Two noise-free 2+2 days (costs of the six orderings in the test above); a strategy costing
+    # 7.5 on one and 15 on the other: mean 11.25, beaten by 16.875 and 15 and tied with 11.25 on
+    # each day: (2 * 2 + 0.5 * 2) / 12. Per-day mid-ranks would give ((5.5 + 1.5) / 6) / 2.
+    kwargs = {"n_short": 2, "n_long": 2, "noise": 0.0}
+    got = percentile_of_mean(kwargs, np.ones((2, 2, 2)), np.array([7.5, 15.0]))
+    assert got["mean_cost"] == 11.25 and got["orderings"] == 12
+    assert got["percentile_efficacy"] == pytest.approx(100.0 * 5.0 / 12)
+    with pytest.raises(ValueError, match="factors"):
+        percentile_of_mean(kwargs, np.ones((2, 2, 3)), np.array([7.5, 15.0]))
 
 
 def test_features_by_hand():
@@ -87,16 +122,37 @@ def test_features_by_hand():
     names = env.feature_names
     obs, _ = env.reset(seed=0)
     on = {n for n, v in zip(names, obs) if v}
-    assert on == {"spent_lt_left", "short_left", "long_left"}
+    assert on == {"less_time_spent_than_left", "short_left", "long_left"}
     obs, *_ = env.step(L)                # end 60, next booked 45: delayed 15
     on = {n for n, v in zip(names, obs) if v}
     # A short next ends at 90 = the following booking: not significantly delayed.
-    assert on == {"delayed", "spent_lt_left", "prev_long", "short_left", "long_left", "more_short_left"}
+    assert on == {"currently_delayed", "less_time_spent_than_left", "prev_is_long", "short_left", "long_left",
+                  "more_short_left"}
     obs, *_ = env.step(L)                # end 120, booked 90: 30 late; a short would end 150 > 135
     on = {n for n, v in zip(names, obs) if v}
-    assert {"delayed", "significantly_delayed", "progress_gt_25", "prev_long", "prev2_long",
-            "prev_equal"} <= on and "spent_lt_left" in on            # 120 < (6 - 2) * 45
+    assert {"currently_delayed", "significantly_delayed", "more_than_25pct_scheduled", "prev_is_long",
+            "second_prev_is_long", "prev_equal_to_second_prev"} <= on
+    assert "less_time_spent_than_left" in on            # 120 < (6 - 2) * 45
     obs, *_ = env.step(S)                # end 150, booked 135
     on = {n for n, v in zip(names, obs) if v}
-    assert {"progress_gt_25", "prev_short", "prev2_long", "prev_shorter", "delayed"} <= on
-    assert "progress_gt_50" not in on and "spent_lt_left" not in on   # 3 of 6 is not more than half; 150 >= 135
+    assert {"more_than_25pct_scheduled", "prev_is_short", "second_prev_is_long", "prev_shorter_than_second_prev",
+            "currently_delayed"} <= on
+    # 3 of 6 is not more than half; 150 >= 3 * 45
+    assert "more_than_50pct_scheduled" not in on and "less_time_spent_than_left" not in on
+
+
+def test_p3_features_count_tasks_and_let_a_break_end_a_delay():
+    env = AppointmentsEnv(problem="P3", noise=0.0, n_short=2, n_long=2, n_breaks=2)
+    names = env.feature_names
+    env.reset(seed=0)
+    for a in (L, L):                     # end 120, booked 90: 30 late
+        obs, *_ = env.step(a)
+    on = {n for n, v in zip(names, obs) if v}
+    # A short (buffer 15: 135-165 vs 135) and a long leave the next late, and so does a break
+    # (booked 90-150, starts 120 and shrinks to 45: ends 165 > 150): significantly delayed.
+    assert {"currently_delayed", "significantly_delayed", "more_than_25pct_scheduled", "break_available"} <= on
+    obs, *_ = env.step(B)                # 120-165; next booked 150
+    on = {n for n, v in zip(names, obs) if v}
+    # Progress counts tasks: 2 of 4 is not more than half (3 of 5 items would be).
+    assert "more_than_50pct_scheduled" not in on and {"prev_is_break", "second_prev_is_long"} <= on
+    assert "significantly_delayed" not in on            # a short next: 165-195 vs 195

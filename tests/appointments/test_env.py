@@ -11,6 +11,7 @@ import pytest
 
 import sysgym  # noqa: F401
 from sysgym.envs.appointments import AppointmentsEnv, AppointmentsVectorEnv, build_config
+from tests.isolation import run_isolated
 
 BAD_KWARGS = [
     ("n_short", -1), ("n_long", -2), ("n_breaks", -1), ("n_short", 65), ("n_breaks", 9), ("n_short", 2.5),
@@ -19,7 +20,8 @@ BAD_KWARGS = [
     ("break_elasticity", 61.0), ("noise", -0.1), ("noise", 1.5), ("alpha", 0.0), ("alpha", 1.0),
     ("alpha", 1.2), ("alpha", "half"), ("observation", "image"), ("invalid_action", "reject"),
     ("invalid_weight", -1.0), ("percentile", "always"), ("enumeration_limit", 0),
-    ("percentile_samples", 0), ("problem", "P4"),
+    ("percentile_samples", 0), ("problem", "P4"), ("enumeration_limit", 10**7 + 1),
+    ("percentile_samples", 10**5 + 1), ("break_model", "lunch"),
 ]
 
 
@@ -34,6 +36,44 @@ def test_no_task_at_all_and_a_misspelt_kwarg_are_refused():
         AppointmentsEnv(n_short=0, n_long=0)
     with pytest.raises(ValueError, match="alpha"):
         AppointmentsEnv(alpah=0.3)
+
+
+def test_a_huge_day_is_refused_with_sampling_suggested():
+    # 16 + 16 tasks: 601,080,390 orderings, beyond any exact enumeration we allow (10^7, well
+    # under a second a day); the message points to sampling, not to a larger limit.
+    with pytest.raises(ValueError, match="enumeration_limit"):
+        AppointmentsEnv(n_short=16, n_long=16, enumeration_limit=10**9)
+    with pytest.raises(ValueError, match="percentile='sample'") as refused:
+        AppointmentsEnv(n_short=16, n_long=16, enumeration_limit=10**7)
+    assert "raise enumeration_limit" not in str(refused.value)
+    with pytest.raises(ValueError, match="percentile_samples"):
+        AppointmentsEnv(n_short=16, n_long=16, percentile="sample", percentile_samples=10**7)
+
+
+def test_ctrl_c_interrupts_the_percentile_of_a_batch_between_days():
+    """SIGINT during the end-of-day ranking of 32 big days stops it after a day, not after all
+    (the ranking runs one day at a time and checks for signals between days)."""
+    code = """
+        import signal, sys
+        import numpy as np
+        from sysgym.envs.appointments import AppointmentsVectorEnv
+        # 11 + 11 tasks: 705,432 orderings a day, every one walked (short tasks first cost the
+        # most, so no subtree is cut).
+        vec = AppointmentsVectorEnv(num_envs=32, n_short=11, n_long=11, autoreset_mode="Disabled")
+        vec.reset(seed=0)
+        for a in [0] * 11 + [1] * 10:
+            vec.step(np.full(32, a))
+        signal.signal(signal.SIGALRM, lambda *_: signal.raise_signal(signal.SIGINT))
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        try:
+            vec.step(np.full(32, 1))
+            print("finished")
+        except KeyboardInterrupt:
+            ranked = int((vec._state["metrics"][:, 8] > 0).sum())
+            print("interrupted", ranked)
+    """
+    out = run_isolated(code, timeout=300).split()
+    assert out[0] == "interrupted" and int(out[1]) < 32, out
 
 
 def test_more_orderings_than_the_limit_need_sampling():

@@ -49,6 +49,7 @@ def random_kwargs(rng: np.random.Generator, problem: str) -> dict:
         kwargs["n_breaks"] = int(rng.integers(1, 3))
         kwargs["break_duration"] = float(rng.choice([60.0, 45.0]))
         kwargs["break_elasticity"] = float(rng.choice([15.0, 0.0, 30.0]))
+        kwargs["break_model"] = str(rng.choice(["paper", "slot"]))
     return kwargs
 
 
@@ -103,8 +104,10 @@ def test_random_days_match_the_reference(problem):
     assert invalid_seen > 20
 
 
-def test_every_labelled_state_matches_the_reference():
-    kwargs = {"n_short": 2, "n_long": 2, "n_breaks": 1, "noise": 0.2, "alpha": 0.3, "slot": 47.5}
+@pytest.mark.parametrize("break_model", ["paper", "slot"])
+def test_every_labelled_state_matches_the_reference(break_model):
+    kwargs = {"n_short": 2, "n_long": 2, "n_breaks": 2 if break_model == "paper" else 1, "noise": 0.2,
+              "alpha": 0.3, "slot": 47.5, "break_model": break_model}
     cfg = build_config(problem="P3", **kwargs)
     spec = ref.Spec.of(cfg)
     draws = oracle_draws(cfg, draws=2, seed=5)
@@ -115,6 +118,7 @@ def test_every_labelled_state_matches_the_reference():
         assert set(prefixes) == ref.reachable_prefixes(spec)
         for i, prefix in enumerate(prefixes):
             state = ref.State(spec, [[1.0] * 2, [1.0] * 2])
+            assert not state.over()
             for t in prefix:
                 state.place(t, factor=1.0)
             assert labels.features[i].astype(int).tolist() == state.features(), prefix
@@ -126,11 +130,13 @@ def test_every_labelled_state_matches_the_reference():
             assert labels.mask[i].tolist() == [math.isfinite(v) for v in expected]
 
 
-def test_percentile_of_given_orderings_matches_the_reference():
+@pytest.mark.parametrize("break_model", ["paper", "slot"])
+def test_percentile_of_given_orderings_matches_the_reference(break_model):
     rng = np.random.default_rng(11)
-    cfg = build_config(problem="P3", n_short=3, n_long=2, n_breaks=2, noise=0.5)
+    cfg = build_config(problem="P3", n_short=3, n_long=2, n_breaks=2, noise=0.5, break_model=break_model)
     spec = ref.Spec.of(cfg)
-    orderings = list(ref.orderings(cfg.counts))
+    orderings = list(ref.orderings(cfg.counts, spec.optional))
+    assert len(orderings) == cfg.orderings == len(set(orderings))
     for _ in range(20):
         factors = 1.0 + cfg.noise * (2.0 * rng.random((2, cfg.factor_columns)) - 1.0)
         seq = orderings[int(rng.integers(len(orderings)))]
