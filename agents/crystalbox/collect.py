@@ -142,7 +142,8 @@ def _collect(policy: Any, vec: Any, states: int, episodes: int, warmup: int, eve
     parts: dict[str, list[Any]] = {k: [] for k in ("obs", "features", "mask", "throughput", "episode_step",
                                                     "policy_action", "state", "action", "factual", "returns")}
     estimates: dict[str, list[np.ndarray]] = {name: [] for name in estimators}
-    bar = _progress(states if states < 10**12 else None, progress)
+    by_episodes = states >= 10**12     # a budget of episodes: the bar counts them (and shows an ETA)
+    bar = _progress(episodes if by_episodes else states, progress, "episode" if by_episodes else "state")
     start_time = time.perf_counter()
 
     obs, info = vec.reset(seed=seed, options=options())
@@ -172,7 +173,8 @@ def _collect(policy: Any, vec: Any, states: int, episodes: int, warmup: int, eve
                     _sample(vec, pi, forker, queries, estimators, rng, obs, info, np.asarray(action), rows, ids,
                             mode, episode_step, measured, parts, estimates)
                     taken += len(ids)
-                    bar.update(len(ids))
+                    if not by_episodes:
+                        bar.update(len(ids))
             obs, _, terminated, truncated, info = vec.step(action)
             step += 1
             episode_step += 1
@@ -181,6 +183,8 @@ def _collect(policy: Any, vec: Any, states: int, episodes: int, warmup: int, eve
                 measured[:, -1] = read_throughput(info)
             ended = terminated | truncated
             finished += int(ended.sum())
+            if by_episodes and ended.any():
+                bar.update(min(int(ended.sum()), episodes - bar.n))
             if ended.any():
                 obs, info = vec.reset(options={"reset_mask": ended, **options()})
                 episode_step[ended] = 0
@@ -236,6 +240,8 @@ def _sample(vec: Any, pi: Any, forker: Forker, queries: ActionQueries, estimator
 
 
 class _NoBar:
+    n = 0
+
     def update(self, n: int) -> None:
         pass
 
@@ -243,11 +249,12 @@ class _NoBar:
         pass
 
 
-def _progress(total: int | None, show: bool) -> Any:
+def _progress(total: int | None, show: bool, unit: str = "state") -> Any:
+    """A tqdm bar on stderr (count, rate and ETA) for the collection budget, or nothing."""
     if not show:
         return _NoBar()
     import sys
 
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="state", desc="collect", file=sys.stderr, dynamic_ncols=True)
+    return tqdm(total=total, unit=unit, desc="fitting rollouts", file=sys.stderr, dynamic_ncols=True)

@@ -3,7 +3,10 @@
 ``sysgym explain --policy runs/X | heuristic:NAME --env ID --episodes N --out DIR`` fits a
 CrystalBox explainer on N episodes of the policy (or loads one with ``--model``), then plays one
 fresh episode (seed + 10,000) and explains ``--states`` of its states, evenly spaced after the
-warm-up. It writes to DIR:
+warm-up. DIR is checked before any work (a non-empty folder needs ``--force``); env IDs read from
+a checkpoint or a model file must be registered sysgym IDs. Ctrl-C or SIGTERM stops it with exit
+status 130 and one line saying what was kept (the explainer once fitted, the explanations done).
+It writes to DIR (each file atomically):
 
 * ``crystalbox.pt`` — the explainer (plain data; ``CrystalBox.load``);
 * ``explanations.txt`` — one table per explained state, with "why A and not B";
@@ -16,15 +19,24 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from sysgym.agents.heuristics import heuristics_for
+from sysgym.envs.registry import registered_id
 from sysgym.envs.validate import integer
 from sysgym.overrides import split_overrides
 
+from ..runs import (
+    INTERRUPTED_EXIT,
+    atomic_write_text,
+    interrupted_message,
+    prepare_out_dir,
+    stop_signals,
+)
 from .collect import build_policy, owned_env
 from .explain import explain
 from .model import CrystalBox
@@ -49,9 +61,10 @@ def resolve_policy(spec: str, env_id: str | None) -> tuple[Any, str, dict[str, A
     from sysgym.agents.ppo.checkpoint import load_checkpoint, policy_from_checkpoint
 
     payload = load_checkpoint(path)
-    env_id = env_id or payload.get("env_id")
     if env_id is None:
-        raise ValueError(f"{payload['path']}: checkpoint has no env ID; pass --env")
+        if payload.get("env_id") is None:
+            raise ValueError(f"{payload['path']}: checkpoint has no env ID; pass --env")
+        env_id = registered_id(payload["env_id"], payload["path"])
     kwargs = dict(payload["config"].get("env_kwargs") or {})
     return policy_from_checkpoint(payload, deterministic=True), env_id, kwargs
 
@@ -68,10 +81,50 @@ def run_explain(args: argparse.Namespace) -> int:
     count = integer("--states", args.states, 1, 10_000)
     policy, env_id, env_kwargs = resolve_policy(args.policy, args.env)
     env_kwargs = {**env_kwargs, **_env_overrides(list(args.overrides or []))}
-    out = Path(args.out) if args.out else Path("runs") / f"explain_{env_id.split('/')[-1]}"
-
+    box = None
     if args.model:
         box = CrystalBox.load(args.model, policy=policy if hasattr(policy, "embed") else None)
+        fitted_on = box.meta.get("env_id")
+        if fitted_on is not None and fitted_on != env_id:
+            raise ValueError(f"{args.model}: this explainer was fitted on {fitted_on}, not {env_id}")
+    out = prepare_out_dir(args.out or Path("runs") / f"explain_{env_id.split('/')[-1]}",
+                          force=getattr(args, "force", False))
+    done = Done(out)
+    with stop_signals():
+        try:
+            return _run(args, box, policy, env_id, env_kwargs, episodes, count, done)
+        except KeyboardInterrupt:
+            print(interrupted_message("explain", done.kept()), file=sys.stderr)
+            return INTERRUPTED_EXIT
+
+
+class Done:
+    """What ``sysgym explain`` has finished so far (for the line printed on an interrupt)."""
+
+    def __init__(self, out: Path):
+        self.out = out
+        self.model: Path | None = None
+        self.records: list[dict[str, Any]] = []
+        self.texts: list[str] = []
+
+    def write(self) -> None:
+        """Write the explanations finished so far (atomically)."""
+        atomic_write_text(self.out / "explanations.txt", "\n\n".join(self.texts) + "\n")
+        atomic_write_text(self.out / "explanations.json", json.dumps(self.records, indent=1) + "\n")
+
+    def kept(self) -> str:
+        if self.model is None:
+            return "nothing kept (the explainer was still being fitted)"
+        if self.records:
+            self.write()
+        return (f"kept the explainer {self.model} and {len(self.records)} explained state(s) in "
+                f"{self.out}/explanations.txt")
+
+
+def _run(args: argparse.Namespace, box: CrystalBox | None, policy: Any, env_id: str, env_kwargs: dict[str, Any],
+         episodes: int, count: int, done: Done) -> int:
+    out = done.out
+    if box is not None:
         print(f"loaded {args.model}", file=sys.stderr)
     else:
         box, samples = CrystalBox.fit(policy, env_id, env_kwargs=env_kwargs, states=None, episodes=episodes,
@@ -80,27 +133,24 @@ def run_explain(args: argparse.Namespace) -> int:
         box.meta["policy_name"] = args.policy
         print(f"trained on {samples.num_states} states ({len(samples)} queries) from {samples.info['episodes']} "
               f"episodes", file=sys.stderr)
-    out.mkdir(parents=True, exist_ok=True)
-    model_path = box.save(out / "crystalbox.pt")
+    done.model = box.save(out / "crystalbox.pt")
 
-    explained = _explain_episode(box, policy, env_id, env_kwargs, args.seed + 10_000, count)
-    texts, records = [], []
-    for step, explanation in explained:
+    for step, explanation in _explain_episode(box, policy, env_id, env_kwargs, args.seed + 10_000, count):
         explanation.title = f"{env_id}, {args.policy}: step {step}"
         explanation.plot(out / f"state_{step:04d}.png")
-        texts.append(explanation.table())
-        records.append({"step": step, **explanation.to_dict()})
-    (out / "explanations.txt").write_text("\n\n".join(texts) + "\n")
-    (out / "explanations.json").write_text(json.dumps(records, indent=1) + "\n")
-    print("\n\n".join(texts))
-    print(f"\nexplainer: {model_path}\nexplanations: {out}/explanations.txt, {out}/explanations.json, "
-          f"{len(records)} charts {out}/state_*.png", file=sys.stderr)
+        done.texts.append(explanation.table())
+        done.records.append({"step": step, **explanation.to_dict()})
+    done.write()
+    print("\n\n".join(done.texts))
+    print(f"\nexplainer: {done.model}\nexplanations: {out}/explanations.txt, {out}/explanations.json, "
+          f"{len(done.records)} charts {out}/state_*.png", file=sys.stderr)
     return 0
 
 
 def _explain_episode(box: CrystalBox, policy: Any, env_id: str, env_kwargs: dict[str, Any], seed: int,
-                     count: int) -> list[tuple[int, Any]]:
-    """Play one episode with the policy; explain ``count`` states spread over it after the warm-up."""
+                     count: int) -> Iterator[tuple[int, Any]]:
+    """Play one episode with the policy; explain ``count`` states spread over it after the warm-up
+    (one at a time, as they are asked for)."""
     with owned_env(env_id, 1, env_kwargs) as vec:
         pi = build_policy(policy, vec)
         if hasattr(pi, "reset"):
@@ -117,4 +167,5 @@ def _explain_episode(box: CrystalBox, policy: Any, env_id: str, env_kwargs: dict
                 break
     steps = list(range(min(WARMUP, len(visited) - 1), len(visited)))
     picks = sorted({steps[int(k)] for k in np.linspace(0, len(steps) - 1, min(count, len(steps)))})
-    return [(k, explain(box, visited[k][:2], chosen=visited[k][2])) for k in picks]
+    for k in picks:
+        yield k, explain(box, visited[k][:2], chosen=visited[k][2])

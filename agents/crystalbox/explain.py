@@ -154,10 +154,9 @@ class Explanation:
         ax.set_title(title if title is not None else self.title, fontsize=9)
         ax.legend(fontsize=7, ncol=2 if len(shown) > 3 else 1)
         fig.tight_layout()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
-        return path
+        from ..runs import atomic_replace
+
+        return atomic_replace(Path(path), lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (JSON-able)."""

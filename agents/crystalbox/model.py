@@ -23,12 +23,23 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from ..serialization import dumps, load_torch_file, loads, space_from_data, space_to_data
+from sysgym.envs.registry import registered_id
+
+from ..runs import atomic_replace
+from ..serialization import (
+    check_finite_tensors,
+    dumps,
+    load_json_text,
+    load_torch_file,
+    loads,
+    space_from_data,
+    space_to_data,
+)
 from .actions import ActionQueries
 from .collect import build_policy, collect, owned_env
 from .features import embed, flat_size, flatten, resolve_mode
 from .normalise import Normaliser
-from .predictor import PredictorConfig, ReturnNetwork, train_network
+from .predictor import PredictorConfig, ReturnNetwork, check_sizes, train_network
 from .samples import Samples
 
 FORMAT = "sysgym-crystalbox/1"
@@ -137,7 +148,6 @@ class CrystalBox:
     def save(self, path: str | Path) -> Path:
         """Write the explainer (plain data, see the module docstring); returns the path."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         settings = {"components": list(self.components), "weights": self.weights.tolist(), "features": self.features,
                     "t_max": self.t_max, "gamma": self.gamma, "predictor": self.config.to_dict(),
                     "normaliser": self.normaliser.to_data(), "max_actions": self.queries.max_actions,
@@ -151,10 +161,7 @@ class CrystalBox:
         payload = {"format": FORMAT, "settings": dumps(settings), "meta": meta_text,
                    "spaces": json.dumps([space_to_data(self.observation_space), space_to_data(self.queries.space)]),
                    "model": self.net.state_dict()}
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        torch.save(payload, tmp)
-        tmp.replace(path)
-        return path
+        return atomic_replace(path, lambda tmp: torch.save(payload, tmp))
 
     @classmethod
     def load(cls, path: str | Path, policy: Any = None) -> CrystalBox:
@@ -169,28 +176,43 @@ class CrystalBox:
         try:
             settings = loads(payload["settings"])
             meta = loads(payload["meta"])
-            obs_data, act_data = json.loads(payload["spaces"])
+            if not isinstance(settings, dict) or not isinstance(meta, dict):
+                raise ValueError("settings and meta must be JSON objects")
+            if meta.get("env_id") is not None:
+                registered_id(meta["env_id"], str(path))
+            obs_data, act_data = load_json_text(payload["spaces"], f"{path}: spaces")
             observation_space, action_space = space_from_data(obs_data), space_from_data(act_data)
             queries = ActionQueries(action_space, settings["max_actions"], settings["alternatives"],
                                     settings["perturbations"])
             config = PredictorConfig.from_dict(settings["predictor"])
             normaliser = Normaliser.from_data(settings["normaliser"])
             components = tuple(settings["components"])
+            weights = np.asarray(settings["weights"], dtype=np.float64)
+            if weights.shape != (len(components),) or len(normaliser.lo) != len(components):
+                raise ValueError(f"{len(components)} components but {weights.size} weights and "
+                                 f"{len(normaliser.lo)} normaliser bounds")
+            if not np.all(np.isfinite(weights)):
+                raise ValueError("reward weights must be finite")
             features = settings["features"]
             if features not in ("observation", "embed"):
                 raise ValueError(f"unknown features {features!r}")
-            if features == "observation" and settings["in_features"] != flat_size(observation_space):
+            in_features = check_sizes(settings["in_features"], queries.width, len(components), config, str(path))
+            if features == "observation" and in_features != flat_size(observation_space):
                 raise ValueError("input size does not match the observation space")
-            net = ReturnNetwork(int(settings["in_features"]), queries.width, queries.discrete, len(components), config)
+            check_finite_tensors(payload["model"], path, "CrystalBox model")
+            net = ReturnNetwork(in_features, queries.width, queries.discrete, len(components), config)
             net.load_state_dict(payload["model"])
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
-            raise ValueError(f"{path}: damaged sysgym CrystalBox model: {str(error).splitlines()[0]}") from None
+            message = str(error).splitlines()[0] if str(error).strip() else type(error).__name__
+            if message.startswith(str(path)):
+                raise ValueError(message) from None
+            raise ValueError(f"{path}: damaged sysgym CrystalBox model: {message}") from None
         if features == "embed":
             if policy is None:
                 raise ValueError(f"{path} explains from the policy's embedding: pass the policy "
                                  f"({meta.get('policy_name', 'the one it was fitted on')})")
             resolve_mode("embed", policy)
-        return cls(net, normaliser, queries, observation_space, components, np.asarray(settings["weights"]),
+        return cls(net, normaliser, queries, observation_space, components, weights,
                    features, int(settings["t_max"]), float(settings["gamma"]), config, policy=policy, meta=meta)
 
 

@@ -1,7 +1,7 @@
 """CrystalBox's learned return predictor: one Gaussian per reward component, trained by NLL.
 
 Architecture (Patel et al., AAAI 2024, section 5 and appendix A.5; sizes from their {64, 128,
-256}): the input is the state's features x (observation or policy embedding, standardised with
+256, 512}): the input is the state's features x (observation or policy embedding, standardised with
 the training mean and deviation, stored as buffers) and the action a (one-hot for discrete
 actions, the raw vector for continuous ones). A shared trunk
 
@@ -35,12 +35,12 @@ from torch import nn
 from sysgym.envs.validate import integer, number
 
 MIN_STD = 1e-4
-SIZES = (64, 128, 256)
+SIZES = (64, 128, 256, 512)
 
 
 @dataclass
 class PredictorConfig:
-    """Network and training settings (``hidden``/``tail_hidden`` from the paper's {64, 128, 256})."""
+    """Network and training settings (``hidden``/``tail_hidden`` from the paper's {64, 128, 256, 512})."""
 
     hidden: int = 128
     tail_hidden: int = 64
@@ -82,6 +82,26 @@ class PredictorConfig:
         if unknown:
             raise ValueError(f"unknown predictor settings {unknown}")
         return cls(**known)
+
+
+def parameter_count(in_features: int, action_width: int, components: int, config: PredictorConfig) -> int:
+    """Weights of the :class:`ReturnNetwork` these sizes build (computed without building it, so
+    that sizes read from a file are bounded before anything is allocated)."""
+    h, t = config.hidden, config.tail_hidden
+    return (in_features * h + h + action_width * h + (config.layers - 1) * (h * h + h)
+            + h * components * t + components * t + action_width * components * t + components * t * 2 + components * 2)
+
+
+def check_sizes(in_features: Any, action_width: int, components: int, config: PredictorConfig, where: str) -> int:
+    """``in_features`` as an int, after refusing sizes whose network would be too large."""
+    from ..serialization import check_parameter_count
+
+    if isinstance(in_features, bool) or not isinstance(in_features, (int, np.integer)) or in_features < 1:
+        raise ValueError(f"{where}: in_features must be a positive integer, got {in_features!r}")
+    if components < 1:
+        raise ValueError(f"{where}: the explainer needs at least one reward component")
+    check_parameter_count(parameter_count(int(in_features), action_width, components, config), where)
+    return int(in_features)
 
 
 class ReturnNetwork(nn.Module):
@@ -150,6 +170,7 @@ def train_network(x: np.ndarray, state: np.ndarray, action: np.ndarray, y: np.nd
     y = np.asarray(y, dtype=np.float32)
     if len(y) == 0 or not np.all(np.isfinite(y)) or not np.all(np.isfinite(x)):
         raise ValueError("training data must be non-empty and finite")
+    check_sizes(x.shape[1], action_width, y.shape[1], config, "CrystalBox predictor")
     previous = torch.get_num_threads()
     torch.set_num_threads(config.torch_threads)   # small networks only lose from more threads
     try:
@@ -227,6 +248,11 @@ def _fit(net: ReturnNetwork, params: list[torch.Tensor], lr: float, epochs: int,
         for start in range(0, len(order), config.batch_size):
             batch = order[start:start + config.batch_size]
             loss = _loss(net, data, batch, config.nll_beta)
+            if not torch.isfinite(loss):
+                setting = "finetune_lr" if stage == "finetune" else "lr"
+                raise ValueError(f"CrystalBox predictor: the training loss became non-finite (NaN or infinity) "
+                                 f"in {stage} epoch {history['finetune_epochs' if stage == 'finetune' else 'epochs'] + 1}; "
+                                 f"lower {setting} (now {lr:g})")
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
