@@ -24,7 +24,7 @@ TORN = '''
     from sysgym.envs import snapshot
     from sysgym.envs.dag import DAGVectorEnv
 
-    B, T, PAUSE_EVERY = 64, 240, 20
+    B, T, PAUSE_EVERY = 64, 120, 15
 
     def digest(arrays):
         h = hashlib.sha256()
