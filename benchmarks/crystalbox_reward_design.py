@@ -1,55 +1,59 @@
-"""CrystalBox for reward design (the paper's Fig. 5): why does an ABR policy lower the bitrate
-although its buffer is healthy, under three rebuffering penalties?
+"""CrystalBox for reward design (the paper's section 7.4 and Fig. 5): why does an ABR policy lower
+the bitrate although its buffer is healthy, under several rebuffering penalties?
 
-For each penalty mu in ``--penalties`` (default 4.3, 10, 25 in QoE units per second of stall) a
-policy optimised for the QoE with ``rebuffer_penalty=mu`` is explained: by default robustMPC,
-which plans with the env's own QoE (so each penalty gives a different controller), or with
-``--policy ppo`` a PPO agent trained on that QoE (the paper trains Pensieve-style RL agents; our
-PPO preset collapses to the lowest level on ABR within a few hundred thousand steps, so PPO
-needs ``--ppo-steps`` well beyond that or a tuned recipe). A CrystalBox explainer is fitted on
-each policy (training traces). On the held-out test traces we sample states where the
-policy picks a lower level than the last one although the buffer holds at least ``--healthy``
-seconds, and contrast its action with "keep the last bitrate": the dominant component of the
-predicted difference (and of the ground-truth difference, from forking both actions) says what
-the policy is buying by going down. The table gives how often each component dominates, per
-penalty; the chart is written to ``--out``.
+For each penalty mu in ``--penalties`` (QoE units per second of stall; default 4.3 — Pensieve's
+and the env's default — and two of the paper's three weights, 25 and 100) two kinds of policy
+optimised for the QoE with ``rebuffer_penalty=mu`` are explained:
 
-``python -m benchmarks.crystalbox_reward_design [--quick] [--penalties 4.3,10,25] [--ppo-steps N]
-[--train-states N] [--test-states N] [--healthy S]``
+* ``robust_mpc`` plans with the env's own QoE, so each penalty gives a different controller;
+* ``ppo`` is retrained per penalty, as the paper does with its learned controller (``--ppo-steps``
+  steps with the ABR recipe of :mod:`benchmarks.crystalbox_common`; the mu = 4.3 agent is the one
+  ``crystalbox_fidelity`` trains, cached under ``runs/crystalbox/``).
+
+A CrystalBox explainer is fitted on each policy on the training traces. On the held-out test
+traces we sample states where the policy picks a lower level than the last one although the
+buffer holds at least ``--healthy`` seconds, and contrast its action with the steady one (keep the
+last bitrate): the dominant component is, as in the paper, the one with the largest absolute
+difference between the two actions' predicted returns. The same is computed on the ground truth
+(both actions forked on the future the episode really has): per state (one realised future, so
+rare stalls rarely show) and on the mean difference over all such states (an unbiased estimate
+of the mean expected difference, which is what CrystalBox predicts). The table gives how often
+each component dominates, per policy and penalty; the chart is written to ``--out``.
+
+``python -m benchmarks.crystalbox_reward_design --results benchmarks/results/crystalbox/reward_design.txt``
+(``--quick`` for tiny budgets; ``--policies robust_mpc,ppo --penalties 4.3,25,100 --ppo-steps N
+--train-states N --test-states N --healthy S``)
 """
 
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.crystalbox_common import RUNS
-from sysgym.agents.crystalbox import CrystalBox, Explanation, collect
+from benchmarks.crystalbox_common import ABR_PPO, RUNS, Report, abr_train_traces, ppo_policy
+from sysgym.agents.crystalbox import CrystalBox, collect
 from sysgym.bench import format_table
 
 ENV_ID = "sysgym/ABR-v0"
+DEFAULT_MU = 4.3   # the env's default rebuffer penalty (Pensieve's linear QoE)
 
 
-def make_policy(kind: str, mu: float, steps: int, seed: int):
+def make_policy(kind: str, mu: float, steps: int, seed: int, log=print):
     if kind == "robust_mpc":
         from sysgym.agents.heuristics.abr import RobustMPC
 
         return RobustMPC
     if kind != "ppo":
-        raise ValueError(f"--policy must be robust_mpc or ppo, got {kind!r}")
-    from sysgym.agents.ppo import load_policy, train
+        raise ValueError(f"--policies takes robust_mpc and ppo, got {kind!r}")
+    return ppo_policy(ENV_ID, train_kwargs(mu), ABR_PPO, steps, seed, log)
 
-    out = RUNS / f"ppo_abr_mu{mu:g}_{steps}_s{seed}"
-    if (out / "checkpoint.pt").is_file():
-        return load_policy(out)
-    start = time.perf_counter()
-    policy, _ = train(ENV_ID, steps=steps, out_dir=out, seed=seed, progress=False, tensorboard=False,
-                      env_kwargs={"traces": "train", "rebuffer_penalty": mu})
-    print(f"  PPO with rebuffer_penalty={mu:g}: {steps} steps in {time.perf_counter() - start:.0f} s", flush=True)
-    return policy
+
+def train_kwargs(mu: float) -> dict:
+    """The training env's kwargs; the default penalty is left implicit so that the agent is shared
+    with ``crystalbox_fidelity``'s."""
+    return {"traces": "train"} if mu == DEFAULT_MU else {"traces": "train", "rebuffer_penalty": mu}
 
 
 def downshifts(samples, env, healthy: float) -> tuple[list[int], np.ndarray]:
@@ -65,9 +69,10 @@ def downshifts(samples, env, healthy: float) -> tuple[list[int], np.ndarray]:
     return [int(s) for s in np.flatnonzero(keep)], last
 
 
-def dominant(components, returns_a, returns_b) -> str:
-    e = Explanation(components, np.array([0, 1]), ["a", "b"], np.stack([returns_a, returns_b]), np.ones((2, len(components))))
-    return e.contrast_at(0, 1).dominant
+def dominant(returns_a: np.ndarray, returns_b: np.ndarray) -> int:
+    """The paper's dominant component (section 7.4): the largest absolute difference between the
+    decomposed returns of the two actions (index into the components)."""
+    return int(np.argmax(np.abs(np.asarray(returns_a, dtype=np.float64) - np.asarray(returns_b, dtype=np.float64))))
 
 
 def bar_chart(path: Path, penalties: list[float], components: tuple[str, ...], predicted: np.ndarray,
@@ -95,60 +100,93 @@ def bar_chart(path: Path, penalties: list[float], components: tuple[str, ...], p
     fig.savefig(path, dpi=110)
 
 
-def main(quick_mode: bool = False, argv: list[str] | None = None) -> None:
+def analyse(policy_kind: str, mu: float, args, report) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """One table row, and the shares of dominant components (predicted, truth) for one policy and penalty."""
     import gymnasium as gym
 
+    kwargs = {"traces": "train", "rebuffer_penalty": mu}
+    policy = make_policy(policy_kind, mu, args.ppo_steps, args.seed, report)
+    box, _ = CrystalBox.fit(policy, ENV_ID, env_kwargs=kwargs, states=args.train_states, num_envs=64,
+                            seed=args.seed, predictor={"epochs": args.epochs, "finetune_epochs": 10})
+    test_kwargs = {**kwargs, "traces": "test"}
+    samples = collect(policy, ENV_ID, env_kwargs=test_kwargs, states=args.test_states, num_envs=64, warmup=2,
+                      every=2, seed=args.seed + 1)
+    env = gym.make(ENV_ID, **test_kwargs)
+    states, last = downshifts(samples, env, args.healthy)
+    components = samples.components
+    c = len(components)
+    count_pred, count_true = np.zeros(c), np.zeros(c)
+    diff_pred, diff_true = np.zeros(c), np.zeros(c)
+    agree = 0
+    for s in states:
+        a, keep = int(samples.policy_action[s]), int(last[s])
+        rows_a = (samples.state == s) & (samples.action == a)
+        rows_k = (samples.state == s) & (samples.action == keep)
+        mean, _ = box.predict(samples.inputs(box.features)[s:s + 1], np.array([a, keep]))
+        p = dominant(mean[0], mean[1])
+        t = dominant(samples.returns[rows_a][0], samples.returns[rows_k][0])
+        count_pred[p] += 1
+        count_true[t] += 1
+        diff_pred += mean[0] - mean[1]
+        diff_true += samples.returns[rows_a][0] - samples.returns[rows_k][0]
+        agree += p == t
+    n = max(len(states), 1)
+    factual = samples.returns[samples.factual].sum(axis=1).mean()
+    row = [policy_kind, f"{mu:g}", str(samples.num_states), f"{factual:+.2f}", str(len(states))]
+    row += [f"{count_pred[k] / n:.2f} ({count_true[k] / n:.2f})" for k in range(c)]
+    row += [f"{agree / n:.2f}" if states else "-"]
+    row += ["-" if not states else
+            f"{components[dominant(diff_pred, np.zeros(c))]} ({components[dominant(diff_true, np.zeros(c))]})"]
+    row += ["-" if not states else " / ".join(f"{diff_pred[k] / n:+.2f} ({diff_true[k] / n:+.2f})" for k in range(c))]
+    return row, count_pred / n, count_true / n
+
+
+def main(quick_mode: bool = False, argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--penalties", default="4.3,10,25")
-    parser.add_argument("--policy", default="robust_mpc", help="robust_mpc or ppo")
-    parser.add_argument("--ppo-steps", type=int, default=500_000)
+    parser.add_argument("--penalties", default="4.3,25,100")
+    parser.add_argument("--policies", default="robust_mpc,ppo", help="comma list of robust_mpc, ppo")
+    parser.add_argument("--ppo-steps", type=int, default=300_000)
     parser.add_argument("--train-states", type=int, default=4000)
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--test-states", type=int, default=3000)
     parser.add_argument("--healthy", type=float, default=10.0, help="buffer (s) counted as healthy")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(RUNS))
+    parser.add_argument("--results", default=None, help="also write what is printed to this file")
     args = parser.parse_args(argv if argv is not None else (["--quick"] if quick_mode else None))
     if args.quick:
         args.ppo_steps, args.train_states, args.epochs, args.test_states = 20_000, 300, 20, 300
     penalties = [float(p) for p in args.penalties.split(",")]
-    rows, predicted, truth = [], [], []
-    components = None
-    for mu in penalties:
-        kwargs = {"traces": "train", "rebuffer_penalty": mu}
-        policy = make_policy(args.policy, mu, args.ppo_steps, args.seed)
-        box, _ = CrystalBox.fit(policy, ENV_ID, env_kwargs=kwargs, states=args.train_states, num_envs=64,
-                                seed=args.seed, predictor={"epochs": args.epochs, "finetune_epochs": 10})
-        test_kwargs = {**kwargs, "traces": "test"}
-        samples = collect(policy, ENV_ID, env_kwargs=test_kwargs, states=args.test_states, num_envs=64, warmup=2,
-                          every=2, seed=args.seed + 1)
-        env = gym.make(ENV_ID, **test_kwargs)
-        states, last = downshifts(samples, env, args.healthy)
-        components = samples.components
-        count_pred, count_true = np.zeros(len(components)), np.zeros(len(components))
-        agree = 0
-        for s in states:
-            a, keep = int(samples.policy_action[s]), int(last[s])
-            rows_a = (samples.state == s) & (samples.action == a)
-            rows_k = (samples.state == s) & (samples.action == keep)
-            mean, _ = box.predict(samples.inputs(box.features)[s:s + 1], np.array([a, keep]))
-            p = components.index(dominant(components, mean[0], mean[1]))
-            t = components.index(dominant(components, samples.returns[rows_a][0], samples.returns[rows_k][0]))
-            count_pred[p] += 1
-            count_true[t] += 1
-            agree += p == t
-        n = max(len(states), 1)
-        predicted.append(count_pred / n)
-        truth.append(count_true / n)
-        rows.append([f"{mu:g}", str(samples.num_states), str(len(states))]
-                    + [f"{count_pred[c] / n:.2f} ({count_true[c] / n:.2f})" for c in range(len(components))]
-                    + [f"{agree / n:.2f}" if states else "-"])
-    print(f"policy: {args.policy}; (truth) = the same contrast on the forked ground-truth returns\n")
-    print(format_table(rows, ["rebuffer penalty", "test states", "down-switches, buffer >= "
-                              f"{args.healthy:g} s"] + [f"{c} dominates: CrystalBox (truth)" for c in components]
-                       + ["CrystalBox = truth"]))
-    bar_chart(Path(args.out) / f"reward_design_{args.policy}.png", penalties, components, np.array(predicted), np.array(truth))
+    kinds = [k.strip() for k in args.policies.split(",")]
+    report = Report(args.results)
+    report(f"budget: explainer fitted on {args.train_states} states of the {len(abr_train_traces())} shipped training "
+           f"traces (abr/train); down-switches sampled among {args.test_states} states (every 2nd chunk) of the "
+           f"shipped test traces (abr/test, disjoint); PPO {args.ppo_steps} steps per penalty on the training "
+           f"traces; seed {args.seed}")
+    rows, shares = [], {}
+    components = tuple(gym_components())
+    for kind in kinds:
+        for mu in penalties:
+            row, predicted, truth = analyse(kind, mu, args, report)
+            rows.append(row)
+            shares[kind, mu] = (predicted, truth)
+    report("\ndominant component = largest absolute difference between the two actions' returns (the paper's "
+           "rule); CrystalBox (truth): truth = the same on the forked ground-truth returns of the realised "
+           "future; 'of the mean difference' = the rule applied to the mean over the down-switch states\n")
+    report(format_table(rows, ["policy", "rebuffer penalty", "test states", "mean factual return",
+                               f"down-switches, buffer >= {args.healthy:g} s"]
+                        + [f"{c} dominates" for c in components]
+                        + ["CrystalBox = truth", "of the mean difference", "mean difference per component"]))
+    for kind in kinds:
+        bar_chart(Path(args.out) / f"reward_design_{kind}.png", penalties, components,
+                  np.array([shares[kind, mu][0] for mu in penalties]), np.array([shares[kind, mu][1] for mu in penalties]))
+
+
+def gym_components() -> list[str]:
+    import gymnasium as gym
+
+    return list(gym.make(ENV_ID).unwrapped.reward_components)
 
 
 if __name__ == "__main__":
