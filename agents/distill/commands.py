@@ -1,11 +1,17 @@
 """``sysgym distill``: distil a teacher into a tree or rule, write it out and compare the two.
 
 Writes ``<out>/tree.{txt,dot,png,json}`` (``rule.*`` for rules), ``iterations.csv`` (the DAgger
-log) and ``report.md`` (the table also printed on stdout): teacher vs student return and family
-metric on held-out seeds, fidelity (agreement with the teacher on held-out teacher states, overall
-and on the critical ones), model size, masked fallbacks and decision latency (µs per ``act`` call
-on a single env). Only :func:`add_arguments` is imported to build the parser; everything heavy
-is imported by :func:`run_distill`.
+log), ``iterations/`` (every iterate's student) and ``report.md`` (the table also printed on
+stdout): teacher vs student return and family metric on the test episodes, fidelity (agreement
+with the teacher on held-out teacher states, overall and on the critical ones), model size,
+masked fallbacks and decision latency (µs per ``act`` call on a single env).
+
+Seeds: training episodes, the selection episodes that choose the iterate and the test episodes
+that score it are pairwise disjoint (checked before any work; printed and written to the report
+as ``selection episodes: seeds A-B`` / ``test episodes: seeds C-D``). ``--out`` is checked before
+any work; each finished iteration is saved as it goes, and Ctrl-C or SIGTERM keeps them and exits
+with status 130 and one line. Only :func:`add_arguments` is imported to build the parser;
+everything heavy is imported by :func:`run_distill`.
 """
 
 from __future__ import annotations
@@ -46,12 +52,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--samples", type=int, default=2000, help="states collected per iteration")
     p.add_argument("--beta", type=float, default=0.0, help="teacher share beta_i = beta**i (iteration 0: 1)")
     p.add_argument("--num-envs", type=int, default=16, help="sub-envs collecting states")
-    p.add_argument("--eval-episodes", type=int, default=8, help="held-out episodes per iterate")
-    p.add_argument("--eval-seed", type=int, default=1_000_000, help="first held-out seed")
+    p.add_argument("--selection-episodes", "--eval-episodes", dest="eval_episodes", type=int, default=8,
+                   help="episodes scoring each iterate to choose the student")
+    p.add_argument("--selection-seed", "--eval-seed", dest="eval_seed", type=int, default=1_000_000,
+                   help="first seed of the selection episodes")
+    p.add_argument("--test-episodes", type=int, default=16,
+                   help="episodes scoring the chosen student and the teacher (none of them chose it)")
+    p.add_argument("--test-seed", type=int, default=2_000_000,
+                   help="first seed of the test episodes (fidelity states: the seeds after them)")
     p.add_argument("--fidelity-samples", type=int, default=2000, help="held-out teacher states for fidelity")
     p.add_argument("--latency-decisions", type=int, default=500, help="act calls timed per policy")
     p.add_argument("--seed", type=int, default=0, help="first training seed")
-    p.add_argument("--out", default=None, help="output folder (default: runs/distill_<env>_<student>)")
+    p.add_argument("--out", default=None, help="output folder (default: runs/distill_<env>_<student>); "
+                   "must be empty or new unless --force")
+    p.add_argument("--force", action="store_true", help="write into a non-empty --out folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("overrides", nargs="*", metavar="env.key=value")
 
@@ -73,17 +87,58 @@ def parse_env_overrides(items: list[str]) -> dict[str, Any]:
 
 
 def run_distill(args: argparse.Namespace) -> int:
+    import signal
     import sys
-    from pathlib import Path
+    import time
 
+    from sysgym.agents.runs import (
+        INTERRUPTED_EXIT,
+        interrupted_message,
+        prepare_out_dir,
+        stop_signals,
+    )
     from sysgym.bench import format_table
 
-    from .dagger import DistillConfig, distill
+    from .dagger import (
+        MAX_EPISODES,
+        MAX_SAMPLES,
+        MAX_SEED,
+        DistillConfig,
+        distill,
+        remaining_seconds,
+    )
     from .envs import EnvMaker
+    from .outputs import RunFiles
+    from .seeds import check_disjoint, collection_bound, describe, episode_range
     from .students import make_student
     from .teachers import resolve_teacher
 
     overrides = parse_env_overrides(args.overrides)
+    for name, lo, hi in (("fidelity_samples", 1, MAX_SAMPLES), ("latency_decisions", 1, MAX_LATENCY_DECISIONS),
+                         ("test_episodes", 1, MAX_EPISODES), ("test_seed", 0, MAX_SEED)):
+        value = getattr(args, name)
+        if not lo <= value <= hi:
+            raise ValueError(f"--{name.replace('_', '-')} must be in [{lo}, {hi:,}], got {value}")
+    if not 0 < args.time_limit <= MAX_TIME_LIMIT:  # NaN fails too
+        raise ValueError(f"--time-limit must be in (0, {MAX_TIME_LIMIT:g}] seconds, got {args.time_limit}")
+    config = DistillConfig(iterations=args.iterations, samples=args.samples, beta=args.beta,
+                           num_envs=args.num_envs, critical=args.critical, threshold=args.threshold,
+                           weighting=args.weighting, q_source=args.q_source, horizon=args.horizon,
+                           gamma=args.gamma, rollouts=args.rollouts, eval_episodes=args.eval_episodes,
+                           eval_seed=args.eval_seed, seed=args.seed)
+    config.check()
+    test = episode_range(args.test_seed, args.test_episodes)
+    fidelity_first = args.test_seed + args.test_episodes
+    check_disjoint({"training episodes": config.training_seeds(), "selection episodes": config.selection_seeds(),
+                    "test episodes": test,
+                    "fidelity states": collection_bound(fidelity_first, args.fidelity_samples, args.num_envs)})
+    student_kwargs: dict[str, Any] = {"cart": {"max_depth": args.max_depth, "max_leaf_nodes": args.max_leaves},
+                                      "optimal": {"max_depth": args.max_depth, "max_nodes": args.max_nodes,
+                                                  "max_thresholds": args.max_thresholds or 16,
+                                                  "time_limit": args.time_limit},
+                                      "rules": {"max_literals": args.literals, "form": args.form,
+                                                "max_thresholds": args.max_thresholds}}[args.student]
+    student = make_student(args.student, **student_kwargs)
     path_teacher = not (args.teacher.startswith("heuristic:") or args.teacher == "oracle")
     teacher = resolve_teacher(args.teacher, args.env) if path_teacher else None
     env_id = args.env or (teacher.env_id if teacher else None)
@@ -92,74 +147,98 @@ def run_distill(args: argparse.Namespace) -> int:
     env_kwargs = {**(teacher.env_kwargs if teacher else {}), **overrides}
     if teacher is None:
         teacher = resolve_teacher(args.teacher, env_id)
-    config = DistillConfig(iterations=args.iterations, samples=args.samples, beta=args.beta,
-                           num_envs=args.num_envs, critical=args.critical, threshold=args.threshold,
-                           weighting=args.weighting, q_source=args.q_source, horizon=args.horizon,
-                           gamma=args.gamma, rollouts=args.rollouts, eval_episodes=args.eval_episodes,
-                           eval_seed=args.eval_seed, seed=args.seed)
-    student_kwargs: dict[str, Any] = {"cart": {"max_depth": args.max_depth, "max_leaf_nodes": args.max_leaves},
-                                      "optimal": {"max_depth": args.max_depth, "max_nodes": args.max_nodes,
-                                                  "max_thresholds": args.max_thresholds or 16,
-                                                  "time_limit": args.time_limit},
-                                      "rules": {"max_literals": args.literals, "form": args.form,
-                                                "max_thresholds": args.max_thresholds}}[args.student]
-    student = make_student(args.student, **student_kwargs)
-    for name in ("fidelity_samples", "latency_decisions"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
-    result = distill(env_id, teacher, student, env_kwargs=env_kwargs, config=config,
-                     progress=not args.no_progress, log=lambda line: print(line, file=sys.stderr))
-    out = Path(args.out or f"runs/distill_{env_id.split('/')[-1]}_{args.student}")
-    paths = result.policy.save_all(out)
-    _write_log(out / "iterations.csv", result)
-    report = compare(EnvMaker(env_id, env_kwargs), teacher, result, config, args.fidelity_samples,
-                     args.latency_decisions)
-    table = format_table(report, ["", "teacher", "student"])
-    head = (f"{env_id}: {teacher.name} -> {args.student} (iterate {result.best} of {len(result.iterates)}), "
-            f"held-out seeds from {config.eval_seed}")
-    (out / "report.md").write_text(f"{head}\n\n{table}\n")
+    out = prepare_out_dir(args.out or f"runs/distill_{env_id.split('/')[-1]}_{args.student}", force=args.force)
+    head = f"{env_id}: {teacher.name} -> {args.student}"
+    files = RunFiles(out, head, [describe("training episodes (at most)", config.training_seeds()),
+                                 describe("selection episodes", config.selection_seeds()),
+                                 describe("test episodes", test)], config.iterations)
+    log = lambda line: print(line, file=sys.stderr)  # noqa: E731
+    began = time.perf_counter()
+
+    def on_iterate(it, finished) -> None:
+        files.iterate(it, finished)
+        # the comparison after DAgger: teacher and student on the test episodes, fidelity states
+        per_episode = sum(i.phases["select"] for i in finished) / len(finished) / config.eval_episodes
+        first = finished[0].phases
+        tail = 2 * args.test_episodes * per_episode + \
+            (first["collect"] + first["label"]) * args.fidelity_samples / config.samples
+        left = remaining_seconds([i.seconds for i in finished], config.iterations) + tail
+        log(f"DAgger {len(finished)}/{config.iterations} done after {_clock(time.perf_counter() - began)}; "
+            f"whole run: about {_clock(left)} left")
+
+    previous_sigint = signal.getsignal(signal.SIGINT)
+    try:
+        with stop_signals():
+            result = distill(env_id, teacher, student, env_kwargs=env_kwargs, config=config,
+                             progress=not args.no_progress, log=log, on_iterate=on_iterate)
+            report, fidelity_seeds = compare(EnvMaker(env_id, env_kwargs), teacher, result, config,
+                                             args.fidelity_samples, args.latency_decisions, args.test_seed,
+                                             args.test_episodes)
+            used = {"training episodes": result.training_seeds, "selection episodes": result.selection_seeds,
+                    "test episodes": test, "fidelity states": fidelity_seeds}
+            check_disjoint(used)  # the bounds checked before the work hold these
+            files.seeds = seeds = [describe(name, r) for name, r in used.items()]
+            files.head = (f"{head} (iterate {result.best} of {len(result.iterates)}, chosen on the selection "
+                          "episodes; scores on the test episodes)")
+            table = format_table(report, ["", "teacher", "student"])
+            paths = files.finish(result, table)
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the saving short
+        try:
+            print(interrupted_message("distill", files.interrupted()), file=sys.stderr)
+        finally:
+            signal.signal(signal.SIGINT, previous_sigint)
+        return INTERRUPTED_EXIT
     print(result.policy.text())
-    print(head + "\n")
+    print(files.head + "\n")
+    print("\n".join(seeds) + "\n")
     print(table)
-    print(f"\nwrote {', '.join(str(p) for p in paths.values())}, {out / 'iterations.csv'}, {out / 'report.md'}",
-          file=sys.stderr)
+    print(f"\nwrote {', '.join(str(p) for p in paths.values())}, {out / 'iterations.csv'}, {out / 'report.md'}, "
+          f"{out / 'iterations'}/ (every iterate) in {_clock(time.perf_counter() - began)}", file=sys.stderr)
     return 0
 
 
-def _write_log(path, result) -> None:
-    rows = [it.row() for it in result.iterates]
-    keys = ["iteration", "beta", "aggregate", "kept", "eval_return", "eval_metric", "size", "seconds"]
-    lines = [",".join(keys)] + [",".join(str(r[k]).replace(",", ";") for k in keys) for r in rows]
-    path.write_text("\n".join(lines) + f"\n# best iterate: {result.best}\n")
+MAX_LATENCY_DECISIONS = 1_000_000
+MAX_TIME_LIMIT = 7 * 86400.0
 
 
-def compare(maker, teacher, result, config, fidelity_samples: int, latency_decisions: int) -> list[list[str]]:
-    """Rows of the teacher-vs-student table (see the module docstring)."""
-    import itertools
+def _clock(seconds: float) -> str:
+    """``"42 s"``, ``"3 min 05 s"``, ``"2 h 07 min"``."""
+    s = int(round(max(seconds, 0.0)))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
+
+def compare(maker, teacher, result, config, fidelity_samples: int, latency_decisions: int, test_seed: int,
+            test_episodes: int) -> tuple[list[list[str]], tuple[int, int]]:
+    """Rows of the teacher-vs-student table (see the module docstring), scored on the test episodes
+    ``test_seed`` .. ``test_seed + test_episodes - 1`` and on teacher states from the seeds after
+    them; also the seeds those states came from."""
     import numpy as np
 
     from .critical import select_critical
     from .qvalues import simulate_q
     from .rollouts import collect, decision_latency, evaluate, fidelity
+    from .seeds import SeedCounter
 
     policy = result.policy
-    episodes, seed = config.eval_episodes, config.eval_seed
-    teacher_eval = evaluate(maker, teacher.build, episodes, seed)
+    teacher_eval = evaluate(maker, teacher.build, test_episodes, test_seed)
     policy.decisions = policy.fallbacks = 0
-    student_eval = evaluate(maker, lambda env: policy, episodes, seed)
+    student_eval = evaluate(maker, lambda env: policy, test_episodes, test_seed)
     fallbacks = f"{policy.fallbacks} of {policy.decisions}"
-    # held-out teacher states (seeds past the evaluation episodes)
-    held = itertools.count(seed + episodes)
+    held = SeedCounter(test_seed + test_episodes)  # teacher states past the test episodes
     values = teacher.values is not None
     data, bank = collect(maker, teacher, None, 1.0, fidelity_samples, held, num_envs=config.num_envs,
-                         rng=np.random.default_rng(seed), record_states=not values, teacher_values=values)
+                         rng=np.random.default_rng(test_seed), record_states=not values, teacher_values=values)
     note = ""
     critical = None
     try:
         if bank is not None:
             data.q = simulate_q(maker, bank, data.mask, teacher, horizon=config.horizon, gamma=config.gamma,
-                                rollouts=config.rollouts, batch=config.batch, seed=seed)
+                                rollouts=config.rollouts, batch=config.batch, seed=test_seed)
         fraction = config.critical if config.critical is not None or config.threshold is not None else 0.3
         critical = select_critical(data.criticality(), fraction, config.threshold)
         note = f" ({int(critical.sum())} states)"
@@ -168,15 +247,17 @@ def compare(maker, teacher, result, config, fidelity_samples: int, latency_decis
     agree = fidelity(policy, data, critical)
     size = policy.size()
     metric = result.metric
-    rows = [["mean return", f"{teacher_eval.mean_return():.4g}", f"{student_eval.mean_return():.4g}"]]
+    rows = [[f"mean return ({test_episodes} test episodes)", f"{teacher_eval.mean_return():.4g}",
+             f"{student_eval.mean_return():.4g}"]]
     if metric:
         rows.append([f"mean {metric}", f"{teacher_eval.mean(metric):.4g}", f"{student_eval.mean(metric):.4g}"])
     rows += [
         [f"fidelity, {len(data)} held-out states", "1", f"{agree['fidelity']:.3f}"],
         [f"fidelity, critical states{note}", "1", f"{agree.get('fidelity_critical', float('nan')):.3f}"],
         ["size", "-", ", ".join(f"{v} {k}" for k, v in size.items())],
-        ["masked fallbacks (held-out episodes)", "-", fallbacks],
-        ["decision latency (µs, median, single env)", f"{decision_latency(maker, teacher.build, latency_decisions, seed):.1f}",
-         f"{decision_latency(maker, lambda env: policy, latency_decisions, seed):.1f}"],
+        ["masked fallbacks (test episodes)", "-", fallbacks],
+        ["decision latency (µs, median, single env)",
+         f"{decision_latency(maker, teacher.build, latency_decisions, test_seed):.1f}",
+         f"{decision_latency(maker, lambda env: policy, latency_decisions, test_seed):.1f}"],
     ]
-    return rows
+    return rows, held.used()

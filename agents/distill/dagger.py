@@ -13,13 +13,18 @@ beta: a number p gives beta_i = p**i (p = 0, the default, is VIPER's and IRL's s
 student drives from iteration 1 on; p = 0.5 is Ross et al.'s decay), a list gives beta_i directly
 (its last value repeats). Iteration 0 always follows the teacher (there is no student yet).
 
-Seeds: training episodes use seeds ``seed``, ``seed + 1``, ... in order of their start; held-out
-episodes use ``eval_seed``, ``eval_seed + 1``, ... (keep the ranges apart).
+Seeds: training episodes use seeds ``seed``, ``seed + 1``, ... in order of their start; the
+selection episodes that pick the iterate use ``eval_seed``, ``eval_seed + 1``, ...; the two ranges
+must be disjoint (checked before any work, :mod:`~sysgym.agents.distill.seeds`). The selection
+score of the returned iterate is biased upwards (it won the selection): score it on other seeds
+(``sysgym distill`` does, on its test episodes).
+
+Every size setting is bounded before anything is allocated (``MAX_*`` below), so a setting such
+as ``rollouts=10**9`` is a one-line ValueError, not gigabytes of index arrays.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 import sys
 import time
@@ -37,10 +42,24 @@ from .policies import DistilledPolicy, policy_for
 from .qvalues import simulate_q
 from .rollouts import FAMILY_METRICS, collect, evaluate
 from .samples import WEIGHTINGS, Samples, training_set
+from .seeds import SeedCounter, SeedRange, check_disjoint, collection_bound, episode_range
 from .students import make_student
 from .teachers import Teacher, check_spaces, resolve_teacher
 
 Q_SOURCES = ("auto", "simulate", "teacher")
+
+# Bounds of the size settings (checked before any work).
+MAX_ITERATIONS = 1000
+MAX_SAMPLES = 1_000_000            # states collected per iteration
+MAX_AGGREGATE = 10_000_000         # states over all iterations
+MAX_AGGREGATE_BYTES = 4 * 2**30    # their features, float32
+MAX_NUM_ENVS = 4096
+MAX_HORIZON = 10_000
+MAX_ROLLOUTS = 1000
+MAX_BATCH = 65_536
+MAX_EPISODES = 100_000
+MAX_FORKS = 20_000_000             # (state, action, rollout) forks labelled in one call
+MAX_SEED = 2**62
 
 
 @dataclass
@@ -71,11 +90,19 @@ class DistillConfig:
     seed: int = 0
 
     def check(self) -> None:
-        for name, lo in (("iterations", 1), ("samples", 1), ("num_envs", 1), ("horizon", 1), ("rollouts", 1),
-                         ("batch", 1), ("eval_episodes", 1), ("seed", 0), ("eval_seed", 0)):
+        for name, lo, hi in (("iterations", 1, MAX_ITERATIONS), ("samples", 1, MAX_SAMPLES),
+                             ("num_envs", 1, MAX_NUM_ENVS), ("horizon", 1, MAX_HORIZON),
+                             ("rollouts", 1, MAX_ROLLOUTS), ("batch", 1, MAX_BATCH),
+                             ("eval_episodes", 1, MAX_EPISODES), ("seed", 0, MAX_SEED), ("eval_seed", 0, MAX_SEED)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
-                raise ValueError(f"{name} must be an int >= {lo}, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
+                raise ValueError(f"{name} must be an int in [{lo}, {hi:,}], got {value!r}")
+        if self.iterations * self.samples > MAX_AGGREGATE:
+            raise ValueError(f"iterations x samples = {self.iterations * self.samples:,} states; at most "
+                             f"{MAX_AGGREGATE:,} (lower iterations or samples)")
+        if self.samples * self.rollouts > MAX_FORKS:
+            raise ValueError(f"samples x rollouts = {self.samples * self.rollouts:,} forks per action; at most "
+                             f"{MAX_FORKS:,} (lower rollouts or samples)")
         if not (isinstance(self.gamma, (int, float)) and 0.0 <= self.gamma <= 1.0):
             raise ValueError(f"gamma must be in [0, 1], got {self.gamma!r}")
         if self.weighting not in WEIGHTINGS:
@@ -84,6 +111,15 @@ class DistillConfig:
             raise ValueError(f"q_source must be one of {Q_SOURCES}, got {self.q_source!r}")
         select_critical(np.zeros(1), self.critical, self.threshold)  # validates both
         self.betas()
+        check_disjoint({"training episodes": self.training_seeds(), "selection episodes": self.selection_seeds()})
+
+    def training_seeds(self) -> SeedRange:
+        """Every seed the training episodes may use (the run reports the ones it used)."""
+        return collection_bound(self.seed, self.samples, self.num_envs, self.iterations)
+
+    def selection_seeds(self) -> SeedRange:
+        """The seeds of the episodes that choose the iterate."""
+        return episode_range(self.eval_seed, self.eval_episodes)
 
     def betas(self) -> list[float]:
         if isinstance(self.beta, (int, float)) and not isinstance(self.beta, bool):
@@ -115,11 +151,31 @@ class Iterate:
     size: dict[str, int]
     seconds: float
     policy: DistilledPolicy = field(repr=False)
+    phases: dict[str, float] = field(default_factory=dict)  # seconds: collect, label, fit, select
 
     def row(self) -> dict[str, Any]:
         out = asdict(self)
         out.pop("policy")
         return out
+
+
+def remaining_seconds(durations: Sequence[float], total: int) -> float:
+    """Predicted seconds of iterations ``len(durations)`` .. ``total - 1``.
+
+    Iterations grow (the aggregate a student is fit on grows by the same amount each time), so
+    the prediction follows the least-squares line through the finished iterations' durations,
+    never sloping down; with one finished iteration, every later one is predicted to take as long.
+    """
+    done = len(durations)
+    if done == 0 or total <= done:
+        return 0.0
+    y = np.asarray(durations, dtype=np.float64)
+    x = np.arange(done, dtype=np.float64)
+    slope = 0.0
+    if done >= 2:
+        slope = max(0.0, float(np.sum((x - x.mean()) * (y - y.mean())) / np.sum((x - x.mean()) ** 2)))
+    ahead = np.arange(done, total, dtype=np.float64)
+    return float(np.sum(np.maximum(y.mean() + slope * (ahead - x.mean()), 0.0)))
 
 
 @dataclass
@@ -132,6 +188,8 @@ class DistillResult:
     data: Samples
     metric: str | None
     log: list[str]
+    training_seeds: SeedRange = (0, -1)   # the seeds the training episodes used
+    selection_seeds: SeedRange = (0, -1)  # the seeds of the episodes that chose ``best``
 
 
 def plain(value: Any) -> Any:
@@ -166,10 +224,15 @@ def _value_source(config: DistillConfig, teacher: Teacher) -> str | None:
 
 def distill(env_id: str, teacher: Any, student: Any = "cart", *, env_kwargs: dict[str, Any] | None = None,
             config: DistillConfig | None = None, progress: bool = False,
-            log: Callable[[str], None] | None = None, **student_kwargs: Any) -> DistillResult:
+            log: Callable[[str], None] | None = None,
+            on_iterate: Callable[[Iterate, list[Iterate]], None] | None = None,
+            **student_kwargs: Any) -> DistillResult:
     """Distil ``teacher`` (see :func:`~sysgym.agents.distill.teachers.resolve_teacher`) into
     ``student`` (a name for :func:`~sysgym.agents.distill.students.make_student` with
-    ``student_kwargs``, or an object with ``fit``) on ``env_id``; see the module docstring."""
+    ``student_kwargs``, or an object with ``fit``) on ``env_id``; see the module docstring.
+
+    ``on_iterate(iterate, finished)`` is called after every iteration (e.g. to save it, so an
+    interrupted run keeps its finished iterations)."""
     config = config or DistillConfig()
     config.check()
     maker = EnvMaker(env_id, dict(env_kwargs or {}))
@@ -188,6 +251,7 @@ def distill(env_id: str, teacher: Any, student: Any = "cart", *, env_kwargs: dic
         actions = action_names(probe, int(probe.action_space.n))
     finally:
         probe.close()
+    _check_sizes(config, len(names), len(actions))
     if hasattr(student, "check_actions"):
         student.check_actions(len(actions))
     source = _value_source(config, teacher)
@@ -199,7 +263,7 @@ def distill(env_id: str, teacher: Any, student: Any = "cart", *, env_kwargs: dic
         if log is not None:
             log(text)
 
-    seeds = itertools.count(config.seed)
+    seeds = SeedCounter(config.seed)
     rng = np.random.default_rng(config.seed)
     parts: list[Samples] = []
     iterates: list[Iterate] = []
@@ -207,16 +271,19 @@ def distill(env_id: str, teacher: Any, student: Any = "cart", *, env_kwargs: dic
     betas = config.betas()
     for i, beta in enumerate(betas):
         start = time.perf_counter()
+        phases: dict[str, float] = {}
         bar = _bar(progress, config.samples, f"DAgger {i + 1}/{len(betas)}")
         try:
             batch, bank = collect(maker, teacher, current, beta, config.samples, seeds, num_envs=config.num_envs,
                                   rng=rng, record_states=source in ("simulate", "bootstrap"),
                                   teacher_values=source == "teacher", iteration=i, progress=bar.update)
+            phases["collect"] = time.perf_counter() - start
             if bank is not None:
                 bar.set_postfix_str("simulating Q")
                 batch.q = simulate_q(maker, bank, batch.mask, teacher, horizon=config.horizon, gamma=config.gamma,
                                      rollouts=config.rollouts, batch=config.batch, seed=config.seed + i,
                                      bootstrap=teacher.state_value if source == "bootstrap" else None)
+            phases["label"] = time.perf_counter() - start - phases["collect"]
             parts.append(batch)
             data = Samples.concat(parts)
             keep = select_critical(data.criticality(), config.critical, config.threshold) \
@@ -228,23 +295,49 @@ def distill(env_id: str, teacher: Any, student: Any = "cart", *, env_kwargs: dic
                     "config": plain(asdict(config))}
             policy = policy_for(model, names, actions, shape, meta)
             bar.set_postfix_str("evaluating")
+            mark = time.perf_counter()
+            phases["fit"] = mark - start - phases["collect"] - phases["label"]
             result = evaluate(maker, lambda env, p=policy: p, config.eval_episodes, config.eval_seed)
+            phases["select"] = time.perf_counter() - mark
         finally:
             bar.close()
         it = Iterate(i, beta, len(data), int(keep.sum()), result.mean_return(),
                      result.mean(metric) if metric else float("nan"), policy.size(),
-                     time.perf_counter() - start, policy)
+                     time.perf_counter() - start, policy, phases)
         iterates.append(it)
         current = policy
-        say(f"iteration {i}: beta {beta:.3g}, {len(data)} states ({it.kept} kept), held-out return "
+        say(f"iteration {i}: beta {beta:.3g}, {len(data)} states ({it.kept} kept), selection return "
             f"{it.eval_return:.4g}" + (f", {metric} {it.eval_metric:.4g}" if metric else "") +
             f", size {it.size}, {it.seconds:.1f} s")
-    best = max(range(len(iterates)), key=lambda k: (iterates[k].eval_return, -k))
-    say(f"best iterate: {best} (held-out return {iterates[best].eval_return:.4g} over {config.eval_episodes} "
-        f"episodes from seed {config.eval_seed})")
+        if on_iterate is not None:
+            on_iterate(it, list(iterates))
+    best = best_iterate(iterates)
+    selection = config.selection_seeds()
+    say(f"best iterate: {best} (selection return {iterates[best].eval_return:.4g} over {config.eval_episodes} "
+        f"episodes, seeds {selection[0]}-{selection[1]})")
     chosen = iterates[best].policy
     chosen.meta["chosen_iterate"] = best
-    return DistillResult(chosen, best, iterates, Samples.concat(parts), metric, lines)
+    return DistillResult(chosen, best, iterates, Samples.concat(parts), metric, lines, seeds.used(), selection)
+
+
+def best_iterate(iterates: Sequence[Iterate]) -> int:
+    """The iterate with the highest selection return (the earliest among equals)."""
+    if not iterates:
+        raise ValueError("no finished iterate to choose from")
+    return max(range(len(iterates)), key=lambda k: (iterates[k].eval_return, -k))
+
+
+def _check_sizes(config: DistillConfig, features: int, actions: int) -> None:
+    """The bounds that need the env's feature and action counts."""
+    size = config.iterations * config.samples * features * 4
+    if size > MAX_AGGREGATE_BYTES:
+        raise ValueError(f"{config.iterations} iterations x {config.samples:,} states x {features} features "
+                         f"would take {size / 2**30:.1f} GiB (at most {MAX_AGGREGATE_BYTES / 2**30:.0f} GiB); "
+                         "lower iterations or samples")
+    forks = config.samples * config.rollouts * actions
+    if config.needs_values and forks > MAX_FORKS:
+        raise ValueError(f"samples x rollouts x {actions} actions = {forks:,} forks per iteration (at most "
+                         f"{MAX_FORKS:,}); lower rollouts or samples")
 
 
 class _NoBar:

@@ -16,6 +16,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from sysgym.agents.runs import atomic_replace, atomic_write_text
+from sysgym.agents.serialization import check_file_size, load_json_text
+from sysgym.envs.registry import registered_id
+
 from . import export
 from .features import Layout, as_layout, flatten, layout_size
 from .rules import FORMS, Rule
@@ -102,15 +106,12 @@ class DistilledPolicy:
         raise NotImplementedError
 
     def save(self, path: str | Path) -> Path:
-        """Write the JSON model file (loads back with :func:`load_student`)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """Write the JSON model file atomically (loads back with :func:`load_student`)."""
         data = {"format": FORMAT, "kind": self.kind, "feature_names": list(self.feature_names),
                 "action_names": list(self.action_names),
                 "observation": [[k, list(shape)] for k, shape in self.observation],
                 "model": self._model_data(), "meta": self.meta}
-        path.write_text(json.dumps(data, indent=1, allow_nan=False) + "\n")
-        return path
+        return atomic_write_text(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
 
     @staticmethod
     def load(path: str | Path) -> DistilledPolicy:
@@ -118,15 +119,17 @@ class DistilledPolicy:
         return load_student(path)
 
     def save_all(self, out_dir: str | Path, stem: str | None = None) -> dict[str, Path]:
-        """``<stem>.txt``, ``.dot``, ``.png`` and ``.json`` in ``out_dir`` (stem: tree / rule)."""
+        """``<stem>.txt``, ``.dot``, ``.png`` and ``.json`` in ``out_dir`` (stem: tree / rule), each
+        written atomically."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         stem = stem or self.kind
         paths = {"txt": out / f"{stem}.txt", "dot": out / f"{stem}.dot", "png": out / f"{stem}.png",
                  "json": out / f"{stem}.json"}
-        paths["txt"].write_text(self.text())
-        paths["dot"].write_text(self.dot())
-        self.figure().savefig(paths["png"], dpi=120)
+        atomic_write_text(paths["txt"], self.text())
+        atomic_write_text(paths["dot"], self.dot())
+        figure = self.figure()
+        atomic_replace(paths["png"], lambda tmp: figure.savefig(tmp, format="png", dpi=120))
         self.save(paths["json"])
         return paths
 
@@ -260,10 +263,8 @@ def load_student(path: str | Path) -> TreePolicy | RulePolicy:
         path = found[0]
     if not path.is_file():
         raise FileNotFoundError(f"distilled model not found: {path}")
-    try:
-        data = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path}: not a JSON model file: {error}") from None
+    check_file_size(path, "distilled model file")
+    data = load_json_text(path.read_bytes(), f"{path}: not a JSON model file")
     r = _Reader(path)
     if r.get(data, "format", "format") != FORMAT:
         raise r.fail("format", f"expected {FORMAT!r}, got {data.get('format')!r}")
@@ -279,6 +280,8 @@ def load_student(path: str | Path) -> TreePolicy | RulePolicy:
     meta = data.get("meta", {})
     if not isinstance(meta, dict):
         raise r.fail("meta", "must be an object")
+    if meta.get("env_id") is not None:  # whoever makes this env from the file must not import code
+        registered_id(meta["env_id"], f"{path}: meta.env_id")
     model = r.get(data, "model", "model")
     f, a = len(features), len(actions)
     if kind == "tree":

@@ -83,15 +83,28 @@ def _oracle(env_id: str | None, draws: int) -> Teacher:
 
 def _ppo(path: Path) -> Teacher:
     from sysgym.agents.ppo.checkpoint import load_checkpoint, policy_from_checkpoint
+    from sysgym.agents.serialization import check_finite_tensors
+    from sysgym.envs.registry import registered_id
 
     payload = load_checkpoint(path)
+    where = payload.get("path", str(path))
+    # a NaN weight makes the teacher take action 0 everywhere: refuse the file, not distil it
+    check_finite_tensors({k: payload.get(k) for k in ("model", "obs_normalization", "extra")}, where,
+                         "PPO checkpoint")
+    env_id = payload.get("env_id")
+    if env_id is not None:  # read from the file: it must not make gymnasium import a module
+        registered_id(env_id, where)
     policy = policy_from_checkpoint(payload, deterministic=True)
     rms = (payload.get("extra") or {}).get("return_rms")
     # with reward normalisation the critic predicts returns divided by this scale
     scale = float(np.sqrt(float(rms["var"]) + 1e-8)) if rms else 1.0
-    kwargs = dict(payload["config"].get("env_kwargs") or {})
+    if not np.isfinite(scale):
+        raise ValueError(f"{where}: PPO checkpoint holds a non-finite return scale (extra.return_rms)")
+    kwargs = payload["config"].get("env_kwargs") or {}
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"{where}: PPO checkpoint config.env_kwargs must be a mapping")
     return Teacher(f"ppo:{path}", lambda env: policy, state_value=lambda obs: np.asarray(policy.value(obs)) * scale,
-                   env_id=payload.get("env_id"), env_kwargs=kwargs, spaces=payload["spaces"])
+                   env_id=env_id, env_kwargs=dict(kwargs), spaces=payload["spaces"])
 
 
 def check_spaces(teacher_spaces: tuple[Any, Any] | None, env: Any, where: str) -> None:
