@@ -79,9 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="steps/s of every environment, single and native vector")
     p.add_argument("--env", action="append", help="environment ID (repeatable; default: all)")
-    p.add_argument("--steps", type=int, default=20000, help="single-env steps")
-    p.add_argument("--calls", type=int, default=200, help="vector step calls")
-    p.add_argument("--num-envs", type=int, default=256)
+    bounded, limits = sysgym.bench.bounded_int, sysgym.bench   # one-line argparse errors out of range
+    p.add_argument("--steps", type=bounded(1, limits.MAX_STEPS), default=20000, help="single-env steps")
+    p.add_argument("--calls", type=bounded(1, limits.MAX_CALLS), default=200, help="vector step calls")
+    p.add_argument("--num-envs", type=bounded(1, limits.MAX_NUM_ENVS), default=256, help="native vector sub-envs")
     p.add_argument("--quick", action="store_true", help="a few seconds per env")
     p.set_defaults(func=cmd_bench)
 
