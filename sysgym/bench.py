@@ -20,6 +20,29 @@ import sysgym  # noqa: F401  (registers the environments)
 
 Policy = Callable[[Any, dict[str, Any]], Any]
 
+# Bounds of ``sysgym bench``'s arguments: a rate needs at least one step, and the largest values
+# keep one run within minutes and the native vector env's buffers within a few GB.
+MAX_STEPS = 10_000_000      # single-env steps
+MAX_CALLS = 1_000_000       # native vector env step calls
+MAX_NUM_ENVS = 16_384       # sub-envs of the native vector env
+
+
+def bounded_int(low: int, high: int) -> Callable[[str], int]:
+    """An argparse ``type``: an integer in ``[low, high]``, else argparse's one-line error."""
+    import argparse
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low:,} and {high:,}, got {value:,}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
 
 @dataclass
 class Throughput:
