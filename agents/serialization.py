@@ -243,6 +243,12 @@ def load_torch_file(path: str | Path, what: str) -> Any:
         raise ValueError(f"{path}: not a readable {what}: {first}") from None
 
 
+def check_inflated_size(path: Path, what: str) -> None:
+    """A ValueError if the zip archive ``path`` would inflate past ``MAX_INFLATED_BYTES`` (a zip
+    bomb); files that are not zip archives pass (their own reader refuses them)."""
+    _check_inflated_size(path, what)
+
+
 def _check_inflated_size(path: Path, what: str) -> None:
     # torch files are zip archives: refuse one that would inflate past the bound (a zip bomb)
     import zipfile

@@ -9,8 +9,10 @@ Per agent: train PPO (:class:`sysgym.agents.ppo.PPOTrainer`, the family preset p
 below, seed 0, one process) or copy a checkpoint another script trained (``source``), copy the
 checkpoint to ``sysgym/reference/<name>.pt`` and write ``<name>.json``: the env, the training
 command and budget, the sha256 of the weights, the action mode (``deterministic``; fixed here, not
-chosen on the test suite) and the agent's scorecard rows on its suite (same seeds as every
-benchmark run). The wall times in the metadata are from a shared 2-core machine.
+chosen on the test suite), ``training_data`` (the sha256 of every input file it trained on) and
+the agent's scorecard rows on the held-out cases of its suite (same seeds as every benchmark run);
+a case sharing any input file with its training data is not scored (``not_scored`` says why).
+The wall times in the metadata are from a shared 2-core machine.
 
 Agents marked ``planned`` are copied only when named with ``--only``: the PPO agents of the
 reproduction scripts (``paper_pensieve``, ``paper_aurora``, ``paper_egs``: their budgets and
@@ -32,6 +34,8 @@ from typing import Any
 import sysgym
 from sysgym import reference
 from sysgym.agents.heuristics import family_of
+from sysgym.agents.runs import atomic_write_text
+from sysgym.benchmark.heldout import split_label, training_data
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,7 @@ AGENTS = [
                   "--out benchmarks/results/pensieve --run-dir runs/pensieve",
           note="PPO on Pensieve's own training traces (fcc_train) with the Envivio video, chunk 0 at the "
                "default level, seed 0, greedy; needs ../shared/data/abr to retrain and to score, not to run; "
-               "its fcc_train score is on its own training traces, norway_train is held out",
+               "scored on the held-out norway_train only (fcc_train trained it)",
           abr_data=True),
     Agent("sysgym/CC-v0", 2_000_000, source="benchmarks/results/aurora/policy.pt",
           command="nice -n 10 python -m benchmarks.paper_aurora --steps 2000000 4000000 --seeds 3 "
@@ -121,24 +125,29 @@ def _cli(value: Any) -> str:
     return ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
 
 
-def score(agent: Agent, weights: Path, episodes: int | None, jobs: int, abr_data: str) -> dict[str, Any]:
-    """The agent's scorecard rows on its family's suite (cases played on its env ID)."""
+def score(agent: Agent, weights: Path, episodes: int | None, jobs: int, abr_data: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """The agent's scorecard rows on the held-out cases of its family's suite (cases played on its
+    env ID), and the cases left out because they share input files with its training data."""
     from sysgym.benchmark import benchmark
 
     if agent.abr_data and not Path(abr_data).is_dir():
         raise FileNotFoundError(f"{abr_data}: {agent.name} is scored on the real ABR traces; pass --abr-data DIR")
     card = benchmark(str(weights), suite=family_of(agent.env_id), episodes=episodes, jobs=jobs,
                      sample=not agent.deterministic, progress=True, abr_data=abr_data if agent.abr_data else None)
-    rows = {}
+    rows, left_out = {}, {}
     for e in card.envs:
         if e.run.skipped or e.run.env_id != agent.env_id:
             continue
-        rows[e.case.name] = {"suite": e.suite.identity(), "metric": e.suite.primary.name, "episodes": e.run.episodes,
+        if e.trained_on:
+            left_out[e.case.name] = e.trained_on
+            continue
+        rows[e.case.name] = {"suite": e.suite.identity(), "split": split_label(e.case) or "seeds >= 10000000",
+                             "metric": e.suite.primary.name, "episodes": e.run.episodes,
                              "mean": e.mean, "ci": list(e.ci), "random": e.row_mean("random"),
                              "best_baseline": e.best, "best": e.row_mean(e.best), "score": e.score.score,
                              "score_ci": list(e.score.score_ci), "gap": None if not e.oracle else e.score.gap,
                              "rank": f"{e.rank} of {e.ranked}"}
-    return rows
+    return rows, left_out
 
 
 def ship(agent: Agent, weights: Path, record: dict[str, Any], folder: Path, episodes: int | None, jobs: int,
@@ -146,15 +155,19 @@ def ship(agent: Agent, weights: Path, record: dict[str, Any], folder: Path, epis
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{agent.name}.pt"
     shutil.copyfile(weights, target)
+    trained_with = record.get("config", {}).get("env_kwargs") or agent.env_kwargs
     meta = {"env_id": agent.env_id, "weights": target.name, "sha256": hashlib.sha256(target.read_bytes()).hexdigest(),
             "loader": agent.loader, "deterministic": agent.deterministic, "env_kwargs": agent.env_kwargs,
-            "sysgym_version": sysgym.__version__, "training": record, "scores": {}}
+            "sysgym_version": sysgym.__version__, "training": record,
+            "training_data": training_data(agent.env_id, trained_with), "scores": {}}
     path = folder / f"{agent.name}.json"
-    path.write_text(json.dumps(meta, indent=1) + "\n")         # loadable before it is scored
-    meta["scores"] = score(agent, target, episodes, jobs, abr_data)
+    atomic_write_text(path, json.dumps(meta, indent=1) + "\n")         # loadable before it is scored
+    meta["scores"], left_out = score(agent, target, episodes, jobs, abr_data)
+    if left_out:
+        meta["not_scored"] = {case: f"not held out: {why}" for case, why in left_out.items()}
     if not meta["scores"]:
-        raise RuntimeError(f"{agent.name}: no suite case plays {agent.env_id}; nothing to score it on")
-    path.write_text(json.dumps(meta, indent=1, allow_nan=False) + "\n")
+        raise RuntimeError(f"{agent.name}: no held-out suite case plays {agent.env_id}; nothing to score it on")
+    atomic_write_text(path, json.dumps(meta, indent=1, allow_nan=False) + "\n")
     return path
 
 

@@ -24,6 +24,7 @@ import sysgym
 
 from . import runner
 from .policies import parse
+from .runlog import RunLog
 from .suites import Case, Suite, case_hash
 
 FORMAT = "sysgym-benchmark-reference/1"
@@ -58,15 +59,15 @@ def input_values(case: Case, name: str, n: int) -> np.ndarray:
 
 
 def compute(pairs: list[tuple[Suite, Case]], episodes: int | None = None, jobs: int = 1,
-            progress: bool = False) -> dict[tuple[str, str], dict[str, Row]]:
-    """Play (or compute) every reference row of the given cases."""
+            progress: bool = False, log: RunLog | None = None) -> dict[tuple[str, str], dict[str, Row]]:
+    """Play (or compute) every reference row of the given cases (``log``: see :func:`runner.run`)."""
     items, order = [], []
     for suite, case in pairs:
         for ref in case.references:
             if not ref.policy.startswith("input:"):
                 items.append((parse(ref.policy), suite, case))
                 order.append(ref)
-    runs = iter(runner.run(items, episodes, jobs, progress, desc="baselines"))
+    runs = iter(runner.run(items, episodes, jobs, progress, desc="baselines", log=log))
     out: dict[tuple[str, str], dict[str, Row]] = {}
     for suite, case in pairs:
         rows = {}
@@ -116,19 +117,36 @@ def write(data: dict[str, Any], path: str | Path = FILE) -> Path:
     """Indented JSON with each list of numbers on one line (a row per line in diffs)."""
     text = json.dumps(data, indent=1, allow_nan=False)
     text = re.sub(r"\[\n\s+([^\[\]{}]*?)\n\s*\]", lambda m: "[" + re.sub(r",\n\s+", ", ", m.group(1)) + "]", text)
-    path = Path(path)
-    path.write_text(text + "\n")
-    return path
+    from sysgym.agents.runs import atomic_write_text
+
+    return atomic_write_text(path, text + "\n")
 
 
 def load(path: str | Path = FILE) -> dict[str, Any]:
     """The shipped reference data (an empty one if the file is missing)."""
+    from sysgym.agents.serialization import check_file_size, load_json_text
+    from sysgym.envs.registry import registered_id
+
     path = Path(path)
     if not path.is_file():
         return {"format": FORMAT, "suites": {}}
-    data = json.loads(path.read_text())
-    if data.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a sysgym benchmark reference file (format {data.get('format')!r})")
+    check_file_size(path, "benchmark reference file")
+    data = load_json_text(path.read_bytes(), str(path))
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        found = data.get("format") if isinstance(data, dict) else None
+        raise ValueError(f"{path}: not a sysgym benchmark reference file (format {found!r})")
+    if not isinstance(data.get("suites"), dict):
+        raise ValueError(f"{path}: field 'suites' must be an object")
+    for name, suite in data["suites"].items():
+        cases = suite.get("cases") if isinstance(suite, dict) else None
+        if not isinstance(cases, dict):
+            raise ValueError(f"{path}: suites.{name}.cases must be an object")
+        for case, entry in cases.items():
+            where = f"{path}: suites.{name}.cases.{case}"
+            if not (isinstance(entry, dict) and isinstance(entry.get("hash"), str)
+                    and type(entry.get("episodes")) is int and isinstance(entry.get("rows"), dict)):
+                raise ValueError(f"{where}: needs 'hash' (string), 'episodes' (integer) and 'rows' (object)")
+            registered_id(entry.get("env_id"), where)
     return data
 
 
@@ -138,14 +156,17 @@ def shipped_rows(data: dict[str, Any], suite: Suite, case: Case, n: int) -> dict
     entry = data.get("suites", {}).get(suite.name, {}).get("cases", {}).get(case.name)
     if entry is None or entry["hash"] != case_hash(case, suite.primary) or entry["episodes"] < n:
         return None
-    return {name: Row(name, r["role"], r["policy"],
-                      np.array([np.nan if v is None else v for v in r["values"][:n]], dtype=np.float64),
-                      {k: np.nan if v is None else v for k, v in r["secondary"].items()}, r.get("note", ""))
-            for name, r in entry["rows"].items()}
+    try:
+        return {name: Row(name, str(r["role"]), str(r["policy"]),
+                          np.array([np.nan if v is None else v for v in r["values"][:n]], dtype=np.float64),
+                          {k: np.nan if v is None else float(v) for k, v in r["secondary"].items()}, r.get("note", ""))
+                for name, r in entry["rows"].items()}
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise ValueError(f"reference rows of {suite.name}/{case.name}: damaged ({type(error).__name__}: {error})") from None
 
 
 def rows_for(pairs: list[tuple[Suite, Case, int]], data: dict[str, Any] | None = None, jobs: int = 1,
-             progress: bool = False) -> tuple[dict[tuple[str, str], dict[str, Row]], list[str]]:
+             progress: bool = False, log: RunLog | None = None) -> tuple[dict[tuple[str, str], dict[str, Row]], list[str]]:
     """Reference rows for each (suite, case, episodes): shipped when the file has them, played here
     otherwise. Returns the rows and the keys of the cases whose rows were played in this run."""
     data = load() if data is None else data
@@ -159,6 +180,6 @@ def rows_for(pairs: list[tuple[Suite, Case, int]], data: dict[str, Any] | None =
             rows[(suite.name, case.name)] = found
     played = []
     for n, group in missing.items():
-        rows.update(compute(group, episodes=n, jobs=jobs, progress=progress))
+        rows.update(compute(group, episodes=n, jobs=jobs, progress=progress, log=log))
         played += [f"{s.name}/{c.name}" for s, c in group]
     return rows, played

@@ -31,7 +31,6 @@ import functools
 import hashlib
 import importlib
 import importlib.util
-import json
 import os
 import sys
 import zipfile
@@ -138,9 +137,7 @@ def parse(text: str, sample: bool = False) -> PolicySpec:
         _sb3_algorithm(path)   # a readable SB3 zip of a known algorithm
         return PolicySpec("sb3", str(path.resolve()), sample)
     if Path(text).exists():
-        from sysgym.agents.ppo.checkpoint import load_checkpoint
-
-        payload = load_checkpoint(text)  # ValueError if it is not a sysgym PPO checkpoint
+        payload = _ppo_payload(text)  # ValueError if it is not a sysgym PPO checkpoint or holds NaN weights
         return PolicySpec("checkpoint", str(Path(payload["path"]).resolve()), sample)
     if ":" in text:
         module, _, attr = text.rpartition(":")
@@ -256,9 +253,18 @@ def _checkpoint(spec: PolicySpec, case: Case, variants: tuple[str, ...], env_id:
 
 @functools.lru_cache(maxsize=8)
 def _ppo_payload(path: str) -> dict[str, Any]:
+    """A PPO checkpoint (file or training folder) read by the PPO loader (which bounds its size, network
+    and spaces and checks its env ID), refused when any weight is NaN or infinite."""
     from sysgym.agents.ppo.checkpoint import load_checkpoint
+    from sysgym.agents.serialization import check_finite_tensors
+    from sysgym.envs.registry import registered_id
 
-    return load_checkpoint(path)
+    payload = load_checkpoint(path)
+    where = str(payload.get("path", path))
+    if payload.get("env_id") is not None:      # None: a user's own env (played where the spaces fit)
+        registered_id(payload["env_id"], where)
+    check_finite_tensors(payload, where, "PPO checkpoint")
+    return payload
 
 
 @functools.lru_cache(maxsize=64)
@@ -329,11 +335,22 @@ _SB3_ALGORITHMS = (  # (part of the policy class's module, import path); the fir
 )
 
 
+SB3_MAX_DATA_BYTES = 16 * 2**20   # the zip's JSON "data" entry (settings and spaces; kilobytes in practice)
+
+
 def _sb3_algorithm(path: Path) -> str:
-    """Which SB3 class loads ``path``, read from the zip's JSON ``data`` entry (nothing unpickled)."""
+    """Which SB3 class loads ``path``, read from the zip's JSON ``data`` entry (nothing unpickled).
+    The file, the zip's inflated size and the ``data`` entry are bounded before anything is read."""
+    from sysgym.agents import serialization
+
+    serialization.check_file_size(path, "SB3 model zip", serialization.MAX_FILE_BYTES)
+    serialization.check_inflated_size(path, "SB3 model zip")
     try:
         with zipfile.ZipFile(path) as archive:
-            data = json.loads(archive.read("data"))
+            size = archive.getinfo("data").file_size
+            if size > SB3_MAX_DATA_BYTES:
+                raise ValueError(f"its 'data' entry inflates to {size:,} bytes (at most {SB3_MAX_DATA_BYTES:,})")
+            data = serialization.load_json_text(archive.read("data"), f"{path}: data")
         module = str(data["policy_class"]["__module__"])
     except (zipfile.BadZipFile, KeyError, TypeError, ValueError, OSError) as error:
         raise ValueError(f"{path}: not a Stable-Baselines3 model zip ({type(error).__name__}: {error})") from None
@@ -350,7 +367,11 @@ def _sb3_model(path: str) -> Any:
         algorithm = getattr(importlib.import_module(module), name)
     except ModuleNotFoundError as error:
         raise ValueError(f"{error.name} is not installed; SB3 models need it: pip install stable-baselines3 sb3-contrib") from None
-    return algorithm.load(path, device="cpu")
+    from sysgym.agents.serialization import check_finite_tensors
+
+    model = algorithm.load(path, device="cpu")
+    check_finite_tensors(dict(model.policy.state_dict()), path, "SB3 model")
+    return model
 
 
 def _sb3_actor(model: Any, deterministic: bool) -> Any:

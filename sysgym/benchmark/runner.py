@@ -34,7 +34,6 @@ import contextlib
 import multiprocessing
 import sys
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +42,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 
 from .policies import PolicySpec, Unavailable, factory_for
+from .runlog import Key, RunLog
 from .suites import CHUNK, Case, Suite
 
 # A policy that cannot act on a batch shows it with one of these (or a wrong action shape).
@@ -67,15 +67,19 @@ Item = tuple[Any, Suite, Case]   # (policy spec or factory, suite, case)
 
 
 def run(items: list[Item], episodes: int | None = None, jobs: int = 1, progress: bool = False,
-        desc: str = "benchmark", variant: str | None = None) -> list[CaseRun]:
+        desc: str = "benchmark", variant: str | None = None, log: RunLog | None = None) -> list[CaseRun]:
     """Play every (policy, suite, case) item; ``episodes`` caps each case's episode count;
-    ``variant`` plays the cases of suites that list it as a variant on that env ID."""
+    ``variant`` plays the cases of suites that list it as a variant on that env ID. ``log`` keeps
+    every finished unit (and supplies the units it already holds, for ``--resume``)."""
     if jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {jobs}")
     if episodes is not None and episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {episodes}")
+    log = RunLog() if log is None else log
     runs: list[CaseRun] = []
     units: list[tuple[int, Any, Case, str, int, int]] = []
+    keys: list[Key] = []
+    identities: dict[int, str] = {}      # identity() hashes every input file: once per suite
     for policy, suite, case in items:
         label = policy.label if isinstance(policy, PolicySpec) else getattr(policy, "__name__", repr(policy))
         n = case.episodes if episodes is None else min(episodes, case.episodes)
@@ -86,45 +90,65 @@ def run(items: list[Item], episodes: int | None = None, jobs: int = 1, progress:
             record.skipped = str(error)
         runs.append(record)
         if record.skipped is None:
-            units += [(len(runs) - 1, policy, case, record.env_id, start, min(start + CHUNK, n))
-                      for start in range(0, n, CHUNK)]
-    parts: list[list[tuple[str, dict[str, list[float]]]]] = [[] for _ in runs]
+            for start in range(0, n, CHUNK):
+                stop = min(start + CHUNK, n)
+                units.append((len(runs) - 1, policy, case, record.env_id, start, stop))
+                identity = identities.setdefault(id(suite), suite.identity())
+                keys.append((label, identity, case.name, record.env_id, start, stop))
+    results: dict[int, tuple[str, dict[str, list[float]]]] = {}
+    todo = []
+    for u, key in enumerate(keys):
+        saved = log.get(key)
+        if saved is None:
+            todo.append(u)
+        else:
+            results[u] = saved
     with _one_thread():
-        for (index, *_), result in zip(units, _execute(units, jobs, progress, desc)):
-            parts[index].append(result)
+        for u, result in _execute([units[u] for u in todo], todo, jobs, progress, desc):
+            results[u] = result
+            log.put(keys[u], result)
+    parts: list[list[tuple[str, dict[str, list[float]]]]] = [[] for _ in runs]
+    for u, unit in enumerate(units):
+        parts[unit[0]].append(results[u])
     for record, pieces in zip(runs, parts):
         if pieces:
             record.mode = "+".join(sorted({mode for mode, _ in pieces}))
-            keys = list(pieces[0][1])
+            names = list(pieces[0][1])
             record.values = {k: np.asarray([v for _, p in pieces for v in p.get(k, [np.nan] * len(p["return"]))])
-                             for k in keys}
+                             for k in names}
     return runs
 
 
-def _execute(units: list[tuple], jobs: int, progress: bool, desc: str) -> Iterator[tuple]:
-    """Unit results in unit order (computed in this process or in ``jobs`` spawned workers)."""
+def _execute(units: list[tuple], ids: list[int], jobs: int, progress: bool, desc: str) -> Iterator[tuple]:
+    """(id, unit result) for every unit, in unit order in this process, or as they finish in
+    ``jobs`` spawned workers. Workers ignore SIGINT (the terminal sends it to the whole group);
+    on any exception here, Ctrl-C or SIGTERM included, they are terminated and joined at once."""
     bar = _progress_bar(len(units), progress, desc)
     try:
         if jobs == 1 or len(units) <= 1:
-            for unit in units:
-                yield play_unit(*unit[1:])
+            for u, unit in zip(ids, units):
+                result = play_unit(*unit[1:])
                 bar.update(1)
+                yield u, result
             return
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(jobs, len(units)), mp_context=context,
-                                 initializer=_init_worker) as pool:
-            futures = [pool.submit(play_unit, *unit[1:]) for unit in units]
-            for future in futures:
-                try:
-                    result = future.result()
-                except BaseException:
-                    for f in futures:
-                        f.cancel()
-                    raise
+        pool = context.Pool(processes=min(jobs, len(units)), initializer=_init_worker)
+        try:
+            for u, result in pool.imap_unordered(_play_numbered, zip(ids, (unit[1:] for unit in units))):
                 bar.update(1)
-                yield result
+                yield u, result
+            pool.close()
+        except BaseException:
+            pool.terminate()
+            raise
+        finally:
+            pool.join()
     finally:
         bar.close()
+
+
+def _play_numbered(task: tuple[int, tuple]) -> tuple[int, tuple[str, dict[str, list[float]]]]:
+    return task[0], play_unit(*task[1])
 
 
 def play_unit(policy: Any, case: Case, env_id: str, start: int, stop: int) -> tuple[str, dict[str, list[float]]]:
@@ -333,7 +357,9 @@ def _pinned(factory: Callable) -> Callable:
 def _init_worker() -> None:
     """Worker processes: one thread for OpenMP / BLAS libraries loaded from now on (torch)."""
     import os
+    import signal
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # the parent handles Ctrl-C and terminates workers
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[name] = "1"
     try:

@@ -18,6 +18,7 @@ import sysgym
 
 from . import scores
 from .baselines import Row
+from .heldout import split_label
 from .runner import CaseRun
 from .suites import Case, Suite
 
@@ -37,6 +38,7 @@ class EnvResult:
     score: scores.EnvScore | None = None
     rank: int = 0
     ranked: int = 0
+    trained_on: str = ""     # why the case is not held out for this policy (then in no aggregate)
 
     @property
     def key(self) -> str:
@@ -79,9 +81,12 @@ class Scorecard:
                 oracle = f"{_f(e.row_mean(e.oracle))} ({e.oracle})" if e.oracle else "-"
                 gap = f"{_f(e.score.gap, 2)} {_ci(e.score.gap_ci, 2)}" if e.oracle else "-"
                 lines.append(
-                    f"| {e.case.name} | {e.run.episodes} | {_f(e.mean)} {_ci(e.ci)} | {_f(e.row_mean('random'))} | "
+                    f"| {_name(e)} | {e.run.episodes} | {_f(e.mean)} {_ci(e.ci)} | {_f(e.row_mean('random'))} | "
                     f"{_f(e.row_mean(e.best))} ({e.best}) | {oracle} | {_f(e.score.score, 2)} {_ci(e.score.score_ci, 2)} | "
                     f"{gap} | {e.rank} of {e.ranked} |")
+            flagged = [e for e in envs if e.trained_on]
+            if flagged:
+                lines += ["", f"{NOT_HELD_OUT}: " + "; ".join(f"{e.case.name}, {e.trained_on}" for e in flagged) + "."]
             agg = self.families.get(suite.name)
             if agg:
                 lines += ["", f"{suite.title}: mean score {_agg(agg['mean'])}, IQM {_agg(agg['iqm'])} "
@@ -102,7 +107,7 @@ class Scorecard:
             for e in envs:
                 cells = [_f(e.row_mean(n)) if n in e.rows else "-" for n in names]
                 mine = "skipped | -" if e.run.skipped else f"**{_f(e.mean)}** | {_f(e.score.score, 2)}"
-                lines.append(f"| {e.case.name} | " + " | ".join(cells) + f" | {mine} |")
+                lines.append(f"| {_name(e)} | " + " | ".join(cells) + f" | {mine} |")
             lines.append("")
         return "\n".join(lines)
 
@@ -120,7 +125,7 @@ class Scorecard:
                 "suite": e.suite.name, "suite_identity": e.suite.identity(), "env": e.case.name,
                 "env_id": e.case.env_id, "played_on": e.run.env_id, "mode": e.run.mode, "policy": self.policy,
                 "metric": e.suite.primary.name, "direction": e.suite.primary.direction, "episodes": e.run.episodes,
-                "skipped": e.run.skipped or ""}
+                "skipped": e.run.skipped or "", "split": split_label(e.case), "trained_on": e.trained_on}
             if not e.run.skipped:
                 rec.update({
                     "mean": e.mean, "ci_low": e.ci[0], "ci_high": e.ci[1],
@@ -196,24 +201,27 @@ class Scorecard:
         ax.legend(fontsize=8, loc="best")
         fig.tight_layout()
         path = Path(path)
-        fig.savefig(path, dpi=120)
+        fig.savefig(path, dpi=120, format="png")
         plt.close(fig)
         return path
 
     def write(self, out: str | Path) -> list[Path]:
         """scorecard.md, results.csv, results.json and scores.png (if matplotlib is installed)."""
+        from sysgym.agents.runs import atomic_replace, atomic_write_text
+
         out = Path(out)
         if out.exists() and not out.is_dir():
             raise ValueError(f"--out {out}: exists and is not a folder")
         out.mkdir(parents=True, exist_ok=True)
         written = [out / "scorecard.md", out / "results.csv", out / "results.json"]
-        written[0].write_text(self.markdown() + "\n")
-        written[1].write_text(self.csv())
-        written[2].write_text(json.dumps(self.to_json(), indent=1, allow_nan=False) + "\n")
+        atomic_write_text(written[0], self.markdown() + "\n")
+        atomic_write_text(written[1], self.csv())
+        atomic_write_text(written[2], json.dumps(self.to_json(), indent=1, allow_nan=False) + "\n")
         try:
-            written.append(self.plot(out / "scores.png"))
+            import matplotlib  # noqa: F401
         except ImportError:
-            pass
+            return written
+        written.append(atomic_replace(out / "scores.png", lambda tmp: self.plot(tmp)))
         return written
 
 
@@ -238,14 +246,18 @@ def reference_table(suites: list[Suite], rows: dict[tuple[str, str], dict[str, R
 
 
 def build(runs: list[CaseRun], suites: list[Suite], rows: dict[tuple[str, str], dict[str, Row]],
-          policy: str, played_here: list[str] | None = None) -> Scorecard:
-    """Score every run against its case's reference rows."""
+          policy: str, played_here: list[str] | None = None,
+          trained_on: dict[tuple[str, str], str] | None = None) -> Scorecard:
+    """Score every run against its case's reference rows. ``trained_on`` maps (suite, case) to why
+    the case is not held out for the policy: such cases are scored and shown, labelled, and left
+    out of every aggregate."""
     by_name = {s.name: s for s in suites}
     envs = []
     for run in runs:
         suite = by_name[run.suite]
         case = suite.case(run.case)
-        env = EnvResult(suite, case, run, rows.get((suite.name, case.name), {}))
+        env = EnvResult(suite, case, run, rows.get((suite.name, case.name), {}),
+                        trained_on=(trained_on or {}).get((suite.name, case.name), ""))
         envs.append(env)
         if run.skipped:
             continue
@@ -263,12 +275,19 @@ def build(runs: list[CaseRun], suites: list[Suite], rows: dict[tuple[str, str], 
         env.ranked = len(ranked) + 1
     families = {}
     for suite in suites:
-        done = [e.score for e in envs if e.suite.name == suite.name and e.score is not None]
+        done = [e.score for e in envs if e.suite.name == suite.name and e.score is not None and not e.trained_on]
         if done:
             families[suite.name] = {**scores.aggregate(done), "envs": len(done)}
-    played = [e.score for e in envs if e.score is not None]
+    played = [e.score for e in envs if e.score is not None and not e.trained_on]
     overall = {**scores.aggregate(played), "envs": len(played)} if played else {"envs": 0}
     return Scorecard(policy, envs, families, overall, played_here or [])
+
+
+NOT_HELD_OUT = "† not held out (the policy trained on this case's inputs; scored, left out of every aggregate)"
+
+
+def _name(e: EnvResult) -> str:
+    return f"{e.case.name} †" if e.trained_on else e.case.name
 
 
 def _row_names(tables: list[dict[str, Row]]) -> list[str]:

@@ -10,6 +10,11 @@ Seeds: every training code path in this repository seeds from 0 upwards (``sysgy
 the PPO trainer's sub-envs ``seed + i``, the benchmarks' ``10_000+``), so evaluation uses
 ``[EVAL_SEED, EVAL_SEED + episodes)`` with ``EVAL_SEED = 10_000_000``; train below it.
 
+Splits: a case whose episodes play a fixed input set names it as its ``split`` (ABR: the trace
+folder); :mod:`sysgym.benchmark.heldout` compares those files' bytes with the data that trained a
+policy, so a case that would score a policy on its own training data is flagged and left out of
+the aggregates (seeded families are held out by their seeds).
+
 Identity: ``suite.identity()`` is ``"<name> v<version> sha256:<12 hex>"``; the hash covers the
 suite's definition (every field below, canonical JSON) and the bytes of every input file (shipped
 files by their name under ``sysgym.traces``, user-given ones by their name under the folder the
@@ -118,6 +123,7 @@ class Case:
     n_flows: int = 0                           # > 0: the PettingZoo multi-flow CC env
     inputs: tuple[Shipped | External, ...] = ()
     seed: int = EVAL_SEED
+    split: Shipped | External | None = None    # the held-out input set the episodes play (ABR: traces)
 
     def kwargs(self) -> dict[str, Any]:
         return {k: resolve(v) for k, v in self.env_kwargs}
@@ -158,12 +164,18 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Shipped):
         return {"shipped": value.name}
     if is_dataclass(value):
-        return {"type": type(value).__name__, **{f.name: _plain(getattr(value, f.name)) for f in fields(value)}}
+        return {"type": type(value).__name__, **{f.name: _plain(getattr(value, f.name)) for f in fields(value)
+                                                 if not (f.name in _LATER_FIELDS and getattr(value, f.name) is None)}}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     return value
+
+
+# Fields added after version 1 enter the definition (and the hash) only when set, so cases that
+# do not set them keep their hash.
+_LATER_FIELDS = ("split",)
 
 
 def _files(item: Shipped | External) -> list[tuple[str, Path]]:
@@ -176,6 +188,8 @@ def _files(item: Shipped | External) -> list[tuple[str, Path]]:
 
 def _inputs_of(case: Case) -> list[Shipped | External]:
     items = list(case.inputs)
+    if case.split is not None and case.split not in items:
+        items.append(case.split)
     for _, value in case.env_kwargs:
         if isinstance(value, SWFWindow):
             value = value.trace
@@ -262,7 +276,8 @@ def abr(data: str | Path | None = None) -> Suite:
                  ("offline optimal", "heuristic:offline_optimal", "dynamic programming with the trace known, grid 1 s"))
     n = build_config(traces="test").num_traces
     cases = [Case("test", "sysgym/ABR-v0", _kw(traces="test", trace_order="sequential"), n, refs,
-                  reset_option="trace", option_values=tuple(range(n)), inputs=(Shipped("abr/test"),))]
+                  reset_option="trace", option_values=tuple(range(n)), inputs=(Shipped("abr/test"),),
+                  split=Shipped("abr/test"))]
     if data is not None:
         root = Path(data).resolve()
         folder = root / "traces"
@@ -272,15 +287,16 @@ def abr(data: str | Path | None = None) -> Suite:
             traces, video = External(str(root), f"traces/{sub.name}"), External(str(root), "video_envivio")
             k = build_config(traces=str(traces.path()), pensieve_compatible=True, video=str(video.path())).num_traces
             cases.append(Case(sub.name, "sysgym/ABR-Pensieve-v0", _kw(traces=traces, video=video, trace_order="sequential"),
-                              k, refs, reset_option="trace", option_values=tuple(range(k))))
+                              k, refs, reset_option="trace", option_values=tuple(range(k)), split=traces))
     return Suite(
-        "abr", 1, "ABR video streaming",
+        "abr", 2, "ABR video streaming",
         Metric("qoe_per_chunk", "higher", "QoE per chunk"),
         ("quality_per_chunk", "rebuffer_per_chunk", "smoothness_per_chunk", "rebuffer_time_s", "switches"),
         tuple(cases),
         notes="each shipped test trace played once from its start, noise off (Pensieve's test protocol); "
               "with --abr-data DIR also every DIR/traces/<set> on ABR-Pensieve-v0 with DIR/video_envivio. "
-              "random = a uniformly random level.")
+              "Each case's split is its trace set: a policy trained on any of its traces is flagged on "
+              "that case and the case left out of its aggregates. random = a uniformly random level.")
 
 
 CC_LINKS = 100

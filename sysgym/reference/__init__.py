@@ -11,8 +11,9 @@ Each agent is two files in this folder, named after the env ID without its names
 ``<name>.pt`` (the weights; a sysgym PPO checkpoint for ``"loader": "ppo"``: plain data read with
 ``torch.load(weights_only=True)``) and ``<name>.json`` (metadata: ``env_id``, ``weights``,
 ``sha256`` of the weights, ``loader``, ``deterministic`` — the action mode its scores were
-measured in — ``training`` — command, steps, seconds, settings — and ``scores`` on its benchmark
-suite). ``benchmarks/train_reference.py`` writes both.
+measured in — ``training`` — command, steps, seconds, settings — ``training_data`` — the input
+files it trained on, by sha256, or ``{"inputs": "seeded"}`` — and ``scores`` on the held-out cases
+of its benchmark suite, ``not_scored`` naming the cases that share files with its training data). ``benchmarks/train_reference.py`` writes both.
 
 Loaders: ``"ppo"`` (a PPO checkpoint, fixed spaces), ``"ppo-graph"`` (a PPO checkpoint of the
 DAG graph policy, :mod:`sysgym.agents.ppo.graph`, rebuilt for the env's task size, so ``load``
@@ -25,11 +26,11 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import json
 from pathlib import Path
 from typing import Any
 
 FOLDER = Path(__file__).resolve().parent
+MAX_METADATA_BYTES = 4 * 2**20     # a metadata file (its largest part: training files' sha256s)
 
 
 class NoReferenceAgent(ValueError):
@@ -42,7 +43,7 @@ def _name(env_id: str) -> str:
 
 def available() -> list[str]:
     """The env IDs that have a shipped reference agent."""
-    return sorted(json.loads(p.read_text())["env_id"] for p in FOLDER.glob("*.json"))
+    return sorted(metadata(p.stem)["env_id"] for p in FOLDER.glob("*.json"))
 
 
 def metadata(env_id: str) -> dict[str, Any]:
@@ -51,11 +52,22 @@ def metadata(env_id: str) -> dict[str, Any]:
     if not path.is_file():
         raise NoReferenceAgent(f"no reference agent for sysgym/{_name(env_id)} yet "
                                f"(sysgym.reference.available() lists the shipped ones)")
-    try:
-        meta = json.loads(path.read_text())
-        meta["env_id"], meta["weights"], meta["sha256"]  # noqa: B018  (required keys)
-    except (ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"{path}: damaged reference metadata ({type(error).__name__}: {error})") from None
+    from sysgym.agents.serialization import check_file_size, load_json_text
+    from sysgym.envs.registry import registered_id
+
+    check_file_size(path, "reference metadata file", MAX_METADATA_BYTES)
+    meta = load_json_text(path.read_bytes(), str(path))
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: damaged reference metadata (expected a JSON object)")
+    for key in ("env_id", "weights", "sha256"):
+        if not isinstance(meta.get(key), str):
+            raise ValueError(f"{path}: damaged reference metadata (field {key!r} must be a string)")
+    registered_id(meta["env_id"], str(path))        # before anything makes it
+    data = meta.get("training_data")
+    if data is not None and not (isinstance(data, dict) and isinstance(data.get("sha256", []), list)
+                                 and all(isinstance(d, str) for d in data.get("sha256", []))):
+        raise ValueError(f"{path}: damaged reference metadata (training_data must be an object whose "
+                         f"'sha256' is a list of strings)")
     return meta
 
 
