@@ -7,8 +7,13 @@ trained by ``sysgym.agents.ppo`` on a CPU budget (``--ppo-steps``), CART student
 on all states, on the critical states only (top ``--critical`` fraction by simulated Q-gap) and
 with VIPER's weights, optimal trees (STreeD) of depth 2-5 fit on the same aggregated data (with
 VIPER: on the regrets, VIPER's objective exactly); mean slowdown next to the teacher and
-SJF on held-out episodes, tree size, decision latency; and the labelling speed of simulated
+SJF on test episodes, tree size, decision latency; and the labelling speed of simulated
 Q-values (10,000 DeepRM-Compact states, 11 actions, horizon 10, one core).
+
+Seeds: DAgger trains on episodes from ``--seed`` on, chooses its iterate on 16 selection episodes
+from seed 1,000,000 and every policy is scored on ``--eval-episodes`` test episodes from seed
+2,000,000 (fidelity: teacher states from the seeds after them); the script checks the ranges are
+pairwise disjoint and prints them.
 
     python -m benchmarks.distill_irl [--quick] [--ppo-steps N] [--teacher runs/X] ...
 """
@@ -35,10 +40,14 @@ from sysgym.agents.distill import (
     training_set,
 )
 from sysgym.agents.distill.rollouts import collect, decision_latency, evaluate, fidelity
+from sysgym.agents.distill.seeds import check_disjoint, collection_bound, describe, episode_range
 from sysgym.bench import format_table
 from sysgym.traces import trace_path
 
 ENV = "sysgym/DeepRM-CompactSparse-v0"
+SELECTION_SEED, SELECTION_EPISODES = 1_000_000, 16  # DAgger's choice of iterate
+TEST_SEED = 2_000_000                                # every score in the table
+FIDELITY_STATES = 2000
 
 
 def teacher_checkpoint(args: argparse.Namespace, env_kwargs: dict) -> Path:
@@ -96,25 +105,38 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)  # one core: latency and labelling speed as the issue states them
     env_kwargs = {"workload": args.workload or str(trace_path("deeprm", "synthetic_10.swf"))}
     maker = EnvMaker(ENV, env_kwargs)
+    seed = TEST_SEED
+    base = DistillConfig(iterations=args.iterations, samples=args.samples, eval_episodes=SELECTION_EPISODES,
+                         eval_seed=SELECTION_SEED, seed=args.seed)
+    # PPO resets its 16 sub-envs from seeds seed*16 .. seed*16 + 15 (then continues their streams)
+    ppo = episode_range(args.seed * 16, 16) if not args.teacher else None
+    train = base.training_seeds()
+    train = (min(train[0], ppo[0]), max(train[1], ppo[1])) if ppo else train
+    ranges = {"training (bound)": train, "selection episodes": base.selection_seeds(),
+              "test episodes": episode_range(seed, args.eval_episodes),
+              "fidelity states (bound)": collection_bound(seed + args.eval_episodes, FIDELITY_STATES, 16)}
+    check_disjoint(ranges)
     teacher = resolve_teacher(str(teacher_checkpoint(args, env_kwargs)), ENV)
-    seed = 1_000_000
     ev = {"teacher (PPO)": evaluate(maker, teacher.build, args.eval_episodes, seed),
           "sjf": evaluate(maker, resolve_teacher("heuristic:sjf", ENV).build, args.eval_episodes, seed)}
     latency = {"teacher (PPO)": decision_latency(maker, teacher.build, 300),
                "sjf": decision_latency(maker, resolve_teacher("heuristic:sjf", ENV).build, 300)}
-    held, _ = collect(maker, teacher, None, 1.0, 2000, itertools.count(seed + args.eval_episodes), num_envs=16,
-                      rng=np.random.default_rng(1))
+    held, _ = collect(maker, teacher, None, 1.0, FIDELITY_STATES, itertools.count(seed + args.eval_episodes),
+                      num_envs=16, rng=np.random.default_rng(1))
     rows = [[name, "-", "-", f"{e.mean('mean_slowdown'):.3f}", f"{e.mean('mean_slowdown_all'):.3f}", "-", "1",
              f"{latency[name]:.1f}"] for name, e in ev.items()]
     sizes: dict[str, list[tuple[int, float]]] = {}
+    trained: list[int] = []
     variants = {"all": ("all states", None, "none"), "critical": (f"critical {args.critical:g}", args.critical, "none"),
                 "viper": ("VIPER weights", None, "viper")}
     for tag, critical, weighting in (variants[v] for v in args.variants.split(",")):
         for depth in depths:
             config = DistillConfig(iterations=args.iterations, samples=args.samples, critical=critical,
-                                   weighting=weighting, eval_episodes=16, seed=args.seed)
+                                   weighting=weighting, eval_episodes=SELECTION_EPISODES, eval_seed=SELECTION_SEED,
+                                   seed=args.seed)
             start = time.perf_counter()
             result = distill(ENV, teacher, "cart", max_depth=depth, env_kwargs=env_kwargs, config=config)
+            trained.append(result.training_seeds[1])
             students = {f"cart d{depth}": (result.policy, time.perf_counter() - start)}
             data = result.data
             keep = select_critical(data.criticality(), critical) if critical is not None else np.ones(len(data), bool)
@@ -136,8 +158,15 @@ def main(argv: list[str] | None = None) -> None:
                 if name.startswith("cart"):
                     sizes.setdefault(tag, []).append((size["leaves"], e.mean("mean_slowdown_all")))
                 print(f"  {rows[-1]}", flush=True)
-    print(f"\nIRL on {ENV} (SWF {Path(env_kwargs['workload']).name}); held-out episodes: {args.eval_episodes} "
-          f"from seed {seed}; DAgger {args.iterations} x {args.samples} states\n")
+    print(f"\nIRL on {ENV} (SWF {Path(env_kwargs['workload']).name}); DAgger {args.iterations} x {args.samples} "
+          f"states; scores on {args.eval_episodes} test episodes")
+    used = {"DAgger training episodes": (args.seed, max(trained, default=args.seed - 1)),
+            **{k: v for k, v in ranges.items() if k != "training (bound)"}}
+    check_disjoint(used)
+    lines = [describe(name, r) for name, r in used.items()]
+    lines.insert(1, describe("PPO teacher training (sub-env resets)", ppo) if ppo else
+                 f"PPO teacher training: {args.teacher} (seeds not known to this script)")
+    print("\n".join(lines) + "\n")
     print(format_table(rows, ["policy", "training states", "leaves / nodes", "mean slowdown",
                               "slowdown incl. unfinished", "fit s", "fidelity", "latency µs"]))
     target = ev["teacher (PPO)"].mean("mean_slowdown_all") * (1 + args.tolerance)
