@@ -20,7 +20,6 @@ which is equivalent to::
 from __future__ import annotations
 
 import inspect
-import sys
 from typing import Any
 
 import gymnasium as gym
@@ -74,15 +73,38 @@ class SB3Policy:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sysgym.agents.evaluation import evaluate
+    """``python -m sysgym.agents.ppo.sb3 [ENV_ID] [STEPS] [--num-envs N] [--seed S] [--threads T]``."""
+    import argparse
 
-    argv = sys.argv[1:] if argv is None else argv
-    env_id = argv[0] if argv else "sysgym/DeepRM-CompactSparse-v0"
-    steps = int(argv[1]) if len(argv) > 1 else 50_000
-    model = train_sb3(env_id, steps)
-    env = gym.make(env_id)
-    result = evaluate(SB3Policy(model), env, episodes=10, seed=0)
-    print(f"{env_id}: SB3 {type(model).__name__} after {steps} steps: {result.mean()}")
+    import torch
+
+    from sysgym.agents.evaluation import evaluate
+    from sysgym.envs.registry import registered_id
+
+    parser = argparse.ArgumentParser(
+        prog="python -m sysgym.agents.ppo.sb3",
+        description="Train SB3 PPO (MaskablePPO where the env has action masks) on a sysgym env "
+                    "through gymnasium.make, then evaluate it on 10 seeded episodes.")
+    parser.add_argument("env_id", nargs="?", default="sysgym/DeepRM-CompactSparse-v0",
+                        help="a registered sysgym ID (`sysgym list`; default %(default)s)")
+    parser.add_argument("steps", nargs="?", type=int, default=50_000, help="training steps (default %(default)s)")
+    parser.add_argument("--num-envs", type=int, default=8, help="SB3 DummyVecEnv size (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: at MLP sizes more threads only contend)")
+    args = parser.parse_args(argv)
+    try:
+        registered_id(args.env_id, "env_id")
+    except ValueError as error:
+        parser.error(str(error))
+    for label, value in (("steps", args.steps), ("--num-envs", args.num_envs), ("--threads", args.threads)):
+        if value < 1:
+            parser.error(f"{label} must be at least 1, got {value}")
+    torch.set_num_threads(args.threads)
+    model = train_sb3(args.env_id, args.steps, n_envs=args.num_envs, seed=args.seed)
+    env = gym.make(args.env_id)
+    result = evaluate(SB3Policy(model), env, episodes=10, seed=args.seed)
+    print(f"{args.env_id}: SB3 {type(model).__name__} after {args.steps} steps: {result.mean()}")
     return 0
 
 
