@@ -112,10 +112,9 @@ def main(quick: bool = False, out: str | None = None) -> None:
     parts = ["Appointments: percentile efficacy (mean per-day mid-rank) and mean C_alpha (higher / lower is "
              "better)\n", efficacy_table(quick),
              "\nAppointments: percentile efficacy against duration noise (Fig 6 axis)\n", noise_table(quick)]
+    parts += ["\nAppointments: speed of the exact routines (this machine, this run)\n", speed_table(quick)]
     print("\n".join(parts))
-    speed = ["\nAppointments: speed of the exact routines\n", speed_table(quick)]
-    print("\n".join(speed))
-    if out:                               # the efficacy tables only: speeds vary from run to run
+    if out:
         from pathlib import Path
 
         Path(out).parent.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ noise sweep (Fig 6 axis) of M1 and CART on every problem, alpha 0.25 / 0.5 / 0.7
 3.3) and the learnt trees.
 
     python -m benchmarks.distill_ocs [--quick] [--episodes N] [--draws K] [--oracle average|best]
+        [--part all|main|noise|alpha] [--sweep-problems P1,P2,P3]
 
 Seeds: students are fitted on every reachable state (no episode seeds; noise draws of the oracle
 from seed 0); DAgger trains on seeds from 1 and selects its iterate on seeds from 1,000,000; all
@@ -113,6 +114,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sweep-problems", default="P1,P2,P3", help="problems in the noise sweep")
     parser.add_argument("--dagger-iterations", type=int, default=4)
     parser.add_argument("--dagger-samples", type=int, default=2000)
+    parser.add_argument("--part", default="all", choices=("all", "main", "noise", "alpha"),
+                        help="main: the table and the trees; noise: the sweep; alpha: P3 against alpha")
     args = parser.parse_args(argv)
     if args.quick:
         args.episodes, args.draws, args.noise, args.sweep_problems = 30, 8, "0,1", "P1"
@@ -121,6 +124,16 @@ def main(argv: list[str] | None = None) -> None:
     ORACLE = args.oracle
     sweep_problems = args.sweep_problems.split(",")
     start = time.perf_counter()
+    if args.part in ("all", "main"):
+        main_table(args, start)
+    if args.part in ("all", "noise"):
+        noise_table(args, sweep_problems, start)
+    if args.part in ("all", "alpha"):
+        alpha_table(args)
+    print(f"\n({time.perf_counter() - start:.0f} s)")
+
+
+def main_table(args, start: float) -> None:
     rows, trees, seeds = [], {}, []
     for problem in ("P1", "P2", "P3"):
         policies = fit_all(problem, args.draws)
@@ -146,7 +159,17 @@ def main(argv: list[str] | None = None) -> None:
           f"{ORACLE!r} oracle (K={args.draws} noise draws)\n")
     print(format_table(rows, ["problem", "policy", "paper's percentile", "mean mid-rank", "paper Table 2", "size"]))
     print("\n".join(["", *seeds]))
+    print("\nLearnt trees and rules (alpha 0.5, noise 5%), next to the paper's strategies as our heuristics read them")
+    for problem in ("P1", "P2", "P3"):
+        for rule in PAPER_STRATEGIES[problem]:
+            doc = " ".join((HEURISTICS[rule].__doc__ or "").split())
+            print(f"\n{problem} paper strategy {rule}: {doc}")
+        for (p, name), text in trees.items():
+            if p == problem:
+                print(f"\n{problem} {name}:\n{text}", end="")
 
+
+def noise_table(args, sweep_problems: list[str], start: float) -> None:
     sweep = []
     for noise in [float(x) for x in args.noise.split(",")]:
         row = [f"{noise:g}"]
@@ -158,7 +181,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  noise {noise:g} done ({time.perf_counter() - start:.0f} s)", flush=True)
     print("\nNoise sweep (duration noise half-width; the paper's Fig 6 axis): the paper's percentile (%)\n")
     print(format_table(sweep, ["noise", *(f"{p} {w}" for p in sweep_problems for w in ("M1", "CART"))]))
+    print(f"({args.episodes} test days per cell from seed {DAY_SEED}; labels: {ORACLE!r} oracle, K={args.draws})")
 
+
+def alpha_table(args) -> None:
     alpha_rows = []
     for alpha in (0.25, 0.75) if args.quick else (0.25, 0.5, 0.75):
         policies = fit_all("P3", args.draws, alpha=alpha)
@@ -167,16 +193,8 @@ def main(argv: list[str] | None = None) -> None:
     print("\nP3, alpha = weight of idle time in C_alpha (paper: M1 91% at 0.5 -> 82% at 0.75, above 91% at "
           "0.25): the paper's percentile (%)\n")
     print(format_table(alpha_rows, ["alpha", "M1 (labels)", "M1 (regret)", "CART"]))
-
-    print("\nLearnt trees and rules (alpha 0.5, noise 5%), next to the paper's strategies as our heuristics read them")
-    for problem in ("P1", "P2", "P3"):
-        for rule in PAPER_STRATEGIES[problem]:
-            doc = " ".join((HEURISTICS[rule].__doc__ or "").split())
-            print(f"\n{problem} paper strategy {rule}: {doc}")
-        for (p, name), text in trees.items():
-            if p == problem:
-                print(f"\n{problem} {name}:\n{text}", end="")
-    print(f"\n({time.perf_counter() - start:.0f} s)")
+    print(f"({args.episodes} test days per cell from seed {DAY_SEED}; noise 5%; labels: {ORACLE!r} oracle, "
+          f"K={args.draws})")
 
 
 if __name__ == "__main__":
