@@ -4,7 +4,7 @@ Turns a teacher — a PPO checkpoint, a heuristic, robustMPC, the appointment or
 decision tree or Boolean rule that acts through the same ``act(obs, info)`` interface, and
 measures what it keeps of the teacher.
 
-* DAgger with a beta schedule and the best iterate chosen on held-out seeds
+* DAgger with a beta schedule and the best iterate chosen on selection seeds
   (:func:`~.dagger.distill`; Ross et al. AISTATS 2011; VIPER: Bastani, Pu, Solar-Lezama,
   "Verifiable Reinforcement Learning via Policy Extraction", NeurIPS 2018).
 * Action values of any teacher by forking the env (``get_state``/``set_state``) and following the

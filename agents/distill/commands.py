@@ -52,9 +52,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--samples", type=int, default=2000, help="states collected per iteration")
     p.add_argument("--beta", type=float, default=0.0, help="teacher share beta_i = beta**i (iteration 0: 1)")
     p.add_argument("--num-envs", type=int, default=16, help="sub-envs collecting states")
-    p.add_argument("--selection-episodes", "--eval-episodes", dest="eval_episodes", type=int, default=8,
+    p.add_argument("--selection-episodes", "--eval-episodes", dest="eval_episodes", type=int, default=8, metavar="N",
                    help="episodes scoring each iterate to choose the student")
-    p.add_argument("--selection-seed", "--eval-seed", dest="eval_seed", type=int, default=1_000_000,
+    p.add_argument("--selection-seed", "--eval-seed", dest="eval_seed", type=int, default=1_000_000, metavar="SEED",
                    help="first seed of the selection episodes")
     p.add_argument("--test-episodes", type=int, default=16,
                    help="episodes scoring the chosen student and the teacher (none of them chose it)")

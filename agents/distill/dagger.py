@@ -5,7 +5,7 @@ action with probability beta_i and the previous student's otherwise. Every visit
 labelled with the teacher's action (and, when the configuration needs them, action values),
 added to the aggregate, and the student is refit on the aggregate — or only on its critical
 states (IRL, arXiv 2403.16293), or with VIPER's weights and regrets (Bastani et al., NeurIPS 2018).
-Each iterate is scored by its mean return on held-out seeds and the best one is returned (VIPER's
+Each iterate is scored by its mean return on the selection seeds and the best one is returned (VIPER's
 choice of iterate). DAgger: Ross, Gordon, Bagnell, "A Reduction of Imitation Learning and
 Structured Prediction to No-Regret Online Learning", AISTATS 2011.
 
@@ -140,7 +140,7 @@ class DistillConfig:
 
 @dataclass
 class Iterate:
-    """One DAgger iteration: its data, the student fitted on it and its held-out score."""
+    """One DAgger iteration: its data, the student fitted on it and its selection score."""
 
     iteration: int
     beta: float
