@@ -291,7 +291,11 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
             if seed is not None and isinstance(seed, (int, np.integer)):
                 self._np_random, self._np_random_seed = gym.utils.seeding.np_random(int(seed))
             self._reset_masked(mask, options)
-            return self._observations(self.copy), self._infos(None)
+            # as SyncVectorEnv, the _-masks say which sub-envs were reset; unlike it, the other rows
+            # keep their current values (Gymnasium leaves zeros there), so a consumer reading every
+            # row's action mask after a masked reset still reads valid masks
+            rows = None if mask.all() else mask.astype(bool)
+            return self._observations(self.copy), self._infos(None, rows=rows, zero_others=False)
 
     def _reset_masked(self, mask: np.ndarray, options: dict[str, Any] | None) -> None:
         s = self._state
@@ -317,7 +321,8 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
         if self.max_episode_steps is None:
             return None
         kernel_ended = (s["terminated"] | s["truncated"]).astype(bool)
-        hit = (s["episode_steps"] >= self.max_episode_steps) & ~kernel_ended
+        # TimeLimit's rule: truncated at the limit even when the episode also terminated there
+        hit = s["episode_steps"] >= self.max_episode_steps
         if active is not None:
             hit &= active.astype(bool)
         s["truncated"][hit] = 1
@@ -352,37 +357,57 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
         terminated = s["terminated"].astype(bool)
         truncated = s["truncated"].astype(bool)
         done = terminated | truncated
-        infos = self._infos(done if kernel_ended is None else done & kernel_ended)
+        ended = done if kernel_ended is None else done & kernel_ended
         if mode == AutoresetMode.SAME_STEP and done.any():
-            final_obs = np.full(self.num_envs, None, dtype=object)
-            final_info = np.full(self.num_envs, None, dtype=object)
-            current = self._observations(True)
-            for i in np.flatnonzero(done):
-                final_obs[i] = _index(current, i)
-                final_info[i] = self._single_info(i, ended=kernel_ended is None or bool(kernel_ended[i]))
-            infos["final_obs"], infos["_final_obs"] = final_obs, done.copy()
-            infos["final_info"], infos["_final_info"] = final_info, done.copy()
-            self._reset_masked(done.astype(np.uint8), None)
-            if self.discrete:
-                infos["action_mask"] = s["action_mask"].copy()
-            infos.update({k: v.copy() for k, v in self._extra_infos().items()})
+            infos = self._reset_same_step(done, ended)
         else:
+            infos = self._infos(ended)
             s["needs_reset"][done] = 1
         return self._observations(self.copy), rewards, terminated, truncated, infos
 
-    def _infos(self, ended: np.ndarray | None) -> dict[str, Any]:
-        """The step's infos; ``episode_metrics`` for the sub-envs in ``ended``."""
+    def _reset_same_step(self, done: np.ndarray, ended: np.ndarray) -> dict[str, Any]:
+        """SameStep autoreset of the ``done`` sub-envs, with the infos SyncVectorEnv builds: the
+        ended step's info and observation under ``final_info`` / ``final_obs`` (rows of the done
+        sub-envs only), and at the top level the step info of the others and the reset info
+        (reward components zero, the new episode's mask) of the done ones."""
+        final_info = self._infos(ended, rows=done)
+        current = self._observations(True)
+        final_obs = np.full(self.num_envs, None, dtype=object)
+        for i in np.flatnonzero(done):
+            final_obs[i] = _index(current, i)
+        self._reset_masked(done.astype(np.uint8), None)
+        infos = self._infos(None)
+        infos["final_obs"], infos["_final_obs"] = final_obs, done.copy()
+        infos["final_info"], infos["_final_info"] = final_info, done.copy()
+        return infos
+
+    def _infos(self, ended: np.ndarray | None, rows: np.ndarray | None = None,
+               zero_others: bool = True) -> dict[str, Any]:
+        """The step's infos in Gymnasium's vector layout (``_key`` masks); ``episode_metrics`` for
+        the sub-envs in ``ended``. With ``rows`` (bool, B) only those sub-envs report: their masks
+        are True, the others' False and (with ``zero_others``) their entries zero, as
+        ``VectorEnv._add_info`` leaves them. Scalar extras use the dtype ``_add_info`` gives the
+        single env's Python scalars (int64, float64, bool), so native and sync infos are equal key
+        by key, dtype included."""
         s = self._state
+        mask = self._everyone if rows is None else rows.copy()
+
+        def only(values: np.ndarray) -> np.ndarray:
+            if rows is None or not zero_others:
+                return values
+            shaped = rows.reshape((-1,) + (1,) * (values.ndim - 1))
+            return np.where(shaped, values, np.zeros((), dtype=values.dtype))
+
         infos: dict[str, Any] = {
-            "reward_components": s["reward_components"].copy(),
-            "_reward_components": self._everyone,
+            "reward_components": only(s["reward_components"].copy()),
+            "_reward_components": mask,
         }
         if self.discrete:
-            infos["action_mask"] = s["action_mask"].copy()
-            infos["_action_mask"] = self._everyone
+            infos["action_mask"] = only(s["action_mask"].copy())
+            infos["_action_mask"] = mask
         for key, value in self._extra_infos().items():
-            infos[key] = value.copy()
-            infos[f"_{key}"] = self._everyone
+            infos[key] = only(value.astype(_scalar_info_dtype(value), copy=True))
+            infos[f"_{key}"] = mask
         if ended is not None and ended.any():
             metrics: dict[str, np.ndarray] = {}
             for k, name in enumerate(self.metric_names):
@@ -566,7 +591,7 @@ class KernelEnv(gym.Env):
             steps = self._steps[0] + 1
             self._steps[0] = steps
             limit = vec.max_episode_steps
-            if limit is not None and steps >= limit and not kernel_ended:
+            if limit is not None and steps >= limit:   # TimeLimit: also when it terminated
                 truncated = True
                 self._truncated[0] = 1
             if terminated or truncated:
@@ -666,6 +691,14 @@ def _discrete_action(action: Any, n: int) -> int:
     if a is None or not 0 <= a < n:
         raise ValueError(f"action must be an int in [0, {n - 1}], got {action!r}")
     return a
+
+
+def _scalar_info_dtype(values: np.ndarray) -> np.dtype:
+    # the dtype VectorEnv._add_info gives a single env's Python int / float / bool info values
+    if values.ndim != 1:
+        return values.dtype
+    return {"b": np.dtype(bool), "i": np.dtype(np.int64), "u": np.dtype(np.int64)}.get(
+        values.dtype.kind, np.dtype(np.float64))
 
 
 def _index(obs: Any, i: int) -> Any:

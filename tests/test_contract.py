@@ -136,35 +136,86 @@ def test_vector_rewards_are_components_at_weights(env_id):
         assert np.array_equal(rewards, [row @ weights for row in infos["reward_components"]])
 
 
-def test_native_vector_matches_sync_vector(env_id):
-    """make_vec(vector_entry_point) == make_vec(sync): same seeds, same actions, same data."""
+MODES = [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP, AutoresetMode.DISABLED]
+
+
+@pytest.mark.parametrize("mode", MODES, ids=[m.value for m in MODES])
+@pytest.mark.parametrize("limit", [None, 25], ids=["natural-ends", "time-limit"])
+def test_native_vector_matches_sync_vector(env_id, mode, limit):
+    """make_vec(vector_entry_point) == make_vec(sync) in every autoreset mode: same seeds, same
+    actions, same observations, rewards and infos, key by key and dtype by dtype (Gymnasium's
+    layout: dicts of arrays with ``_`` masks, ``final_obs``/``final_info`` in SameStep)."""
     n = 3
-    native = gym.make_vec(env_id, num_envs=n, vectorization_mode="vector_entry_point")
-    sync = gym.make_vec(env_id, num_envs=n, vectorization_mode="sync")
-    assert native.metadata["autoreset_mode"] == sync.metadata["autoreset_mode"]
+    made = {"max_episode_steps": limit} if limit else {}
+    native = gym.make_vec(env_id, num_envs=n, vectorization_mode="vector_entry_point",
+                          autoreset_mode=mode, **made)
+    sync = gym.make_vec(env_id, num_envs=n, vectorization_mode="sync",
+                        vector_kwargs={"autoreset_mode": mode}, **made)
+    assert native.metadata["autoreset_mode"] == sync.metadata["autoreset_mode"] == mode
     assert native.single_observation_space == sync.single_observation_space
     assert native.single_action_space == sync.single_action_space
     obs_a, info_a = native.reset(seed=7)
     obs_b, info_b = sync.reset(seed=7)
     assert_same(obs_a, obs_b)
+    assert_same_layout(info_a, info_b)
     rng = np.random.default_rng(7)
-    dones = 0
+    ends = 0
     for _ in range(STEPS):
-        actions = sample_actions(native, info_a, rng)
+        # after a masked reset the infos hold only the reset rows: read every row's mask live
+        masks = {"action_mask": native.action_masks()} if "action_mask" in info_a else {}
+        actions = sample_actions(native, masks, rng)
         obs_a, r_a, te_a, tr_a, info_a = native.step(actions)
         obs_b, r_b, te_b, tr_b, info_b = sync.step(actions)
         assert_same(obs_a, obs_b)
-        assert_same(r_a, r_b)
-        assert_same(te_a, te_b)
-        assert_same(tr_a, tr_b)
-        assert_same(info_a["reward_components"], info_b["reward_components"])
-        if "action_mask" in info_a:
-            assert_same(info_a["action_mask"], info_b["action_mask"])
-        if "episode_metrics" in info_a or "episode_metrics" in info_b:
-            assert_same(info_a["episode_metrics"], info_b["episode_metrics"])
-            dones += 1
+        assert_same_layout((r_a, te_a, tr_a), (r_b, te_b, tr_b))
+        assert_same_layout(info_a, info_b)
+        done = te_a | tr_a
+        ends += int(done.sum())
+        if mode == AutoresetMode.DISABLED and done.any():
+            obs_a, info_a = native.reset(options={"reset_mask": done})
+            obs_b, info_b = sync.reset(options={"reset_mask": done})
+            assert_same(obs_a, obs_b)
+            # same keys, dtypes and masks; rows not reset keep their values here (zeros in sync)
+            assert_same_layout(_reported_rows(info_a), _reported_rows(info_b))
+    if limit:
+        assert ends > 0, "no episode ended: the test compared no end-of-episode infos"
     native.close()
     sync.close()
+
+
+def _reported_rows(infos):
+    """``infos`` with every entry whose ``_key`` mask is False zeroed (Gymnasium's placeholders)."""
+    out = {}
+    for key, value in infos.items():
+        mask = infos.get(f"_{key}")
+        if isinstance(value, dict):
+            value = _reported_rows(value)
+        elif mask is not None and isinstance(value, np.ndarray) and value.dtype != object:
+            value = np.where(mask.reshape((-1,) + (1,) * (value.ndim - 1)), value, np.zeros((), value.dtype))
+        out[key] = value
+    return out
+
+
+def assert_same_layout(a, b, path=""):
+    """:func:`assert_same` that also requires equal dtypes (Gymnasium's info layout exactly)."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and set(a) == set(b), f"{path}: keys {sorted(a)} != {sorted(b)}"
+        for k in a:
+            assert_same_layout(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, tuple):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_same_layout(x, y, f"{path}[{i}]")
+    elif isinstance(a, np.ndarray):
+        assert isinstance(b, np.ndarray) and a.dtype == b.dtype, \
+            f"{path}: dtype {a.dtype} != {getattr(b, 'dtype', type(b))}"
+        if a.dtype == object:
+            assert a.shape == b.shape, f"{path}: shape {a.shape} != {b.shape}"
+            for i, (x, y) in enumerate(zip(a.flat, b.flat)):
+                assert_same_layout(x, y, f"{path}[{i}]") if isinstance(x, (dict, tuple)) else assert_same(x, y)
+        else:
+            assert_same(a, b, path)
+    else:
+        assert_same(a, b, path)
 
 
 def test_same_step_autoreset_reports_final_observation(env_id):
@@ -183,7 +234,10 @@ def test_same_step_autoreset_reports_final_observation(env_id):
             assert sterm == term[0] and strunc == trunc[0]
             assert infos["_final_obs"][0]
             assert_same(infos["final_obs"][0], sobs)
-            assert_same(infos["final_info"][0]["episode_metrics"], sinfo["episode_metrics"])
+            final = infos["final_info"]
+            assert final["_episode_metrics"][0]
+            assert_same({k: v[0].item() for k, v in final["episode_metrics"].items() if not k.startswith("_")},
+                        sinfo["episode_metrics"])
             sobs, sinfo = single.reset()
             assert_same(_index(obs, 0), sobs)
             return
@@ -207,6 +261,9 @@ def test_disabled_autoreset_requires_explicit_reset(env_id):
             with pytest.raises(RuntimeError):
                 vec.step(sample_actions(vec, infos, rng))
             _, infos = vec.reset(options={"reset_mask": done})
+            # as SyncVectorEnv, the masks of a masked reset say which rows were reset; the other
+            # rows keep their current values, so every row's action mask is still valid
+            assert_same(infos["_reward_components"], done)
             vec.step(sample_actions(vec, infos, rng))
             return
     pytest.fail("no episode ended within 5000 steps")

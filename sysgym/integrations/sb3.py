@@ -86,9 +86,10 @@ class SB3VecEnv(VecEnv):
             info["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
             info["episode"] = {"r": float(self._returns[i]), "l": int(self._lengths[i]),
                                "t": round(time.time() - self._started, 6)}
-            metrics = infos["final_info"][i].get("episode_metrics")
-            if metrics is not None:
-                info["episode_metrics"] = metrics
+            final = infos["final_info"]   # Gymnasium's vector layout: dicts of arrays, _-masks
+            if "episode_metrics" in final and final["_episode_metrics"][i]:
+                info["episode_metrics"] = {k: float(v[i]) for k, v in final["episode_metrics"].items()
+                                           if not k.startswith("_")}
             self._returns[i] = 0.0
             self._lengths[i] = 0
         return obs, rewards.astype(np.float32), done, out
