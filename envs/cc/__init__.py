@@ -241,11 +241,16 @@ from .config import (
     build_config,
 )
 from .env import FLOW_STAT_NAMES, METRIC_NAMES, REWARD_COMPONENTS, CCEnv, CCVectorEnv, spaces_for
-from .multiflow import CCParallelEnv, aec_env, parallel_env
+from .multiflow import CCAECEnv, CCParallelEnv, aec_env, env, parallel_env, raw_env  # noqa: F811
+
+# PettingZoo's module convention (as its own environment modules): ``env()`` (AEC), ``raw_env()``
+# and ``parallel_env()``, so ``pettingzoo.test.max_cycles_test(sysgym.envs.cc)`` and friends take this
+# package. ``env`` here is that factory; the single-flow Gymnasium module stays importable as
+# ``sysgym.envs.cc.env`` through ``from sysgym.envs.cc.env import ...``.
 from .state import FLOW_METRIC_NAMES
 
 __all__ = [
     "AURORA_FEATURES", "DISCRETE_RATE_CHANGES", "FEATURES", "MBPS_TO_PKTS", "CCConfig", "LinkTable",
     "build_config", "FLOW_METRIC_NAMES", "FLOW_STAT_NAMES", "METRIC_NAMES", "REWARD_COMPONENTS", "CCEnv",
-    "CCVectorEnv", "spaces_for", "CCParallelEnv", "aec_env", "parallel_env",
+    "CCVectorEnv", "spaces_for", "CCAECEnv", "CCParallelEnv", "aec_env", "env", "parallel_env", "raw_env",
 ]

@@ -183,6 +183,13 @@ class CCParallelEnv(KernelPickling, ParallelEnv):
             info["episode_metrics"] = metrics
         return info
 
+    @property
+    def state_space(self) -> spaces.Box:
+        """The space of :meth:`state`: every flow's observation space, stacked (N, obs_size)."""
+        single = self.observation_spaces[self.possible_agents[0]]
+        n = len(self.possible_agents)
+        return spaces.Box(np.tile(single.low, (n, 1)), np.tile(single.high, (n, 1)), dtype=single.dtype)
+
     def state(self) -> np.ndarray:
         """Global state: every flow's observation, stacked (N, obs_size)."""
         return self._state["obs"][0].copy()
@@ -299,9 +306,18 @@ def parallel_env(n_flows: int = 2, render_mode: str | None = None, max_cycles: i
     return CCParallelEnv(n_flows=n_flows, render_mode=render_mode, max_cycles=max_cycles, **kwargs)
 
 
-def aec_env(n_flows: int = 2, render_mode: str | None = None, max_cycles: int | None = None,
-            **kwargs: Any) -> AECEnv:
+def raw_env(n_flows: int = 2, render_mode: str | None = None, max_cycles: int | None = None,
+            **kwargs: Any) -> CCAECEnv:
+    """The AEC form without PettingZoo's order-enforcing wrapper (PettingZoo's ``raw_env``)."""
+    return CCAECEnv(parallel_env(n_flows=n_flows, render_mode=render_mode, max_cycles=max_cycles, **kwargs))
+
+
+def env(n_flows: int = 2, render_mode: str | None = None, max_cycles: int | None = None,
+        **kwargs: Any) -> AECEnv:
     """The same env in PettingZoo's agent-by-agent (AEC) form: the flows' actions are collected
-    in turn and applied together, one monitor interval per cycle."""
-    return OrderEnforcingWrapper(CCAECEnv(parallel_env(n_flows=n_flows, render_mode=render_mode,
-                                                       max_cycles=max_cycles, **kwargs)))
+    in turn and applied together, one monitor interval per cycle (PettingZoo's ``env()``)."""
+    return OrderEnforcingWrapper(raw_env(n_flows=n_flows, render_mode=render_mode, max_cycles=max_cycles,
+                                         **kwargs))
+
+
+aec_env = env  # the name earlier releases documented
