@@ -5,7 +5,8 @@
 runs every block of "Using sysgym with ..." (RLlib's excepted: they run in ``.venv-rllib``) exactly
 as printed, each in a fresh Python process in an empty temporary folder, after the prelude the
 README states (``import gymnasium as gym``, ``numpy as np``, ``sysgym``), and writes the seconds
-each took (imports included, interpreter start excluded) with the machine's load to
+each took (wall clock and the process's CPU time, imports included, interpreter start excluded)
+with the machine's 1-minute load average before it to
 ``benchmarks/results/readme_snippets/times.json``. ``tests/test_readme_snippets.py`` runs every
 block, with smaller budgets, through :func:`python_blocks`.
 """
@@ -80,16 +81,16 @@ def library_blocks() -> list[Block]:
 
 def time_block(block: Block, timeout: float = 1800) -> dict[str, object]:
     """Run one block as printed in a fresh process in an empty folder; its seconds and status."""
-    timer = ("import time as _t\n_start = _t.perf_counter()\n" + PRELUDE + block.code +
-             "\nprint('SNIPPET_SECONDS', _t.perf_counter() - _start)\n")
+    timer = ("import time as _t\n_start, _cpu = _t.perf_counter(), _t.process_time()\n" + PRELUDE + block.code +
+             "\nprint('SNIPPET_SECONDS', _t.perf_counter() - _start, _t.process_time() - _cpu)\n")
     with tempfile.TemporaryDirectory() as folder:
         done = subprocess.run([sys.executable, "-c", timer], cwd=folder, capture_output=True, text=True,
                               timeout=timeout, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    seconds = re.findall(r"SNIPPET_SECONDS ([0-9.]+)", done.stdout)
+    seconds = re.findall(r"SNIPPET_SECONDS ([0-9.]+) ([0-9.]+)", done.stdout)
     tail = (done.stderr.strip().splitlines() or [""])[-1]
+    wall, cpu = (round(float(s), 1) for s in seconds[-1]) if seconds else (None, None)
     return {"name": block.name, "line": block.line, "returncode": done.returncode,
-            "seconds": round(float(seconds[-1]), 1) if seconds else None,
-            **({"error": tail} if done.returncode else {})}
+            "seconds": wall, "cpu_seconds": cpu, **({"error": tail} if done.returncode else {})}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         load = os.getloadavg()[0]
         row = {**time_block(block), "load_1min_before": round(load, 2)}
         rows.append(row)
-        print(f"{row['seconds']!s:>8} s  rc {row['returncode']}  load {load:5.2f}  {block.name}", flush=True)
+        print(f"{row['seconds']!s:>8} s  (CPU {row['cpu_seconds']!s:>6} s)  rc {row['returncode']}  "
+              f"load {load:5.2f}  {block.name}", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     result = {"command": "python -m benchmarks.readme_snippets" + "".join(f" --only {o!r}" for o in args.only or []),
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpus": os.cpu_count(),
