@@ -76,9 +76,6 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m sysgym.agents.ppo.sb3 [ENV_ID] [STEPS] [--num-envs N] [--seed S] [--threads T]``."""
     import argparse
 
-    import torch
-
-    from sysgym.agents.evaluation import evaluate
     from sysgym.envs.registry import registered_id
 
     parser = argparse.ArgumentParser(
@@ -100,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     for label, value in (("steps", args.steps), ("--num-envs", args.num_envs), ("--threads", args.threads)):
         if value < 1:
             parser.error(f"{label} must be at least 1, got {value}")
+    import torch  # after parsing: --help and input errors answer at once
+
+    from sysgym.agents.evaluation import evaluate
+
     torch.set_num_threads(args.threads)
     model = train_sb3(args.env_id, args.steps, n_envs=args.num_envs, seed=args.seed)
     env = gym.make(args.env_id)
