@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..frame_text import with_caption
+
 if TYPE_CHECKING:
     from .env import AbrVectorEnv
 
@@ -24,7 +26,8 @@ MAX_COLUMNS = 256   # a longer video shows its latest 256 chunks (the frame size
 def rgb(env: AbrVectorEnv, index: int) -> np.ndarray:
     """uint8 picture: bitrate per chunk (blue bars, top), buffer after each chunk (green, bottom,
     grey line = buffer cap) and stalls (red ticks under the buffer panel); at most the latest
-    MAX_COLUMNS chunks."""
+    MAX_COLUMNS chunks. A three-line caption above gives the chunk, the level just chosen and the
+    buffer, and names the panels."""
     cfg = env.config
     hist = env.episode_history(index)
     n = min(cfg.num_chunks, MAX_COLUMNS)
@@ -47,7 +50,16 @@ def rgb(env: AbrVectorEnv, index: int) -> np.ndarray:
     for y in (top + PANEL, bottom + PANEL):
         img[y, MARGIN:width - MARGIN] = AXIS
     img[top:bottom + PANEL + 1, MARGIN - 1] = AXIS
-    return np.ascontiguousarray(img)
+    s = env._state
+    c = int(s["chunk"][index])
+    last = "none yet"
+    if c > 0:
+        level = int(s["last_level"][index])
+        last = f"level {level} ({cfg.bitrates_kbps[level]:g} kbps)"
+    return with_caption(img, [
+        f"ABR  chunk {c}/{cfg.num_chunks}  chose {last}",
+        f"top: bitrate per chunk, up to {kbps[-1]:g} kbps",
+        f"bottom: buffer {float(s['buffer'][index]):.1f} s of {cfg.buffer_cap_s:g} s; red = stall"])
 
 
 def ansi(env: AbrVectorEnv, index: int) -> str:

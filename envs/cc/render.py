@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from ..frame_text import with_caption
 from .config import PLOT_LENGTH, CCConfig
 
 WIDTH, PANEL = 2 * PLOT_LENGTH + 16, 90  # pixels: 2 px per monitor interval, two panels
@@ -58,7 +59,8 @@ def _draw_series(img: np.ndarray, top: int, values: np.ndarray, scale: float, co
 
 def rgb(state: dict[str, np.ndarray], cfg: CCConfig, index: int) -> np.ndarray:
     """Top: sending rate of each flow (colours) against the bottleneck bandwidth (black).
-    Bottom: each flow's mean RTT per monitor interval. The last 128 intervals, oldest left."""
+    Bottom: each flow's mean RTT per monitor interval. The last 128 intervals, oldest left. A
+    three-line caption above gives the clock, flow 0's rate and the panels' scales."""
     series, bandwidth = _recent(state, index)
     img = np.empty((2 * PANEL + 12, WIDTH, 3), dtype=np.uint8)
     img[:] = BACKGROUND
@@ -72,4 +74,9 @@ def rgb(state: dict[str, np.ndarray], cfg: CCConfig, index: int) -> np.ndarray:
         colour = FLOW_COLOURS[f % len(FLOW_COLOURS)]
         _draw_series(img, 4, series[f, :, 0], rate_scale, colour)
         _draw_series(img, PANEL + 8, series[f, :, 2], latency_scale, colour)
-    return img
+    rate = float(state["flow_stats"][index, 0, 0])
+    return with_caption(img, [
+        f"CC  t={state['now'][index]:.2f} s  MI {int(state['steps'][index])}/{cfg.max_steps}  "
+        f"rate {rate:.0f} pkt/s",
+        f"top: rate vs bandwidth (black), 0-{rate_scale:.0f} pkt/s",
+        f"bottom: RTT per interval, 0-{latency_scale * 1e3:.0f} ms"])

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..frame_text import header_height, with_caption
+
 if TYPE_CHECKING:
     from .env import DAGVectorEnv
 
@@ -55,10 +57,15 @@ def _disk(img: np.ndarray, centre: tuple[float, float], radius: int, colour: np.
 
 def canvas_shape(max_nodes: int) -> tuple[int, int]:
     """(height, width) of every frame of an env with ``max_nodes``: fixed, so that video writers
-    (``gymnasium.wrappers.RecordVideo``) get one frame size; multiples of 16 for video codecs."""
+    (``gymnasium.wrappers.RecordVideo``) get one frame size; multiples of 16 for video codecs.
+    The height includes the two-line caption."""
+    return _picture_shape(max_nodes)[0] + header_height(2), _picture_shape(max_nodes)[1]
+
+
+def _picture_shape(max_nodes: int) -> tuple[int, int]:
     cells = min(max_nodes, GRID)
     side = 2 * MARGIN + (cells - 1) * SPACING
-    return _round16(side + BAR), _round16(max(side, 160))
+    return _round16(side + BAR), _round16(max(side, 400))
 
 
 def _round16(x: int) -> int:
@@ -68,13 +75,14 @@ def _round16(x: int) -> int:
 def rgb(env: DAGVectorEnv, index: int) -> np.ndarray:
     """uint8 picture, top to bottom by layer: original edges grey, added edges red, critical nodes
     orange, the others blue; the bar on top is L/D (green) of the deadline (grey). The canvas size
-    depends only on ``max_nodes``; deep or wide graphs are drawn with a tighter spacing."""
-    height, width = canvas_shape(env.config.max_nodes)
+    depends only on ``max_nodes``; deep or wide graphs are drawn with a tighter spacing. A two-line
+    caption above gives W, L, D, the last edge added and the colours."""
+    height, width = _picture_shape(env.config.max_nodes)
     img = np.empty((height, width, 3), dtype=np.uint8)
     img[...] = BACKGROUND
     s = env._state
     if s["n"][index] == 0:                 # never reset: an empty canvas
-        return img
+        return with_caption(img, ["DAG-EGS  not reset yet", ""])
     table = env.node_table(index)
     closure = table["closure"]
     n = len(closure)
@@ -104,7 +112,12 @@ def rgb(env: DAGVectorEnv, index: int) -> np.ndarray:
     fill = int(round((width - 2 * MARGIN) * int(s["length"][index]) / int(s["deadline"][index])))
     img[MARGIN // 2:MARGIN // 2 + BAR, MARGIN:width - MARGIN] = BAR_BACK
     img[MARGIN // 2:MARGIN // 2 + BAR, MARGIN:MARGIN + fill] = SLACK_BAR
-    return img
+    added = env.added_edges(index)
+    last = f"{added[-1][0]}->{added[-1][1]}" if added else "none yet"
+    return with_caption(img, [
+        f"DAG-EGS  width W={int(s['width'][index])} (lower bound {int(s['lower_bound'][index])})  "
+        f"L={int(s['length'][index])} of D={int(s['deadline'][index])}  edges added {len(added)}, last {last}",
+        "bar: L/D; grey edges: task, red: added; orange nodes: critical"])
 
 
 def ansi(env: DAGVectorEnv, index: int) -> str:

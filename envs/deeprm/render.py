@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..frame_text import with_caption
+
 if TYPE_CHECKING:
     from .env import DeepRMVectorEnv
 
@@ -44,7 +46,8 @@ def _column_roles(env: DeepRMVectorEnv) -> tuple[np.ndarray, list[int]]:
 
 
 def rgb(env: DeepRMVectorEnv, index: int) -> np.ndarray:
-    """uint8 RGB picture: cluster occupancy (blue), window jobs (orange), backlog (grey), clock (green)."""
+    """uint8 RGB picture: cluster occupancy (blue), window jobs (orange), backlog (grey), clock (green),
+    under a two-line caption (clock and counters; what the columns and rows are)."""
     img = image(env, index)
     colours, starts = _column_roles(env)
     value = img[..., None]
@@ -52,7 +55,13 @@ def rgb(env: DeepRMVectorEnv, index: int) -> np.ndarray:
     picture = np.repeat(np.repeat(cells, CELL, axis=0), CELL, axis=1)
     for start in starts[1:]:
         picture[:, start * CELL, :] = SEPARATOR
-    return np.ascontiguousarray(picture)
+    s, cfg = env._state, env.config
+    return with_caption(picture, [
+        f"DeepRM  t={int(s['now'][index])}  waiting={int(s['n_wait'][index])}  "
+        f"allocated={int(s['n_run'][index])}  finished={int(s['acc'][index, 3])}  "
+        f"dropped={int(s['acc'][index, 5])}",
+        f"columns: cluster (blue) | window slots 0-{cfg.window - 1} (orange) | backlog | clock;  "
+        f"rows: time now..now+{cfg.horizon - 1}, top = now"])
 
 
 def ansi(env: DeepRMVectorEnv, index: int) -> str:

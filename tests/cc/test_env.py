@@ -257,7 +257,7 @@ def test_render_text_and_picture():
     for _ in range(10):
         env.step(np.ones(1, dtype=np.float32))
     frame = env.render()
-    assert frame.dtype == np.uint8 and frame.shape == (192, 272, 3)
+    assert frame.dtype == np.uint8 and frame.shape == (192 + 3 * 16, 272, 3)  # plot + 3 caption lines
     assert (np.abs(frame.astype(int) - [31, 119, 180]).sum(axis=2) == 0).any()  # the flow's colour
 
 
