@@ -41,7 +41,7 @@ from sysgym.agents.distill import (
     policy_for,
     training_set,
 )
-from sysgym.agents.heuristics.appointments import HEURISTICS, PAPER_STRATEGIES
+from sysgym.agents.heuristics.appointments import HEURISTICS, PAPER_STRATEGIES, OraclePolicy
 from sysgym.bench import format_table
 from sysgym.envs.appointments import label_states
 
@@ -60,8 +60,6 @@ def labelled(problem: str, draws: int, **kwargs) -> tuple[Samples, tuple[str, ..
 
 def oracle_teacher(draws: int) -> Teacher:
     """The appointment oracle in the labels' mode (ORACLE) as a DAgger teacher, with its values."""
-    from sysgym.agents.heuristics.appointments import OraclePolicy
-
     def values(vec) -> np.ndarray:
         cost = np.asarray(vec.unwrapped.oracle_values(draws=draws, oracle=ORACLE), dtype=np.float64)
         return np.where(np.isfinite(cost), -cost, np.nan)
@@ -151,6 +149,9 @@ def main_table(args, start: float) -> None:
         trees[(problem, "M1 optimal via DAgger (regret)")] = dagger.policy.text()
         seeds.append(f"{problem} DAgger: training seeds {dagger.training_seeds[0]}-{dagger.training_seeds[1]}, "
                      f"selection seeds {dagger.selection_seeds[0]}-{dagger.selection_seeds[1]}")
+        teacher = play_days(problem, lambda vec: OraclePolicy(vec, draws=args.draws, oracle=ORACLE), args.episodes)
+        rows.append([problem, f"baseline: the labels' oracle ({ORACLE})", f"{teacher['paper']:.1f}",
+                     f"{teacher['mean_rank']:.1f}", "", ""])
         for name in ["oracle", *PAPER_STRATEGIES[problem], "alternate", "random"]:
             rows.append([problem, f"baseline: {name}", *both(HEURISTICS[name], problem, args.episodes), "", ""])
         print(f"  {problem} done ({time.perf_counter() - start:.0f} s)", flush=True)
