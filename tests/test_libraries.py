@@ -94,3 +94,17 @@ def test_sb3_example_help_and_bad_arguments():
     bad = subprocess.run(module + ["sysgym/NoSuchEnv-v0", "100"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert "not a registered sysgym environment" in bad.stderr.strip().splitlines()[-1]
+
+
+def test_torchrl_limits_the_readme_states_still_hold():
+    """README, TorchRL: what does not work with torchrl 0.14.1; when one starts working, say so there."""
+    pytest.importorskip("torchrl")
+    from torchrl.envs import GymWrapper
+
+    def native(env_id, mode):
+        return gym.make_vec(env_id, num_envs=2, vectorization_mode="vector_entry_point", autoreset_mode=mode)
+
+    with pytest.raises(RuntimeError, match="SAME_STEP or DISABLED"):   # Gymnasium's default NextStep
+        GymWrapper(native("sysgym/CC-v0", "NextStep"))
+    with pytest.raises(AssertionError, match="spec check failed"):
+        GymWrapper(native("sysgym/CC-v0", "SameStep"))   # zero-filled final observation out of CC's bounds
