@@ -6,6 +6,7 @@ oracle or bound, on the suite's full episodes, written to ``sysgym/benchmark/ref
     python -m benchmarks.make_reference --jobs 2
     python -m benchmarks.make_reference --abr-data ../shared/data/abr   # also the FCC / Norway sets
     python -m benchmarks.make_reference --check         # recompute and compare with the shipped file
+    python -m benchmarks.make_reference --suite cc      # one suite; the others' entries are kept
 
 ``tests/test_benchmark_reference.py`` recomputes a subset and requires exact equality, so the file
 cannot drift from the code: rerun this script whenever a suite, an env or a baseline changes.
@@ -42,12 +43,14 @@ def main(argv: list[str] | None = None) -> int:
     print(reference_table(suites, rows))
     if args.check:
         return _check(suites, rows)
-    command = "python -m benchmarks.make_reference" + (f" --abr-data {args.abr_data}" if args.abr_data else "")
+    command = ("python -m benchmarks.make_reference" + (f" --suite {args.suite}" if args.suite != "all" else "")
+               + (f" --abr-data {args.abr_data}" if args.abr_data else ""))
     data = baselines.to_data(suites, rows, command)
-    if args.suite != "all":   # keep the other suites' entries
+    if args.suite != "all":   # keep the other suites' entries (each names the command that made it)
         kept = baselines.load(args.out)
         kept["suites"].update(data["suites"])
         data["suites"] = kept["suites"]
+        data["generated_by"] = kept.get("generated_by", command)
     print(f"wrote {baselines.write(data, args.out)}", file=sys.stderr)
     return 0
 

@@ -104,8 +104,9 @@ def to_data(suites: list[Suite], rows: dict[tuple[str, str], dict[str, Row]], co
                                   "values": [_number(v) for v in r.values.tolist()],
                                   "secondary": {k: _number(v) for k, v in r.secondary.items()}}
                          for r in case_rows.values()}}
-        data["suites"][suite.name] = {"identity": suite.identity(), "primary": suite.primary.name,
-                                      "direction": suite.primary.direction, "cases": cases}
+        data["suites"][suite.name] = {"identity": suite.identity(), "generated_by": command,
+                                      "primary": suite.primary.name, "direction": suite.primary.direction,
+                                      "cases": cases}
     return data
 
 
