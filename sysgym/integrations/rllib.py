@@ -34,8 +34,8 @@ What it does for RLlib:
   observations (DAG nodes and closure) are flattened into one float32 vector, which RLlib's
   default MLP encoder reads (it has no default encoder for 2-D Boxes or Dicts). Discrete envs get
   ``{"observations": <that vector>, "action_mask": float32 mask}`` from ``info["action_mask"]``,
-  read by RLlib's own ``ActionMaskingTorchRLModule`` (PPO), which adds log(0) = -inf to masked
-  logits: masked actions are never sampled. ``env_config={"action_masking": False}`` turns that off.
+  read by sysgym's :class:`~sysgym.integrations.rllib_masking.MaskedPPOTorchRLModule` (RLlib's
+  default PPO module with masked logits set to the lowest float): masked actions are never sampled. ``env_config={"action_masking": False}`` turns that off.
 * :func:`log_episode_metrics` (an ``on_episode_end`` callback that :func:`configure` installs)
   logs every ``info["episode_metrics"]`` entry, so they appear in ``result["env_runners"]["sysgym"]``
   (multi-agent: ``result["env_runners"]["sysgym"][agent][metric]``).
@@ -377,8 +377,8 @@ def configure(config: Any, env: str, *, env_config: dict[str, Any] | None = None
         vectorize: ``"vector_entry_point"`` (default: the native batched kernel, the fast path),
             ``"sync"`` (Gymnasium's ``SyncVectorEnv`` of single envs) or ``"async"``.
             Multi-agent envs are always ``"sync"`` (RLlib vectorises them only that way).
-        action_masking: Dict observations with the action mask and RLlib's
-            ``ActionMaskingTorchRLModule``; default: for Discrete actions when ``config`` is PPO
+        action_masking: Dict observations with the action mask and sysgym's
+            ``MaskedPPOTorchRLModule``; default: for Discrete actions when ``config`` is PPO
             (the module is PPO's). Without masking, invalid actions are the env's business (DeepRM
             counts them and waits, DAG rejects them), as with any unmasked agent.
         model_config: RLlib ``model_config`` (e.g. ``{"fcnet_hiddens": [64, 64]}``).
@@ -419,16 +419,14 @@ def configure(config: Any, env: str, *, env_config: dict[str, Any] | None = None
     if masking and not discrete:
         raise ValueError(f"{env} has no Discrete action space to mask")
     if masking and not isinstance(config, PPOConfig):
-        raise ValueError("action masking uses RLlib's ActionMaskingTorchRLModule, which is PPO's; "
+        raise ValueError("action masking uses sysgym's MaskedPPOTorchRLModule, which is PPO's; "
                          "pass action_masking=False for other algorithms")
     env_config[ACTION_MASKING] = masking
     config = config.environment(env, env_config=env_config)
     if masking:
-        from ray.rllib.examples.rl_modules.classes.action_masking_rlm import (
-            ActionMaskingTorchRLModule,
-        )
+        from .rllib_masking import MaskedPPOTorchRLModule
 
-        spec = RLModuleSpec(module_class=ActionMaskingTorchRLModule,
+        spec = RLModuleSpec(module_class=MaskedPPOTorchRLModule,
                             model_config=dict(model_config or {}))
         config = config.rl_module(rl_module_spec=spec)
     elif model_config is not None:

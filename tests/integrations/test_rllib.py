@@ -185,11 +185,12 @@ def test_masking_module_never_samples_a_masked_action():
     import torch
     from ray.rllib.core.columns import Columns
     from ray.rllib.core.rl_module.rl_module import RLModuleSpec
-    from ray.rllib.examples.rl_modules.classes.action_masking_rlm import ActionMaskingTorchRLModule
+
+    from sysgym.integrations.rllib_masking import MaskedPPOTorchRLModule
 
     n = 11
     adapter = srl.ObservationAdapter(spaces.Box(0.0, 1.0, (7,), np.float32), spaces.Discrete(n))
-    module = RLModuleSpec(module_class=ActionMaskingTorchRLModule,
+    module = RLModuleSpec(module_class=MaskedPPOTorchRLModule,
                           observation_space=adapter.observation_space,
                           action_space=spaces.Discrete(n), model_config=MODEL).build()
     rng = np.random.default_rng(0)
@@ -206,6 +207,40 @@ def test_masking_module_never_samples_a_masked_action():
         for _ in range(20):
             actions = dist.sample().numpy()
             assert np.all(masks[np.arange(512), actions] == 1.0)
+    # the training pass masks too (masked actions get no probability in the loss), and the value
+    # head reads the unmasked observation: values do not depend on the mask
+    batch = {Columns.OBS: {srl.OBS_KEY: torch.from_numpy(obs), srl.MASK_KEY: torch.from_numpy(masks)}}
+    with torch.no_grad():
+        logits = module.forward_train(batch)[Columns.ACTION_DIST_INPUTS]
+        probs = torch.softmax(logits, dim=-1).numpy()
+        values = module.compute_values(batch)
+        ones = {Columns.OBS: {srl.OBS_KEY: torch.from_numpy(obs), srl.MASK_KEY: torch.ones(512, n)}}
+        assert torch.equal(values, module.compute_values(ones))
+    assert np.all(probs[masks == 0.0] == 0.0)
+    assert isinstance(batch[Columns.OBS], dict)  # the caller's batch is left as it was
+    with pytest.raises(ValueError, match="Dict observation space"):
+        RLModuleSpec(module_class=MaskedPPOTorchRLModule, observation_space=spaces.Box(0.0, 1.0, (7,)),
+                     action_space=spaces.Discrete(n), model_config=MODEL).build()
+
+
+def test_no_rllib_examples_module_is_imported(tmp_path):
+    """Masking runs on sysgym's module: RLlib's examples package (not API; it warned on every run)
+    is never imported by configuring and building a masked PPO."""
+    import subprocess
+    import sys
+
+    code = ("import sys, sysgym.integrations.rllib as r\n"
+            "import gymnasium as gym\n"
+            "cfg = r.ppo_config('sysgym/DeepRM-CompactSparse-v0', num_env_runners=0)\n"
+            "env = gym.make('sysgym/DeepRM-CompactSparse-v0')\n"
+            "spec = cfg.rl_module_spec\n"
+            "spec.observation_space = r.ObservationAdapter(env.observation_space, env.action_space, True).observation_space\n"
+            "spec.action_space = env.action_space\n"
+            "assert type(spec.build()).__name__ == 'MaskedPPOTorchRLModule'\n"
+            "bad = [m for m in sys.modules if m.startswith('ray.rllib.examples')]\n"
+            "assert not bad, bad\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_train_command_rejects_an_unknown_setting_with_a_suggestion(tmp_path, capsys):
