@@ -91,11 +91,19 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(e.g. lr=3e-4 hidden_sizes=128,128 normalize_reward=true) or, "
                                    "as env.KEY=value, an env kwarg (e.g. env.scenario=9).",
                        epilog=_settings_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--env", required=True, help="environment ID, e.g. sysgym/DeepRM-Compact-v0")
-    p.add_argument("--steps", type=int, required=True, help="environment steps to train for")
+    p.add_argument("--env", default=None, help="environment ID, e.g. sysgym/DeepRM-Compact-v0 (required "
+                   "unless --resume)")
+    p.add_argument("--steps", type=int, default=None, help="environment steps to train for, in all (required "
+                   "unless --resume; with --resume a larger total extends the run)")
     p.add_argument("--num-envs", type=int, default=None, help="parallel sub-envs (default: preset)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=None, help="output folder (default: runs/<env>_s<seed>)")
+    p.add_argument("--seed", type=int, default=None, help="seed (default 0)")
+    p.add_argument("--out", default=None, help="output folder (default: runs/<env>_s<seed>); must be new or "
+                   "empty unless --force")
+    p.add_argument("--force", action="store_true", help="train into a non-empty --out, overwriting its files")
+    p.add_argument("--resume", default=None, metavar="DIR",
+                   help="continue the run saved in DIR (its checkpoint.pt, written every checkpoint_seconds "
+                        "and on Ctrl-C / SIGTERM) with its own settings: the same result as an "
+                        "uninterrupted run")
     p.add_argument("overrides", nargs="*", metavar="key=value")
     p.add_argument("--engine", choices=("ppo", "rllib"), default="ppo",
                    help="ppo: the reference PPO; rllib: PPO on Ray RLlib, here or on a Ray cluster "
@@ -182,10 +190,18 @@ def _agents_module(name: str):
 
 def cmd_train(args: argparse.Namespace) -> int:
     if args.engine == "rllib":
+        if args.resume is not None:
+            raise ValueError("--resume continues a run of the reference PPO (--engine ppo)")
+        if args.env is None or args.steps is None:
+            raise ValueError("--env and --steps are required")
+        args.seed = 0 if args.seed is None else args.seed
         if args.env != rllib.MULTI_FLOW_CC:
             args.env = resolve_env_id(args.env)
         return rllib.run_train(args)
-    args.env = resolve_env_id(args.env)
+    if args.env is None and args.resume is None:
+        raise ValueError("--env is required (or --resume DIR to continue a saved run)")
+    if args.env is not None:
+        args.env = resolve_env_id(args.env)
     return _agents_module("sysgym.agents.ppo.commands").run_train(args)
 
 

@@ -34,6 +34,8 @@ def test_console_entry_point_and_module_run():
 
 
 def _run(*args, **kwargs):
+    # bounded: a regression that builds a huge network must fail, not hang the suite
+    kwargs.setdefault("timeout", 300)
     return subprocess.run([sys.executable, "-m", "sysgym", *args], capture_output=True, text=True, **kwargs)
 
 
@@ -44,6 +46,13 @@ def _run(*args, **kwargs):
     (["train", "--env", "sysgym/DeepRM-Compact-v0", "--steps", "10", "lrr=3"], "unknown PPO setting 'lrr'"),
     (["train", "--env", "sysgym/DeepRM-Compact-v0", "--steps", "10", "n_epochs=maybe"], "n_epochs='maybe'"),
     (["evaluate", "--checkpoint", "no/such/run"], "no such checkpoint"),
+    # sizes that would allocate gigabytes (or abort inside libgomp) are refused before anything is built
+    (["train", "--env", "sysgym/DeepRM-Compact-v0", "--steps", "10", "hidden_sizes=40000,40000"],
+     "lower hidden_sizes"),
+    (["train", "--env", "sysgym/DeepRM-Compact-v0", "--steps", "10", "n_steps=1000000000"],
+     "n_steps=1000000000 is too large"),
+    (["train", "--env", "sysgym/DeepRM-Compact-v0", "--steps", "10", "torch_threads=100000"],
+     "torch_threads=100000 is too large"),
     (["bench", "--env", "sysgym/Nope-v0"], "unknown environment"),
 ])
 def test_input_errors_are_one_line_and_exit_2(args, expected):
@@ -113,3 +122,54 @@ def test_explain_writes_tables_figures_and_a_reloadable_explainer(tmp_path):
     assert main(["explain", "--policy", "heuristic:bb", "--env", "sysgym/ABR-v0", "--model",
                  str(out / "crystalbox.pt"), "--states", "1", "--out", str(tmp_path / "again"),
                  "env.num_chunks=20"]) == 0
+
+
+# ---------------------------------------------------------------- train: arguments, --out, divergence (issue #20)
+def _train(*options, settings=()):
+    """``sysgym train`` on a tiny DeepRM run (key=value settings go last, as argparse wants)."""
+    return main(["train", "--env", "sysgym/DeepRM-Compact-v0", "--num-envs", "2", *options,
+                 "n_steps=50", "progress=false", "tensorboard=false", *settings])
+
+
+def _one_line(capsys, code, expected):
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and expected in err, err
+
+
+@pytest.mark.parametrize("steps", ["0", "-5"])
+def test_train_refuses_a_step_count_below_one(tmp_path, capsys, steps):
+    _one_line(capsys, _train("--steps", steps, "--out", str(tmp_path / "r")), "--steps must lie in")
+    assert not (tmp_path / "r").exists()
+
+
+def test_train_refuses_more_torch_threads_than_cpus(tmp_path, capsys):
+    import os
+
+    too_many = len(os.sched_getaffinity(0)) + 1
+    _one_line(capsys, _train("--steps", "100", "--out", str(tmp_path / "r"), settings=[f"torch_threads={too_many}"]),
+              f"torch_threads={too_many} is more than")
+
+
+def test_train_checks_out_before_any_work(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    _one_line(capsys, _train("--steps", "100", "--out", str(afile)), "exists and is not a folder")
+    _one_line(capsys, _train("--steps", "100", "--out", str(afile / "sub")), "cannot write there")
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "notes.txt").write_text("mine")
+    _one_line(capsys, _train("--steps", "100", "--out", str(full)), "pass --force")
+    assert sorted(p.name for p in full.iterdir()) == ["notes.txt"]  # nothing written before the refusal
+    assert _train("--steps", "100", "--out", str(full), "--force") == 0
+    assert (full / "checkpoint.pt").exists()
+
+
+def test_a_diverging_run_stops_with_the_setting_to_lower_and_saves_no_nan(tmp_path, capsys):
+    import torch
+
+    out = tmp_path / "r"
+    code = _train("--steps", "2000", "--out", str(out), settings=["lr=1e30", "checkpoint_seconds=1e-9"])
+    _one_line(capsys, code, "lower lr (now 1e+30)")
+    if (out / "checkpoint.pt").exists():  # an earlier periodic save may stay; it must hold finite weights
+        payload = torch.load(out / "checkpoint.pt", weights_only=True)
+        assert all(torch.isfinite(t).all() for t in payload["model"].values())

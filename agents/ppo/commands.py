@@ -13,30 +13,101 @@ import gymnasium as gym
 from sysgym.agents.evaluation import EvaluationResult, evaluate
 from sysgym.agents.heuristics import heuristics_for
 from sysgym.bench import format_table
+from sysgym.envs.registry import registered_id
 
+from ..runs import INTERRUPTED_EXIT, interrupted_message, prepare_out_dir, stop_signals
 from ..serialization import describe_space, same_layout
 from .checkpoint import load_checkpoint, policy_from_checkpoint
-from .config import default_config, parse_overrides
+from .config import MAX_TOTAL_STEPS, default_config, parse_overrides
 from .evaluation import evaluate_batched
-from .trainer import PPOTrainer
+from .trainer import PPOTrainer, TrainingInterrupted
+
+MAX_EPISODES = 1_000_000
 
 
 def default_out_dir(env_id: str, seed: int) -> Path:
     return Path("runs") / f"{env_id.split('/')[-1]}_s{seed}"
 
 
+def _check_steps(steps: int | None) -> None:
+    if steps is not None and not 1 <= steps <= MAX_TOTAL_STEPS:
+        raise ValueError(f"--steps must lie in [1, {MAX_TOTAL_STEPS:.0e}], got {steps}")
+
+
 def run_train(args: argparse.Namespace) -> int:
+    """``sysgym train``: a new run (``--out`` checked before any work) or ``--resume DIR``."""
+    if args.resume is not None:
+        return _resume(args)
+    if args.steps is None:
+        raise ValueError("--steps is required (or --resume DIR to continue a saved run)")
+    _check_steps(args.steps)
+    seed = 0 if args.seed is None else args.seed
     settings, env_kwargs = parse_overrides(args.overrides)
     settings["total_steps"] = args.steps
     if args.num_envs is not None:
         settings["num_envs"] = args.num_envs
-    settings["seed"] = args.seed
+    settings["seed"] = seed
     settings["env_kwargs"] = {**settings.get("env_kwargs", {}), **env_kwargs}
     config = default_config(args.env, **settings)
-    out = Path(args.out) if args.out else default_out_dir(args.env, args.seed)
-    trainer = PPOTrainer(args.env, config, out)
+    out = prepare_out_dir(args.out if args.out else default_out_dir(args.env, seed), force=args.force)
+    with stop_signals():
+        try:
+            trainer = PPOTrainer(args.env, config, out)
+        except KeyboardInterrupt:
+            print(interrupted_message("train", "stopped before training started; nothing saved"), file=sys.stderr)
+            return INTERRUPTED_EXIT
+        return _train_and_report(trainer, out)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    """Continue the run saved in ``args.resume`` with its own settings (``--steps`` may extend it)."""
+    if args.out is not None or args.overrides or args.num_envs is not None:
+        raise ValueError("--resume DIR continues the run saved in DIR with its own settings: "
+                         "drop --out, --num-envs and key=value settings")
+    _check_steps(args.steps)
+    folder = Path(args.resume)
+    if not folder.is_dir():
+        raise ValueError(f"--resume {folder}: not a training output folder")
+    payload = load_checkpoint(folder)
+    env_id = registered_id(payload["env_id"], payload["path"])
+    if args.env is not None and args.env != env_id:
+        raise ValueError(f"--resume {folder}: the run trains {env_id}, not {args.env}")
+    if args.seed is not None and args.seed != payload["config"].get("seed"):
+        raise ValueError(f"--resume {folder}: the run has seed {payload['config'].get('seed')}, not {args.seed}")
+    prepare_out_dir(folder, resume=True, flag="--resume")
+    with stop_signals():
+        try:
+            trainer = PPOTrainer.resume(payload, env=env_id, total_steps=args.steps, out_dir=folder)
+        except KeyboardInterrupt:
+            print(interrupted_message("train", f"stopped before training resumed; {folder} is unchanged"),
+                  file=sys.stderr)
+            return INTERRUPTED_EXIT
+        total = trainer.config.total_steps
+        if trainer.global_step >= total:
+            trainer.close()
+            print(f"nothing to do: the run in {folder} is at step {trainer.global_step} of {total} "
+                  "(a larger --steps extends it)", file=sys.stderr)
+            return 0
+        print(f"resuming {env_id} at step {trainer.global_step} of {total}", file=sys.stderr)
+        return _train_and_report(trainer, folder)
+
+
+def _train_and_report(trainer: PPOTrainer, out: Path) -> int:
+    """Train (an interrupt saves and exits with status 130 and one line), then print the summary."""
+    config = trainer.config
+    resume = f"continue with: sysgym train --resume {out}"
     try:
         result = trainer.train()
+    except TrainingInterrupted as stop:
+        print(interrupted_message("train", f"checkpoint at step {stop.global_step} saved to {stop.checkpoint}; "
+                                  f"{resume}"), file=sys.stderr)
+        return INTERRUPTED_EXIT
+    except KeyboardInterrupt:
+        saved = trainer.last_checkpoint
+        kept = (f"stopped at once; the last checkpoint (step {saved[1]}) is {saved[0]}; {resume}" if saved
+                else "stopped at once; no checkpoint was saved yet")
+        print(interrupted_message("train", kept), file=sys.stderr)
+        return INTERRUPTED_EXIT
     finally:
         trainer.close()
     last = result.history[-1] if result.history else {}
@@ -100,13 +171,18 @@ def check_spaces_fit(payload: dict[str, Any], env_id: str, env_kwargs: dict[str,
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    payload = load_checkpoint(args.checkpoint)
+    if not 1 <= args.episodes <= MAX_EPISODES:
+        raise ValueError(f"--episodes must lie in [1, {MAX_EPISODES:,}], got {args.episodes}")
     settings, env_kwargs = parse_overrides(args.overrides)
     if settings:
         raise ValueError(f"evaluate takes only env.<kwarg>=value overrides, got {sorted(settings)}")
-    env_id = args.env or payload["env_id"]
-    if env_id is None:
+    payload = load_checkpoint(args.checkpoint)
+    if args.env is not None:
+        env_id = args.env
+    elif payload["env_id"] is None:
         raise ValueError(f"{payload['path']}: checkpoint has no env ID; pass --env")
+    else:  # an ID from a file: registered sysgym IDs only (gym.make imports a 'module:' prefix)
+        env_id = registered_id(payload["env_id"], payload["path"])
     env_kwargs = {**payload["config"].get("env_kwargs", {}), **env_kwargs}
     check_spaces_fit(payload, env_id, env_kwargs)
     policies: dict[str, Any] = {}

@@ -12,17 +12,28 @@ constant learning rate; plus reward normalisation (see ``DEEPRM_PRESET``).
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 import types
 import typing
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 
 from sysgym.agents.heuristics.base import family_of
 from sysgym.overrides import split_overrides
 
 ENCODERS = ("auto", "mlp", "cnn", "graph")
+# Bounds on settings that size allocations (checked before anything is built): a setting read
+# from the command line or a checkpoint must not ask for gigabytes.
+MAX_NUM_ENVS = 16_384
+MAX_ROLLOUT = 2**24               # n_steps * num_envs transitions held in one rollout
+MAX_LAYER_WIDTH = 2**20           # one hidden layer or CNN channel count
+MAX_LAYERS = 64
+MAX_TORCH_THREADS = 256           # the trainer also refuses more threads than the machine has CPUs
+MAX_TOTAL_STEPS = 10**13
 ACTIVATIONS = ("tanh", "relu")
 SQUASHES = ("clip", "tanh")
 
@@ -74,29 +85,55 @@ class PPOConfig:
     log_std_init: float = 0.0
     # machinery
     torch_threads: int = 1
-    checkpoint_every: int = 0
+    checkpoint_every: int = 0              # also keep checkpoint_<step>.pt every this many iterations
+    checkpoint_seconds: float = 60.0       # refresh the resumable <out>/checkpoint.pt this often (0: at the end only)
     tensorboard: bool = True
+    tensorboard_seconds: float = 2.0       # write TensorBoard scalars at most this often (0: every iteration)
     progress: bool = True
     env_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.hidden_sizes = tuple(int(h) for h in self.hidden_sizes)
-        self.cnn_channels = tuple(int(c) for c in self.cnn_channels)
+        for name in ("hidden_sizes", "cnn_channels"):
+            value = getattr(self, name)
+            if not isinstance(value, (tuple, list)) or len(value) > MAX_LAYERS:
+                raise ValueError(f"PPOConfig.{name} must be a tuple of at most {MAX_LAYERS} ints, got {value!r}")
+            if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value):
+                raise ValueError(f"PPOConfig.{name} must hold ints, got {value!r}")
+            setattr(self, name, tuple(int(v) for v in value))
         self.validate()
 
     def validate(self) -> None:
-        """Raise ``ValueError`` naming the first bad field."""
+        """Raise ``ValueError`` naming the first bad field (wrong type, out of range, too large)."""
+        for f in fields(self):
+            if _wrong_type(getattr(self, f.name), str(f.type)):
+                raise ValueError(f"PPOConfig.{f.name} must be {f.type}, got {getattr(self, f.name)!r}")
         positive = ("num_envs", "n_steps", "total_steps", "n_epochs", "batch_size", "torch_threads")
         for name in positive:
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"PPOConfig.{name} must be >= 1, got {getattr(self, name)!r}")
+        for name, most in (("num_envs", MAX_NUM_ENVS), ("n_steps", MAX_ROLLOUT), ("total_steps", MAX_TOTAL_STEPS),
+                           ("torch_threads", MAX_TORCH_THREADS), ("batch_size", MAX_ROLLOUT),
+                           ("n_epochs", 10_000)):
+            if getattr(self, name) > most:
+                raise ValueError(f"PPOConfig.{name}={getattr(self, name)!r} is too large (at most {most:,})")
+        if self.rollout_size > MAX_ROLLOUT:
+            raise ValueError(f"n_steps * num_envs = {self.rollout_size:,} transitions per rollout is too many "
+                             f"(at most {MAX_ROLLOUT:,}); lower n_steps or num_envs")
+        for name in ("hidden_sizes", "cnn_channels"):
+            if any(v > MAX_LAYER_WIDTH for v in getattr(self, name)):
+                raise ValueError(f"PPOConfig.{name}={getattr(self, name)!r}: a layer wider than "
+                                 f"{MAX_LAYER_WIDTH:,} is too large")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"PPOConfig.{f.name} must be finite, got {value!r}")
         for name in ("gamma", "gae_lambda"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"PPOConfig.{name} must lie in [0, 1], got {getattr(self, name)!r}")
         for name in ("lr", "clip_coef", "max_grad_norm", "adam_eps", "clip_obs", "clip_reward"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"PPOConfig.{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("vf_coef", "ent_coef", "checkpoint_every"):
+        for name in ("vf_coef", "ent_coef", "checkpoint_every", "checkpoint_seconds", "tensorboard_seconds"):
             if getattr(self, name) < 0:
                 raise ValueError(f"PPOConfig.{name} must be >= 0, got {getattr(self, name)!r}")
         if self.ent_coef_final is not None and not self.ent_coef_final >= 0:
@@ -125,14 +162,32 @@ class PPOConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> PPOConfig:
+        if not isinstance(values, dict):
+            raise ValueError(f"PPO settings must be a dict, got {type(values).__name__}")
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
+        unknown = sorted(set(values) - known, key=str)
         if unknown:
             raise ValueError(f"unknown PPOConfig fields {unknown}; known: {sorted(known)}")
         return cls(**values)
 
     def replace(self, **changes: Any) -> PPOConfig:
         return dataclasses.replace(self, **changes)
+
+
+# The types a scalar field accepts (a checkpoint's settings are data from a file); bool is no number.
+_SCALAR_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (numbers.Integral,), "float": (numbers.Real,), "bool": (bool, np.bool_), "str": (str,),
+    "float | None": (numbers.Real, type(None)),
+}
+
+
+def _wrong_type(value: Any, type_text: str) -> bool:
+    allowed = _SCALAR_TYPES.get(type_text)
+    if allowed is None:
+        return False
+    if isinstance(value, (bool, np.bool_)):
+        return type_text != "bool"
+    return not isinstance(value, allowed)
 
 
 # BRACIS'21 Table 2 (the paper's PPO on every DeepRM variant).

@@ -31,16 +31,41 @@ class NumpyActor:
         self.rng = np.random.default_rng(seed)
         self._noise = np.empty((0, 0, 0))
         self._next = 0
+        self._chunk_start: dict | None = None  # the generator's state before the current chunk was drawn
 
     def _draw(self, shape: tuple[int, int]) -> np.ndarray:
         """The next (rows, outputs) array of Gumbel (categorical) or standard normal (Gaussian) noise."""
         if self._next == len(self._noise) or self._noise.shape[1:] != shape:
-            size = (max(1, min(256, self.NOISE_VALUES // (shape[0] * shape[1]))), *shape)
-            self._noise = (self.rng.gumbel(size=size) if self.net.categorical
-                           else self.rng.standard_normal(size, dtype=np.float32))
-            self._next = 0
+            self._chunk_start = self.rng.bit_generator.state
+            self._fill(shape)
         self._next += 1
         return self._noise[self._next - 1]
+
+    def _fill(self, shape: tuple[int, int]) -> None:
+        size = (max(1, min(256, self.NOISE_VALUES // (shape[0] * shape[1]))), *shape)
+        self._noise = (self.rng.gumbel(size=size) if self.net.categorical
+                       else self.rng.standard_normal(size, dtype=np.float32))
+        self._next = 0
+
+    def state_dict(self) -> dict:
+        """Where the noise stream stands (plain data): restoring it continues the same draws."""
+        if self._chunk_start is None:
+            return {"rng": self.rng.bit_generator.state, "chunk": None}
+        return {"rng": self._chunk_start, "chunk": [list(self._noise.shape[1:]), self._next]}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue the noise stream of :meth:`state_dict` (the current chunk is drawn again)."""
+        self.rng.bit_generator.state = state["rng"]
+        self._noise, self._next, self._chunk_start = np.empty((0, 0, 0)), 0, None
+        if state["chunk"] is not None:
+            (rows, outputs), used = (int(v) for v in state["chunk"][0]), int(state["chunk"][1])
+            if not (rows >= 1 and outputs >= 1 and rows * outputs <= 1 << 24):
+                raise ValueError(f"noise chunk shape ({rows}, {outputs}) out of range")
+            self._chunk_start = self.rng.bit_generator.state
+            self._fill((rows, outputs))
+            if not 0 <= used <= len(self._noise):
+                raise ValueError(f"noise position {used} outside the chunk of {len(self._noise)}")
+            self._next = used
 
     def value(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         net = self.net

@@ -12,6 +12,12 @@ the value of their final observation. Both Gymnasium autoreset modes are handled
 ``info["final_obs"]``; with ``NextStep`` the reset step that follows an episode end is stored but
 masked out of the loss (see :mod:`sysgym.agents.ppo.buffer`); ``Disabled`` envs are reset here.
 Semi-MDP envs (sparse DeepRM variants) are trained on their step rewards as given.
+
+Runs with an output folder save a resumable ``checkpoint.pt`` every ``checkpoint_seconds``; a
+first SIGINT / SIGTERM / SIGHUP finishes the iteration in progress, saves it and raises
+:class:`TrainingInterrupted`; :meth:`PPOTrainer.resume` continues such a checkpoint with the same
+result as an uninterrupted run. A non-finite loss or weight stops training with
+:class:`TrainingDiverged` (a ``ValueError`` naming the setting to lower).
 """
 
 from __future__ import annotations
@@ -19,6 +25,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
+import os
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,8 +39,16 @@ import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 
+from ..runs import atomic_write_text
+from ..serialization import check_finite_tensors, load_json_text
 from .buffer import RolloutBuffer
-from .checkpoint import save_checkpoint
+from .checkpoint import (
+    array_from_data,
+    array_to_data,
+    check_network_size,
+    load_checkpoint,
+    save_checkpoint,
+)
 from .config import PPOConfig
 from .fastact import NumpyActor
 from .fastgrad import ManualGradients, parameter_order, supports
@@ -39,6 +57,21 @@ from .networks import ActorCritic
 from .observations import ObservationAdapter, RunningMeanStd
 from .optim import FlatAdam, flatten_parameters
 from .policy import PPOPolicy
+
+TRAINING_FORMAT = "sysgym-ppo-training/1"
+MAX_ROLLOUT_BYTES = 2 * 2**30  # the rollout buffer plus the update's shuffled copy
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped by a signal at the end of an iteration; ``checkpoint`` resumes it."""
+
+    def __init__(self, signal_name: str, checkpoint: Path, global_step: int):
+        super().__init__(signal_name)
+        self.checkpoint, self.global_step = checkpoint, global_step
+
+
+class TrainingDiverged(ValueError):
+    """A loss or weight became NaN or infinite (nothing is saved from that point on)."""
 
 
 def make_vector_env(env_id: str, num_envs: int, **env_kwargs: Any) -> VectorEnv:
@@ -58,16 +91,21 @@ def make_vector_env(env_id: str, num_envs: int, **env_kwargs: Any) -> VectorEnv:
 
 @dataclass
 class TrainResult:
-    """What :meth:`PPOTrainer.train` returns: per-iteration log rows, steps, time, checkpoint path."""
+    """What :meth:`PPOTrainer.train` returns: per-iteration log rows, steps, time, checkpoint path.
+
+    ``start_step`` is the step a resumed run started from (0 for a new run); ``sps`` counts the
+    steps of this call only.
+    """
 
     history: list[dict[str, float]] = field(default_factory=list)
     global_step: int = 0
     seconds: float = 0.0
     checkpoint: Path | None = None
+    start_step: int = 0
 
     @property
     def sps(self) -> float:
-        return self.global_step / self.seconds if self.seconds > 0 else 0.0
+        return (self.global_step - self.start_step) / self.seconds if self.seconds > 0 else 0.0
 
 
 class PPOTrainer:
@@ -82,6 +120,9 @@ class PPOTrainer:
 
     def __init__(self, env: str | VectorEnv, config: PPOConfig, out_dir: str | Path | None = None):
         self.config = config
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        if config.torch_threads > cpus:
+            raise ValueError(f"torch_threads={config.torch_threads} is more than the {cpus} CPUs this process may use")
         torch.set_num_threads(config.torch_threads)
         torch.manual_seed(config.seed)
         self.generator = torch.Generator().manual_seed(config.seed)
@@ -98,6 +139,9 @@ class PPOTrainer:
         self.action_space = self.env.single_action_space
         self.out_dir = Path(out_dir) if out_dir is not None else None
 
+        where = f"PPO settings for {self.env_id or 'this env'}"
+        check_network_size(self.observation_space, self.action_space, config, where)
+        _check_rollout_bytes(self.observation_space, self.action_space, config)
         self.model = ActorCritic(self.observation_space, self.action_space, config)
         self.head = self.model.head
         self.params = parameter_order(self.model)  # the flat vectors' layout
@@ -121,27 +165,53 @@ class PPOTrainer:
         self._obs: Any = None
         self._info: dict[str, Any] = {}
         self.logger: TrainingLogger | None = None
+        self._position = (0, config.num_updates)   # (iterations done, iterations planned) of this run
+        self._resume_at: int | None = None          # set by load_training_state
+        self._logger_state: dict[str, Any] | None = None
+        self._stop: str | None = None               # the signal asking training to stop
+        self._last_save = time.monotonic()
+        self.last_checkpoint: tuple[Path, int] | None = None  # (path, global step) of the last save
 
     # ------------------------------------------------------------------ public API
     def train(self, total_steps: int | None = None) -> TrainResult:
-        """Run PPO for ``total_steps`` env steps (default ``config.total_steps``)."""
+        """Run PPO for ``total_steps`` env steps (default ``config.total_steps``).
+
+        After :meth:`resume` it continues the restored run up to that total. With an output folder
+        a first SIGINT / SIGTERM / SIGHUP stops after the iteration in progress, saves
+        ``checkpoint.pt`` and raises :class:`TrainingInterrupted`; a second one stops at once.
+        """
         cfg = self.config
         total = cfg.total_steps if total_steps is None else int(total_steps)
+        if not 1 <= total <= 10**13:
+            raise ValueError(f"total_steps must lie in [1, 1e13], got {total}")
         iterations = max(1, -(-total // cfg.rollout_size))
-        self.logger = TrainingLogger(self.out_dir, iterations * cfg.rollout_size, cfg.tensorboard, cfg.progress)
+        resumed, first, self._resume_at = self._resume_at is not None, self._resume_at or 0, None
+        self._position = (first, iterations)
+        self.logger = TrainingLogger(self.out_dir, iterations * cfg.rollout_size, cfg.tensorboard, cfg.progress,
+                                     tensorboard_seconds=cfg.tensorboard_seconds,
+                                     resume_step=self.global_step if resumed else None)
+        if self._logger_state is not None:
+            self.logger.load_state_dict(self._logger_state)
+            self._logger_state = None
         if self.out_dir is not None:
             settings = {"env_id": self.env_id, "autoreset_mode": self.autoreset.value, **cfg.to_dict()}
-            (self.out_dir / "config.json").write_text(json.dumps(settings, indent=1, default=str))
+            atomic_write_text(self.out_dir / "config.json", json.dumps(settings, indent=1, default=str))
         if self._obs is None:
             # Runs with different seeds get disjoint sub-env seeds (seed s: s*B ... s*B + B-1);
             # Gymnasium's s + i would give seeds 0 and 1 all but one input stream in common.
             self._obs, self._info = self.env.reset(seed=[cfg.seed * cfg.num_envs + i for i in range(cfg.num_envs)])
-        result = TrainResult()
+        result = TrainResult(start_step=self.global_step)
         start = time.perf_counter()
+        self._last_save = time.monotonic()
         try:
-            with _blas_threads(cfg.torch_threads):
-                for it in range(iterations):
+            # overflow on the way to NaN is reported once, by _check_finite, not as numpy warnings
+            with _blas_threads(cfg.torch_threads), self._stop_at_iteration_end(), \
+                    np.errstate(over="ignore", invalid="ignore"):
+                for it in range(first, iterations):
                     self._iteration(it, iterations)
+                    if self._stop is not None:
+                        path = self.save(self.out_dir / "checkpoint.pt")
+                        raise TrainingInterrupted(self._stop, path, self.global_step)
         finally:
             result.seconds = time.perf_counter() - start
             self.logger.close()
@@ -150,6 +220,28 @@ class PPOTrainer:
         if self.out_dir is not None:
             result.checkpoint = self.save(self.out_dir / "checkpoint.pt")
         return result
+
+    @contextlib.contextmanager
+    def _stop_at_iteration_end(self) -> Any:
+        """Signals ask the loop to stop after the current iteration (which then saves); a second
+        signal raises ``KeyboardInterrupt`` at once. Only with an output folder, in the main thread."""
+        self._stop = None
+        if self.out_dir is None or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def request(signum: int, frame: Any) -> None:
+            if self._stop is not None:
+                raise KeyboardInterrupt(signal.Signals(signum).name)
+            self._stop = signal.Signals(signum).name
+
+        wanted = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+        previous = {s: signal.signal(s, request) for s in wanted}
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
 
     def _iteration(self, it: int, iterations: int) -> None:
         cfg = self.config
@@ -161,12 +253,33 @@ class PPOTrainer:
         self.collect_rollout()
         stats = self.update()
         self.iteration += 1
+        self._check_finite(stats)
+        self._position = (it + 1, iterations)
         stats["sps"] = cfg.rollout_size / (time.perf_counter() - t0)
         stats["lr"] = self.optimizer.lr
         stats["ent_coef"] = self.ent_coef
         self.logger.iteration(self.global_step, stats, cfg.rollout_size)
-        if cfg.checkpoint_every and self.out_dir is not None and (it + 1) % cfg.checkpoint_every == 0:
+        if self.out_dir is None:
+            return
+        if cfg.checkpoint_every and (it + 1) % cfg.checkpoint_every == 0:
             self.save(self.out_dir / f"checkpoint_{self.global_step}.pt")
+        if cfg.checkpoint_seconds and time.monotonic() - self._last_save >= cfg.checkpoint_seconds:
+            self.save(self.out_dir / "checkpoint.pt")
+            self._last_save = time.monotonic()
+
+    def _check_finite(self, stats: dict[str, float]) -> None:
+        """Stop with :class:`TrainingDiverged` when a loss or a weight is NaN or infinite."""
+        bad = [k for k in ("policy_loss", "value_loss", "entropy", "approx_kl") if not math.isfinite(stats[k])]
+        if not bad and np.isfinite(self.flat_params.numpy()).all():
+            return
+        what = f"the {bad[0].replace('_', ' ')} became {stats[bad[0]]}" if bad else "the weights became non-finite"
+        cfg = self.config
+        hint = f"lower lr (now {cfg.lr:g})"
+        if not cfg.normalize_reward:
+            hint += " or turn on normalize_reward"
+        kept = f"; {self.last_checkpoint[0]} (step {self.last_checkpoint[1]}) is kept" if self.last_checkpoint else ""
+        raise TrainingDiverged(f"training diverged at update {self.iteration} (step {self.global_step}): "
+                               f"{what}; {hint}{kept}")
 
     def policy(self, deterministic: bool = True, seed: int | None = None) -> PPOPolicy:
         """The current agent as a :class:`PPOPolicy` (shares the network; frozen copy of obs stats)."""
@@ -174,11 +287,132 @@ class PPOTrainer:
         adapter.load_state_dict(self.adapter.state_dict())
         return PPOPolicy(self.model, adapter, deterministic, seed)
 
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, training_state: bool = True) -> Path:
+        """Write a checkpoint (atomically); with ``training_state`` :meth:`resume` can continue it."""
         extra = {"return_rms": self.return_rms.state_dict() if self.return_rms else None}
         self.model.eval()
-        return save_checkpoint(path, self.model, self.adapter, self.config, self.observation_space,
-                               self.action_space, self.env_id, self.global_step, extra)
+        path = save_checkpoint(path, self.model, self.adapter, self.config, self.observation_space,
+                               self.action_space, self.env_id, self.global_step, extra,
+                               self.training_state() if training_state else None)
+        self.last_checkpoint = (path, self.global_step)
+        return path
+
+    # ------------------------------------------------------------------ resume
+    def training_state(self) -> dict[str, Any]:
+        """Everything besides weights and statistics that the next iteration depends on (plain data)."""
+        get_state = getattr(self.env, "get_state", None)
+        env_state = None
+        if callable(get_state) and self._obs is not None:
+            snap = get_state()
+            env_state = {k: snap[k] for k in ("format", "class", "num_envs", "config")}
+            env_state["arrays"] = {k: array_to_data(v) for k, v in snap["arrays"].items()}
+        mask = self._info.get("action_mask") if isinstance(self._info, dict) else None
+        logger = self.logger.state_dict() if self.logger is not None else self._logger_state
+        return {
+            "format": TRAINING_FORMAT,
+            "iteration": self.iteration,
+            "position": list(self._position),
+            "optimizer": self.optimizer.state_dict(),
+            "torch_generator": self.generator.get_state(),
+            "torch_global": torch.get_rng_state(),
+            "numpy_actor": json.dumps(self.fast_actor.state_dict()) if self.fast_actor is not None else None,
+            "ent_coef": float(self.ent_coef),
+            "counters": {k: array_to_data(getattr(self, k))
+                         for k in ("_discounted", "_ep_return", "_ep_length", "_resetting")},
+            "obs": None if self._obs is None else _obs_to_data(self._obs),
+            "action_mask": None if mask is None else array_to_data(np.asarray(mask)),
+            "env": env_state,
+            "logger": json.dumps(logger) if logger is not None else None,
+        }
+
+    @classmethod
+    def resume(cls, checkpoint: str | Path | dict[str, Any], env: str | VectorEnv | None = None,
+               total_steps: int | None = None, out_dir: str | Path | None = None) -> PPOTrainer:
+        """A trainer that continues the run saved in ``checkpoint`` (a file, a run folder or the
+        payload :func:`load_checkpoint` read).
+
+        ``env`` defaults to the checkpoint's env ID (callers reading untrusted files check it
+        first); ``total_steps`` to the saved run's total (a larger one extends the run, and the
+        learning-rate annealing then follows the new total); ``out_dir`` to the checkpoint's folder.
+        """
+        payload = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
+        where = payload["path"]
+        if not isinstance(payload.get("training"), dict):
+            raise ValueError(f"{where}: holds no training state to resume (it was not written by "
+                             "`sysgym train` of this version); start a new run")
+        config = PPOConfig.from_dict(payload["config"])
+        if total_steps is not None:
+            config = config.replace(total_steps=int(total_steps))
+        env = payload["env_id"] if env is None else env
+        if env is None:
+            raise ValueError(f"{where}: the checkpoint names no env ID; pass the env")
+        trainer = cls(env, config, Path(where).parent if out_dir is None else out_dir)
+        try:
+            trainer.load_training_state(payload)
+        except BaseException:
+            trainer.close()
+            raise
+        return trainer
+
+    def load_training_state(self, payload: dict[str, Any]) -> None:
+        """Restore weights, statistics, optimiser, RNGs, env state and counters from a checkpoint
+        payload (:func:`load_checkpoint`); ValueError naming the file on anything that does not fit."""
+        where = payload.get("path", "checkpoint")
+        state = payload["training"]
+        try:
+            if state.get("format") != TRAINING_FORMAT:
+                raise ValueError(f"training state format {state.get('format')!r} is not {TRAINING_FORMAT!r}")
+            self._restore(payload, state, where)
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as error:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ValueError(f"{where}: cannot resume from this checkpoint: {first}") from None
+
+    def _restore(self, payload: dict[str, Any], state: dict[str, Any], where: str) -> None:
+        self.model.load_state_dict(payload["model"])
+        self.adapter.load_state_dict(payload["obs_normalization"])
+        if self.return_rms is not None:
+            self.return_rms.load_state_dict(payload["extra"]["return_rms"])
+        self.global_step = payload["global_step"]
+        opt = state["optimizer"]
+        for key in ("exp_avg", "exp_avg_sq"):
+            if not isinstance(opt[key], torch.Tensor) or opt[key].shape != self.flat_params.shape:
+                raise ValueError(f"optimizer {key} does not fit the network")
+        check_finite_tensors(opt, where, "training state")
+        self.optimizer.load_state_dict(opt)
+        self.generator.set_state(state["torch_generator"])
+        torch.set_rng_state(state["torch_global"])
+        if self.fast_actor is not None:
+            self.fast_actor.load_state_dict(load_json_text(state["numpy_actor"], "numpy_actor"))
+        self.ent_coef = float(state["ent_coef"])
+        for key, data in state["counters"].items():
+            live = getattr(self, key)
+            value = array_from_data(data, key)
+            if key not in ("_discounted", "_ep_return", "_ep_length", "_resetting") or value.shape != live.shape:
+                raise ValueError(f"counter {key!r} does not fit {self.config.num_envs} sub-envs")
+            setattr(self, key, value.astype(live.dtype))
+        if state["env"] is None:
+            raise ValueError("it holds no env state (the env had no get_state)")
+        env_state = dict(state["env"])
+        env_state["arrays"] = {k: array_from_data(v, f"env array {k}") for k, v in env_state["arrays"].items()}
+        self.env.set_state(env_state)
+        obs = _obs_from_data(state["obs"])
+        for key, shape in self.adapter.shapes().items():
+            got = np.shape(obs[key] if self.adapter.dict_space else obs)
+            if got != (self.config.num_envs, *shape):
+                raise ValueError(f"saved observation {key!r} has shape {got}, expected {(self.config.num_envs, *shape)}")
+        self._obs = obs
+        mask = state["action_mask"]
+        self._info = {} if mask is None else {"action_mask": array_from_data(mask, "action_mask")}
+        if mask is not None and self.head.masked and self._info["action_mask"].shape != (self.config.num_envs, self.head.mask_size):
+            raise ValueError(f"saved action mask has shape {self._info['action_mask'].shape}")
+        self.iteration = int(state["iteration"])
+        done, planned = (int(v) for v in state["position"])
+        if not 0 <= done <= planned:
+            raise ValueError(f"iteration {done} of {planned} is out of range")
+        self._resume_at = done
+        self._position = (done, planned)
+        logger = state["logger"]
+        self._logger_state = None if logger is None else load_json_text(logger, "logger state")
 
     # ------------------------------------------------------------------ rollout
     def collect_rollout(self) -> None:
@@ -411,6 +645,33 @@ class PPOTrainer:
         self.env.close()
 
 
+def _check_rollout_bytes(observation_space: gym.Space, action_space: gym.Space, config: PPOConfig) -> None:
+    """A ValueError before allocating when a rollout (and the update's copy of it) would be too big."""
+    from .observations import observation_entries
+
+    obs = sum(int(np.prod(s.shape or ())) for s in observation_entries(observation_space).values())
+    actions = int(np.prod(action_space.shape or ())) or 1
+    mask = int(action_space.n) if isinstance(action_space, gym.spaces.Discrete) else 0
+    per_step = 4 * obs + 8 * actions + mask + 4 * 8 + 1
+    total = 2 * per_step * config.rollout_size
+    if total > MAX_ROLLOUT_BYTES:
+        raise ValueError(f"a rollout of n_steps * num_envs = {config.rollout_size:,} steps would take "
+                         f"{total / 2**30:.1f} GiB (at most {MAX_ROLLOUT_BYTES / 2**30:.0f}); "
+                         "lower n_steps or num_envs")
+
+
+def _obs_to_data(obs: Any) -> dict[str, Any]:
+    if isinstance(obs, dict):
+        return {"dict": {k: array_to_data(np.asarray(v)) for k, v in obs.items()}}
+    return {"array": array_to_data(np.asarray(obs))}
+
+
+def _obs_from_data(data: dict[str, Any]) -> Any:
+    if "dict" in data:
+        return {k: array_from_data(v, f"observation {k}") for k, v in data["dict"].items()}
+    return array_from_data(data["array"], "observation")
+
+
 def _blas_threads(n: int) -> Any:
     """Cap numpy's BLAS threads at ``n`` (like ``torch_threads``) while training: the numpy paths'
     small matrix products only lose from extra threads on a busy machine."""
@@ -443,11 +704,13 @@ def _episode_metrics(info: dict[str, Any], i: int) -> dict[str, float]:
     metrics = info.get("episode_metrics")
     if isinstance(metrics, dict):
         return {k: float(v[i]) for k, v in metrics.items() if not k.startswith("_")}
-    final = info.get("final_info")
-    if final is not None:
-        fi = final[i] if not isinstance(final, dict) else {k: v[i] for k, v in final.items()}
-        if isinstance(fi, dict) and isinstance(fi.get("episode_metrics"), dict):
-            return {k: float(v) for k, v in fi["episode_metrics"].items() if not k.startswith("_")}
+    final = info.get("final_info")   # SameStep: Gymnasium's vector layout inside final_info
+    if isinstance(final, dict) and isinstance(final.get("episode_metrics"), dict) \
+            and final["_episode_metrics"][i]:
+        return {k: float(v[i]) for k, v in final["episode_metrics"].items() if not k.startswith("_")}
+    if isinstance(final, np.ndarray) and isinstance(final[i], dict) \
+            and isinstance(final[i].get("episode_metrics"), dict):   # one info dict per sub-env
+        return {k: float(v) for k, v in final[i]["episode_metrics"].items() if not k.startswith("_")}
     return {}
 
 
