@@ -3,6 +3,7 @@
 #   make test   the test suite, then the RLlib tests and the contract tests under gymnasium 1.2.2 in .venv-rllib
 #   make bench  throughput tables (steps/s) and baseline benchmarks
 #   make lint   ruff
+#   make docs   the documentation site into site/ (strict); make docs-check opens it in headless Chromium
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -11,7 +12,7 @@ INSTALLED := $(VENV)/.installed
 BUILT := $(VENV)/.built
 KERNELS := $(wildcard cython_core/*.pyx cython_core/*.pxd)
 
-.PHONY: demo test test-rllib bench bench-rllib lint build clean
+.PHONY: demo test test-rllib bench bench-rllib lint build clean docs docs-check
 
 $(INSTALLED): pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -68,5 +69,30 @@ bench-rllib: $(BUILT) $(RLLIB_INSTALLED)
 lint: $(INSTALLED)
 	$(PY) -m ruff check sysgym envs agents cython_core tests benchmarks traces
 
+# The docs site: the tools of the `docs` extra in pyproject.toml go into .venv on first use (read
+# from pyproject.toml, so that the editable install and its kernels are left as they are); the
+# episode GIFs are remade when a renderer changes; mkdocs builds strictly (docs/hooks.py writes the
+# environment pages from the code first). docs-check installs Debian's chromium and chromedriver
+# when they are missing (CI runs as root) and opens every page (docs/check_site.py).
+DOCS_INSTALLED := $(VENV)/.docs-installed
+MEDIA := docs/media/.made
+
+$(DOCS_INSTALLED): $(INSTALLED) pyproject.toml
+	$(PY) -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['docs']))" > $(VENV)/docs-requirements.txt
+	$(PIP) install --quiet -r $(VENV)/docs-requirements.txt
+	touch $(DOCS_INSTALLED)
+
+$(MEDIA): $(BUILT) $(DOCS_INSTALLED) docs/make_media.py envs/frame_text.py $(wildcard envs/*/render.py)
+	$(PY) docs/make_media.py
+	touch $(MEDIA)
+
+docs: $(BUILT) $(DOCS_INSTALLED) $(MEDIA)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet
+
+docs-check: docs
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
+	$(PY) docs/check_site.py
+
 clean:
-	rm -rf build dist *.egg-info $(VENV) $(RLLIB_VENV) cython_core/*.c cython_core/*.so .pytest_cache
+	rm -rf build dist *.egg-info $(VENV) $(RLLIB_VENV) cython_core/*.c cython_core/*.so .pytest_cache site docs/media docs/envs

@@ -1,0 +1,42 @@
+"""mkdocs hook: write the generated environment pages before mkdocs collects the files, put them
+in the nav where ``mkdocs.yml`` has the ``Environments`` placeholder, and lay out the ``sysgym``
+package for mkdocstrings as setup.py installs it (``envs/``, ``agents/`` and ``cython_core/`` are
+``sysgym.envs``, ``sysgym.agents`` and ``sysgym.cython_core``) with symlinks under
+``build/docs-src``, so the API pages read the sources statically."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import gen_pages  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+MAPPED = {"envs": "envs", "agents": "agents", "cython_core": "cython_core"}
+
+
+def package_tree() -> None:
+    """build/docs-src/sysgym: a link to every entry of sysgym/ plus the mapped subpackages."""
+    tree = ROOT / "build" / "docs-src" / "sysgym"
+    tree.mkdir(parents=True, exist_ok=True)
+    links = {p.name: p for p in (ROOT / "sysgym").iterdir() if p.name != "__pycache__"}
+    links.update({name: ROOT / src for name, src in MAPPED.items()})
+    for name, target in links.items():
+        link = tree / name
+        if link.is_symlink() and link.resolve() == target.resolve():
+            continue
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(target)
+
+
+def on_config(config):
+    package_tree()
+    section = gen_pages.generate()
+    for k, item in enumerate(config["nav"]):
+        if isinstance(item, dict) and "Environments" in item:
+            config["nav"][k] = {"Environments": section}
+            return config
+    raise ValueError("mkdocs.yml: the nav has no 'Environments' entry for the generated pages")
