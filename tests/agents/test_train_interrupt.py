@@ -165,6 +165,26 @@ def test_a_signal_saves_exits_130_with_one_line_and_the_run_resumes_to_the_same_
         assert torch.equal(finished["model"][key], tensor), key
 
 
+def test_a_second_signal_stops_at_once_with_one_line(tmp_path):
+    out = tmp_path / "run"
+    # iterations pause 10 s: the first SIGINT asks to stop after the iteration, the second cannot wait
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_TRAIN.replace("0.2", "10"), "train", "--out", str(out),
+                             *CLI_RUN], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None and not (out / "progress.csv").exists():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=8)  # before the 10 s pause would have ended
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("a second SIGINT did not stop training at once")
+    assert proc.returncode == 130, err
+    assert len(err.strip().splitlines()) == 1 and "stopped at once" in err, err
+
+
 def test_resume_errors_are_one_line(tmp_path, capsys):
     assert main(["train", "--resume", str(tmp_path / "missing")]) == 2
     assert "not a training output folder" in capsys.readouterr().err
