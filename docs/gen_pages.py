@@ -59,6 +59,31 @@ def _inline(text: str) -> str:
     return "`".join(p if k % 2 else p.replace("][", "]\\[") for k, p in enumerate(parts))
 
 
+def rst_table_markdown(block: list[str]) -> str | None:
+    """An RST simple table (``====  ====`` rules) as a Markdown table; a row whose first cell is
+    blank continues the row above. None when ``block`` is not exactly one such table."""
+    if len(block) < 4 or not (_TABLE_RULE.match(block[0]) and _TABLE_RULE.match(block[-1])):
+        return None
+    starts = [m.start() for m in re.finditer(r"=+", block[0])]
+    rules = [k for k, line in enumerate(block) if _TABLE_RULE.match(line)]
+    if len(rules) != 3:
+        return None
+    rows: list[list[str]] = []
+    for k, line in enumerate(block):
+        if k in rules:
+            continue
+        cells = [line[a:b].strip() for a, b in zip(starts, [*starts[1:], None])]
+        if rows and k > rules[1] + 1 and not cells[0]:
+            rows[-1] = [f"{old} {new}".strip() for old, new in zip(rows[-1], cells)]
+        else:
+            rows.append(cells)
+    n_head = rules[1] - rules[0] - 1
+    def fmt(row: list[str]) -> str:
+        return "| " + " | ".join(_inline(c).replace("|", "\\|") for c in row) + " |"
+    lines = [fmt(r) for r in rows[:n_head]] + ["|" + "---|" * len(starts)] + [fmt(r) for r in rows[n_head:]]
+    return "\n".join(lines)
+
+
 def docstring_markdown(doc: str, level: int = 3) -> str:
     """A package docstring as Markdown: underlined titles become headings, column-aligned blocks
     (RST tables, kwarg lists) stay preformatted, prose keeps its words with inline code marks."""
@@ -85,6 +110,8 @@ def docstring_markdown(doc: str, level: int = 3) -> str:
             continue
         if block[0].startswith("#"):
             out.append(block[0])
+        elif (table := rst_table_markdown(block)) is not None:
+            out.append(table)
         elif any(_TABLE_RULE.match(b) or _ALIGNED.search(b.strip()) for b in block):
             out.append("```text\n" + "\n".join(block) + "\n```")
         else:

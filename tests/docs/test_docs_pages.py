@@ -38,7 +38,9 @@ def test_docstring_becomes_markdown():
     =====  =======
     kwarg  default
     =====  =======
-    a      1
+    a      1 | 2
+           (or 3)
+    b      ``x``
     =====  =======
 
     *State.* see :mod:`sysgym.envs.bandwidth` and ``used[r][t]``; used[r][now] grows.
@@ -47,7 +49,8 @@ def test_docstring_becomes_markdown():
     blocks = md.strip().split("\n\n")
     assert blocks[0] == "Title line."
     assert blocks[1] == "### Kwargs (ranges)"
-    assert blocks[2] == "```text\n=====  =======\nkwarg  default\n=====  =======\na      1\n=====  =======\n```"
+    # an RST simple table becomes a Markdown table; a blank first cell continues the row above
+    assert blocks[2] == "| kwarg | default |\n|---|---|\n| a | 1 \\| 2 (or 3) |\n| b | `x` |"
     # roles and double backticks become code; [x][y] outside code is escaped (not a reference link)
     assert blocks[3] == "*State.* see `sysgym.envs.bandwidth` and `used[r][t]`; used[r]\\[now] grows."
 
