@@ -200,10 +200,14 @@ def family_page(family: Family, entries: list, facts: dict[str, dict], baselines
     pkg = importlib.import_module(f"sysgym.envs.{family.key}")
     cfg = importlib.import_module(f"sysgym.envs.{family.key}.config")
     params = inspect.signature(cfg.build_config).parameters.values()
-    lines = [f"# {family.title}", ""]
-    overview = DOCS / "families" / f"{family.key}.md"
-    if overview.exists():
-        lines += [overview.read_text().strip(), ""]
+    title, overview = family.title, ""
+    path = DOCS / "families" / f"{family.key}.md"
+    if path.exists():   # the hand-written part; its "# " title, if any, is the page's title
+        overview = path.read_text().strip()
+        if overview.startswith("# "):
+            title, _, overview = overview.partition("\n")
+            title = title[2:].strip()
+    lines = [f"# {title}", "", overview, ""]
     env_id, policy, _, _, seed, kwargs = EPISODES[family.key]
     shown = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
     lines += [

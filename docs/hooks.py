@@ -2,7 +2,9 @@
 in the nav where ``mkdocs.yml`` has the ``Environments`` placeholder, and lay out the ``sysgym``
 package for mkdocstrings as setup.py installs it (``envs/``, ``agents/`` and ``cython_core/`` are
 ``sysgym.envs``, ``sysgym.agents`` and ``sysgym.cython_core``) with symlinks under
-``build/docs-src``, so the API pages read the sources statically."""
+``build/docs-src``, so the API pages read the sources statically. The figures and result files
+the benchmarks commit under ``benchmarks/results/`` join the site at the same path, so a page links
+them as ``../benchmarks/results/...`` (a missing one is a broken link and fails the strict build)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ import gen_pages  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MAPPED = {"envs": "envs", "agents": "agents", "cython_core": "cython_core"}
+RESULTS = "benchmarks/results"
+RESULT_TYPES = {".png", ".svg", ".gif", ".json", ".csv", ".txt"}
 
 
 def package_tree() -> None:
@@ -40,3 +44,15 @@ def on_config(config):
             config["nav"][k] = {"Environments": section}
             return config
     raise ValueError("mkdocs.yml: the nav has no 'Environments' entry for the generated pages")
+
+
+def on_files(files, config):
+    from mkdocs.structure.files import File
+
+    for path in sorted((ROOT / RESULTS).rglob("*")):
+        if path.is_file() and path.suffix in RESULT_TYPES:
+            rel = path.relative_to(ROOT).as_posix()
+            if files.get_file_from_path(rel) is None:
+                files.append(File(rel, src_dir=str(ROOT), dest_dir=config["site_dir"],
+                                  use_directory_urls=config["use_directory_urls"]))
+    return files
