@@ -43,7 +43,7 @@ def _run(*args, **kwargs):
     (["train", "--env", "DeepRM-Compact-v0", "--steps", "10"], "did you mean 'sysgym/DeepRM-Compact-v0'"),
     (["train", "--env", "sysgym/DeepRM-Compct-v0", "--steps", "10"], "did you mean 'sysgym/DeepRM-Compact-v0'"),
     (["train", "--env", "sysgym/DeepRM-Compact-v0", "--steps", "10", "env.scenaro=3"], "did you mean 'scenario'"),
-    (["train", "--env", "sysgym/DeepRM-Compact-v0", "--steps", "10", "lrr=3"], "unknown PPO setting 'lrr'"),
+    (["train", "--env", "sysgym/DeepRM-Compact-v0", "--steps", "10", "lrr=3"], "unknown PPO setting 'lrr'; did you mean 'lr'?"),
     (["train", "--env", "sysgym/DeepRM-Compact-v0", "--steps", "10", "n_epochs=maybe"], "n_epochs='maybe'"),
     (["evaluate", "--checkpoint", "no/such/run"], "no such checkpoint"),
     # sizes that would allocate gigabytes (or abort inside libgomp) are refused before anything is built

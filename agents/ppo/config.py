@@ -23,6 +23,7 @@ import gymnasium as gym
 import numpy as np
 
 from sysgym.agents.heuristics.base import family_of
+from sysgym.envs.validate import suggestion
 from sysgym.overrides import split_overrides
 
 ENCODERS = ("auto", "mlp", "cnn", "graph")
@@ -249,7 +250,8 @@ def parse_overrides(items: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     config: dict[str, Any] = {}
     for key, value in settings.items():
         if key not in hints:
-            raise ValueError(f"unknown PPO setting {key!r}; known: {', '.join(sorted(hints))}")
+            raise ValueError(f"unknown PPO setting {key!r}{suggestion(key, hints)}; "
+                             f"known: {', '.join(sorted(hints))}")
         config[key] = _coerce(key, value, hints[key])
     return config, env_kwargs
 
