@@ -19,6 +19,7 @@ from ..runs import INTERRUPTED_EXIT, interrupted_message, prepare_out_dir, stop_
 from ..serialization import describe_space, same_layout
 from .checkpoint import load_checkpoint, policy_from_checkpoint
 from .config import MAX_TOTAL_STEPS, default_config, parse_overrides
+from .curves import plot_learning_curve
 from .evaluation import evaluate_batched
 from .trainer import PPOTrainer, TrainingInterrupted
 
@@ -99,6 +100,8 @@ def _train_and_report(trainer: PPOTrainer, out: Path) -> int:
     try:
         result = trainer.train()
     except TrainingInterrupted as stop:
+        trainer.close()
+        _curve(out, trainer.env_id)
         print(interrupted_message("train", f"checkpoint at step {stop.global_step} saved to {stop.checkpoint}; "
                                   f"{resume}"), file=sys.stderr)
         return INTERRUPTED_EXIT
@@ -110,6 +113,7 @@ def _train_and_report(trainer: PPOTrainer, out: Path) -> int:
         return INTERRUPTED_EXIT
     finally:
         trainer.close()
+    curve = _curve(out, trainer.env_id)
     last = result.history[-1] if result.history else {}
     summary = [["env steps", result.global_step], ["seconds", f"{result.seconds:.1f}"],
                ["steps/s", f"{result.sps:.0f}"], ["episodes", last.get("episodes", 0)]]
@@ -118,8 +122,17 @@ def _train_and_report(trainer: PPOTrainer, out: Path) -> int:
     summary += [[k.split("/", 1)[1], f"{v:.4g}"] for k, v in last.items() if k.startswith("metric/")]
     print(format_table(summary, ["", "final"]))
     print(f"checkpoint: {result.checkpoint}\nlogs: {out}/progress.csv, {out}/episodes.csv"
-          + (f", {out}/tb" if config.tensorboard else ""))
+          + (f", {out}/tb" if config.tensorboard else "")
+          + (f"\nlearning curve: {curve}" if curve else ""))
     return 0
+
+
+def _curve(out: Path, env_id: str) -> Path | None:
+    """``learning_curve.png`` of the run so far (None when no episode has finished yet)."""
+    try:
+        return plot_learning_curve(out, title=f"PPO on {env_id}")
+    except ModuleNotFoundError:  # matplotlib is in the agents extra; the run's files stay usable
+        return None
 
 
 def compare_with_heuristics(policies: dict[str, Any], env_id: str, episodes: int, seed: int,
