@@ -106,7 +106,7 @@ def egs_cores(make_policy: Any, episodes: int, reset_seed: int = 0, **env_kwargs
 
 def ppo_factory(checkpoint: Any, deterministic: bool = True, seed: int = 0):
     """``vec -> policy``: the graph policy rebuilt for the env's max_nodes."""
-    from sysgym.agents.ppo.graph import policy_for_spaces
+    from sysgym.agents.ppo.checkpoint import policy_for_spaces
 
     return lambda vec: policy_for_spaces(checkpoint, vec.single_observation_space, vec.single_action_space,
                                          deterministic=deterministic, seed=seed)

@@ -183,3 +183,16 @@ def policy_from_checkpoint(payload: dict[str, Any], deterministic: bool = True,
 def load_policy(path: str | Path, deterministic: bool = True, seed: int | None = None) -> PPOPolicy:
     """The :class:`PPOPolicy` stored at ``path`` (a checkpoint file or a training output folder)."""
     return policy_from_checkpoint(load_checkpoint(path), deterministic, seed)
+
+
+def policy_for_spaces(checkpoint: str | Any, observation_space: spaces.Space, action_space: spaces.Space,
+                      deterministic: bool = True, seed: int | None = None):
+    """A graph policy from ``checkpoint`` (a path or a loaded checkpoint) rebuilt for other spaces,
+    e.g. trained with ``max_nodes=40``, acting on 60-node tasks (the weights do not depend on N)."""
+    payload = load_checkpoint(checkpoint) if not isinstance(checkpoint, dict) else checkpoint
+    config = PPOConfig.from_dict(payload["config"])
+    if config.encoder != "graph":
+        raise ValueError(f"{payload.get('path', 'checkpoint')}: not a graph policy (encoder={config.encoder!r})")
+    model = ActorCritic(observation_space, action_space, config)
+    model.load_state_dict(payload["model"])
+    return PPOPolicy(model, ObservationAdapter(observation_space), deterministic=deterministic, seed=seed)

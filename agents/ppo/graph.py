@@ -32,12 +32,10 @@ The network (H = ``hidden_sizes[0]``, one layer per entry of ``hidden_sizes``):
 
 Every operation is per node, per pair or a sum over nodes, so embeddings are permutation
 equivariant and padding nodes change nothing for real nodes; no weight depends on N, so a policy
-trained with ``max_nodes=40`` acts on tasks of any size (:func:`policy_for_spaces`).
+trained with ``max_nodes=40`` acts on tasks of any size (:func:`sysgym.agents.ppo.checkpoint.policy_for_spaces`).
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import torch
 from gymnasium import spaces
@@ -200,21 +198,3 @@ class GraphActorCritic(nn.Module):
     def forward(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         h, f, width = self.encoder(obs)
         return self._scores(h, f, obs["action_mask"]), self._value(h, width, obs["nodes"][..., -1])
-
-
-def policy_for_spaces(checkpoint: str | Any, observation_space: spaces.Space, action_space: spaces.Space,
-                      deterministic: bool = True, seed: int | None = None):
-    """A graph policy from ``checkpoint`` (a path or a loaded checkpoint) rebuilt for other spaces,
-    e.g. trained with ``max_nodes=40``, acting on 60-node tasks (the weights do not depend on N)."""
-    from .checkpoint import load_checkpoint
-    from .networks import ActorCritic
-    from .observations import ObservationAdapter
-    from .policy import PPOPolicy
-
-    payload = load_checkpoint(checkpoint) if not isinstance(checkpoint, dict) else checkpoint
-    config = PPOConfig.from_dict(payload["config"])
-    if config.encoder != "graph":
-        raise ValueError(f"{payload.get('path', 'checkpoint')}: not a graph policy (encoder={config.encoder!r})")
-    model = ActorCritic(observation_space, action_space, config)
-    model.load_state_dict(payload["model"])
-    return PPOPolicy(model, ObservationAdapter(observation_space), deterministic=deterministic, seed=seed)

@@ -241,7 +241,7 @@ def _checkpoint(spec: PolicySpec, case: Case, variants: tuple[str, ...], env_id:
         env_id = payload["env_id"]
     deterministic = not spec.sample
     if payload["config"].get("encoder") == "graph":   # the DAG graph policy fits any task size
-        from sysgym.agents.ppo.graph import policy_for_spaces
+        from sysgym.agents.ppo.checkpoint import policy_for_spaces
         from sysgym.reference import spaces_of
 
         return (lambda env: policy_for_spaces(payload, *spaces_of(env, env_id), deterministic=deterministic,

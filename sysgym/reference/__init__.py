@@ -103,7 +103,7 @@ def load(env_id: str, env: Any = None, deterministic: bool | None = None, seed: 
 
         return load_policy(path, deterministic=deterministic, seed=seed)
     if loader == "ppo-graph":
-        from sysgym.agents.ppo.graph import policy_for_spaces
+        from sysgym.agents.ppo.checkpoint import policy_for_spaces
 
         return policy_for_spaces(str(path), *spaces_of(env, meta["env_id"]), deterministic=deterministic, seed=seed)
     module, _, function = str(loader).partition(":")

@@ -9,8 +9,8 @@ import torch
 
 import sysgym  # noqa: F401
 from sysgym.agents.ppo import PPOConfig, PPOTrainer, save_checkpoint
+from sysgym.agents.ppo.checkpoint import policy_for_spaces
 from sysgym.agents.ppo.fastgrad import supports
-from sysgym.agents.ppo.graph import policy_for_spaces
 from sysgym.agents.ppo.networks import ActorCritic
 from sysgym.agents.ppo.observations import ObservationAdapter
 from sysgym.envs.dag import generate_tasks, load_tasks
