@@ -139,3 +139,10 @@ def test_sigterm_becomes_keyboard_interrupt_inside_the_block_only():
             for _ in range(10_000):  # the handler runs between bytecodes
                 pass
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_atomic_writes_get_the_permissions_a_plain_open_gives(tmp_path):
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    atomic = runs.atomic_write_text(tmp_path / "atomic.txt", "x")
+    assert (atomic.stat().st_mode & 0o777) == (plain.stat().st_mode & 0o777)
