@@ -32,7 +32,8 @@ def test_sjf_reproduces_the_shipped_reference_numbers_exactly(tmp_path, capsys):
         rows = shipped["cases"][e["env"]]["rows"]
         assert e["episode_values"]["mean_slowdown_all"] == rows["sjf"]["values"][:3]
         assert e["mode"] == "batched" and e["score"] is not None
-    assert {p.name for p in out.iterdir()} == {"scorecard.md", "results.csv", "results.json", "scores.png", "episodes.json"}
+    assert {p.name for p in out.iterdir()} == {"scorecard.md", "results.csv", "results.json", "scores.png",
+                                               "profile.png", "episodes.json"}
     printed = capsys.readouterr()
     assert "deeprm v1 sha256:" in printed.err and "| scenario-10 | 3 |" in printed.out
 

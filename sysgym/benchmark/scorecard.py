@@ -180,7 +180,13 @@ class Scorecard:
         envs = [e for e in self.envs if not e.run.skipped]
         fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(envs) + 2), 4.5))
         x = np.arange(len(envs))
-        ax.bar(x, [e.score.score for e in envs], color="tab:blue", label=self.policy, zorder=2)
+        values = np.array([e.score.score for e in envs], dtype=float)
+        lows = np.array([e.score.score_ci[0] for e in envs], dtype=float)
+        highs = np.array([e.score.score_ci[1] for e in envs], dtype=float)
+        ax.bar(x, values, color="tab:blue", label=self.policy, zorder=2)
+        # 95% bootstrap intervals (scores.BOOTSTRAP); an env without one draws no bar end
+        ax.errorbar(x, values, yerr=[np.clip(values - lows, 0, None), np.clip(highs - values, 0, None)],
+                    fmt="none", ecolor="black", elinewidth=1, capsize=3, zorder=4, label="95% CI")
         ax.axhline(0.0, color="grey", lw=1, ls="--", label="random (0)")
         ax.axhline(1.0, color="black", lw=1, ls="--", label="best baseline (1)")
         shown = set()
@@ -195,7 +201,8 @@ class Scorecard:
                         color="tab:red" if row.role == "oracle" else "dimgrey", zorder=3,
                         label=None if kind in shown else kind)
                 shown.add(kind)
-        ax.set_xticks(x, [e.key for e in envs], rotation=60, ha="right", fontsize=8)
+        ax.set_xticks(x, [e.key + (" †" if e.trained_on else "") for e in envs], rotation=60, ha="right",
+                      fontsize=8)
         ax.set_ylabel("normalised score")
         ax.set_title(f"sysgym benchmark: {self.policy}")
         ax.legend(fontsize=8, loc="best")
@@ -205,8 +212,39 @@ class Scorecard:
         plt.close(fig)
         return path
 
+    def plot_profile(self, path: str | Path, taus: np.ndarray | None = None) -> Path:
+        """Performance profile (rliable's score distribution): the fraction of envs whose
+        normalised score is above each threshold, with its 95% stratified-bootstrap band; envs the
+        policy trained on (†) are left out, as from every aggregate."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        played = [e.score for e in self.envs if e.score is not None and not e.trained_on]
+        finite = [v for s in played for v in (s.score, *s.score_ci) if np.isfinite(v)]
+        top = max([1.5, *finite]) if finite else 1.5
+        taus = np.linspace(min(0.0, *finite) if finite else 0.0, top, 101) if taus is None else taus
+        profile = scores.performance_profile(played, taus)
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot(profile["tau"], profile["fraction"], color="tab:blue", label=self.policy, drawstyle="steps-post")
+        ax.fill_between(profile["tau"], profile["low"], profile["high"], color="tab:blue", alpha=0.2,
+                        step="post", label="95% CI")
+        ax.axvline(1.0, color="black", lw=1, ls="--", label="best baseline (1)")
+        ax.set_xlabel("normalised score τ")
+        ax.set_ylabel("fraction of envs with score > τ")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(f"performance profile: {self.policy} ({len(played)} envs)")
+        ax.legend(fontsize=8, loc="best")
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        path = Path(path)
+        fig.savefig(path, dpi=120, format="png")
+        plt.close(fig)
+        return path
+
     def write(self, out: str | Path) -> list[Path]:
-        """scorecard.md, results.csv, results.json and scores.png (if matplotlib is installed)."""
+        """scorecard.md, results.csv, results.json, scores.png and profile.png (with matplotlib)."""
         from sysgym.agents.runs import atomic_replace, atomic_write_text
 
         out = Path(out)
@@ -222,6 +260,7 @@ class Scorecard:
         except ImportError:
             return written
         written.append(atomic_replace(out / "scores.png", lambda tmp: self.plot(tmp)))
+        written.append(atomic_replace(out / "profile.png", lambda tmp: self.plot_profile(tmp)))
         return written
 
 
