@@ -502,9 +502,21 @@ class KernelEnv(gym.Env):
     Subclasses only set ``vector_class``. Observations and infos are fresh copies on every call.
     Stepping after the episode ended raises: call ``reset()``.
 
-    The step is the per-call path most users pay for, so it touches the state through views bound
-    once (the state arrays are never reallocated: ``set_state`` copies into them) and builds one
-    small info dict; it computes exactly what the B=1 vector env would.
+    Contract: the single env returns exactly what the B=1 vector env returns (observation,
+    reward, flags, info values), which ``tests/test_contract.py`` checks for every ID.
+
+    How the two paths share code, so that a change to one is checked against the other:
+
+    * shared: the kernel and its state arrays (``self._vec._state``, one B=1 vector env built in
+      ``__init__``), ``reset`` (it calls the vector env's ``_reset_masked``), action checks
+      (``_discrete_action``), observations (the vector env's buffers), ``get_state`` /
+      ``set_state`` / pickling, ``render`` and the families' extra infos (``_extra_infos``);
+    * its own, for speed (the per-call path most users pay for): ``step`` calls the kernel step
+      bound once, reads flags and counts through memoryviews bound once (the state arrays are
+      never reallocated: ``set_state`` copies into them), applies ``max_episode_steps`` as
+      ``BatchedKernelEnv._step_limit`` does, sums the reward as :func:`weighted_sum` does, and
+      builds its info as ``BatchedKernelEnv._single_info`` does. Change one of those and change
+      its twin here.
     """
 
     vector_class: ClassVar[type[BatchedKernelEnv]]
