@@ -19,14 +19,15 @@ import ray
 from sysgym.agents.evaluation import evaluate
 from sysgym.agents.heuristics import heuristics_for
 from sysgym.bench import format_table
-from sysgym.integrations.rllib import METRICS_KEY, RLlibPolicy, ppo_config
+from sysgym.integrations.rllib import METRICS_KEY, RLlibPolicy, ppo_config, ppo_defaults
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--env", default="sysgym/DeepRM-CompactSparse-v0")
     parser.add_argument("--iterations", type=int, default=10, help="PPO iterations (algo.train() calls)")
-    parser.add_argument("--batch", type=int, default=4000, help="env steps per iteration")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="env steps per iteration (default: our PPO's rollout for the family)")
     parser.add_argument("--num-env-runners", type=int, default=2, help="sampling processes")
     parser.add_argument("--num-envs", type=int, default=16, help="sub-envs per runner (one native vector env)")
     parser.add_argument("--episodes", type=int, default=10, help="evaluation episodes per policy")
@@ -40,10 +41,15 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
 
     # Registers every sysgym env with RLlib, selects the native vector env, masks invalid actions
     # (Discrete envs), flattens 2-D / Dict observations and logs info["episode_metrics"].
-    config = (ppo_config(args.env, num_env_runners=args.num_env_runners,
-                         num_envs_per_env_runner=args.num_envs)
-              .training(train_batch_size_per_learner=args.batch,
-                        minibatch_size=min(128, args.batch)))
+    # ppo_defaults: our PPO's preset for the family (network, batch, minibatch, epochs, lr, ...),
+    # not RLlib's [256, 256] network with 30 epochs over 4000 steps.
+    settings = ppo_defaults(args.env)
+    model = settings.pop("model_config")
+    if args.batch is not None:
+        settings["train_batch_size_per_learner"] = args.batch
+        settings["minibatch_size"] = min(settings["minibatch_size"], args.batch)
+    config = ppo_config(args.env, num_env_runners=args.num_env_runners,
+                        num_envs_per_env_runner=args.num_envs, model_config=model).update_from_dict(settings)
     algo = config.build_algo()
     try:
         for i in range(args.iterations):

@@ -74,6 +74,8 @@ ACTION_MASKING = "action_masking"
 VECTORIZE_MODES = ("vector_entry_point", "sync", "async")
 #: Where :func:`log_episode_metrics` logs: ``result["env_runners"][METRICS_KEY][name]``.
 METRICS_KEY = "sysgym"
+#: Where :func:`count_recreated_env_runners` logs: ``result[FAULTS_KEY][name]``.
+FAULTS_KEY = "sysgym_faults"
 
 INSTALL_HINT = 'Ray RLlib is not installed: pip install "sysgym[rllib]"'
 
@@ -360,6 +362,27 @@ def _log_metrics(logger: Any, prefix: tuple[str, ...], info: dict[str, Any], win
         logger.log_value((*prefix, str(name)), number, reduce="mean", window=window)
 
 
+def count_recreated_env_runners(*, algorithm: Any, env_runner_group: Any = None,
+                                env_runner_indices: Any = (), is_evaluation: bool = False,
+                                **kwargs: Any) -> None:
+    """``on_env_runners_recreated`` callback: count what a lost env runner took with it.
+
+    A restarted runner (``config.fault_tolerance(restart_failed_env_runners=True)``, RLlib's
+    default) builds its env anew through the registered creator with the same ``env_config`` and
+    starts fresh episodes; the episodes that were running in the lost process (one per sub-env)
+    are dropped, never continued or merged. Their number is logged, a running total, to
+    ``result["sysgym_faults"]``: ``env_runners_recreated`` and ``episodes_in_flight_dropped``
+    (``num_envs_per_env_runner`` per recreated runner).
+    """
+    if is_evaluation or not env_runner_indices:
+        return
+    lost = len(env_runner_indices)
+    per_runner = int(getattr(algorithm.config, "num_envs_per_env_runner", 1) or 1)
+    algorithm.metrics.log_value((FAULTS_KEY, "env_runners_recreated"), lost, reduce="lifetime_sum")
+    algorithm.metrics.log_value((FAULTS_KEY, "episodes_in_flight_dropped"), lost * per_runner,
+                                reduce="lifetime_sum")
+
+
 # ---------------------------------------------------------------------------------- configs
 def configure(config: Any, env: str, *, env_config: dict[str, Any] | None = None,
               num_env_runners: int | None = None, num_envs_per_env_runner: int | None = None,
@@ -403,7 +426,8 @@ def configure(config: Any, env: str, *, env_config: dict[str, Any] | None = None
         runners["num_env_runners"] = int(num_env_runners)
     if num_envs_per_env_runner is not None:
         runners["num_envs_per_env_runner"] = int(num_envs_per_env_runner)
-    config = config.env_runners(**runners).callbacks(on_episode_end=log_episode_metrics)
+    config = config.env_runners(**runners).callbacks(on_episode_end=log_episode_metrics,
+                                                     on_env_runners_recreated=count_recreated_env_runners)
 
     if multi_agent:
         config = config.environment(env, env_config=env_config)
@@ -565,6 +589,52 @@ class RLlibPolicy:
         return np.asarray(unsquash_action(action, self.action_space), dtype=self.action_space.dtype)
 
 
+# ---------------------------------------------------------------------------------- defaults
+#: RLlib ``model_config`` keys that ``sysgym train --engine rllib key=value`` may set.
+MODEL_KEYS = ("fcnet_hiddens", "fcnet_activation", "head_fcnet_hiddens", "vf_share_layers")
+
+
+def ppo_defaults(env: str, env_config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """RLlib PPO settings equal to sysgym's own PPO preset for ``env``'s family.
+
+    The preset is :func:`sysgym.agents.ppo.config.default_config` (BRACIS'21 Table 2 for DeepRM,
+    CleanRL's ``ppo.py`` for other discrete envs, ``ppo_continuous_action.py`` for continuous ones;
+    :data:`MULTI_FLOW_CC` takes CC-v0's). Mapped onto RLlib's PPOConfig: the rollout
+    (``n_steps * num_envs``) is ``train_batch_size_per_learner``; ``batch_size`` is
+    ``minibatch_size``; ``n_epochs`` ``num_epochs``; ``gae_lambda`` ``lambda_``; ``clip_coef``
+    ``clip_param``; ``ent_coef`` ``entropy_coeff``; ``vf_coef`` ``vf_loss_coeff``;
+    ``max_grad_norm`` ``grad_clip`` (global norm); no KL penalty (``use_kl_loss=False``, as our
+    PPO); the network (``hidden_sizes``, ``activation``, ``shared_trunk``) goes to ``model_config``
+    with linear heads. Not carried over (RLlib's PPO has no such switch): learning-rate annealing,
+    observation and reward normalisation. Returns ``{setting: value, ..., "model_config": {...}}``.
+    """
+    from sysgym.agents.ppo.config import default_config
+
+    env_id = "sysgym/CC-v0" if env == MULTI_FLOW_CC else env
+    kwargs = {k: v for k, v in (env_config or {}).items() if k != ACTION_MASKING}
+    if env == MULTI_FLOW_CC:
+        kwargs = {}
+    preset = default_config(env_id, env_kwargs=kwargs)
+    return {
+        "train_batch_size_per_learner": int(preset.n_steps * preset.num_envs),
+        "minibatch_size": int(preset.batch_size),
+        "num_epochs": int(preset.n_epochs),
+        "lr": float(preset.lr),
+        "gamma": float(preset.gamma),
+        "lambda_": float(preset.gae_lambda),
+        "clip_param": float(preset.clip_coef),
+        "entropy_coeff": float(preset.ent_coef),
+        "vf_loss_coeff": float(preset.vf_coef),
+        "grad_clip": float(preset.max_grad_norm),
+        "grad_clip_by": "global_norm",
+        "use_kl_loss": False,
+        "model_config": {"fcnet_hiddens": list(preset.hidden_sizes),
+                         "fcnet_activation": preset.activation,
+                         "head_fcnet_hiddens": [],
+                         "vf_share_layers": bool(preset.shared_trunk)},
+    }
+
+
 # ---------------------------------------------------------------------------------- sysgym train
 def add_train_arguments(parser: argparse.ArgumentParser, *, standalone: bool = False) -> None:
     """The RLlib options of ``sysgym train`` (``standalone``: also --env/--steps/--seed/--out)."""
@@ -575,7 +645,9 @@ def add_train_arguments(parser: argparse.ArgumentParser, *, standalone: bool = F
         parser.add_argument("--num-envs", type=int, default=None,
                             help="sub-envs per env runner (default: 8)")
         parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--out", default=None, help="output folder (default: runs/<env>_rllib_s<seed>)")
+        parser.add_argument("--out", default=None, help="output folder (default: runs/<env>_rllib_s<seed>); "
+                                                         "must be new or empty unless --force")
+        parser.add_argument("--force", action="store_true", help="train into a non-empty --out")
         parser.add_argument("overrides", nargs="*", metavar="key=value",
                             help="AlgorithmConfig settings (lr=3e-4 train_batch_size_per_learner=2000) "
                                  "or env kwargs as env.KEY=value")
@@ -650,64 +722,45 @@ def _flat_metrics(node: Any, prefix: str = "") -> dict[str, float]:
 def run_train(args: argparse.Namespace) -> int:
     """``sysgym train --engine rllib``: PPO on RLlib until ``args.steps`` env steps are sampled.
 
+    Settings start from :func:`ppo_defaults` (our PPO's preset for the env's family); ``key=value``
+    overrides any of them. ``--out`` is checked before any work (non-empty needs ``--force``).
     Writes ``<out>/progress.csv`` (one row per iteration) and the RLlib checkpoint
     ``<out>/checkpoint`` (restore with ``Algorithm.from_checkpoint`` or :class:`RLlibPolicy`).
+    Ctrl-C / SIGTERM saves that checkpoint at the current iteration and returns 130 with one line.
     """
     try:
         _require_ray()
     except ImportError as exc:  # a one-line input error for the command line
         raise ValueError(str(exc)) from None
-    import ray
-
+    from sysgym.agents.runs import (
+        INTERRUPTED_EXIT,
+        interrupted_message,
+        prepare_out_dir,
+        stop_signals,
+    )
     from sysgym.bench import format_table
 
-    settings, env_kwargs = parse_overrides(getattr(args, "overrides", None) or [])
-    num_envs = args.num_envs if getattr(args, "num_envs", None) is not None else 8
-    config = ppo_config(args.env, env_config=env_kwargs, num_env_runners=args.num_env_runners,
-                        num_envs_per_env_runner=num_envs, vectorize=getattr(args, "vectorize", "vector_entry_point"),
-                        policies=getattr(args, "policies", "shared"))
-    config = config.debugging(seed=args.seed)
-    known = _config_settings(config) if settings else set()
-    for key in settings:
-        if key not in known:
-            near = difflib.get_close_matches(key, sorted(known), n=1)
-            hint = f"; did you mean {near[0]!r}?" if near else ""
-            raise ValueError(f"unknown RLlib setting {key!r}{hint} (env kwargs take the env. prefix)")
-    if settings:
-        config = config.update_from_dict(settings)
-    out = Path(args.out) if args.out else Path("runs") / f"{args.env.split('/')[-1]}_rllib_s{args.seed}"
-    out.mkdir(parents=True, exist_ok=True)
-
-    started_here = False
-    if not ray.is_initialized():
-        address = getattr(args, "address", None) or os.environ.get("RAY_ADDRESS")
-        ray.init(address=address, log_to_driver=False, include_dashboard=False)
-        started_here = True
-    algo = config.build_algo()
+    config = train_config(args)
+    out = prepare_out_dir(args.out if args.out else Path("runs") / f"{args.env.split('/')[-1]}_rllib_s{args.seed}",
+                          force=bool(getattr(args, "force", False)))
+    checkpoint = out / "checkpoint"
     rows: list[dict[str, Any]] = []
-    start = time.perf_counter()
-    try:
-        with open(out / "progress.csv", "w", newline="") as handle:
-            writer: csv.DictWriter | None = None
-            while not rows or rows[-1]["global_step"] < args.steps:
-                result = algo.train()
-                row = progress_row(result, time.perf_counter() - start)
-                row["sps"] = round(row["global_step"] / max(row["seconds"], 1e-9), 1)
-                rows.append(row)
-                if writer is None or set(row) - set(writer.fieldnames):
-                    writer = _rewrite(handle, rows)
-                else:
-                    writer.writerow(row)
-                handle.flush()
-                ret = f"{row['return_mean']:.4g}" if "return_mean" in row else "-"
-                print(f"iter {row['iteration']}: {row['global_step']} steps, {row['sps']:.0f} steps/s, "
-                      f"return {ret}", file=sys.stderr)
-        checkpoint = out / "checkpoint"
-        algo.save_to_path(str(checkpoint.resolve()))
-    finally:
-        algo.stop()
-        if started_here:
-            ray.shutdown()
+    with stop_signals():
+        try:
+            algo, started_here = _build(config, args)
+        except KeyboardInterrupt:
+            print(interrupted_message("train", "stopped before training started; nothing saved"), file=sys.stderr)
+            return INTERRUPTED_EXIT
+        try:
+            _train_loop(algo, args.steps, out, rows)
+        except KeyboardInterrupt:
+            kept = _save_on_interrupt(algo, checkpoint, rows)
+            print(interrupted_message("train", kept), file=sys.stderr)
+            return INTERRUPTED_EXIT
+        else:
+            save_checkpoint(algo, checkpoint)
+        finally:
+            _stop(algo, started_here)
     last = rows[-1]
     summary = [["env steps", last["global_step"]], ["seconds", f"{last['seconds']:.1f}"],
                ["steps/s", f"{last['sps']:.0f}"], ["episodes", last["episodes"]]]
@@ -717,6 +770,128 @@ def run_train(args: argparse.Namespace) -> int:
     print(format_table(summary, ["", "final"]))
     print(f"checkpoint: {checkpoint}\nlogs: {out}/progress.csv")
     return 0
+
+
+def train_config(args: argparse.Namespace) -> Any:
+    """The PPOConfig of ``sysgym train --engine rllib``: :func:`ppo_defaults` for the env's family,
+    then the ``key=value`` overrides (AlgorithmConfig fields, :data:`MODEL_KEYS`, ``env.KEY``)."""
+    settings, env_kwargs = parse_overrides(getattr(args, "overrides", None) or [])
+    num_envs = args.num_envs if getattr(args, "num_envs", None) is not None else 8
+    defaults = ppo_defaults(args.env, env_kwargs)
+    model_config = {**defaults.pop("model_config"),
+                    **{k: settings.pop(k) for k in MODEL_KEYS if k in settings}}
+    config = ppo_config(args.env, env_config=env_kwargs, num_env_runners=args.num_env_runners,
+                        num_envs_per_env_runner=num_envs, vectorize=getattr(args, "vectorize", "vector_entry_point"),
+                        policies=getattr(args, "policies", "shared"), model_config=model_config)
+    config = config.debugging(seed=args.seed)
+    known = _config_settings(config) if settings else set()
+    for key in settings:
+        if key not in known:
+            near = difflib.get_close_matches(key, sorted(known) + list(MODEL_KEYS), n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            raise ValueError(f"unknown RLlib setting {key!r}{hint} (env kwargs take the env. prefix)")
+    return config.update_from_dict({**defaults, **settings})
+
+
+def _build(config: Any, args: argparse.Namespace) -> tuple[Any, bool]:
+    """(the Algorithm, whether this call started Ray): joins ``--address`` / ``$RAY_ADDRESS``."""
+    import ray
+
+    started_here = False
+    if not ray.is_initialized():
+        address = getattr(args, "address", None) or os.environ.get("RAY_ADDRESS")
+        ray.init(address=address, log_to_driver=False, include_dashboard=False)
+        started_here = True
+    try:
+        return config.build_algo(), started_here
+    except BaseException:
+        if started_here:
+            ray.shutdown()
+        raise
+
+
+def _stop(algo: Any, started_here: bool) -> None:
+    import ray
+
+    with _ignoring_sigint():
+        algo.stop()
+        if started_here:
+            ray.shutdown()
+
+
+def _train_loop(algo: Any, steps: int, out: Path, rows: list[dict[str, Any]]) -> None:
+    start = time.perf_counter()
+    with open(out / "progress.csv", "w", newline="") as handle:
+        writer: csv.DictWriter | None = None
+        while not rows or rows[-1]["global_step"] < steps:
+            result = algo.train()
+            row = progress_row(result, time.perf_counter() - start)
+            row["sps"] = round(row["global_step"] / max(row["seconds"], 1e-9), 1)
+            rows.append(row)
+            if writer is None or set(row) - set(writer.fieldnames):
+                writer = _rewrite(handle, rows)
+            else:
+                writer.writerow(row)
+            handle.flush()
+            ret = f"{row['return_mean']:.4g}" if "return_mean" in row else "-"
+            print(f"iter {row['iteration']}: {row['global_step']} steps, {row['sps']:.0f} steps/s, "
+                  f"return {ret}", file=sys.stderr)
+
+
+def _save_on_interrupt(algo: Any, checkpoint: Path, rows: list[dict[str, Any]]) -> str:
+    """Save the Algorithm as it stands (the last finished iteration's weights); the message."""
+    done = f"after {len(rows)} iterations ({rows[-1]['global_step']} env steps)" if rows else "before the first iteration ended"
+    try:
+        with _ignoring_sigint():
+            save_checkpoint(algo, checkpoint)
+    except Exception as exc:  # noqa: BLE001 - report in the one line, never a traceback
+        return f"stopped {done}; the checkpoint could not be saved ({type(exc).__name__}: {exc})"
+    return (f"stopped {done}; RLlib checkpoint saved to {checkpoint} "
+            "(Algorithm.from_checkpoint resumes it, RLlibPolicy.from_checkpoint acts with it)")
+
+
+def save_checkpoint(algo: Any, checkpoint: str | Path) -> Path:
+    """``algo.save_to_path`` into a temporary folder beside ``checkpoint``, then renamed onto it:
+    an interrupted save never leaves a half-written checkpoint in its place."""
+    import shutil
+    import tempfile
+
+    checkpoint = Path(checkpoint).resolve()
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=checkpoint.parent, prefix=f".{checkpoint.name}.", suffix=".tmp"))
+    old = None
+    try:
+        algo.save_to_path(str(tmp))
+        if checkpoint.exists():
+            old = checkpoint.with_name(f"{tmp.name}.old")
+            os.replace(checkpoint, old)
+        os.replace(tmp, checkpoint)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and not checkpoint.exists():
+            os.replace(old, checkpoint)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return checkpoint
+
+
+class _ignoring_sigint:
+    """Inside the block a second Ctrl-C is ignored (while a checkpoint is written or Ray stops)."""
+
+    def __enter__(self) -> None:
+        import signal
+        import threading
+
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def __exit__(self, *exc: Any) -> None:
+        import signal
+
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 def _config_settings(config: Any) -> set[str]:
@@ -758,6 +933,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, ImportError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # before run_train took over the signal
+        return 130
 
 
 if __name__ == "__main__":

@@ -28,7 +28,8 @@ def ray_session():
 
     from sysgym.integrations.rllib import register_all
 
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
+    # address="local": a new instance, never a cluster another process left running on this machine
+    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False,
              object_store_memory=256 * 2**20)
     register_all()
     yield ray

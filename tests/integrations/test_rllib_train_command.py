@@ -1,0 +1,117 @@
+"""``sysgym train --engine rllib``: our PPO's defaults per family, ``--out`` checked first, Ctrl-C
+leaves a checkpoint that restores (issues #21 and #23)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import pytest
+
+pytest.importorskip("ray.rllib", reason="Ray RLlib is not installed here; its tests run in .venv-rllib")
+pytest.importorskip("torch", reason="torch is not installed here; the RLlib tests run in .venv-rllib")
+
+from sysgym.integrations import rllib as srl  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    srl.add_train_arguments(parser, standalone=True)
+    return parser.parse_args(list(argv))
+
+
+def _model(config):
+    spec_config = getattr(config.rl_module_spec, "model_config", None)
+    return spec_config if spec_config else config.model_config
+
+
+# Expected values: CleanRL ppo.py (discrete: 8 envs x 128 steps, minibatch 256, 4 epochs, lr 2.5e-4,
+# separate 2x64 tanh actor and critic), ppo_continuous_action.py (1 env x 2048 steps, minibatch
+# 64, 10 epochs, lr 3e-4, no entropy bonus) and BRACIS'21 Table 2 for DeepRM (n_steps 50 x 8
+# envs, minibatch 64, 10 epochs, lr 1e-4, one shared 2x64 trunk); RLlib's own defaults differ in
+# every one of them (train batch 4000, minibatch 128, 30 epochs, lr 5e-5, [256, 256], KL loss on).
+@pytest.mark.parametrize("env, batch, minibatch, epochs, lr, entropy, shared", [
+    ("sysgym/ABR-v0", 1024, 256, 4, 2.5e-4, 0.01, False),
+    ("sysgym/DAG-EGS-v0", 1024, 256, 4, 2.5e-4, 0.01, False),
+    ("sysgym/DeepRM-CompactSparse-v0", 400, 64, 10, 1e-4, 0.01, True),
+    ("sysgym/CC-v0", 2048, 64, 10, 3e-4, 0.0, False),
+    (srl.MULTI_FLOW_CC, 2048, 64, 10, 3e-4, 0.0, False),
+])
+def test_train_defaults_are_our_ppo_presets(env, batch, minibatch, epochs, lr, entropy, shared):
+    config = srl.train_config(_args("--env", env, "--steps", "1"))
+    assert (config.train_batch_size_per_learner, config.minibatch_size, config.num_epochs) == (batch, minibatch, epochs)
+    assert config.lr == pytest.approx(lr) and config.entropy_coeff == pytest.approx(entropy)
+    assert config.gamma == pytest.approx(0.99) and config.lambda_ == pytest.approx(0.95)
+    assert config.clip_param == pytest.approx(0.2) and config.vf_loss_coeff == pytest.approx(0.5)
+    assert config.grad_clip == pytest.approx(0.5) and config.use_kl_loss is False
+    model = _model(config)
+    assert list(model["fcnet_hiddens"]) == [64, 64] and model["fcnet_activation"] == "tanh"
+    assert model["vf_share_layers"] is shared and list(model["head_fcnet_hiddens"]) == []
+
+
+def test_overrides_win_over_the_defaults():
+    config = srl.train_config(_args("--env", "sysgym/ABR-v0", "--steps", "1", "lr=0.001", "num_epochs=2",
+                                    "fcnet_hiddens=32,16", "vf_share_layers=true"))
+    assert config.lr == pytest.approx(0.001) and config.num_epochs == 2
+    assert config.minibatch_size == 256  # not overridden: the preset's
+    model = _model(config)
+    assert list(model["fcnet_hiddens"]) == [32, 16] and model["vf_share_layers"] is True
+
+
+def test_a_non_empty_out_is_refused_before_any_work(tmp_path, capsys):
+    (tmp_path / "keep.txt").write_text("mine")
+    code = srl.main(["--env", "sysgym/CC-v0", "--steps", "10", "--out", str(tmp_path)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--force" in err and str(tmp_path) in err and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+
+
+def test_ctrl_c_leaves_a_checkpoint_that_restores(tmp_path):
+    out = tmp_path / "run"
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "sysgym", "train", "--engine", "rllib", "--env", "sysgym/CC-Discrete-v0",
+               "--steps", "100000000", "--num-env-runners", "0", "--num-envs", "2", "--out", str(out),
+               "train_batch_size_per_learner=64", "minibatch_size=32", "num_epochs=1", "env.max_steps=16"]
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            rows = _rows(out / "progress.csv")
+            if len(rows) >= 2:
+                break
+            time.sleep(0.5)
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert len(_rows(out / "progress.csv")) >= 2, "no iteration finished in time"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, err[-3000:]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("sysgym train: interrupted") and str(out / "checkpoint") in last, err[-3000:]
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")], "temporary files left behind"
+    policy = srl.RLlibPolicy.from_checkpoint(out / "checkpoint", "sysgym/CC-Discrete-v0", {"max_steps": 16})
+    probe = gym.make("sysgym/CC-Discrete-v0", max_steps=16)
+    obs, info = probe.reset(seed=0)
+    assert probe.action_space.contains(policy.act(obs, info))
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    try:
+        with open(path) as handle:
+            return list(csv.DictReader(handle))
+    except FileNotFoundError:
+        return []
