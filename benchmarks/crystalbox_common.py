@@ -146,21 +146,37 @@ def cc_ranges(family: Family) -> str:
 def ppo_policy(env_id: str, env_kwargs: dict[str, Any], overrides: dict[str, Any], steps: int, seed: int,
                log: Any = print) -> Any:
     """A PPO policy trained on ``env_id`` with ``env_kwargs`` (the training inputs only) for ``steps``
-    steps, cached under ``runs/crystalbox/`` by its settings (a later run with the same settings
-    loads it)."""
+    steps, cached under ``runs/crystalbox/`` by its settings: a later run with the same settings
+    loads it once its training has finished (``done.json``), waiting for one in progress elsewhere."""
     from sysgym.agents.ppo import load_policy, train
 
     key = json.dumps([env_id, env_kwargs, overrides, steps, seed], sort_keys=True, default=str)
     out = RUNS / f"ppo_{env_id.split('/')[-1]}_{steps}_s{seed}_{hashlib.sha1(key.encode()).hexdigest()[:8]}"
-    if (out / "checkpoint.pt").is_file():
+    done, busy = out / "done.json", out / "training.pid"
+    while busy.is_file() and not done.is_file() and _alive(busy):
+        time.sleep(10)   # another process is training this very agent
+    if done.is_file():
         log(f"  PPO loaded from {out} ({steps} steps on {env_id} {env_kwargs})")
         return load_policy(out)
+    out.mkdir(parents=True, exist_ok=True)
+    busy.write_text(str(os.getpid()))
     start = time.perf_counter()
     policy, _ = train(env_id, steps=steps, out_dir=out, seed=seed, progress=False, tensorboard=False,
                       env_kwargs=dict(env_kwargs), **overrides)
-    log(f"  PPO trained for {steps} steps on {env_id} {env_kwargs} in {time.perf_counter() - start:.0f} s "
+    seconds = time.perf_counter() - start
+    done.write_text(json.dumps({"steps": steps, "seconds": round(seconds)}) + "\n")
+    busy.unlink(missing_ok=True)
+    log(f"  PPO trained for {steps} steps on {env_id} {env_kwargs} in {seconds:.0f} s "
         f"(settings {overrides or 'default'}; {out})")
     return policy
+
+
+def _alive(pid_file: Path) -> bool:
+    try:
+        os.kill(int(pid_file.read_text()), 0)
+        return True
+    except (ValueError, OSError):
+        return False
 
 
 def get_policy(family: Family, kind: str, ppo: str | None, ppo_steps: int | None, seed: int,

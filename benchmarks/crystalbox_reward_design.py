@@ -32,7 +32,14 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.crystalbox_common import ABR_PPO, RUNS, Report, abr_train_traces, ppo_policy
+from benchmarks.crystalbox_common import (
+    ABR_PPO,
+    RUNS,
+    Report,
+    abr_train_traces,
+    action_summary,
+    ppo_policy,
+)
 from sysgym.agents.crystalbox import CrystalBox, collect
 from sysgym.bench import format_table
 
@@ -112,6 +119,7 @@ def analyse(policy_kind: str, mu: float, args, report) -> tuple[list[str], np.nd
     samples = collect(policy, ENV_ID, env_kwargs=test_kwargs, states=args.test_states, num_envs=64, warmup=2,
                       every=2, seed=args.seed + 1)
     env = gym.make(ENV_ID, **test_kwargs)
+    report(f"  {policy_kind}, mu = {mu:g}: {action_summary(samples, discrete=True)}")
     states, last = downshifts(samples, env, args.healthy)
     components = samples.components
     c = len(components)
@@ -164,13 +172,14 @@ def main(quick_mode: bool = False, argv: list[str] | None = None) -> None:
            f"traces (abr/train); down-switches sampled among {args.test_states} states (every 2nd chunk) of the "
            f"shipped test traces (abr/test, disjoint); PPO {args.ppo_steps} steps per penalty on the training "
            f"traces; seed {args.seed}")
-    rows, shares = [], {}
+    rows, shares = {}, {}
     components = tuple(gym_components())
     for kind in kinds:
-        for mu in penalties:
-            row, predicted, truth = analyse(kind, mu, args, report)
-            rows.append(row)
-            shares[kind, mu] = (predicted, truth)
+        for mu in penalties:    # run in the order given (a cached agent last), shown by penalty
+            rows[kind, mu], *shares[kind, mu] = analyse(kind, mu, args, report)
+            report(f"  done: {' | '.join(rows[kind, mu])}")
+    penalties = sorted(penalties)
+    rows = [rows[kind, mu] for kind in kinds for mu in penalties]
     report("\ndominant component = largest absolute difference between the two actions' returns (the paper's "
            "rule); CrystalBox (truth): truth = the same on the forked ground-truth returns of the realised "
            "future; 'of the mean difference' = the rule applied to the mean over the down-switch states\n")
