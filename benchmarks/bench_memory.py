@@ -27,7 +27,7 @@ FAMILIES = (
     ("DAG", "sysgym/DAG-EGS-v0"),
     ("ABR", "sysgym/ABR-v0"),
     ("CC", "sysgym/CC-v0"),
-    ("Appointments", "sysgym/Appointments-P3-v0"),
+    ("Appointments", "sysgym/Appointments-P3-v1"),
 )
 QUICK = ("DeepRM compact", "ABR")
 TARGET_KB = 1024

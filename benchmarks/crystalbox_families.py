@@ -34,7 +34,7 @@ SETUPS = [
      {"traces": "synthetic", "link_set": "test"}),
     ("sysgym/Appointments-P1-v0", "p1_rule", {}, {}),
     ("sysgym/Appointments-P2-v0", "p2_rule", {}, {}),
-    ("sysgym/Appointments-P3-v0", "p3_rule", {}, {}),
+    ("sysgym/Appointments-P3-v1", "p3_rule", {}, {}),
 ]
 
 

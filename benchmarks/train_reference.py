@@ -62,7 +62,7 @@ AGENTS = [
     # enumeration costs time at every episode end; the suite measures it.
     Agent("sysgym/Appointments-P1-v0", 1_000_000, env_kwargs={"percentile": "off"}),
     Agent("sysgym/Appointments-P2-v0", 1_000_000, env_kwargs={"percentile": "off"}),
-    Agent("sysgym/Appointments-P3-v0", 1_000_000, env_kwargs={"percentile": "off"}),
+    Agent("sysgym/Appointments-P3-v1", 1_000_000, env_kwargs={"percentile": "off"}),
     # `sysgym train` with the BRACIS'21 preset on scenario 3 (the demo's run); sampled actions,
     # as the README shows the greedy policy can strand long jobs on the sparse variants.
     Agent("sysgym/DeepRM-CompactSparse-v0", 1_000_000, {"num_envs": 16}, {"scenario": 3}, deterministic=False),

@@ -71,8 +71,11 @@ ENVIRONMENTS: list[EnvEntry] = [
              "appointment scheduling P2: P1 plus a 15-min changeover buffer when the task type changes",
              {"problem": "P2"}),
     EnvEntry("Appointments-P3-v0", *_APPOINTMENTS,
-             "appointment scheduling P3: P2 plus two 60-min breaks placed like tasks, each absorbing up "
-             "to 15 min of overrun", {"problem": "P3"}),
+             "appointment scheduling P3 as sysgym 0.1 modelled it (kept for reproducibility; -v1 follows "
+             "the paper): two mandatory 60-min breaks booked like task slots", {"problem": "P3", "break_model": "slot"}),
+    EnvEntry("Appointments-P3-v1", *_APPOINTMENTS,
+             "appointment scheduling P3: P2 plus up to two optional 60-min breaks, each booked for its own "
+             "hour and absorbing up to 15 min of delay (Taub & Pianykh 2022)", {"problem": "P3"}),
     EnvEntry("DAG-EGS-v0", "sysgym.envs.dag:DAGEnv", "sysgym.envs.dag:DAGVectorEnv",
              "DAG task scheduling by edge generation: add precedence edges to cut the width "
              "(cores needed) while the critical path stays within the deadline (Sun et al., IEEE TC 2024)"),

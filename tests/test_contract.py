@@ -36,18 +36,36 @@ def test_registry_lists_every_id_once():
         assert spec.vector_entry_point is not None, f"{env_id} has no native vector env"
 
 
+def _make_quietly(env_id):
+    """``gym.make``; a superseded version (an older -vN kept for reproducibility) warns that a newer
+    one exists, as Gymnasium means it to, and only that warning is let through here."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*is out of date\. You should consider upgrading")
+        return gym.make(env_id)
+
+
 def test_check_env_passes_without_warnings(env_id):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        env = gym.make(env_id)
+        env = _make_quietly(env_id)
         check_env(env.unwrapped)
         env.close()
+
+
+def test_superseded_versions_warn_and_current_ones_do_not(env_id):
+    name, version = env_id.rsplit("-v", 1)
+    newer = any(e.id.startswith(name + "-v") and int(e.id.rsplit("-v", 1)[1]) > int(version)
+                for e in sysgym.ENVIRONMENTS)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gym.make(env_id).close()
+    assert any("out of date" in str(w.message) for w in caught) == newer
 
 
 def test_passive_checker_silent_over_a_rollout(env_id):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        env = gym.wrappers.PassiveEnvChecker(gym.make(env_id))
+        env = gym.wrappers.PassiveEnvChecker(_make_quietly(env_id))
         rollout(env, seed=3, steps=50)
 
 

@@ -6,7 +6,9 @@ choosing at each step the type of the next task. Short tasks take less than a sl
 more, so the order decides how long the server idles and how late clients wait.
 
 IDs: ``sysgym/Appointments-P1-v0`` (short + long tasks), ``-P2-v0`` (plus a changeover buffer),
-``-P3-v0`` (plus breaks) and the generic ``Appointments-v0`` taking every kwarg below.
+``-P3-v1`` (plus up to two optional breaks, the paper's model) and the generic ``Appointments-v0``
+taking every kwarg below. ``-P3-v0`` keeps sysgym 0.1's P3 (``break_model="slot"``: both breaks
+mandatory, booked like task slots) so results made with it can be reproduced; new work uses -v1.
 
 Kwargs (valid ranges are checked before anything reaches the kernel)
 -------------------------------------------------------------------

@@ -318,6 +318,9 @@ def cc() -> Suite:
 
 
 APPOINTMENT_DAYS = 500
+# v2 of the suite plays P3-v1 (the paper's optional breaks); v1 played P3-v0
+APPOINTMENT_IDS = {"P1": "sysgym/Appointments-P1-v0", "P2": "sysgym/Appointments-P2-v0",
+                   "P3": "sysgym/Appointments-P3-v1"}
 
 
 def appointments() -> Suite:
@@ -327,9 +330,9 @@ def appointments() -> Suite:
     for problem in ("P1", "P2", "P3"):
         rules = ("heuristic:alternate", *(f"heuristic:{r}" for r in PAPER_RULES[problem]))
         refs = _refs("heuristic:random", rules, ("oracle", "heuristic:oracle", "expected cost with an optimal continuation, 32 noise draws"))
-        cases.append(Case(problem, f"sysgym/Appointments-{problem}-v0", (), APPOINTMENT_DAYS, refs))
+        cases.append(Case(problem, APPOINTMENT_IDS[problem], (), APPOINTMENT_DAYS, refs))
     return Suite(
-        "appointments", 1, "Appointment scheduling (Taub & Pianykh 2022)",
+        "appointments", 2, "Appointment scheduling (Taub & Pianykh 2022)",
         Metric("percentile_efficacy", "higher", "percentile efficacy"),
         ("cost", "mean_idle", "max_lateness"), tuple(cases),
         notes="seeded days (noise 5%, alpha 0.5); percentile: mid-rank of the day's cost among every "
