@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="load this explainer (crystalbox.pt) instead of fitting one")
     p.add_argument("--out", default=None, help="output folder (default: runs/explain_<env>)")
     p.add_argument("--force", action="store_true", help="write into a non-empty --out folder (its files are replaced)")
-    p.add_argument("--hidden", type=int, choices=(64, 128, 256), default=128, help="predictor width")
+    p.add_argument("--hidden", type=int, choices=(64, 128, 256, 512), default=128, help="predictor width (the paper: 512)")
     p.add_argument("--epochs", type=int, default=200, help="most training epochs (early stopping)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("overrides", nargs="*", metavar="env.key=value")
