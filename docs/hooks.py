@@ -36,8 +36,12 @@ def package_tree() -> None:
         link.symlink_to(target)
 
 
-def on_config(config):
+def on_startup(command, dirty):
+    # before mkdocstrings' own on_config, which keeps only the search paths that already exist
     package_tree()
+
+
+def on_config(config):
     section = gen_pages.generate()
     for k, item in enumerate(config["nav"]):
         if isinstance(item, dict) and "Environments" in item:
