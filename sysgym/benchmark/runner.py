@@ -41,7 +41,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
-from .policies import PolicySpec, Unavailable, factory_for
+from .policies import PolicySpec, Unavailable, factory_for, fit_case
 from .runlog import Key, RunLog
 from .suites import CHUNK, Case, Suite
 
@@ -85,6 +85,7 @@ def run(items: list[Item], episodes: int | None = None, jobs: int = 1, progress:
         n = case.episodes if episodes is None else min(episodes, case.episodes)
         record = CaseRun(suite.name, case.name, label, episodes=n)
         try:
+            case = fit_case(policy, case)     # e.g. a DAG policy's padding; larger tasks: not applicable
             _, record.env_id = factory_for(policy, case, suite.variants, variant)
         except Unavailable as error:
             record.skipped = str(error)
@@ -153,7 +154,7 @@ def _play_numbered(task: tuple[int, tuple]) -> tuple[int, tuple[str, dict[str, l
 
 def play_unit(policy: Any, case: Case, env_id: str, start: int, stop: int) -> tuple[str, dict[str, list[float]]]:
     """Play episodes [start, stop) of ``case`` on ``env_id``; returns (mode, values per key)."""
-    if isinstance(policy, PolicySpec) and policy.kind in ("reference", "checkpoint", "sb3"):
+    if isinstance(policy, PolicySpec) and policy.kind in ("reference", "checkpoint", "sb3", "rllib"):
         import torch  # noqa: F401  (pinned to one thread before the policy is built)
     _pin_torch()
     factory, _ = factory_for(policy, case, (env_id,), prefer=env_id)

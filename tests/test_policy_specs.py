@@ -1,0 +1,116 @@
+"""One policy resolver (sysgym.agents.policy_specs) for every command: each form parses, bad specs
+are one line, SB3 failures on unfitting observations are one line, and a DAG policy padded to N
+nodes plays the benchmark's DAG cases with at most N nodes (the others not applicable)."""
+
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import sysgym  # noqa: F401
+from sysgym.agents import policy_specs as ps
+
+
+@pytest.fixture(scope="module")
+def dag_checkpoint(tmp_path_factory):
+    """A tiny MLP PPO checkpoint trained on DAG-EGS-v0 with its default padding (30 nodes)."""
+    from sysgym.agents.ppo import train
+
+    out = tmp_path_factory.mktemp("dag") / "ppo"
+    train("sysgym/DAG-EGS-v0", steps=64, out_dir=out, num_envs=1, n_steps=64, progress=False,
+          tensorboard=False, encoder="mlp")
+    return out
+
+
+@pytest.fixture(scope="module")
+def sb3_p1(tmp_path_factory):
+    """A tiny MaskablePPO model of Appointments-P1-v0 (constructed and saved, never trained)."""
+    pytest.importorskip("sb3_contrib")
+    from sb3_contrib import MaskablePPO
+
+    path = tmp_path_factory.mktemp("sb3") / "model.zip"
+    MaskablePPO("MlpPolicy", gym.make("sysgym/Appointments-P1-v0"), n_steps=16, batch_size=16, seed=0,
+                device="cpu").save(path)
+    return path
+
+
+def test_every_form_parses_to_its_kind(tmp_path, dag_checkpoint, sb3_p1):
+    (tmp_path / "mine.py").write_text("def make(env):\n    return None\n")
+    (tmp_path / "rl").mkdir()
+    cases = {"heuristic:sjf": "heuristic", "oracle": "oracle", "reference": "reference",
+             str(dag_checkpoint): "checkpoint", f"sb3:{sb3_p1}": "sb3", f"rllib:{tmp_path / 'rl'}": "rllib",
+             f"{tmp_path / 'mine.py'}:make": "factory"}
+    for text, kind in cases.items():
+        assert ps.parse(text).kind == kind, text
+
+
+@pytest.mark.parametrize("text, words", [
+    ("", "empty policy"), ("heuristic:", "needs a name"), ("sb3:nowhere.zip", "no such SB3 model file"),
+    ("rllib:nowhere", "no such RLlib checkpoint folder"), ("nowhere", "no such checkpoint"),
+    ("no_such_module_xyz:make", "cannot import no_such_module_xyz")])
+def test_a_bad_spec_is_one_line(text, words):
+    with pytest.raises((ValueError, FileNotFoundError)) as error:
+        ps.parse(text)
+    assert words in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_heuristic_or_oracle_that_the_family_lacks_is_one_line():
+    with pytest.raises(ps.Unavailable, match="has no heuristic 'nope'"):
+        ps.build(ps.parse("heuristic:nope"), "sysgym/DeepRM-Compact-v0")
+    with pytest.raises(ps.Unavailable, match="not an Appointments env"):
+        ps.build(ps.parse("oracle"), "sysgym/DeepRM-Compact-v0")
+
+
+def test_rllib_without_ray_is_one_line(tmp_path, monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def no_ray(name, *args, **kwargs):
+        if name == "ray" or name.startswith("ray."):
+            raise ImportError("No module named 'ray'")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ray)
+    (tmp_path / "rl").mkdir()
+    with pytest.raises(ValueError, match="needs ray") as error:
+        ps.build(ps.parse(f"rllib:{tmp_path / 'rl'}"), "sysgym/CC-v0")
+    assert "\n" not in str(error.value)
+
+
+def test_an_sb3_model_on_an_observation_it_does_not_fit_is_one_line(sb3_p1):
+    model = ps.sb3_model(str(sb3_p1))
+    actor = ps.sb3_actor(model, True, str(sb3_p1))
+    env = gym.make("sysgym/Appointments-P1-v0")
+    obs, info = env.reset(seed=0)
+    assert env.action_space.contains(actor.act(obs, info))
+    with pytest.raises(ValueError, match=r"cannot act on an observation of shape \(3,\)") as error:
+        actor.act(np.zeros(3, dtype=np.int8), {})          # SB3 itself raises an AssertionError/ValueError here
+    assert "\n" not in str(error.value) and "MultiBinary(17,)" in str(error.value)
+
+
+def test_a_dag_checkpoint_plays_the_cases_that_fit_its_padding(tmp_path, dag_checkpoint):
+    from sysgym.benchmark.commands import main
+
+    assert main(["--policy", str(dag_checkpoint), "--suite", "dag", "--episodes", "2", "--out",
+                 str(tmp_path / "out"), "--no-progress"]) == 0
+    envs = {e["env"]: e for e in json.loads((tmp_path / "out" / "results.json").read_text())["envs"]}
+    assert envs["n20"]["mode"] == "batched" and len(envs["n20"]["episode_values"]["cores_needed"]) == 2
+    for n in (40, 60):     # the default DAG-EGS-v0 pads to 30 nodes
+        assert envs[f"n{n}"]["skipped"].startswith("not applicable: ")
+        assert "padded to 30 nodes" in envs[f"n{n}"]["skipped"] and f"up to {n} nodes" in envs[f"n{n}"]["skipped"]
+    scorecard = (tmp_path / "out" / "scorecard.md").read_text()
+    assert "over 1 envs" in scorecard      # the skipped cases join no aggregate
+
+
+def test_fit_kwargs_pads_a_smaller_dag_env_and_leaves_others_alone(dag_checkpoint):
+    spec = ps.parse(str(dag_checkpoint))
+    small = {"num_nodes": (8, 12)}                   # pads to 12 by default
+    assert ps.fit_kwargs(spec, "sysgym/DAG-EGS-v0", {}) == {}                       # already 30
+    assert ps.fit_kwargs(spec, "sysgym/DAG-EGS-v0", small) == {**small, "max_nodes": 30}
+    own = {**small, "max_nodes": 12}
+    assert ps.fit_kwargs(spec, "sysgym/DAG-EGS-v0", own) is own                      # the caller's own padding
+    assert ps.fit_kwargs(ps.parse("heuristic:greedy"), "sysgym/DAG-EGS-v0", small) is small
+    with pytest.raises(ps.Unavailable, match="not applicable"):
+        ps.fit_kwargs(spec, "sysgym/DAG-EGS-v0", {"num_nodes": (40, 50)})
