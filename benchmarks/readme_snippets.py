@@ -1,4 +1,5 @@
-"""The README's ```python blocks: where each one is, and how long the library ones take as printed.
+"""The ```python blocks of README.md and of the docs pages: where each one is, and how long the
+library ones take as printed.
 
     python -m benchmarks.readme_snippets [--only LABEL ...] [--out DIR]
 
@@ -27,6 +28,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+# The hand-written docs pages (the README's sections moved there, issue #22): a page's "# " title
+# names its blocks as a README "## " heading did. docs/envs/ is generated and not read.
+DOC_PAGES = ("docs/*.md", "docs/families/*.md", "docs/papers/*.md")
 OUT = ROOT / "benchmarks" / "results" / "readme_snippets"
 PRELUDE = "import gymnasium as gym\nimport numpy as np\nimport sysgym\n"
 LIBRARIES = "Using sysgym with ..."
@@ -34,15 +38,17 @@ LIBRARIES = "Using sysgym with ..."
 
 @dataclass(frozen=True)
 class Block:
-    """One ```python block: its ``## `` section, in "Using sysgym with ..." the bold lead-in
-    (``**TorchRL.**``) of the paragraph above it (elsewhere empty), its index among the section's
-    python blocks, its first line number in README.md and its code."""
+    """One ```python block: its section (README ``## `` or a docs page's ``# `` title), in "Using
+    sysgym with ..." the bold lead-in (``**TorchRL.**``) of the paragraph above it (elsewhere
+    empty), its index among the section's python blocks, its first line number in ``source`` (a
+    path relative to the repository) and its code."""
 
     section: str
     label: str
     index: int
     line: int
     code: str
+    source: str = "README.md"
 
     @property
     def name(self) -> str:
@@ -50,27 +56,36 @@ class Block:
 
 
 def python_blocks(text: str | None = None) -> list[Block]:
-    """Every ```python block of the README (``text`` or README.md), in order."""
-    text = README.read_text(encoding="utf-8") if text is None else text
+    """Every ```python block of ``text`` (read as README.md), or of README.md and the docs pages."""
+    if text is not None:
+        return _blocks(text, "README.md", "## ")
+    blocks = _blocks(README.read_text(encoding="utf-8"), "README.md", "## ")
+    for pattern in DOC_PAGES:
+        for path in sorted(ROOT.glob(pattern)):
+            blocks += _blocks(path.read_text(encoding="utf-8"), path.relative_to(ROOT).as_posix(), "# ")
+    return blocks
+
+
+def _blocks(text: str, source: str, heading: str) -> list[Block]:
     blocks: list[Block] = []
     section, label, index, fence, start, body = "", "", 0, None, 0, []
     for number, line in enumerate(text.splitlines(), 1):
         if fence is not None:
             if line.startswith("```"):
                 if fence == "python":
-                    blocks.append(Block(section, label, index, start, "\n".join(body) + "\n"))
+                    blocks.append(Block(section, label, index, start, "\n".join(body) + "\n", source))
                     index += 1
                 fence = None
             else:
                 body.append(line)
         elif line.startswith("```"):
             fence, start, body = line[3:].strip(), number + 1, []
-        elif line.startswith("## "):
-            section, label, index = line[3:].strip(), "", 0
+        elif line.startswith(heading):
+            section, label, index = line[len(heading):].strip(), "", 0
         elif section == LIBRARIES and (bold := re.match(r"\*\*(.+?)\*\*", line)) is not None:
             label = bold.group(1).rstrip(".")
     if fence is not None:
-        raise ValueError(f"README.md: the ``` block opened on line {start - 1} is never closed")
+        raise ValueError(f"{source}: the ``` block opened on line {start - 1} is never closed")
     return blocks
 
 

@@ -1,4 +1,4 @@
-"""Library adapters and conventions (issue #21); the README's library snippets themselves run in
+"""Library adapters and conventions (issue #21); the library snippets of docs/libraries.md run in
 ``tests/test_readme_snippets.py``.
 
 * ``TianshouVectorEnv`` collects exactly what Tianshou's ``DummyVectorEnv`` of ``gym.make`` envs
@@ -97,7 +97,7 @@ def test_sb3_example_help_and_bad_arguments():
 
 
 def test_torchrl_limits_the_readme_states_still_hold():
-    """README, TorchRL: what does not work with torchrl 0.14.1; when one starts working, say so there."""
+    """docs/libraries.md, TorchRL: what does not work with torchrl 0.14.1; when one starts working, say so there."""
     pytest.importorskip("torchrl")
     from torchrl.envs import GymWrapper
 

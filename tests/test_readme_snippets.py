@@ -1,6 +1,6 @@
-"""Every ```python block of README.md runs as printed (issue #21).
+"""Every ```python block of README.md and of the docs pages runs as printed (issues #21, #22).
 
-Blocks are read from the README at test time (``benchmarks.readme_snippets.python_blocks``), never
+Blocks are read from the README and docs/ at test time (``benchmarks.readme_snippets.python_blocks``), never
 copied. Each runs in a fresh namespace, in an empty folder, after the prelude the README states
 (``import gymnasium as gym``, ``numpy as np``, ``sysgym``). The only edits are the smaller budgets
 below, each of which must still be found in its block. Skipped: RLlib's blocks (they run in
@@ -77,9 +77,9 @@ def _missing_module(code: str) -> str | None:
 
 def test_every_budget_and_check_names_one_block():
     names = [b.name for b in BLOCKS]
-    assert len(names) == len(set(names)), "two README python blocks share a name"
+    assert len(names) == len(set(names)), "two python blocks (README and docs) share a name"
     stale = sorted((set(BUDGETS) | set(CHECKS)) - set(names))
-    assert not stale, f"README python blocks renamed or removed: {stale}; blocks now: {names}"
+    assert not stale, f"python blocks renamed or removed: {stale}; blocks now: {names}"
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[b.name for b in BLOCKS])
@@ -91,11 +91,11 @@ def test_readme_block_runs_as_printed(block, tmp_path, monkeypatch):
         pytest.skip(f"{missing} is not installed")
     code = block.code
     for printed, smaller in BUDGETS.get(block.name, {}).items():
-        assert printed in code, f"README line {block.line}: the block no longer contains {printed!r}"
+        assert printed in code, f"{block.source} line {block.line}: the block no longer contains {printed!r}"
         code = code.replace(printed, smaller)
     monkeypatch.chdir(tmp_path)
     namespace: dict = {"__name__": "__readme__"}
-    exec(compile(PRELUDE + code, f"README.md:{block.line}", "exec"), namespace)
+    exec(compile(PRELUDE + code, f"{block.source}:{block.line}", "exec"), namespace)
     check = CHECKS.get(block.name)
     if check is not None:
-        assert check(namespace) is not False, f"README line {block.line}: the block ran but its result is wrong"
+        assert check(namespace) is not False, f"{block.source} line {block.line}: the block ran but its result is wrong"
