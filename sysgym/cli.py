@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import gymnasium as gym
 
 import sysgym
+from sysgym.agents.datasets import commands as dataset_commands  # argparse only: no minari, no env
 from sysgym.agents.distill import commands as distill_commands  # argparse only: no torch, no env
 from sysgym.bench import format_table, human, measure_single, measure_vector
 from sysgym.benchmark import commands as benchmark_commands  # argparse only: no torch, no env
@@ -152,6 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description=benchmark_commands.DESCRIPTION)
     benchmark_commands.add_arguments(p)
     p.set_defaults(func=cmd_benchmark)
+
+    p = sub.add_parser("dataset", help="write a policy's episodes as an offline Minari dataset",
+                       description=dataset_commands.DESCRIPTION)
+    dataset_commands.add_arguments(p)
+    p.set_defaults(func=cmd_dataset)
     return parser
 
 
@@ -225,6 +231,12 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
     return _agents_module("sysgym.benchmark.commands").run_benchmark(args)
+
+
+def cmd_dataset(args: argparse.Namespace) -> int:
+    if args.env is not None:
+        args.env = resolve_env_id(args.env)
+    return _agents_module("sysgym.agents.datasets.commands").run_dataset(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -28,7 +28,9 @@ checkpoint (file or training folder), heuristic:NAME (a baseline of the env's fa
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``sysgym distill`` (the CLI builds its subparser with this)."""
-    p.add_argument("--teacher", required=True, help="runs/X (PPO checkpoint), heuristic:NAME or oracle")
+    p.add_argument("--teacher", default=None, help="runs/X (PPO checkpoint), heuristic:NAME or oracle")
+    p.add_argument("--dataset", default=None, metavar="DIR", help="instead of a teacher: behaviour cloning "
+                   "from a Minari dataset written by sysgym dataset (DAgger options do not apply)")
     p.add_argument("--env", default=None, help="environment ID (default: a checkpoint's own)")
     p.add_argument("--student", choices=("cart", "optimal", "rules"), default="cart")
     p.add_argument("--max-depth", type=int, default=3, help="tree depth limit (cart, optimal)")
@@ -113,6 +115,12 @@ def run_distill(args: argparse.Namespace) -> int:
     from .students import make_student
     from .teachers import resolve_teacher
 
+    if args.dataset is not None:
+        from sysgym.agents.datasets.clone import run_from_dataset
+
+        return run_from_dataset(args)
+    if args.teacher is None:
+        raise ValueError("--teacher is required (or --dataset DIR)")
     overrides = parse_env_overrides(args.overrides)
     for name, lo, hi in (("fidelity_samples", 1, MAX_SAMPLES), ("latency_decisions", 1, MAX_LATENCY_DECISIONS),
                          ("test_episodes", 1, MAX_EPISODES), ("test_seed", 0, MAX_SEED)):
