@@ -126,9 +126,13 @@ def _code(value: object) -> str:
 
 
 def _env_facts(env_id: str) -> dict:
+    import warnings
+
     import gymnasium as gym
 
-    env = gym.make(env_id)
+    with warnings.catch_warnings():   # an old version warns that a newer one exists: said on its page
+        warnings.simplefilter("ignore")
+        env = gym.make(env_id)
     try:
         u = env.unwrapped
         return {
@@ -158,11 +162,23 @@ def _features(facts: dict) -> list[str]:
     return [f"**Feature names** ({len(names)}, aligned with the flattened observation): {shown}{more}"]
 
 
-def id_page(entry, facts: dict, family: Family, baselines: list[str]) -> str:
+def newer_version(entry, entries: list) -> str | None:
+    """The newest registered ID of ``entry``'s name with a higher version, if any."""
+    base, _, version = entry.name.rpartition("-v")
+    newer = [e for e in entries if e.name.rpartition("-v")[0] == base
+             and int(e.name.rpartition("-v")[2]) > int(version)]
+    return max(newer, key=lambda e: int(e.name.rpartition("-v")[2])).id if newer else None
+
+
+def id_page(entry, facts: dict, family: Family, baselines: list[str], newer: str | None = None) -> str:
     """The page of one registered ID."""
     kwargs = ", ".join(f"`{k}={v!r}`" for k, v in entry.kwargs.items()) or "none (the family defaults)"
+    superseded = ['!!! note "Superseded"', "",
+                  f"    [{newer}]({newer.split('/', 1)[1]}.md) is the newer version. `{entry.id}` stays "
+                  "registered with the behaviour it had, so results made with it reproduce; Gymnasium "
+                  "warns that a newer version exists.", ""] if newer else []
     lines = [
-        f"# {entry.id}", "",
+        f"# {entry.id}", "", *superseded,
         f"{entry.description}.", "",
         f"Family: [{family.title}](../{family.key}.md) (spec, every kwarg, animation).", "",
         "```python",
@@ -279,7 +295,8 @@ def generate() -> list:
         _write(OUT / f"{family.key}.md", family_page(family, entries, facts, baselines))
         ids = []
         for e in entries:
-            _write(OUT / "ids" / f"{e.name}.md", id_page(e, facts[e.id], family, list(heuristics_for(e.id))))
+            _write(OUT / "ids" / f"{e.name}.md", id_page(e, facts[e.id], family, list(heuristics_for(e.id)),
+                                                          newer_version(e, ENVIRONMENTS)))
             ids.append({e.id: f"envs/ids/{e.name}.md"})
         nav.append({family.title: [{"Overview and spec": f"envs/{family.key}.md"}, *ids]})
     return nav

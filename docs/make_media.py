@@ -21,7 +21,7 @@ EPISODES: dict[str, tuple[str, str, int, int, int, dict]] = {
     "dag": ("sysgym/DAG-EGS-v0", "greedy", 30, 1, 0, {}),
     "abr": ("sysgym/ABR-v0", "robust_mpc", 48, 1, 0, {"traces": "test"}),
     "cc": ("sysgym/CC-Discrete-v0", "aimd", 128, 2, 0, {}),
-    "appointments": ("sysgym/Appointments-P3-v0", "p3_paper_tree", 20, 1, 0, {}),
+    "appointments": ("sysgym/Appointments-P3-v1", "p3_paper_tree", 20, 1, 0, {}),
 }
 FRAME_MS = 250
 FOOTER = 16  # pixels

@@ -104,3 +104,12 @@ def test_family_page_lists_ids_kwargs_and_the_spec():
     assert "| `window` | `10` |" in page                  # DeepRM's window default, W = 10 (HotNets'16)
     assert f"](../media/{family.key}.gif)" in page and "## Specification" in page
     assert "*Transitions.*" in page                        # the dynamics spec is on the page
+
+
+def test_an_old_version_points_to_the_newer_one():
+    from types import SimpleNamespace as E
+    entries = [E(name="X-v0", id="sysgym/X-v0"), E(name="X-v2", id="sysgym/X-v2"),
+               E(name="X-v1", id="sysgym/X-v1"), E(name="XY-v3", id="sysgym/XY-v3")]
+    assert gen_pages.newer_version(entries[0], entries) == "sysgym/X-v2"
+    assert gen_pages.newer_version(entries[1], entries) is None
+    assert gen_pages.newer_version(entries[3], entries) is None
