@@ -112,17 +112,22 @@ def build_parser() -> argparse.ArgumentParser:
     rllib.add_train_arguments(p)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="evaluate a PPO checkpoint next to the family's heuristics",
-                       description="Evaluate a checkpoint on seeded episodes and print its episode "
+    p = sub.add_parser("evaluate", help="evaluate any policy next to the family's heuristics",
+                       description="Evaluate a policy (any form of the README's policy table: heuristic:NAME, "
+                                   "oracle, reference, a PPO checkpoint, sb3:PATH.zip, rllib:DIR, "
+                                   "module:factory) on seeded episodes and print its episode "
                                    "metrics side by side with the env family's heuristics. "
                                    "env.KEY=value arguments change env kwargs (e.g. env.scenario=5).")
-    p.add_argument("--checkpoint", required=True, help="checkpoint file or training output folder")
+    p.add_argument("--policy", default=None, help="the policy to evaluate (a policy spec)")
+    p.add_argument("--checkpoint", default=None, help="a PPO checkpoint file or training output folder "
+                   "(the same as --policy PATH)")
     p.add_argument("--episodes", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--env", default=None, help="evaluate on another ID (default: the trained one)")
+    p.add_argument("--env", default=None, help="evaluate on another ID (default: the trained one; "
+                   "required for policies that do not name their env)")
     p.add_argument("--mode", choices=("both", "sampled", "greedy"), default="both",
-                   help="PPO rows: actions sampled from the policy, its most likely action, or both")
-    p.add_argument("--no-heuristics", action="store_true", help="evaluate the checkpoint only")
+                   help="learned policies' rows: actions sampled from the policy, its most likely action, or both")
+    p.add_argument("--no-heuristics", action="store_true", help="evaluate the policy only")
     p.add_argument("overrides", nargs="*", metavar="env.key=value")
     p.set_defaults(func=cmd_evaluate)
 

@@ -114,3 +114,44 @@ def test_fit_kwargs_pads_a_smaller_dag_env_and_leaves_others_alone(dag_checkpoin
     assert ps.fit_kwargs(ps.parse("heuristic:greedy"), "sysgym/DAG-EGS-v0", small) is small
     with pytest.raises(ps.Unavailable, match="not applicable"):
         ps.fit_kwargs(spec, "sysgym/DAG-EGS-v0", {"num_nodes": (40, 50)})
+
+
+# ------------------------------------------------------------------------------ every command
+def _cli(capsys, *args):
+    from sysgym.cli import main
+
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_evaluate_takes_every_form(capsys, dag_checkpoint, sb3_p1):
+    forms = {"heuristic:sjf": ("sysgym/DeepRM-Compact-v0", "| heuristic:sjf "),
+             "reference": ("sysgym/Appointments-P1-v0", "| reference (greedy) "),
+             f"sb3:{sb3_p1}": ("sysgym/Appointments-P1-v0", f"| sb3:{sb3_p1} (greedy) "),
+             "oracle": ("sysgym/Appointments-P1-v0", "| oracle ")}
+    for text, (env_id, row) in forms.items():
+        code, out, err = _cli(capsys, "evaluate", "--policy", text, "--env", env_id, "--episodes", "2",
+                              "--mode", "greedy", "--no-heuristics")
+        assert code == 0, err
+        assert row in out, out
+    # a checkpoint names its env; a smaller DAG workload is padded to its 30 nodes
+    code, out, err = _cli(capsys, "evaluate", "--checkpoint", str(dag_checkpoint), "--episodes", "2", "--mode",
+                          "greedy", "--no-heuristics", "env.num_nodes=12")
+    assert code == 0 and "| ppo (greedy) " in out and "max_nodes=30" in err
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--policy", "heuristic:sjf"], "does not name its env; pass --env"),
+    (["--checkpoint", "heuristic:sjf"], "not a PPO checkpoint"),
+    (["--policy", "nowhere/run"], "no such checkpoint"),
+    (["--policy", "heuristic:nope", "--env", "sysgym/DeepRM-Compact-v0"], "has no heuristic 'nope'"),
+    ([], "--policy SPEC or --checkpoint PATH")])
+def test_evaluate_input_errors_are_one_line_and_exit_2(capsys, args, words):
+    code, _, err = _cli(capsys, "evaluate", *args)
+    assert code == 2 and words in err and err.count("\n") == 1, err
+
+
+def test_evaluate_refuses_an_sb3_model_of_other_spaces_in_one_line(capsys, sb3_p1):
+    code, _, err = _cli(capsys, "evaluate", "--policy", f"sb3:{sb3_p1}", "--env", "sysgym/DeepRM-Compact-v0")
+    assert code == 2 and "trained on observation space MultiBinary(17,)" in err and err.count("\n") == 1

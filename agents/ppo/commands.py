@@ -17,7 +17,7 @@ from sysgym.envs.registry import registered_id
 
 from ..runs import INTERRUPTED_EXIT, interrupted_message, prepare_out_dir, stop_signals
 from ..serialization import describe_space, same_layout
-from .checkpoint import load_checkpoint, policy_from_checkpoint
+from .checkpoint import load_checkpoint
 from .config import MAX_TOTAL_STEPS, default_config, parse_overrides
 from .curves import plot_learning_curve
 from .evaluation import evaluate_batched
@@ -145,8 +145,9 @@ def compare_with_heuristics(policies: dict[str, Any], env_id: str, episodes: int
             try:
                 results[name] = evaluate_batched(policy, env_id, episodes, seed=seed, **env_kwargs)
                 continue
-            except (TypeError, AttributeError, NotImplementedError) as error:
-                if not isinstance(policy, type):  # our own policies handle batches: a real bug
+            except (TypeError, AttributeError, NotImplementedError, ValueError) as error:
+                # a policy object of ours handles batches (a real bug); classes and factories may not
+                if hasattr(policy, "act") and not isinstance(policy, type):
                     raise
                 print(f"{name}: no batched mode ({error}); evaluating episode by episode", file=sys.stderr)
         env = gym.make(env_id, **env_kwargs)
@@ -184,30 +185,55 @@ def check_spaces_fit(payload: dict[str, Any], env_id: str, env_kwargs: dict[str,
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    """``sysgym evaluate --policy SPEC`` (any form of :mod:`sysgym.agents.policy_specs`) or
+    ``--checkpoint PATH`` (a PPO checkpoint), next to the env family's heuristics."""
+    from sysgym.agents.policy_specs import build, fit_kwargs, parse, trained_env
+
     if not 1 <= args.episodes <= MAX_EPISODES:
         raise ValueError(f"--episodes must lie in [1, {MAX_EPISODES:,}], got {args.episodes}")
     settings, env_kwargs = parse_overrides(args.overrides)
     if settings:
         raise ValueError(f"evaluate takes only env.<kwarg>=value overrides, got {sorted(settings)}")
-    payload = load_checkpoint(args.checkpoint)
+    text = getattr(args, "policy", None)
+    if (text is None) == (args.checkpoint is None):
+        raise ValueError("evaluate takes --policy SPEC or --checkpoint PATH (one of them)")
+    spec = parse(text if text is not None else args.checkpoint)
+    if text is None and spec.kind != "checkpoint":
+        raise ValueError(f"--checkpoint {args.checkpoint}: not a PPO checkpoint file or folder (use --policy)")
+    trained_id, trained_kwargs, _ = trained_env(spec)
     if args.env is not None:
         env_id = args.env
-    elif payload["env_id"] is None:
-        raise ValueError(f"{payload['path']}: checkpoint has no env ID; pass --env")
+    elif trained_id is None:
+        raise ValueError(f"--policy {spec.label} does not name its env; pass --env")
     else:  # an ID from a file: registered sysgym IDs only (gym.make imports a 'module:' prefix)
-        env_id = registered_id(payload["env_id"], payload["path"])
-    env_kwargs = {**payload["config"].get("env_kwargs", {}), **env_kwargs}
-    check_spaces_fit(payload, env_id, env_kwargs)
+        env_id = registered_id(trained_id, spec.target)
+    env_kwargs = fit_kwargs(spec, env_id, {**trained_kwargs, **env_kwargs})
     policies: dict[str, Any] = {}
-    if args.mode in ("both", "sampled"):
-        policies["ppo (sampled)"] = policy_from_checkpoint(payload, deterministic=False, seed=args.seed)
-    if args.mode in ("both", "greedy"):
-        policies["ppo (greedy)"] = policy_from_checkpoint(payload, deterministic=True)
+    if spec.kind == "checkpoint":
+        payload = load_checkpoint(spec.target)
+        if payload["config"].get("encoder") != "graph":
+            check_spaces_fit(payload, env_id, env_kwargs)
+        modes = {"sampled": False, "greedy": True}
+        for mode in ("sampled", "greedy"):
+            if args.mode in ("both", mode):
+                policies[f"ppo ({mode})"] = build(type(spec)(spec.kind, spec.target, not modes[mode]),
+                                                  env_id, env_kwargs, seed=args.seed)
+        where = f"checkpoint at step {payload['global_step']}"
+    elif spec.kind in ("heuristic", "oracle", "factory"):
+        policies[spec.label] = build(spec, env_id, env_kwargs, seed=args.seed)
+        where = spec.label
+    else:   # learned: reference, sb3, rllib
+        for mode in ("sampled", "greedy"):
+            if args.mode in ("both", mode):
+                policies[f"{spec.label} ({mode})"] = build(type(spec)(spec.kind, spec.target, mode == "sampled"),
+                                                           env_id, env_kwargs, seed=args.seed)
+        where = spec.label
     if not args.no_heuristics:
-        policies.update(heuristics_for(env_id))
+        same = spec.target if spec.kind == "heuristic" else None      # its row is already there
+        policies.update((name, cls) for name, cls in heuristics_for(env_id).items() if name != same)
     results = compare_with_heuristics(policies, env_id, args.episodes, args.seed, env_kwargs)
     kw = ", ".join(f"{k}={v!r}" for k, v in env_kwargs.items())
-    print(f"{env_id}{f' ({kw})' if kw else ''}: {args.episodes} episodes, seed {args.seed}, "
-          f"checkpoint at step {payload['global_step']}", file=sys.stderr)
+    print(f"{env_id}{f' ({kw})' if kw else ''}: {args.episodes} episodes, seed {args.seed}, {where}",
+          file=sys.stderr)
     print(results_table(results))
     return 0
