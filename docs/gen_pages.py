@@ -289,6 +289,9 @@ def generate() -> list:
     unknown = {family_key(e.entry_point) for e in ENVIRONMENTS} - known
     if unknown:
         raise ValueError(f"docs/gen_pages.py: no family entry for {sorted(unknown)}; add it to FAMILIES")
+    no_episode = known - set(EPISODES)
+    if no_episode:
+        raise ValueError(f"docs/make_media.py: no episode for {sorted(no_episode)}; add it to EPISODES")
     for family in FAMILIES:
         entries = [e for e in ENVIRONMENTS if family_key(e.entry_point) == family.key]
         baselines = list(heuristics_for(entries[0].id))
