@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -150,11 +149,21 @@ def score(agent: Agent, weights: Path, episodes: int | None, jobs: int, abr_data
     return rows, left_out
 
 
+def shipped_weights(checkpoint: Path, target: Path) -> None:
+    """Copy a checkpoint without its resume state (optimiser moments, RNG and env state): a
+    shipped agent only acts, and the state would triple the file."""
+    import torch
+
+    payload = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    payload.pop("training", None)
+    torch.save(payload, target)
+
+
 def ship(agent: Agent, weights: Path, record: dict[str, Any], folder: Path, episodes: int | None, jobs: int,
          abr_data: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{agent.name}.pt"
-    shutil.copyfile(weights, target)
+    shipped_weights(weights, target)
     trained_with = record.get("config", {}).get("env_kwargs") or agent.env_kwargs
     meta = {"env_id": agent.env_id, "weights": target.name, "sha256": hashlib.sha256(target.read_bytes()).hexdigest(),
             "loader": agent.loader, "deterministic": agent.deterministic, "env_kwargs": agent.env_kwargs,
