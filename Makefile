@@ -3,6 +3,7 @@
 #   make test   the test suite, then the RLlib tests and the contract tests under gymnasium 1.2.2 in .venv-rllib
 #   make bench  throughput tables (steps/s) and baseline benchmarks
 #   make lint   ruff
+#   make datasets  the documented offline datasets (Minari) into datasets/, their table into benchmarks/results/datasets/
 #   make docs   the documentation site into site/ (strict); make docs-check opens it in headless Chromium
 PYTHON ?= python3
 VENV := .venv
@@ -12,14 +13,14 @@ INSTALLED := $(VENV)/.installed
 BUILT := $(VENV)/.built
 KERNELS := $(wildcard cython_core/*.pyx cython_core/*.pxd)
 
-.PHONY: demo test test-rllib bench bench-rllib lint build clean docs docs-check
+.PHONY: demo test test-rllib bench bench-rllib lint build clean docs docs-check datasets
 
 $(INSTALLED): pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet "setuptools>=77" "Cython>=3.0" "numpy>=2.0" wheel
 	$(PIP) install --quiet "torch==2.13.0"
-	$(PIP) install --quiet --no-build-isolation -e ".[agents,dev]"
+	$(PIP) install --quiet --no-build-isolation -e ".[agents,dev,datasets]"
 	touch $(INSTALLED) $(BUILT)
 
 # Rebuild the kernels in place when a .pyx/.pxd changes (pip's editable install built them once).
@@ -65,6 +66,10 @@ bench: $(BUILT)
 # RLlib sampling throughput (1 and 2 env runners, sync vs vector_entry_point), in .venv-rllib.
 bench-rllib: $(BUILT) $(RLLIB_INSTALLED)
 	RAY_USAGE_STATS_ENABLED=0 $(RPY) -m benchmarks.bench_rllib
+
+# The documented offline datasets per family (issue #25): built, not committed (datasets/ is gitignored).
+datasets: $(BUILT)
+	$(PY) -m benchmarks.bench_datasets --build datasets
 
 lint: $(INSTALLED)
 	$(PY) -m ruff check sysgym envs agents cython_core tests benchmarks traces

@@ -130,12 +130,6 @@ class _Noisy:
         return action
 
 
-def _row(tree: Any, i: int) -> Any:
-    if isinstance(tree, dict):
-        return {k: _row(v, i) for k, v in tree.items()}
-    return np.array(tree[i])
-
-
 def _stack(rows: list[Any]) -> Any:
     if isinstance(rows[0], dict):
         return {k: _stack([r[k] for r in rows]) for k in rows[0]}
@@ -160,6 +154,7 @@ class _Episode:
     """One episode's rows as the policy plays it."""
 
     def __init__(self, seed: int, obs: Any, info: dict[str, Any]):
+        self.ready = False   # True: obs / infos / actions ... are already whole-episode arrays
         self.seed, self.obs, self.infos = seed, [obs], [info]
         self.actions: list[Any] = []
         self.rewards: list[float] = []
@@ -175,10 +170,11 @@ class _Episode:
         self.infos.append(info)
 
     def buffer(self, episode_id: int, EpisodeBuffer: type) -> Any:
-        return EpisodeBuffer(id=episode_id, seed=self.seed, observations=_stack(self.obs),
-                             actions=_stack(self.actions), rewards=np.asarray(self.rewards),
+        pack = (lambda x: x) if self.ready else _stack
+        return EpisodeBuffer(id=episode_id, seed=self.seed, observations=pack(self.obs),
+                             actions=pack(self.actions), rewards=np.asarray(self.rewards),
                              terminations=np.asarray(self.terms), truncations=np.asarray(self.truncs),
-                             infos=_stack(self.infos))
+                             infos=pack(self.infos))
 
 
 def _widths(env: gym.Env) -> tuple[int, int | None]:
@@ -189,27 +185,73 @@ def _widths(env: gym.Env) -> tuple[int, int | None]:
     return n_components, (int(space.n) if masked else None)
 
 
+def _copy(tree: Any) -> Any:
+    return {k: _copy(v) for k, v in tree.items()} if isinstance(tree, dict) else np.array(tree)
+
+
+def _infos(info: dict[str, Any], n: int, widths: tuple[int, int | None]) -> dict[str, np.ndarray]:
+    """The kept infos of one batched step as (n, width) arrays (zeros where a sub-env has none)."""
+    out = {}
+    for key, width, dtype in (("reward_components", widths[0], np.float64), ("action_mask", widths[1], np.int8)):
+        if width is None:
+            continue
+        value = info.get(key)
+        rows = np.zeros((n, width), dtype)
+        if value is not None:
+            present = np.asarray(info.get(f"_{key}", np.ones(n, bool)), bool)
+            rows[present] = np.asarray(value, dtype).reshape(n, width)[present]
+        out[key] = rows
+    return out
+
+
 def _play_batch(vec: Any, policy: Any, seed: int, widths: tuple[int, int | None],
                 max_steps: int) -> list[_Episode]:
-    """One episode per sub-env, all stepped together; sub-env ``i``: seed ``seed + i``."""
+    """One episode per sub-env, all stepped together; sub-env ``i``: seed ``seed + i``. Steps are
+    kept as whole-batch arrays and cut into episodes at the end (no per-sub-env work per step)."""
     n = vec.num_envs
     obs, info = vec.reset(seed=seed)
     if hasattr(policy, "reset"):
         policy.reset()
-    episodes = [_Episode(seed + i, _row(obs, i), _info_row(info, i, *widths)) for i in range(n)]
+    observations, infos = [_copy(obs)], [_infos(info, n, widths)]
+    actions, rewards, terms, truncs = [], [], [], []
+    lengths = np.zeros(n, dtype=np.int64)
     done = np.zeros(n, dtype=bool)
     for _ in range(max_steps):
-        action = np.asarray(policy.act(obs, info))
+        action = np.array(policy.act(obs, info))
         obs, reward, terminated, truncated, info = vec.step(action)
-        ended = np.asarray(terminated) | np.asarray(truncated)
-        for i in np.flatnonzero(~done):
-            episodes[i].add(action[i], _row(obs, i), reward[i], terminated[i], truncated[i], _info_row(info, i, *widths))
+        actions.append(action)
+        observations.append(_copy(obs))
+        infos.append(_infos(info, n, widths))
+        rewards.append(np.array(reward, dtype=np.float64))
+        terms.append(np.array(terminated, dtype=bool))
+        truncs.append(np.array(truncated, dtype=bool))
+        ended = terms[-1] | truncs[-1]
+        lengths[~done] += 1
         done |= ended
         if done.all():
-            return episodes
+            break
         if ended.any():
             obs, info = vec.reset(options={"reset_mask": ended})
-    raise ValueError(f"an episode ran past {max_steps} steps")
+    else:
+        raise ValueError(f"an episode ran past {max_steps} steps")
+    obs_all, info_all = _stack(observations), _stack(infos)
+    act_all, rew_all, term_all, trunc_all = (np.stack(x) for x in (actions, rewards, terms, truncs))
+    episodes = []
+    for i in range(n):
+        L = int(lengths[i])
+        ep = _Episode(seed + i, None, {})
+        ep.obs, ep.infos = _col(obs_all, i, L + 1), _col(info_all, i, L + 1)
+        ep.actions, ep.rewards = act_all[:L, i], rew_all[:L, i]
+        ep.terms, ep.truncs = term_all[:L, i], trunc_all[:L, i]
+        ep.ready = True
+        episodes.append(ep)
+    return episodes
+
+
+def _col(tree: Any, i: int, rows: int) -> Any:
+    if isinstance(tree, dict):
+        return {k: _col(v, i, rows) for k, v in tree.items()}
+    return tree[:rows, i]
 
 
 def _play_single(env: gym.Env, policy: Any, seed: int, widths: tuple[int, int | None], max_steps: int) -> _Episode:
