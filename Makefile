@@ -63,9 +63,11 @@ test-rllib: $(BUILT) $(RLLIB_INSTALLED)
 bench: $(BUILT)
 	$(PY) -m benchmarks
 
-# RLlib sampling throughput (1 and 2 env runners, sync vs vector_entry_point), in .venv-rllib.
+# RLlib sampling throughput (1 and 2 env runners, sync vs vector_entry_point), then both engines'
+# time to the heuristics' scores (writes benchmarks/results/rllib/time_to_score.*), in .venv-rllib.
 bench-rllib: $(BUILT) $(RLLIB_INSTALLED)
 	RAY_USAGE_STATS_ENABLED=0 $(RPY) -m benchmarks.bench_rllib
+	RAY_USAGE_STATS_ENABLED=0 $(RPY) -m benchmarks.bench_rllib --time-to-score
 
 # The documented offline datasets per family (issue #25): built, not committed (datasets/ is gitignored).
 datasets: $(BUILT)
