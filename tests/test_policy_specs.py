@@ -155,3 +155,50 @@ def test_evaluate_input_errors_are_one_line_and_exit_2(capsys, args, words):
 def test_evaluate_refuses_an_sb3_model_of_other_spaces_in_one_line(capsys, sb3_p1):
     code, _, err = _cli(capsys, "evaluate", "--policy", f"sb3:{sb3_p1}", "--env", "sysgym/DeepRM-Compact-v0")
     assert code == 2 and "trained on observation space MultiBinary(17,)" in err and err.count("\n") == 1
+
+
+DISTILL_SMALL = ["--iterations", "1", "--samples", "60", "--num-envs", "2", "--eval-episodes", "1",
+                 "--test-episodes", "2", "--fidelity-samples", "30", "--latency-decisions", "5", "--no-progress",
+                 "--q-source", "simulate", "--rollouts", "1", "--horizon", "3"]
+
+
+def test_distill_takes_every_form_as_teacher(capsys, tmp_path, dag_checkpoint, sb3_p1):
+    forms = {"heuristic:alternate": "sysgym/Appointments-P1-v0", "reference": "sysgym/Appointments-P1-v0",
+             f"sb3:{sb3_p1}": "sysgym/Appointments-P1-v0", str(dag_checkpoint): None}
+    for i, (text, env_id) in enumerate(forms.items()):
+        env = ["--env", env_id] if env_id else ["env.num_nodes=12"]      # the checkpoint names its env
+        code, out, err = _cli(capsys, "distill", "--teacher", text, *env, "--out", str(tmp_path / str(i)),
+                              *DISTILL_SMALL)
+        assert code == 0, err
+        assert "fidelity" in out, out
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--teacher", "heuristic:sjf"], "--env is required"),
+    (["--teacher", "sb3:nowhere.zip", "--env", "sysgym/Appointments-P1-v0"], "no such SB3 model file"),
+    (["--teacher", "oracle", "--env", "sysgym/DeepRM-Compact-v0"], "not an Appointments env"),
+])
+def test_distill_input_errors_are_one_line_and_exit_2(capsys, tmp_path, args, words):
+    code, _, err = _cli(capsys, "distill", *args, "--out", str(tmp_path / "x"), *DISTILL_SMALL)
+    assert code == 2 and words in err and err.count("\n") == 1, err
+
+
+def test_explain_takes_every_form(capsys, tmp_path, dag_checkpoint, sb3_p1):
+    forms = {"heuristic:alternate": ["--env", "sysgym/Appointments-P1-v0"],
+             "reference": ["--env", "sysgym/Appointments-P1-v0"],
+             f"sb3:{sb3_p1}": ["--env", "sysgym/Appointments-P1-v0"],
+             str(dag_checkpoint): ["env.num_nodes=24"]}            # names its env; padded to its 30 nodes
+    for i, (text, env) in enumerate(forms.items()):
+        code, out, err = _cli(capsys, "explain", "--policy", text, *env, "--episodes", "2", "--states", "1",
+                              "--epochs", "1", "--hidden", "64", "--out", str(tmp_path / str(i)))
+        assert code == 0, err
+        assert (tmp_path / str(i) / "explanations.json").is_file()
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--policy", "heuristic:sjf"], "does not name its env; pass --env"),
+    (["--policy", "sb3:nowhere.zip", "--env", "sysgym/Appointments-P1-v0"], "no such SB3 model file"),
+    (["--policy", "heuristic:nope", "--env", "sysgym/DeepRM-Compact-v0"], "has no heuristic 'nope'")])
+def test_explain_input_errors_are_one_line_and_exit_2(capsys, tmp_path, args, words):
+    code, _, err = _cli(capsys, "explain", *args, "--out", str(tmp_path / "x"))
+    assert code == 2 and words in err and err.count("\n") == 1, err

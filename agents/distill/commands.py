@@ -21,14 +21,16 @@ import ast
 from typing import Any
 
 DESCRIPTION = """Distil a teacher policy into a small decision tree or Boolean rule (DAgger; IRL's critical
-states; VIPER's weights; optimal trees by STreeD; exhaustive rules). The teacher is a PPO
-checkpoint (file or training folder), heuristic:NAME (a baseline of the env's family) or oracle
-(the appointment oracle). Extra env.KEY=value arguments set env kwargs (e.g. env.scenario=5)."""
+states; VIPER's weights; optimal trees by STreeD; exhaustive rules). The teacher is any policy
+spec: a PPO checkpoint (file or training folder; its critic can close rollouts), heuristic:NAME (a
+baseline of the env's family), oracle (the appointment oracle, with its exact action values),
+reference, sb3:PATH.zip, rllib:DIR or module:factory (action values simulated). Extra env.KEY=value arguments set env kwargs (e.g. env.scenario=5)."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``sysgym distill`` (the CLI builds its subparser with this)."""
-    p.add_argument("--teacher", default=None, help="runs/X (PPO checkpoint), heuristic:NAME or oracle")
+    p.add_argument("--teacher", default=None, help="any policy spec (README: policy forms): runs/X (PPO checkpoint), "
+                   "heuristic:NAME, oracle, reference, sb3:PATH.zip, rllib:DIR, module:factory")
     p.add_argument("--dataset", default=None, metavar="DIR", help="instead of a teacher: behaviour cloning "
                    "from a Minari dataset written by sysgym dataset (DAgger options do not apply)")
     p.add_argument("--env", default=None, help="environment ID (default: a checkpoint's own)")
@@ -93,6 +95,7 @@ def run_distill(args: argparse.Namespace) -> int:
     import sys
     import time
 
+    from sysgym.agents.policy_specs import fit_kwargs, parse, trained_env
     from sysgym.agents.runs import (
         INTERRUPTED_EXIT,
         interrupted_message,
@@ -147,14 +150,13 @@ def run_distill(args: argparse.Namespace) -> int:
                                       "rules": {"max_literals": args.literals, "form": args.form,
                                                 "max_thresholds": args.max_thresholds}}[args.student]
     student = make_student(args.student, **student_kwargs)
-    path_teacher = not (args.teacher.startswith("heuristic:") or args.teacher == "oracle")
-    teacher = resolve_teacher(args.teacher, args.env) if path_teacher else None
-    env_id = args.env or (teacher.env_id if teacher else None)
+    spec = parse(args.teacher)
+    trained_id, trained_kwargs, _ = trained_env(spec)
+    env_id = args.env or trained_id
     if env_id is None:
         raise ValueError("--env is required (the teacher does not name its environment)")
-    env_kwargs = {**(teacher.env_kwargs if teacher else {}), **overrides}
-    if teacher is None:
-        teacher = resolve_teacher(args.teacher, env_id)
+    env_kwargs = fit_kwargs(spec, env_id, {**trained_kwargs, **overrides})   # a DAG policy's padding
+    teacher = resolve_teacher(args.teacher, env_id, env_kwargs=env_kwargs)
     out = prepare_out_dir(args.out or f"runs/distill_{env_id.split('/')[-1]}_{args.student}", force=args.force)
     head = f"{env_id}: {teacher.name} -> {args.student}"
     files = RunFiles(out, head, [describe("training episodes (at most)", config.training_seeds()),

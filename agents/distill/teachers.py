@@ -1,9 +1,11 @@
 """Teachers: any policy the distiller imitates, built for whichever env it has to act in.
 
 A :class:`Teacher` builds its policy for an env (heuristics read the env they are built on, so each
-env gets its own instance) and may bring its own action values instead of simulated ones:
+env gets its own instance) and may bring its own action values instead of simulated ones. Every
+policy spec of :mod:`sysgym.agents.policy_specs` is a teacher (``heuristic:NAME``, ``reference``,
+``sb3:PATH.zip``, ``rllib:DIR``, ``module:factory``: their action values are simulated), and two
+bring their own values:
 
-* ``"heuristic:NAME"`` — a baseline of the env's family (``sysgym.agents.heuristics``);
 * ``"oracle"`` — the exact appointment oracle (Taub & Pianykh 2022): its values are minus the
   expected C_alpha of each next type (``oracle_values``), exact without any rollout;
 * a PPO checkpoint file or training folder — the greedy policy; its critic, rescaled to reward
@@ -15,12 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sysgym.agents.heuristics.base import family_of, heuristics_for
+from sysgym.agents.heuristics.base import family_of
+from sysgym.agents.policy_specs import PolicySpec, build, parse, ppo_payload, trained_env
 
 
 @dataclass
@@ -38,34 +40,26 @@ class Teacher:
     spaces: tuple[Any, Any] | None = None
 
 
-def resolve_teacher(spec: Any, env_id: str | None = None, draws: int = 32) -> Teacher:
-    """A :class:`Teacher` from ``"heuristic:NAME"``, ``"oracle"``, a checkpoint path, a Teacher
-    or a policy factory ``env -> policy``."""
+def resolve_teacher(spec: Any, env_id: str | None = None, draws: int = 32,
+                    env_kwargs: dict[str, Any] | None = None) -> Teacher:
+    """A :class:`Teacher` from a policy spec (string or :class:`PolicySpec`), a Teacher or a policy
+    factory ``env -> policy``; ``env_kwargs`` are the kwargs of the env it will act in."""
     if isinstance(spec, Teacher):
         return spec
     if callable(spec) and not isinstance(spec, str):
         return Teacher(getattr(spec, "name", getattr(spec, "__name__", "teacher")), spec)
-    if not isinstance(spec, (str, Path)):
-        raise ValueError(f"teacher must be 'heuristic:NAME', 'oracle' or a checkpoint path, got {spec!r}")
-    text = str(spec)
-    if text.startswith("heuristic:"):
-        return _heuristic(text.split(":", 1)[1], env_id)
-    if text == "oracle":
+    if not isinstance(spec, (str, PolicySpec)) and not hasattr(spec, "__fspath__"):
+        raise ValueError(f"teacher must be a policy spec (heuristic:NAME, oracle, a checkpoint path, sb3:PATH.zip, "
+                         f"...), got {spec!r}")
+    parsed = parse(spec)
+    if parsed.kind == "oracle":
         return _oracle(env_id, draws)
-    if Path(text).exists():
-        return _ppo(Path(text))
-    raise ValueError(f"teacher {text!r}: not a checkpoint file or folder, 'heuristic:NAME' or 'oracle'")
-
-
-def _heuristic(name: str, env_id: str | None) -> Teacher:
+    if parsed.kind == "checkpoint":
+        return _ppo(parsed.target, str(spec.target if isinstance(spec, PolicySpec) else spec))
     if env_id is None:
-        raise ValueError("a heuristic teacher needs the environment ID (--env)")
-    table = heuristics_for(env_id)
-    if name not in table:
-        known = ", ".join(sorted(table)) or "none"
-        raise ValueError(f"unknown heuristic {name!r} for {env_id}; this family has: {known}")
-    cls = table[name]
-    return Teacher(f"heuristic:{name}", lambda env: cls(env))
+        raise ValueError(f"a {parsed.label} teacher needs the environment ID (--env)")
+    factory = build(parsed, env_id, env_kwargs or {})
+    return Teacher(parsed.label, factory, spaces=trained_env(parsed)[2])
 
 
 def _oracle(env_id: str | None, draws: int) -> Teacher:
@@ -81,30 +75,20 @@ def _oracle(env_id: str | None, draws: int) -> Teacher:
     return Teacher("oracle", lambda env: OraclePolicy(env, draws=draws), values=values)
 
 
-def _ppo(path: Path) -> Teacher:
-    from sysgym.agents.ppo.checkpoint import load_checkpoint, policy_from_checkpoint
-    from sysgym.agents.serialization import check_finite_tensors
-    from sysgym.envs.registry import registered_id
+def _ppo(path: str, given: str) -> Teacher:
+    from sysgym.agents.ppo.checkpoint import policy_from_checkpoint
 
-    payload = load_checkpoint(path)
-    where = payload.get("path", str(path))
-    # a NaN weight makes the teacher take action 0 everywhere: refuse the file, not distil it
-    check_finite_tensors({k: payload.get(k) for k in ("model", "obs_normalization", "extra")}, where,
-                         "PPO checkpoint")
-    env_id = payload.get("env_id")
-    if env_id is not None:  # read from the file: it must not make gymnasium import a module
-        registered_id(env_id, where)
+    payload = ppo_payload(path)   # bounded, registered env ID, no NaN weight (a NaN teacher takes action 0)
+    where = payload.get("path", path)
     policy = policy_from_checkpoint(payload, deterministic=True)
     rms = (payload.get("extra") or {}).get("return_rms")
     # with reward normalisation the critic predicts returns divided by this scale
     scale = float(np.sqrt(float(rms["var"]) + 1e-8)) if rms else 1.0
     if not np.isfinite(scale):
         raise ValueError(f"{where}: PPO checkpoint holds a non-finite return scale (extra.return_rms)")
-    kwargs = payload["config"].get("env_kwargs") or {}
-    if not isinstance(kwargs, dict):
-        raise ValueError(f"{where}: PPO checkpoint config.env_kwargs must be a mapping")
-    return Teacher(f"ppo:{path}", lambda env: policy, state_value=lambda obs: np.asarray(policy.value(obs)) * scale,
-                   env_id=env_id, env_kwargs=dict(kwargs), spaces=payload["spaces"])
+    env_id, kwargs, _ = trained_env(PolicySpec("checkpoint", path))
+    return Teacher(f"ppo:{given}", lambda env: policy, state_value=lambda obs: np.asarray(policy.value(obs)) * scale,
+                   env_id=env_id, env_kwargs=kwargs, spaces=payload["spaces"])
 
 
 def check_spaces(teacher_spaces: tuple[Any, Any] | None, env: Any, where: str) -> None:

@@ -48,11 +48,11 @@ def test_distill_oracle_into_rules_on_appointments(tmp_path, capsys):
 
 def test_distill_input_errors_are_value_errors(tmp_path):
     base = ["--env", "sysgym/DeepRM-Compact-v0", "--out", str(tmp_path / "x"), *SMALL]
-    with pytest.raises(ValueError, match="unknown heuristic 'nope'"):
+    with pytest.raises(ValueError, match="has no heuristic 'nope'"):
         run(["--teacher", "heuristic:nope", *base])
     with pytest.raises(ValueError, match="two actions"):
         run(["--teacher", "heuristic:sjf", "--student", "rules", *base])
-    with pytest.raises(ValueError, match="not a checkpoint"):
+    with pytest.raises(FileNotFoundError, match="no such checkpoint"):
         run(["--teacher", str(tmp_path / "missing_run"), *base])
     with pytest.raises(ValueError, match="appointment"):
         run(["--teacher", "oracle", *base])
