@@ -61,7 +61,7 @@ def weighted_sum(components: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """
     out = components[..., 0] * weights[0]
     for k in range(1, len(weights)):
-        out = out + components[..., k] * weights[k]
+        out += components[..., k] * weights[k]
     return out
 
 
@@ -175,6 +175,11 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
         # cannot be corrupted by a caller, instead of a fresh allocation per key and step.
         self._everyone = np.ones(self.num_envs, dtype=bool)
         self._everyone.flags.writeable = False
+        # per-call constants of the step path (a B = 8 step is mostly this Python layer)
+        self._is_discrete = self.discrete
+        self._n_actions = int(self.single_action_space.n) if self._is_discrete else 0
+        self._info_dtypes: dict[str, tuple[np.dtype, np.dtype]] = {}
+        self._no_flags = bytes(self.num_envs)   # tobytes() of a (B,) uint8/bool array with none set
         self._connect()
 
     # ------------------------------------------------------------------ family hooks
@@ -254,17 +259,24 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
 
     def _load_actions(self, actions: Any) -> None:
         buf = self._state["actions"]
-        arr = np.asarray(actions)
+        arr = actions if type(actions) is np.ndarray else np.asarray(actions)
         if arr.shape != buf.shape:
             raise ValueError(f"expected actions of shape {buf.shape}, got {arr.shape}")
-        if self.discrete:
-            if arr.dtype.kind not in "iu":
-                if arr.dtype.kind == "f" and np.all(arr == np.floor(arr)):
+        if self._is_discrete:
+            kind = arr.dtype.kind
+            if kind not in "iu":
+                if kind == "f" and np.all(arr == np.floor(arr)):
                     arr = arr.astype(np.int64)
                 else:
                     raise ValueError(f"discrete actions must be integers, got dtype {arr.dtype}")
-            n = self.single_action_space.n
-            if arr.min() < 0 or arr.max() >= n:
+            n = self._n_actions
+            if kind == "u":
+                bad = arr.max() >= n
+            else:
+                # one reduction for both bounds: a negative action reads as a huge unsigned one
+                signed = arr if arr.dtype == np.int64 else arr.astype(np.int64)
+                bad = signed.view(np.uint64).max() >= n
+            if bad:
                 raise ValueError(f"actions must lie in [0, {n - 1}], got {arr}")
         elif arr.dtype.kind not in "iuf" or not np.all(np.isfinite(arr)):
             raise ValueError(f"actions must be finite numbers, got {arr!r}")
@@ -337,8 +349,8 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
         s = self._state
         mode = self.autoreset_mode
         if mode == AutoresetMode.NEXT_STEP:
-            resetting = s["needs_reset"].astype(bool)
-            if resetting.any():
+            if s["needs_reset"].tobytes() != self._no_flags:
+                resetting = s["needs_reset"].astype(bool)
                 active = (~resetting).astype(np.uint8)
                 self._kernel_step(active)
                 kernel_ended = self._step_limit(active)
@@ -347,7 +359,7 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
                 self._kernel_step(self._all)
                 kernel_ended = self._step_limit(None)
         else:
-            if s["needs_reset"].any():
+            if s["needs_reset"].tobytes() != self._no_flags:
                 raise RuntimeError("step() on a sub-env whose episode ended; with autoreset_mode "
                                    "'Disabled' call reset(options={'reset_mask': mask}) first")
             self._kernel_step(self._all)
@@ -358,11 +370,11 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
         truncated = s["truncated"].astype(bool)
         done = terminated | truncated
         ended = done if kernel_ended is None else done & kernel_ended
-        if mode == AutoresetMode.SAME_STEP and done.any():
+        if mode == AutoresetMode.SAME_STEP and done.tobytes() != self._no_flags:
             infos = self._reset_same_step(done, ended)
         else:
             infos = self._infos(ended)
-            s["needs_reset"][done] = 1
+            s["needs_reset"] |= done
         return self._observations(self.copy), rewards, terminated, truncated, infos
 
     def _reset_same_step(self, done: np.ndarray, ended: np.ndarray) -> dict[str, Any]:
@@ -391,9 +403,10 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
         by key, dtype included."""
         s = self._state
         mask = self._everyone if rows is None else rows.copy()
+        partial = rows is not None and zero_others
 
         def only(values: np.ndarray) -> np.ndarray:
-            if rows is None or not zero_others:
+            if not partial:
                 return values
             shaped = rows.reshape((-1,) + (1,) * (values.ndim - 1))
             return np.where(shaped, values, np.zeros((), dtype=values.dtype))
@@ -402,16 +415,22 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
             "reward_components": only(s["reward_components"].copy()),
             "_reward_components": mask,
         }
-        if self.discrete:
+        if self._is_discrete:
             infos["action_mask"] = only(s["action_mask"].copy())
             infos["_action_mask"] = mask
+        dtypes = self._info_dtypes
         for key, value in self._extra_infos().items():
-            infos[key] = only(value.astype(_scalar_info_dtype(value), copy=True))
+            known = dtypes.get(key)
+            if known is None or known[0] != value.dtype:
+                known = dtypes[key] = (value.dtype, _scalar_info_dtype(value))
+            infos[key] = only(value.astype(known[1], copy=True))
             infos[f"_{key}"] = mask
-        if ended is not None and ended.any():
+        if ended is not None and ended.tobytes() != self._no_flags:
+            # one fresh (M, B) array: metric k is its row k, zero where the episode did not end
+            values = np.where(ended, s["metrics"].T, 0.0)
             metrics: dict[str, np.ndarray] = {}
             for k, name in enumerate(self.metric_names):
-                metrics[name] = np.where(ended, s["metrics"][:, k], 0.0)
+                metrics[name] = values[k]
                 metrics[f"_{name}"] = ended.copy()
             infos["episode_metrics"] = metrics
             infos["_episode_metrics"] = ended.copy()
