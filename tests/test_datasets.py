@@ -190,3 +190,16 @@ def test_envs_do_not_import_minari():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert result.stdout.split() == ["False", "False"]
+
+
+def test_distill_dataset_refusals_are_one_line(tmp_path, capsys):
+    data = tmp_path / "cc"
+    assert _build(data, "sysgym/CC-v0", "heuristic:aimd", ["env.max_steps=20"], 0.0, episodes=2) == 0
+    capsys.readouterr()
+    for argv, needle in ((["--dataset", str(data)], "discrete"),
+                         (["--dataset", str(data), "--teacher", "heuristic:aimd"], "drop --teacher"),
+                         (["--dataset", str(tmp_path / "missing")], "no such dataset folder"),
+                         ([], "--teacher is required")):
+        assert main(["distill", "--out", str(tmp_path / "tree"), *argv]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and needle in err[0], err
