@@ -136,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(or load one with --model), then explain states of a fresh episode: per action "
                                    "and reward component the predicted return over the next 5 decisions, 'why A and "
                                    "not B', a table and a bar chart per state. env.KEY=value arguments change env kwargs.")
-    p.add_argument("--policy", required=True, help="PPO checkpoint file or training folder, or heuristic:NAME")
+    p.add_argument("--policy", required=True, help="any policy spec: a PPO checkpoint (file or training folder), "
+                   "heuristic:NAME, oracle, reference, sb3:PATH.zip, rllib:DIR, module:factory")
     p.add_argument("--env", default=None, help="environment ID (default: the checkpoint's)")
     p.add_argument("--episodes", type=int, default=50, help="episodes rolled out to fit the explainer")
     p.add_argument("--states", type=int, default=4, help="states of a fresh episode to explain")
@@ -149,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", metavar="env.key=value")
     p.set_defaults(func=cmd_explain)
 
-    p = sub.add_parser("distill", help="distil a teacher (PPO checkpoint, heuristic, oracle) into a small "
+    p = sub.add_parser("distill", help="distil a teacher (any policy spec) into a small "
                        "tree or rule", description=distill_commands.DESCRIPTION)
     distill_commands.add_arguments(p)
     p.set_defaults(func=cmd_distill)

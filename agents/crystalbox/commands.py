@@ -1,10 +1,11 @@
 """What ``sysgym explain`` does (its parser lives in :mod:`sysgym.cli`).
 
-``sysgym explain --policy runs/X | heuristic:NAME --env ID --episodes N --out DIR`` fits a
-CrystalBox explainer on N episodes of the policy (or loads one with ``--model``), then plays one
-fresh episode (seed + 10,000) and explains ``--states`` of its states, evenly spaced after the
-warm-up. DIR is checked before any work (a non-empty folder needs ``--force``); env IDs read from
-a checkpoint or a model file must be registered sysgym IDs. Ctrl-C or SIGTERM stops it with exit
+``sysgym explain --policy SPEC --env ID --episodes N --out DIR`` fits a CrystalBox explainer on N
+episodes of the policy (any form of :mod:`sysgym.agents.policy_specs`: a PPO checkpoint,
+heuristic:NAME, oracle, reference, sb3:PATH.zip, rllib:DIR, module:factory), or loads one with
+``--model``, then plays one fresh episode (seed + 10,000) and explains ``--states`` of its states,
+evenly spaced after the warm-up. DIR is checked before any work (a non-empty folder needs
+``--force``); env IDs read from a checkpoint or a model file must be registered sysgym IDs. Ctrl-C or SIGTERM stops it with exit
 status 130 and one line saying what was kept (the explainer once fitted, the explanations done).
 It writes to DIR (each file atomically):
 
@@ -25,7 +26,6 @@ from typing import Any
 
 import numpy as np
 
-from sysgym.agents.heuristics import heuristics_for
 from sysgym.envs.registry import registered_id
 from sysgym.envs.validate import integer
 from sysgym.overrides import split_overrides
@@ -44,29 +44,26 @@ from .model import CrystalBox
 WARMUP, EVERY = 5, 5
 
 
-def resolve_policy(spec: str, env_id: str | None) -> tuple[Any, str, dict[str, Any]]:
-    """(policy or factory, env ID, env kwargs) for ``heuristic:NAME`` or a PPO checkpoint path."""
-    if spec.startswith("heuristic:"):
-        name = spec.split(":", 1)[1]
-        if env_id is None:
-            raise ValueError("a heuristic policy needs --env")
-        table = heuristics_for(env_id)
-        if name not in table:
-            raise ValueError(f"unknown heuristic {name!r} for {env_id}; this family has: "
-                             f"{', '.join(sorted(table)) or 'none'}")
-        return table[name], env_id, {}
-    path = Path(spec)
-    if not path.exists():
-        raise ValueError(f"--policy {spec!r}: not a checkpoint file or folder, nor heuristic:NAME")
-    from sysgym.agents.ppo.checkpoint import load_checkpoint, policy_from_checkpoint
+def resolve_policy(spec: str, env_id: str | None,
+                   overrides: dict[str, Any] | None = None) -> tuple[Any, str, dict[str, Any]]:
+    """(policy or factory, env ID, env kwargs) for any policy spec of
+    :mod:`sysgym.agents.policy_specs`; ``overrides`` are the env kwargs given on the command line."""
+    from sysgym.agents.policy_specs import build, fit_kwargs, parse, ppo_payload, trained_env
 
-    payload = load_checkpoint(path)
+    parsed = parse(spec)
+    trained_id, trained_kwargs, _ = trained_env(parsed)
     if env_id is None:
-        if payload.get("env_id") is None:
-            raise ValueError(f"{payload['path']}: checkpoint has no env ID; pass --env")
-        env_id = registered_id(payload["env_id"], payload["path"])
-    kwargs = dict(payload["config"].get("env_kwargs") or {})
-    return policy_from_checkpoint(payload, deterministic=True), env_id, kwargs
+        if trained_id is None:
+            raise ValueError(f"--policy {parsed.label} does not name its env; pass --env")
+        env_id = registered_id(trained_id, parsed.target)
+    kwargs = fit_kwargs(parsed, env_id, {**trained_kwargs, **(overrides or {})})   # a DAG policy's padding
+    factory = build(parsed, env_id, kwargs)
+    if parsed.kind == "checkpoint" and ppo_payload(parsed.target)["config"].get("encoder") != "graph":
+        from sysgym.agents.ppo.checkpoint import policy_from_checkpoint
+
+        # one object for every env: a fitted explainer can reuse its embedding (CrystalBox.load)
+        return policy_from_checkpoint(ppo_payload(parsed.target), deterministic=True), env_id, kwargs
+    return factory, env_id, kwargs
 
 
 def _env_overrides(items: list[str]) -> dict[str, Any]:
@@ -79,8 +76,7 @@ def _env_overrides(items: list[str]) -> dict[str, Any]:
 def run_explain(args: argparse.Namespace) -> int:
     episodes = integer("--episodes", args.episodes, 1, 10**7)
     count = integer("--states", args.states, 1, 10_000)
-    policy, env_id, env_kwargs = resolve_policy(args.policy, args.env)
-    env_kwargs = {**env_kwargs, **_env_overrides(list(args.overrides or []))}
+    policy, env_id, env_kwargs = resolve_policy(args.policy, args.env, _env_overrides(list(args.overrides or [])))
     box = None
     if args.model:
         box = CrystalBox.load(args.model, policy=policy if hasattr(policy, "embed") else None)
