@@ -178,7 +178,7 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
         # per-call constants of the step path (a B = 8 step is mostly this Python layer)
         self._is_discrete = self.discrete
         self._n_actions = int(self.single_action_space.n) if self._is_discrete else 0
-        self._info_dtypes: dict[str, tuple[np.dtype, np.dtype]] = {}
+        self._info_dtypes: dict[str, tuple[np.dtype, np.dtype, str]] = {}   # key: its dtype, info dtype, mask key
         self._no_flags = bytes(self.num_envs)   # tobytes() of a (B,) uint8/bool array with none set
         self._connect()
 
@@ -422,9 +422,9 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
         for key, value in self._extra_infos().items():
             known = dtypes.get(key)
             if known is None or known[0] != value.dtype:
-                known = dtypes[key] = (value.dtype, _scalar_info_dtype(value))
+                known = dtypes[key] = (value.dtype, _scalar_info_dtype(value), f"_{key}")
             infos[key] = only(value.astype(known[1], copy=True))
-            infos[f"_{key}"] = mask
+            infos[known[2]] = mask
         if ended is not None and ended.tobytes() != self._no_flags:
             # one fresh (M, B) array: metric k is its row k, zero where the episode did not end
             values = np.where(ended, s["metrics"].T, 0.0)
