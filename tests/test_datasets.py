@@ -181,6 +181,8 @@ def test_distill_from_dataset(tmp_path, capsys):
                  "--no-progress"]) == 0
     report = (out / "report.md").read_text()
     assert "dataset" in report and "sjf" in report
+    test_row = next(line for line in report.splitlines() if "test episodes)" in line).split("|")
+    float(test_row[2]), float(test_row[3])   # the rebuilt sjf and the student both scored
     assert (out / "tree.txt").read_text().strip()
 
 

@@ -3,8 +3,9 @@
 The teacher is the dataset: the student (``agents/distill/students.py``) is fit on the stored
 states and actions of the dataset's first episodes (about 80 %); its last episodes (at least one)
 are held out to measure fidelity (agreement with the stored actions, within the stored masks).
-The student and, for reference, the env's recorded behaviour are then scored on fresh test
-episodes of the recovered env, whose seeds must be disjoint from every seed the dataset used.
+The student and the dataset's policy (rebuilt from the spec in its metadata, without the
+dataset's --noise; ``-`` when it no longer builds) are then scored on fresh test episodes of the
+recovered env, whose seeds must be disjoint from every seed the dataset used.
 One fit, so no selection episodes. Writes ``tree.*`` (or ``rule.*``) and ``report.md`` to --out.
 """
 
@@ -38,6 +39,22 @@ def samples_of(episodes: list[tuple[int, Any]], layout, n_actions: int):
         masks.append(np.ones((n, n_actions), bool) if mask is None else np.asarray(mask)[:n] > 0)
         actions.append(np.asarray(ep.actions).reshape(n).astype(np.int64))
     return Samples(np.concatenate(X), np.concatenate(masks), np.concatenate(actions))
+
+
+def _teacher_return(meta: dict, env_id: str, env_kwargs: dict, maker, episodes: int, seed: int) -> str:
+    """The dataset's policy, rebuilt from its stored spec (without --noise), on the test episodes;
+    ``"-"`` when the spec no longer builds (a checkpoint moved away, user code missing)."""
+    from sysgym.agents import policy_specs
+    from sysgym.agents.distill.rollouts import evaluate
+
+    label = str(meta.get("policy", ""))
+    sample = label.endswith(" (sampled)")
+    try:
+        spec = policy_specs.parse(label.removesuffix(" (sampled)"), sample=sample)
+        factory = policy_specs.build(spec, env_id, env_kwargs)
+    except (ValueError, FileNotFoundError, ImportError):
+        return "-"
+    return f"{evaluate(maker, factory, episodes, seed).mean_return():.4g}"
 
 
 def run_from_dataset(args: argparse.Namespace) -> int:
@@ -112,8 +129,9 @@ def run_from_dataset(args: argparse.Namespace) -> int:
              "selection episodes: none (behaviour cloning fits once)",
              describe("test episodes", test)]
     returns = [float(np.sum(ep.rewards)) for _, ep in episodes]
+    teacher = _teacher_return(meta, env_id, env_kwargs, maker, args.test_episodes, args.test_seed)
     rows = [["mean return (dataset episodes)", f"{np.mean(returns):.4g}", "-"],
-            [f"mean return ({args.test_episodes} test episodes)", "-", f"{student_eval.mean_return():.4g}"],
+            [f"mean return ({args.test_episodes} test episodes)", teacher, f"{student_eval.mean_return():.4g}"],
             [f"fidelity, {len(hold)} held-out dataset episodes", "1", f"{agree['fidelity']:.3f}"],
             ["size", "-", ", ".join(f"{v} {k}" for k, v in policy.size().items())],
             ["decision latency (µs, median, single env)", "-",

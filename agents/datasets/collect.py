@@ -86,17 +86,20 @@ def _deferred_sigint() -> Iterator[None]:
 
 
 def load(out: str | Path, dataset_id: str | None = None):
-    """The Minari dataset under ``out`` (the only one there, or ``dataset_id``)."""
+    """A Minari dataset: the one under ``out`` (or ``dataset_id`` there), or ``out`` itself when it
+    is a dataset's own folder (``<out>/sysgym/<Env>/<name>-v0``, holding ``data/``)."""
     minari, _ = _minari()
     out = Path(out)
     if not out.is_dir():
         raise FileNotFoundError(f"{out}: no such dataset folder")
+    if dataset_id is None and (out / "data" / "metadata.json").is_file():
+        return minari.MinariDataset(out / "data")
     if dataset_id is None:
-        found = sorted(str(p.parent.relative_to(out)) for p in out.rglob("metadata.json") if p.parent.parent != out.parent)
-        found = [f[:-len("/data")] for f in found if f.endswith("/data")]
+        found = sorted(str(p.parent.parent.relative_to(out)) for p in out.rglob("data/metadata.json"))
         if len(found) != 1:
             raise ValueError(f"{out}: expected one Minari dataset, found {len(found)}"
-                             + (f" ({', '.join(found)}); name one" if found else ""))
+                             + (f" ({', '.join(found[:4])}{', ...' if len(found) > 4 else ''}); "
+                                "pass the dataset's own folder" if found else ""))
         dataset_id = found[0]
     with _data_path(out):
         return minari.load_dataset(dataset_id)
