@@ -202,3 +202,17 @@ def test_explain_takes_every_form(capsys, tmp_path, dag_checkpoint, sb3_p1):
 def test_explain_input_errors_are_one_line_and_exit_2(capsys, tmp_path, args, words):
     code, _, err = _cli(capsys, "explain", *args, "--out", str(tmp_path / "x"))
     assert code == 2 and words in err and err.count("\n") == 1, err
+
+
+def test_benchmark_plays_an_sb3_cc_model_on_a_multi_flow_case_without_a_traceback(tmp_path):
+    """The multi-flow cases probe the policy on the PettingZoo env; SB3 asserts on the dict of
+    observations, which must fall back to one flow at a time (was: an AssertionError traceback)."""
+    from stable_baselines3 import PPO
+
+    from sysgym.benchmark import runner, suites
+
+    PPO("MlpPolicy", gym.make("sysgym/CC-v0"), n_steps=16, batch_size=16, seed=0, device="cpu").save(tmp_path / "m")
+    suite = suites.cc()
+    case = next(c for c in suite.cases if c.n_flows == 2)
+    (record,) = runner.run([(ps.parse(f"sb3:{tmp_path / 'm.zip'}"), suite, case)], episodes=1)
+    assert record.skipped is None and record.mode == "per-flow" and len(record.values["return"]) == 1

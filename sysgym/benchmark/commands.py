@@ -4,6 +4,7 @@
     sysgym benchmark --policy runs/DeepRM-CompactSparse-v0_s0 --suite deeprm --jobs 2 --out bench_out
     sysgym benchmark --policy mypkg.agent:make --suite all --episodes 20
     sysgym benchmark --policy sb3:model.zip --suite appointments
+    sysgym benchmark --policy runs/DAG-EGS-v0_s0 --suite dag     # fixed padding: larger tasks not applicable
     sysgym benchmark --policy reference --suite all --out bench_out --resume   # after Ctrl-C / kill
 
 ``--out`` is checked before any episode is played (a non-empty folder needs ``--force`` or
@@ -27,10 +28,10 @@ DESCRIPTION = ("Score a policy on the fixed evaluation suites: per env its mean 
                "bootstrap interval, its normalised score (0 = random policy, 1 = best classical baseline), "
                "the fraction of the baseline-to-oracle gap it closes and its rank among the baselines. "
                "Prints a markdown scorecard; --out also writes CSV, JSON and a plot.")
-POLICY_HELP = ("heuristic:NAME (a family baseline, e.g. heuristic:sjf), reference (the shipped reference "
-               "agents), sb3:PATH.zip (Stable-Baselines3 / MaskablePPO), a PPO checkpoint or training "
-               "folder (runs/X), or module:factory (factory(env) -> object with act(obs, info); a .py "
-               "file path also works)")
+POLICY_HELP = ("any policy spec (README: policy forms): heuristic:NAME (a family baseline, e.g. heuristic:sjf), "
+               "oracle (appointments), reference (the shipped reference agents), a PPO checkpoint or training "
+               "folder (runs/X), sb3:PATH.zip (Stable-Baselines3 / MaskablePPO), rllib:DIR (an RLlib checkpoint), "
+               "or module:factory (factory(env) -> object with act(obs, info); a .py file path also works)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
