@@ -42,7 +42,12 @@ What it does for RLlib:
 * :class:`RLlibPolicy` restores an RLModule from an RLlib checkpoint and acts with the
   ``act(obs, info)`` interface of sysgym's heuristics (so :func:`sysgym.agents.evaluation.evaluate`
   scores it next to them).
-* :func:`run_train` is ``sysgym train --engine rllib`` (also ``examples/rllib_train.py``).
+* :func:`ppo_defaults` maps sysgym's own PPO preset for an env's family onto RLlib's PPOConfig
+  (network, train batch, minibatch, epochs, lr, ...); :func:`run_train` starts from it.
+* :func:`count_recreated_env_runners` (an ``on_env_runners_recreated`` callback) counts the env
+  runners RLlib restarted and the episodes they were running, dropped: ``result["sysgym_faults"]``.
+* :func:`run_train` is ``sysgym train --engine rllib`` (also ``examples/rllib_train.py``); Ctrl-C
+  saves its checkpoint (:func:`save_checkpoint`, atomic) and exits 130.
 """
 
 from __future__ import annotations
