@@ -71,16 +71,18 @@ def _data_path(out: Path) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _deferred_sigint() -> Iterator[None]:
-    """Ctrl-C during a write is held until the write ends (the dataset is never half-written)."""
+    """Ctrl-C / SIGTERM during a write is held until the write ends (never a half-written episode)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     caught: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum)) for sig in held}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if caught:
             raise KeyboardInterrupt
 
