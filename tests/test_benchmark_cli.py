@@ -64,7 +64,9 @@ def make_batched(env):
 
 
 def _first_valid_efficacy(problem, episodes):
-    env = gym.make(f"sysgym/Appointments-{problem}-v0")
+    from sysgym.benchmark.suites import APPOINTMENT_IDS
+
+    env = gym.make(APPOINTMENT_IDS[problem])   # the IDs the suite plays (P3: -v1)
     result = evaluate(lambda e: type("P", (), {"act": lambda self, o, i: int(np.argmax(i["action_mask"]))})(),
                       env, episodes, seed=EVAL_SEED)
     return [m["percentile_efficacy"] for m in result.metrics]
