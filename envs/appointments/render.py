@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..frame_text import draw_text, with_caption
+
 if TYPE_CHECKING:
     from .env import AppointmentsVectorEnv
 
@@ -77,9 +79,11 @@ def ansi(env: AppointmentsVectorEnv, index: int) -> str:
 
 
 def rgb(env: AppointmentsVectorEnv, index: int) -> np.ndarray:
-    """uint8 (160, 640, 3) Gantt chart on a fixed time axis (the configuration's horizon): booked
-    slots (grey bands), items (short blue, long orange, break green), buffers (dark grey) and
-    each client's lateness (red, from the booked time to the start)."""
+    """uint8 (192, 640, 3): a two-line caption (the item just placed, delay, idle, lateness,
+    C_alpha, what is left) over a (160, 640) Gantt chart on a fixed time axis (the configuration's
+    horizon, hours labelled): booked slots (grey bands), items (short blue, long orange, break
+    green), buffers (dark grey) and each client's lateness (red, from the booked time to the
+    start)."""
     cfg, day = env.config, env.schedule(index)
     img = np.empty((HEIGHT, WIDTH, 3), dtype=np.uint8)
     img[:] = BACKGROUND
@@ -102,6 +106,21 @@ def rgb(env: AppointmentsVectorEnv, index: int) -> np.ndarray:
             img[114:124, x(booked):max(x(start), x(booked) + 1)] = LATE
         previous_end = finish
     img[140, MARGIN:WIDTH - MARGIN] = AXIS
-    for hour in range(int(horizon // 60.0) + 1):
+    hours = int(horizon // 60.0)
+    for hour in range(hours + 1):
         img[136:145, x(hour * 60.0)] = AXIS
-    return img
+        if hour % max(1, math.ceil(hours / 12)) == 0:
+            draw_text(img, x(hour * 60.0) + 2, 145, f"{hour} h", size=10)
+    draw_text(img, MARGIN, 5, "booked slots", size=10)
+    draw_text(img, MARGIN, 54, "what happened: short blue, long orange, break green, buffer grey; "
+              "red below = a client's lateness", size=10)
+    s = env._state
+    k = int(s["k"][index])
+    last = cfg.type_names[int(day["type"][-1])] if k > 0 else "none yet"
+    delay = float(s["end"][index]) - float(env._booked_next()[index])
+    cost = cfg.alpha * float(s["idle"][index]) / cfg.cost_divisor + (1 - cfg.alpha) * float(s["late_max"][index])
+    left = ", ".join(f"{name} {int(r)}" for name, r in zip(cfg.type_names, s["rem"][index]))
+    return with_caption(img, [
+        f"Appointments  item {k}/{cfg.num_items}  placed: {last}  delay {delay:+.1f} min  C_alpha {cost:.2f}",
+        f"idle {float(s['idle'][index]):.1f} min  max lateness {float(s['late_max'][index]):.1f} min  "
+        f"left: {left}"])

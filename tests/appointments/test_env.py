@@ -198,7 +198,7 @@ def test_renders_draw_the_day():
         blank = env.render()
         env.step(1)
         frame = env.render()
-        assert frame.shape == (160, 640, 3) and frame.dtype == np.uint8
+        assert frame.shape == (160 + 2 * 16, 640, 3) and frame.dtype == np.uint8  # chart + 2 caption lines
         assert not np.array_equal(frame, blank)
         assert (frame == np.array([237, 125, 49], dtype=np.uint8)).all(axis=2).any()    # a long task
         pictures.append(frame)
