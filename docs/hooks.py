@@ -4,7 +4,9 @@ package for mkdocstrings as setup.py installs it (``envs/``, ``agents/`` and ``c
 ``sysgym.envs``, ``sysgym.agents`` and ``sysgym.cython_core``) with symlinks under
 ``build/docs-src``, so the API pages read the sources statically. The figures and result files
 the benchmarks commit under ``benchmarks/results/`` join the site at the same path, so a page links
-them as ``../benchmarks/results/...`` (a missing one is a broken link and fails the strict build)."""
+them as ``benchmarks/results/...`` relative to the page (``../benchmarks/...`` from a page in a
+sub-folder); a missing one is a broken link and fails the strict build. Results tables in Markdown
+become pages outside the nav (``not_in_nav`` in mkdocs.yml)."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import gen_pages  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 MAPPED = {"envs": "envs", "agents": "agents", "cython_core": "cython_core"}
 RESULTS = "benchmarks/results"
-RESULT_TYPES = {".png", ".svg", ".gif", ".json", ".csv", ".txt"}
+RESULT_TYPES = {".png", ".svg", ".gif", ".json", ".csv", ".txt", ".md"}   # .md: results tables as pages
 
 
 def package_tree() -> None:
