@@ -9,7 +9,8 @@ same three rules, so a user can stop any of them and keep what is done:
 2. Files are written with :func:`atomic_write_text` / :func:`atomic_write_bytes` /
    :func:`atomic_replace` (a temporary file in the same folder, then ``os.replace``), so an
    interrupt never leaves a half-written file behind.
-3. :func:`stop_signals` turns SIGTERM (and SIGHUP) into ``KeyboardInterrupt`` inside its block, so
+3. :func:`stop_signals` turns SIGINT, SIGTERM and SIGHUP into ``KeyboardInterrupt`` inside its block
+   (and records them, for loops that check between units of work), so
    a command catches one exception for Ctrl-C and ``kill``, saves, and exits with status 130
    and a one-line message (:data:`INTERRUPTED_EXIT`).
 """
@@ -84,23 +85,47 @@ def _umask() -> int:
     return mask
 
 
-@contextlib.contextmanager
-def stop_signals() -> Iterator[None]:
-    """Inside the block, SIGTERM and SIGHUP raise ``KeyboardInterrupt`` as Ctrl-C does.
+class StopRequest:
+    """What :func:`stop_signals` yields: whether a stop signal arrived (``signal`` names it).
 
-    Outside the main thread (where Python cannot install handlers) it does nothing.
+    A signal's ``KeyboardInterrupt`` can be lost when it lands inside code that swallows
+    exceptions (a weakref callback or ``__del__``, e.g. in matplotlib); long loops call
+    :meth:`check` between units of work, so such a stop still ends the command there.
     """
+
+    def __init__(self) -> None:
+        self.signal: str | None = None
+
+    @property
+    def requested(self) -> bool:
+        return self.signal is not None
+
+    def check(self) -> None:
+        """Raise ``KeyboardInterrupt`` if a stop signal arrived."""
+        if self.signal is not None:
+            raise KeyboardInterrupt(self.signal)
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[StopRequest]:
+    """Inside the block, SIGINT, SIGTERM and SIGHUP raise ``KeyboardInterrupt`` (as Ctrl-C does)
+    and are recorded on the yielded :class:`StopRequest`.
+
+    Outside the main thread (where Python cannot install handlers) it only yields.
+    """
+    stop = StopRequest()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield stop
         return
 
     def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(signal.Signals(signum).name)
+        stop.signal = signal.Signals(signum).name
+        raise KeyboardInterrupt(stop.signal)
 
-    wanted = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    wanted = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
     previous = {s: signal.signal(s, interrupt) for s in wanted}
     try:
-        yield
+        yield stop
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)

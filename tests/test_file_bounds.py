@@ -146,3 +146,18 @@ def test_atomic_writes_get_the_permissions_a_plain_open_gives(tmp_path):
     plain.write_text("x")
     atomic = runs.atomic_write_text(tmp_path / "atomic.txt", "x")
     assert (atomic.stat().st_mode & 0o777) == (plain.stat().st_mode & 0o777)
+
+
+def test_a_stop_signal_is_recorded_so_loops_can_check_it_even_if_the_exception_was_swallowed():
+    with runs.stop_signals() as stop:
+        assert not stop.requested
+        stop.check()  # nothing to raise yet
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(10_000):
+                pass
+        except KeyboardInterrupt:
+            pass  # as a weakref callback or __del__ would swallow it
+        assert stop.requested and stop.signal == "SIGINT"
+        with pytest.raises(KeyboardInterrupt, match="SIGINT"):
+            stop.check()

@@ -32,6 +32,7 @@ from sysgym.overrides import split_overrides
 
 from ..runs import (
     INTERRUPTED_EXIT,
+    StopRequest,
     atomic_write_text,
     interrupted_message,
     prepare_out_dir,
@@ -86,9 +87,9 @@ def run_explain(args: argparse.Namespace) -> int:
     out = prepare_out_dir(args.out or Path("runs") / f"explain_{env_id.split('/')[-1]}",
                           force=getattr(args, "force", False))
     done = Done(out)
-    with stop_signals():
+    with stop_signals() as stop:
         try:
-            return _run(args, box, policy, env_id, env_kwargs, episodes, count, done)
+            return _run(args, box, policy, env_id, env_kwargs, episodes, count, done, stop)
         except KeyboardInterrupt:
             print(interrupted_message("explain", done.kept()), file=sys.stderr)
             return INTERRUPTED_EXIT
@@ -118,7 +119,7 @@ class Done:
 
 
 def _run(args: argparse.Namespace, box: CrystalBox | None, policy: Any, env_id: str, env_kwargs: dict[str, Any],
-         episodes: int, count: int, done: Done) -> int:
+         episodes: int, count: int, done: Done, stop: StopRequest) -> int:
     out = done.out
     if box is not None:
         print(f"loaded {args.model}", file=sys.stderr)
@@ -130,12 +131,14 @@ def _run(args: argparse.Namespace, box: CrystalBox | None, policy: Any, env_id: 
         print(f"trained on {samples.num_states} states ({len(samples)} queries) from {samples.info['episodes']} "
               f"episodes", file=sys.stderr)
     done.model = box.save(out / "crystalbox.pt")
+    stop.check()  # a stop swallowed while fitting (e.g. inside a library callback) ends it here
 
     for step, explanation in _explain_episode(box, policy, env_id, env_kwargs, args.seed + 10_000, count):
         explanation.title = f"{env_id}, {args.policy}: step {step}"
         explanation.plot(out / f"state_{step:04d}.png")
         done.texts.append(explanation.table())
         done.records.append({"step": step, **explanation.to_dict()})
+        stop.check()
     done.write()
     print("\n\n".join(done.texts))
     print(f"\nexplainer: {done.model}\nexplanations: {out}/explanations.txt, {out}/explanations.json, "
