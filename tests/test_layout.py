@@ -1,7 +1,9 @@
-"""Imports point one way (DESIGN rule 13): no module imports a module that imports it back.
+"""Imports point one way (DESIGN rule 13): no module imports a module that imports it back, and
+a renderer takes what it draws: it imports neither its env nor a kernel.
 
-Every import counts, at module level or inside a function (a deferred import is still an arrow),
-except those under ``if TYPE_CHECKING:`` (type hints only, never executed).
+Every import counts, at module level or inside a function (a deferred import is still an arrow).
+For cycles, those under ``if TYPE_CHECKING:`` (type hints only, never executed) do not; for
+renderers they do (a type hint on the env is still a dependency on its internals).
 """
 
 from __future__ import annotations
@@ -35,9 +37,10 @@ def _type_checking_lines(tree: ast.AST) -> set[int]:
     return lines
 
 
-def _imports(name: str, path: Path, known: set[str]) -> set[str]:
+def _imports(name: str, path: Path, known: set[str], type_checking: bool = False) -> set[str]:
+    """The known modules ``name`` imports (with ``type_checking``, also those under TYPE_CHECKING)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    skip = _type_checking_lines(tree)
+    skip = set() if type_checking else _type_checking_lines(tree)
     package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
     out = set()
     for node in ast.walk(tree):
@@ -120,3 +123,29 @@ def test_no_import_cycles_in_the_package():
     known = set(modules)
     graph = {name: _imports(name, path, known) & known for name, path in modules.items()}
     assert _cycles(graph) == []
+
+
+def test_renderers_import_neither_their_env_nor_a_kernel():
+    """envs/<family>/render.py draws what it is given (arrays, the config, a small frame object):
+    no import, even for type hints only, of a family module that uses the renderer (env.py,
+    multiflow.py) or of any kernel, no private attribute read (``env._state``), no ``env`` or
+    ``kernel`` parameter."""
+    modules = _modules()
+    known = set(modules)
+    renderers = [n for n in modules if n.startswith("sysgym.envs.") and n.endswith(".render")]
+    assert len(renderers) >= 5
+    bad = {}
+    for name in renderers:
+        family = name.rsplit(".", 1)[0]
+        users = {m for m, path in modules.items() if m.startswith(family + ".")
+                 and name in _imports(m, path, known)}
+        deps = _imports(name, modules[name], known, type_checking=True)
+        wrong = {d for d in deps if d in users or d == f"{family}.env" or d.startswith("sysgym.cython_core")}
+        tree = ast.parse(modules[name].read_text(encoding="utf-8"))
+        wrong |= {f"reads .{node.attr}" for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+                  and node.attr.startswith("_") and not node.attr.startswith("__")}
+        wrong |= {f"takes {arg.arg}" for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)
+                  for arg in node.args.args if arg.arg in ("env", "kernel")}
+        if wrong:
+            bad[name] = sorted(wrong)
+    assert not bad, f"renderers import their env or a kernel, or read private attributes: {bad}"

@@ -250,9 +250,14 @@ class AbrVectorEnv(BatchedKernelEnv):
                 "rebuffer_s": h[:, 2].copy(), "delay_s": h[:, 3].copy()}
 
     def render_frame(self, index: int, mode: str) -> Any:
-        if mode == "ansi":
-            return render.ansi(self, index)
-        return render.rgb(self, index)
+        s = self._state
+        frame = render.AbrFrame(
+            chunk=int(s["chunk"][index]), last_level=int(s["last_level"][index]),
+            buffer_s=float(s["buffer"][index]), trace_name=self.trace_name(index), trace=int(s["trace"][index]),
+            t=float(s["t"][index]), nbytes=int(s["nbytes"][index]), delay=float(s["delay"][index]),
+            rebuffer=float(s["rebuffer"][index]), sleep=float(s["sleep"][index]), qoe=s["acc"][index, :3].copy(),
+            history=self.episode_history(index))
+        return render.ansi(frame, self.config) if mode == "ansi" else render.rgb(frame, self.config)
 
 
 class AbrEnv(KernelEnv):

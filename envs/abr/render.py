@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..frame_text import with_caption
-
-if TYPE_CHECKING:
-    from .env import AbrVectorEnv
+from .config import AbrConfig
 
 BACKGROUND = np.array([250, 250, 250], dtype=np.uint8)
 AXIS = np.array([40, 40, 40], dtype=np.uint8)
@@ -23,15 +21,34 @@ MARGIN = 4
 MAX_COLUMNS = 256   # a longer video shows its latest 256 chunks (the frame size stays fixed)
 
 
-def rgb(env: AbrVectorEnv, index: int) -> np.ndarray:
+@dataclass(frozen=True)
+class AbrFrame:
+    """What a frame of one sub-env shows, built by the env: the chunk counter, the trace played and
+    its clock, the buffer, the last chunk's outcome (``nbytes``, ``delay``, ``rebuffer``, ``sleep``
+    in s), the QoE parts so far (``qoe``: quality, rebuffer, smoothness) and the episode's history
+    (``history``: per-chunk ``level``, ``buffer_s``, ``rebuffer_s``)."""
+
+    chunk: int
+    last_level: int
+    buffer_s: float
+    trace_name: str
+    trace: int
+    t: float
+    nbytes: int
+    delay: float
+    rebuffer: float
+    sleep: float
+    qoe: np.ndarray
+    history: dict[str, np.ndarray]
+
+
+def rgb(frame: AbrFrame, cfg: AbrConfig) -> np.ndarray:
     """uint8 picture: bitrate per chunk (blue bars, top), buffer after each chunk (green, bottom,
     grey line = buffer cap) and stalls (red ticks under the buffer panel); at most the latest
     MAX_COLUMNS chunks. A three-line caption above gives the chunk, the level just chosen and the
     buffer, and names the panels."""
-    cfg = env.config
-    hist = env.episode_history(index)
     n = min(cfg.num_chunks, MAX_COLUMNS)
-    hist = {key: values[-n:] for key, values in hist.items()}
+    hist = {key: values[-n:] for key, values in frame.history.items()}
     width = 2 * MARGIN + n * COLUMN
     height = 2 * PANEL + 3 * MARGIN + 6
     img = np.empty((height, width, 3), dtype=np.uint8)
@@ -50,35 +67,30 @@ def rgb(env: AbrVectorEnv, index: int) -> np.ndarray:
     for y in (top + PANEL, bottom + PANEL):
         img[y, MARGIN:width - MARGIN] = AXIS
     img[top:bottom + PANEL + 1, MARGIN - 1] = AXIS
-    s = env._state
-    c = int(s["chunk"][index])
     last = "none yet"
-    if c > 0:
-        level = int(s["last_level"][index])
-        last = f"level {level} ({cfg.bitrates_kbps[level]:g} kbps)"
+    if frame.chunk > 0:
+        last = f"level {frame.last_level} ({cfg.bitrates_kbps[frame.last_level]:g} kbps)"
     return with_caption(img, [
-        f"ABR  chunk {c}/{cfg.num_chunks}  chose {last}",
+        f"ABR  chunk {frame.chunk}/{cfg.num_chunks}  chose {last}",
         f"top: bitrate per chunk, up to {kbps[-1]:g} kbps",
-        f"bottom: buffer {float(s['buffer'][index]):.1f} s of {cfg.buffer_cap_s:g} s; red = stall"])
+        f"bottom: buffer {frame.buffer_s:.1f} s of {cfg.buffer_cap_s:g} s; red = stall"])
 
 
-def ansi(env: AbrVectorEnv, index: int) -> str:
+def ansi(frame: AbrFrame, cfg: AbrConfig) -> str:
     """Chunk counter, trace, buffer bar, the last chunk's outcome and the QoE so far."""
-    s, cfg = env._state, env.config
-    c = int(s["chunk"][index])
-    buffer_s = float(s["buffer"][index])
+    c, buffer_s = frame.chunk, frame.buffer_s
     filled = round(30 * min(buffer_s / cfg.buffer_cap_s, 1.0))
-    lines = [f"chunk {c}/{cfg.num_chunks}  trace {env.trace_name(index)!r} "
-             f"(#{int(s['trace'][index])}) at t={float(s['t'][index]):.2f}s",
+    lines = [f"chunk {c}/{cfg.num_chunks}  trace {frame.trace_name!r} "
+             f"(#{frame.trace}) at t={frame.t:.2f}s",
              f"buffer [{'#' * filled}{'.' * (30 - filled)}] {buffer_s:5.2f}s / {cfg.buffer_cap_s:g}s"]
     if c > 0:
-        level = int(s["last_level"][index])
+        level = frame.last_level
         lines.append(f"last chunk: level {level} ({cfg.bitrates_kbps[level]:g} kbps), "
-                     f"{int(s['nbytes'][index])} B, delay {float(s['delay'][index]):.3f}s, "
-                     f"rebuffer {float(s['rebuffer'][index]):.3f}s, sleep {float(s['sleep'][index]):.1f}s")
-        acc = s["acc"][index]
+                     f"{frame.nbytes} B, delay {frame.delay:.3f}s, "
+                     f"rebuffer {frame.rebuffer:.3f}s, sleep {frame.sleep:.1f}s")
+        acc = frame.qoe
         lines.append(f"QoE so far: quality {acc[0]:.2f}  rebuffer {acc[1]:.2f}  smoothness {acc[2]:.2f}  "
                      f"total {acc[0] + acc[1] + acc[2]:.2f}")
-        levels = env.episode_history(index)["level"][-24:]
+        levels = frame.history["level"][-24:]
         lines.append("levels: " + "".join(str(int(v)) if v < 10 else "+" for v in levels))
     return "\n".join(lines) + "\n"

@@ -191,9 +191,12 @@ class AppointmentsVectorEnv(BatchedKernelEnv):
         return ORACLE_MODES[oracle], self._draw_cache[key]
 
     def render_frame(self, index: int, mode: str) -> Any:
-        if mode == "ansi":
-            return render.ansi(self, index)
-        return render.rgb(self, index)
+        s = self._state
+        frame = render.AppointmentsFrame(
+            day=self.schedule(index), booked_next=float(self._booked_next()[index]), left=s["rem"][index].copy(),
+            k=int(s["k"][index]), end=float(s["end"][index]), idle=float(s["idle"][index]),
+            late_max=float(s["late_max"][index]))
+        return render.ansi(frame, self.config) if mode == "ansi" else render.rgb(frame, self.config)
 
 
 class AppointmentsEnv(KernelEnv):

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..frame_text import draw_text, with_caption
-
-if TYPE_CHECKING:
-    from .env import AppointmentsVectorEnv
+from .config import AppointmentsConfig
 
 LETTERS = ("S", "L", "B")
 WIDTH, HEIGHT, MARGIN = 640, 160, 12
@@ -22,9 +20,23 @@ LATE = np.array([200, 40, 40], dtype=np.uint8)
 AXIS = np.array([40, 40, 40], dtype=np.uint8)
 
 
-def _buffers(env: AppointmentsVectorEnv, types: np.ndarray) -> np.ndarray:
+@dataclass(frozen=True)
+class AppointmentsFrame:
+    """What a frame of one sub-env shows, built by the env: the items placed so far (``day``:
+    ``type``, ``booked``, ``start``, ``finish``), the booked start of the next item, the items left
+    per type, the item counter, the end of the last item, idle time and maximum lateness (minutes)."""
+
+    day: dict[str, np.ndarray]
+    booked_next: float
+    left: np.ndarray
+    k: int
+    end: float
+    idle: float
+    late_max: float
+
+
+def _buffers(cfg: AppointmentsConfig, types: np.ndarray) -> np.ndarray:
     """The changeover buffer before each placed item (minutes)."""
-    cfg = env.config
     out = np.zeros(len(types))
     for j in range(1, len(types)):
         a, p = types[j], types[j - 1]
@@ -33,24 +45,28 @@ def _buffers(env: AppointmentsVectorEnv, types: np.ndarray) -> np.ndarray:
     return out
 
 
-def _slots(env: AppointmentsVectorEnv, index: int, day: dict) -> list[tuple[float, float]]:
+def _slots(frame: AppointmentsFrame, cfg: AppointmentsConfig) -> list[tuple[float, float]]:
     """(booked start, booked end) of the placed items, then of the items still to come (tasks,
     and breaks when they are mandatory) one slot each."""
-    cfg = env.config
+    day = frame.day
     out = [(float(b), float(b) + (cfg.break_booked if t == 2 else cfg.slot)) for t, b in zip(day["type"], day["booked"])]
-    nxt = float(env._booked_next()[index])
-    rem = env._state["rem"][index]
+    nxt = frame.booked_next
+    rem = frame.left
     for i in range(int(rem[0] + rem[1]) + (0 if cfg.optional_breaks else int(rem[2]))):
         out.append((nxt + i * cfg.slot, nxt + (i + 1) * cfg.slot))
     return out
 
 
-def ansi(env: AppointmentsVectorEnv, index: int) -> str:
+def _cost(frame: AppointmentsFrame, cfg: AppointmentsConfig) -> float:
+    """C_alpha so far: idle time (scaled) and maximum lateness weighed by alpha."""
+    return cfg.alpha * frame.idle / cfg.cost_divisor + (1 - cfg.alpha) * frame.late_max
+
+
+def ansi(frame: AppointmentsFrame, cfg: AppointmentsConfig) -> str:
     """Two Gantt lines (booked slots, what happened: S/L/B items, ``~`` buffer, ``.`` idle) and a
     status line."""
-    cfg, day = env.config, env.schedule(index)
-    s = env._state
-    slots = _slots(env, index, day)
+    day = frame.day
+    slots = _slots(frame, cfg)
     span = max(slots[-1][1] if slots else 0.0, float(day["finish"].max()) if len(day["finish"]) else 0.0)
     scale = max(5.0, math.ceil(span / 120.0 / 5.0) * 5.0)          # minutes per character
     width = int(math.ceil(span / scale)) + 1
@@ -58,7 +74,7 @@ def ansi(env: AppointmentsVectorEnv, index: int) -> str:
     for lo, _ in slots:
         booked[int(lo / scale)] = "|"
     line = [" "] * width
-    buffers = _buffers(env, day["type"])
+    buffers = _buffers(cfg, day["type"])
     previous_end = 0.0
     for a, start, finish, buf in zip(day["type"], day["start"], day["finish"], buffers):
         ready = previous_end + buf
@@ -69,22 +85,20 @@ def ansi(env: AppointmentsVectorEnv, index: int) -> str:
         for c in range(int(start / scale), max(int(finish / scale), int(start / scale) + 1)):
             line[min(c, width - 1)] = LETTERS[int(a)]
         previous_end = finish
-    k = int(s["k"][index])
-    delay = float(s["end"][index]) - float(env._booked_next()[index])
-    cost = cfg.alpha * float(s["idle"][index]) / cfg.cost_divisor + (1 - cfg.alpha) * float(s["late_max"][index])
-    left = " ".join(f"{name}={int(r)}" for name, r in zip(cfg.type_names, s["rem"][index]))
+    delay = frame.end - frame.booked_next
+    left = " ".join(f"{name}={int(r)}" for name, r in zip(cfg.type_names, frame.left))
     return (f"slots {''.join(booked)}\nday   {''.join(line)}\n"
-            f"item {k}/{cfg.num_items}  left {left}  delay {delay:+.1f} min  idle {float(s['idle'][index]):.1f}  "
-            f"max lateness {float(s['late_max'][index]):.1f}  C_alpha {cost:.2f}  ({scale:g} min/char)\n")
+            f"item {frame.k}/{cfg.num_items}  left {left}  delay {delay:+.1f} min  idle {frame.idle:.1f}  "
+            f"max lateness {frame.late_max:.1f}  C_alpha {_cost(frame, cfg):.2f}  ({scale:g} min/char)\n")
 
 
-def rgb(env: AppointmentsVectorEnv, index: int) -> np.ndarray:
+def rgb(frame: AppointmentsFrame, cfg: AppointmentsConfig) -> np.ndarray:
     """uint8 (192, 640, 3): a two-line caption (the item just placed, delay, idle, lateness,
     C_alpha, what is left) over a (160, 640) Gantt chart on a fixed time axis (the configuration's
     horizon, hours labelled): booked slots (grey bands), items (short blue, long orange, break
     green), buffers (dark grey) and each client's lateness (red, from the booked time to the
     start)."""
-    cfg, day = env.config, env.schedule(index)
+    day = frame.day
     img = np.empty((HEIGHT, WIDTH, 3), dtype=np.uint8)
     img[:] = BACKGROUND
     horizon = max(cfg.horizon, 1e-9)
@@ -92,9 +106,9 @@ def rgb(env: AppointmentsVectorEnv, index: int) -> np.ndarray:
     def x(t: float) -> int:
         return MARGIN + int(round((WIDTH - 2 * MARGIN) * min(max(t, 0.0), horizon) / horizon))
 
-    for k, (lo, hi) in enumerate(_slots(env, index, day)):
+    for k, (lo, hi) in enumerate(_slots(frame, cfg)):
         img[20:50, x(lo):max(x(hi), x(lo) + 1)] = SLOT_SHADES[k % 2]
-    buffers = _buffers(env, day["type"])
+    buffers = _buffers(cfg, day["type"])
     previous_end = 0.0
     for j, (a, start, finish, buf) in enumerate(zip(day["type"], day["start"], day["finish"], buffers)):
         if buf > 0:
@@ -114,13 +128,10 @@ def rgb(env: AppointmentsVectorEnv, index: int) -> np.ndarray:
     draw_text(img, MARGIN, 5, "booked slots", size=10)
     draw_text(img, MARGIN, 54, "what happened: short blue, long orange, break green, buffer grey; "
               "red below = a client's lateness", size=10)
-    s = env._state
-    k = int(s["k"][index])
-    last = cfg.type_names[int(day["type"][-1])] if k > 0 else "none yet"
-    delay = float(s["end"][index]) - float(env._booked_next()[index])
-    cost = cfg.alpha * float(s["idle"][index]) / cfg.cost_divisor + (1 - cfg.alpha) * float(s["late_max"][index])
-    left = ", ".join(f"{name} {int(r)}" for name, r in zip(cfg.type_names, s["rem"][index]))
+    last = cfg.type_names[int(day["type"][-1])] if frame.k > 0 else "none yet"
+    delay = frame.end - frame.booked_next
+    left = ", ".join(f"{name} {int(r)}" for name, r in zip(cfg.type_names, frame.left))
     return with_caption(img, [
-        f"Appointments  item {k}/{cfg.num_items}  placed: {last}  delay {delay:+.1f} min  C_alpha {cost:.2f}",
-        f"idle {float(s['idle'][index]):.1f} min  max lateness {float(s['late_max'][index]):.1f} min  "
-        f"left: {left}"])
+        f"Appointments  item {frame.k}/{cfg.num_items}  placed: {last}  delay {delay:+.1f} min  "
+        f"C_alpha {_cost(frame, cfg):.2f}",
+        f"idle {frame.idle:.1f} min  max lateness {frame.late_max:.1f} min  left: {left}"])

@@ -12,7 +12,7 @@ from sysgym.cython_core.cc import N_FLOW_STATS, N_METRICS, CCKernel
 from ..batched import BatchedKernelEnv, KernelEnv
 from ..validate import integer
 from . import render
-from .config import CCConfig, build_config, kernel_config, kernel_tables
+from .config import PLOT_LENGTH, CCConfig, build_config, kernel_config, kernel_tables
 from .state import check_family_state, family_arrays, future_input_values
 
 REWARD_COMPONENTS = ("throughput", "latency", "loss")
@@ -150,9 +150,24 @@ class CCVectorEnv(BatchedKernelEnv):
         return np.array([self._kernel.bottleneck_queue(i) for i in range(self.num_envs)])
 
     def render_frame(self, index: int, mode: str) -> Any:
-        if mode == "ansi":
-            return render.ansi(self._state, self._kernel, self.config, index)
-        return render.rgb(self._state, self.config, index)
+        return draw_frame(self._state, self._kernel, self.config, index, mode)
+
+
+def draw_frame(state: dict[str, np.ndarray], kernel: CCKernel, cfg: CCConfig, index: int, mode: str) -> Any:
+    """The ``mode`` frame of sub-env ``index`` (also the PettingZoo env's): what it shows, gathered
+    from the state arrays and the kernel, then drawn by :mod:`.render`."""
+    count = int(state["plot_n"][index])
+    order = np.arange(count - min(count, PLOT_LENGTH), count) % PLOT_LENGTH   # recorded intervals, oldest first
+    links = range(cfg.n_links)
+    frame = render.CCFrame(
+        now=float(state["now"][index]), steps=int(state["steps"][index]),
+        mi_duration=float(state["mi_duration"][index]),
+        bandwidth=tuple(kernel.link_bandwidth(index, k) for k in links),
+        queued=tuple(kernel.queue_length(index, k) for k in links), queue=state["queue"][index].copy(),
+        delay=state["delay"][index].copy(), loss=state["loss"][index].copy(),
+        flow_stats=state["flow_stats"][index].copy(), history=state["plot"][index][:, order, :],
+        history_bandwidth=state["plot_bw"][index][order])
+    return render.ansi(frame, cfg) if mode == "ansi" else render.rgb(frame, cfg)
 
 
 class CCEnv(KernelEnv):

@@ -19,9 +19,15 @@ from .. import snapshot
 from ..batched import RENDER_MODES, ExclusiveUse, KernelPickling, restore_arrays
 from ..seeding import rng_state
 from ..validate import check_kwargs, integer
-from . import render
 from .config import CCConfig, build_config, kernel_config, kernel_tables
-from .env import FLOW_STAT_NAMES, METRIC_NAMES, REWARD_COMPONENTS, link_indices, spaces_for
+from .env import (
+    FLOW_STAT_NAMES,
+    METRIC_NAMES,
+    REWARD_COMPONENTS,
+    draw_frame,
+    link_indices,
+    spaces_for,
+)
 from .state import (
     FLOW_METRIC_NAMES,
     check_family_state,
@@ -197,9 +203,8 @@ class CCParallelEnv(KernelPickling, ParallelEnv):
     def render(self) -> Any:
         if self.render_mode is None:
             return None
-        if self.render_mode == "rgb_array":
-            return render.rgb(self._state, self.config, 0)
-        frame = render.ansi(self._state, self._kernel, self.config, 0)
+        frame = draw_frame(self._state, self._kernel, self.config, 0,
+                           "rgb_array" if self.render_mode == "rgb_array" else "ansi")
         if self.render_mode == "human":  # asked for explicitly: the only output an env writes
             sys.stdout.write(frame)
             return None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -17,28 +17,40 @@ FLOW_COLOURS = np.array([[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39
                          [148, 103, 189], [140, 86, 75], [227, 119, 194], [127, 127, 127]], dtype=np.uint8)
 
 
-def _recent(state: dict[str, np.ndarray], index: int) -> tuple[np.ndarray, np.ndarray]:
-    """The last recorded monitor intervals in time order: per-flow (rate, throughput, latency) and
-    bottleneck bandwidth."""
-    count = int(state["plot_n"][index])
-    n = min(count, PLOT_LENGTH)
-    order = (np.arange(count - n, count) % PLOT_LENGTH)
-    return state["plot"][index][:, order, :], state["plot_bw"][index][order]
+@dataclass(frozen=True)
+class CCFrame:
+    """What a frame of one sub-env shows, built by the env: the clock (s), monitor intervals so
+    far and the current one's length (s); per link its bandwidth now (pkt/s), packets queued, queue
+    capacity, delay (s) and loss rate; per flow its last interval's stats (rate, throughput,
+    latency, loss, min RTT); the recorded intervals oldest first (``history`` (flows, n, 3): rate,
+    throughput, latency; ``history_bandwidth`` (n,): bottleneck bandwidth)."""
+
+    now: float
+    steps: int
+    mi_duration: float
+    bandwidth: tuple[float, ...]
+    queued: tuple[int, ...]
+    queue: np.ndarray
+    delay: np.ndarray
+    loss: np.ndarray
+    flow_stats: np.ndarray
+    history: np.ndarray
+    history_bandwidth: np.ndarray
 
 
-def ansi(state: dict[str, np.ndarray], kernel: Any, cfg: CCConfig, index: int) -> str:
+def ansi(frame: CCFrame, cfg: CCConfig) -> str:
     """Clock, link parameters and queue, and each flow's last monitor interval."""
-    lines = [f"t={state['now'][index]:.3f}s  MI {int(state['steps'][index])}/{cfg.max_steps}  "
-             f"MI length {state['mi_duration'][index] * 1e3:.1f} ms"]
+    lines = [f"t={frame.now:.3f}s  MI {frame.steps}/{cfg.max_steps}  "
+             f"MI length {frame.mi_duration * 1e3:.1f} ms"]
     for k in range(cfg.n_links):
-        queued = kernel.queue_length(index, k)
-        cap = int(state["queue"][index, k])
+        queued = frame.queued[k]
+        cap = int(frame.queue[k])
         bar = "#" * round(20 * queued / cap) + "." * (20 - round(20 * queued / cap))
-        lines.append(f"link {k}: {kernel.link_bandwidth(index, k):7.1f} pkt/s  delay "
-                     f"{state['delay'][index, k] * 1e3:6.1f} ms  loss {state['loss'][index, k]:.3f}  "
+        lines.append(f"link {k}: {frame.bandwidth[k]:7.1f} pkt/s  delay "
+                     f"{frame.delay[k] * 1e3:6.1f} ms  loss {frame.loss[k]:.3f}  "
                      f"queue [{bar}] {queued}/{cap}")
     for f in range(cfg.n_flows):
-        st = state["flow_stats"][index, f]
+        st = frame.flow_stats[f]
         lines.append(f"flow {f}: rate {st[0]:7.1f}  thr {st[1]:7.1f} pkt/s  latency "
                      f"{st[2] * 1e3:7.1f} ms  loss {st[3]:.3f}  min RTT {st[4] * 1e3:6.1f} ms")
     return "\n".join(lines) + "\n"
@@ -57,11 +69,11 @@ def _draw_series(img: np.ndarray, top: int, values: np.ndarray, scale: float, co
         img[lo:hi + 1, x0 + 2 * i:x0 + 2 * i + 2] = colour
 
 
-def rgb(state: dict[str, np.ndarray], cfg: CCConfig, index: int) -> np.ndarray:
+def rgb(frame: CCFrame, cfg: CCConfig) -> np.ndarray:
     """Top: sending rate of each flow (colours) against the bottleneck bandwidth (black).
     Bottom: each flow's mean RTT per monitor interval. The last 128 intervals, oldest left. A
     three-line caption above gives the clock, flow 0's rate and the panels' scales."""
-    series, bandwidth = _recent(state, index)
+    series, bandwidth = frame.history, frame.history_bandwidth
     img = np.empty((2 * PANEL + 12, WIDTH, 3), dtype=np.uint8)
     img[:] = BACKGROUND
     for top in (4, PANEL + 8):
@@ -74,9 +86,9 @@ def rgb(state: dict[str, np.ndarray], cfg: CCConfig, index: int) -> np.ndarray:
         colour = FLOW_COLOURS[f % len(FLOW_COLOURS)]
         _draw_series(img, 4, series[f, :, 0], rate_scale, colour)
         _draw_series(img, PANEL + 8, series[f, :, 2], latency_scale, colour)
-    rate = float(state["flow_stats"][index, 0, 0])
+    rate = float(frame.flow_stats[0, 0])
     return with_caption(img, [
-        f"CC  t={state['now'][index]:.2f} s  MI {int(state['steps'][index])}/{cfg.max_steps}  "
+        f"CC  t={frame.now:.2f} s  MI {frame.steps}/{cfg.max_steps}  "
         f"rate {rate:.0f} pkt/s",
         f"top: rate vs bandwidth (black), 0-{rate_scale:.0f} pkt/s",
         f"bottom: RTT per interval, 0-{latency_scale * 1e3:.0f} ms"])

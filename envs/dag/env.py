@@ -275,9 +275,17 @@ class DAGVectorEnv(BatchedKernelEnv):
                           processors=self.processor_assignment(index).tolist())
 
     def render_frame(self, index: int, mode: str) -> Any:
-        if mode == "ansi":
-            return render.ansi(self, index)
-        return render.rgb(self, index)
+        s, frame = self._state, None
+        if s["n"][index] > 0:                     # else never reset: the renderer draws an empty canvas
+            table = self.node_table(index)
+            frame = render.DAGFrame(
+                wcet=table["wcet"], critical=table["critical"], closure=table["closure"],
+                task_edges=list(self.task(index).edges), added_edges=self.added_edges(index),
+                processors=self.processor_assignment(index), width=int(s["width"][index]),
+                initial_width=int(s["initial_width"][index]), lower_bound=int(s["lower_bound"][index]),
+                length=int(s["length"][index]), deadline=int(s["deadline"][index]), steps=int(s["steps"][index]),
+                action_mask=s["action_mask"][index].copy())
+        return render.ansi(frame, self.config) if mode == "ansi" else render.rgb(frame, self.config)
 
 
 class DAGEnv(KernelEnv):

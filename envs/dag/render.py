@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..frame_text import header_height, with_caption
-
-if TYPE_CHECKING:
-    from .env import DAGVectorEnv
+from .config import DAGConfig
 
 BACKGROUND = np.array([250, 250, 250], dtype=np.uint8)
 EDGE = np.array([150, 150, 150], dtype=np.uint8)
@@ -24,6 +22,28 @@ RADIUS = 9
 MARGIN = 30
 BAR = 8           # height of the L/D bar along the top
 GRID = 16         # the canvas holds GRID rows and columns at full spacing
+
+
+@dataclass(frozen=True)
+class DAGFrame:
+    """What a frame of one (reset) sub-env shows, built by the env: per node ``wcet``, ``critical``
+    (bool) and the transitive ``closure`` ((n, n) bool), the task's own edges and the added ones,
+    each node's processor, the width W (now, initially, lower bound), the critical-path length L,
+    the deadline D, the step count and the action mask."""
+
+    wcet: np.ndarray
+    critical: np.ndarray
+    closure: np.ndarray
+    task_edges: list[tuple[int, int]]
+    added_edges: list[tuple[int, int]]
+    processors: np.ndarray
+    width: int
+    initial_width: int
+    lower_bound: int
+    length: int
+    deadline: int
+    steps: int
+    action_mask: np.ndarray
 
 
 def layers(closure: np.ndarray) -> np.ndarray:
@@ -72,19 +92,18 @@ def _round16(x: int) -> int:
     return (x + 15) // 16 * 16
 
 
-def rgb(env: DAGVectorEnv, index: int) -> np.ndarray:
+def rgb(frame: DAGFrame | None, cfg: DAGConfig) -> np.ndarray:
     """uint8 picture, top to bottom by layer: original edges grey, added edges red, critical nodes
     orange, the others blue; the bar on top is L/D (green) of the deadline (grey). The canvas size
     depends only on ``max_nodes``; deep or wide graphs are drawn with a tighter spacing. A two-line
-    caption above gives W, L, D, the last edge added and the colours."""
-    height, width = _picture_shape(env.config.max_nodes)
+    caption above gives W, L, D, the last edge added and the colours. ``frame`` None: the sub-env
+    was never reset (an empty canvas)."""
+    height, width = _picture_shape(cfg.max_nodes)
     img = np.empty((height, width, 3), dtype=np.uint8)
     img[...] = BACKGROUND
-    s = env._state
-    if s["n"][index] == 0:                 # never reset: an empty canvas
+    if frame is None:
         return with_caption(img, ["DAG-EGS  not reset yet", ""])
-    table = env.node_table(index)
-    closure = table["closure"]
+    closure = frame.closure
     n = len(closure)
     depth = layers(closure)
     rows = int(depth.max()) + 1
@@ -101,43 +120,41 @@ def rgb(env: DAGVectorEnv, index: int) -> np.ndarray:
         offset = (width - (per_row[r] - 1) * dx) / 2
         pos[v] = (MARGIN + BAR + r * dy, offset + slot[r] * dx)
         slot[r] += 1
-    task = env.task(index)
-    for u, v in task.edges:
+    for u, v in frame.task_edges:
         _line(img, tuple(pos[u]), tuple(pos[v]), EDGE, 1)
-    for u, v in env.added_edges(index):
+    for u, v in frame.added_edges:
         _line(img, tuple(pos[u]), tuple(pos[v]), ADDED, 3)
     for v in range(n):
-        _disk(img, tuple(pos[v]), radius, CRITICAL if table["critical"][v] else NODE)
+        _disk(img, tuple(pos[v]), radius, CRITICAL if frame.critical[v] else NODE)
 
-    fill = int(round((width - 2 * MARGIN) * int(s["length"][index]) / int(s["deadline"][index])))
+    fill = int(round((width - 2 * MARGIN) * frame.length / frame.deadline))
     img[MARGIN // 2:MARGIN // 2 + BAR, MARGIN:width - MARGIN] = BAR_BACK
     img[MARGIN // 2:MARGIN // 2 + BAR, MARGIN:MARGIN + fill] = SLACK_BAR
-    added = env.added_edges(index)
+    added = frame.added_edges
     last = f"{added[-1][0]}->{added[-1][1]}" if added else "none yet"
     return with_caption(img, [
-        f"DAG-EGS  width W={int(s['width'][index])} (lower bound {int(s['lower_bound'][index])})  "
-        f"L={int(s['length'][index])} of D={int(s['deadline'][index])}  edges added {len(added)}, last {last}",
+        f"DAG-EGS  width W={frame.width} (lower bound {frame.lower_bound})  "
+        f"L={frame.length} of D={frame.deadline}  edges added {len(added)}, last {last}",
         "bar: L/D; grey edges: task, red: added; orange nodes: critical"])
 
 
-def ansi(env: DAGVectorEnv, index: int) -> str:
-    """A short text summary: sizes, L vs D, W vs its bounds, critical nodes, added edges, chains."""
-    s = env._state
-    if s["n"][index] == 0:
+def ansi(frame: DAGFrame | None, cfg: DAGConfig) -> str:
+    """A short text summary: sizes, L vs D, W vs its bounds, critical nodes, added edges, chains
+    (``frame`` None: never reset)."""
+    if frame is None:
         return "not reset yet\n"
-    table = env.node_table(index)
-    n = len(table["wcet"])
-    d, length = int(s["deadline"][index]), int(s["length"][index])
-    mask = s["action_mask"][index]
+    n = len(frame.wcet)
+    d, length = frame.deadline, frame.length
+    mask = frame.action_mask
     valid = 0 if mask[0] else int(mask.sum())   # action 0 (edge 0 -> 0) only marks "no valid edge"
-    procs = env.processor_assignment(index)
+    procs = frame.processors
     chains = [" ".join(str(v) for v in np.flatnonzero(procs == p)) for p in range(int(procs.max()) + 1)]
-    added = env.added_edges(index)
+    added = frame.added_edges
     lines = [
-        f"n={n}  D={d}  L={length} (slack {d - length})  vol={int(table['wcet'].sum())}",
-        f"width W={int(s['width'][index])}  initial {int(s['initial_width'][index])}  "
-        f"lower bound {int(s['lower_bound'][index])}  edges added {int(s['steps'][index])}  valid edges {valid}",
-        "critical nodes: " + " ".join(str(v) for v in np.flatnonzero(table["critical"])),
+        f"n={n}  D={d}  L={length} (slack {d - length})  vol={int(frame.wcet.sum())}",
+        f"width W={frame.width}  initial {frame.initial_width}  "
+        f"lower bound {frame.lower_bound}  edges added {frame.steps}  valid edges {valid}",
+        "critical nodes: " + " ".join(str(v) for v in np.flatnonzero(frame.critical)),
         "added edges: " + (", ".join(f"{u}->{v}" for u, v in added) if added else "none"),
     ]
     lines += [f"  P{p}: {chain}" for p, chain in enumerate(chains)]

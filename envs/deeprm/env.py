@@ -337,10 +337,20 @@ class DeepRMVectorEnv(BatchedKernelEnv):
         used = np.take_along_axis(s["used"], slots[:, None, :], axis=2)
         return np.asarray(cfg.capacity)[None, :, None] - used
 
+    def image(self, index: int) -> np.ndarray:
+        """The DeepRM image of sub-env ``index`` as float32 (horizon, width), in any observation mode."""
+        out = np.zeros((self.config.horizon, self.config.image_width), dtype=np.float32)
+        self._kernel.write_image(index, out)
+        return out
+
     def render_frame(self, index: int, mode: str) -> Any:
-        if mode == "ansi":
-            return render.ansi(self, index)
-        return render.rgb(self, index)
+        s = self._state
+        frame = render.DeepRMFrame(
+            image=self.image(index), now=int(s["now"][index]), waiting=int(s["n_wait"][index]),
+            allocated=int(s["n_run"][index]), finished=int(s["acc"][index, 3]),
+            dropped=int(s["acc"][index, 5]), free_now=self.free_resources()[index, :, 0],
+            jobs={key: value[index] for key, value in self.window_jobs().items()})
+        return render.ansi(frame, self.config) if mode == "ansi" else render.rgb(frame, self.config)
 
 
 class DeepRMEnv(KernelEnv):

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 import sysgym  # noqa: F401
-from sysgym.envs.deeprm import render
 
 CONFIGS = {
     "image-reserve": dict(observation="image", allocation="reserve"),
@@ -51,7 +50,7 @@ def assert_caches_invisible(vec, where: str) -> None:
     cfg, s = env.config, env._state
     for b in range(env.num_envs):
         if cfg.observation == "image":
-            full = render.image(env, b)
+            full = env.image(b)
             assert np.array_equal(s["obs"][b], full), \
                 f"{where}: sub-env {b} image differs from a full redraw at {np.argwhere(s['obs'][b] != full)[:5]}"
         fresh = [env._kernel.fits_offset(b, i) >= 0 for i in range(cfg.window)]
