@@ -63,10 +63,11 @@ def _record(trainer: str, seed: int, scores: list[float], target: float = 4.0, h
 
 
 def test_table_gives_median_and_range_over_the_seeds_that_reached():
-    # seeds reach at the 2nd, 3rd and 1st evaluation: train seconds 2, 3, 1 -> median 2 [1-3]
-    runs = [_record("sysgym", 0, [5.0, 3.0]), _record("sysgym", 1, [5.0, 5.0, 3.9]), _record("sysgym", 2, [1.0])]
+    # seeds reach at the 2nd, 6th and 1st evaluation: train seconds 2, 6, 1 -> median 2 [1-6] (mean 3)
+    runs = [_record("sysgym", 0, [5.0, 3.0]), _record("sysgym", 1, [5.0, 5.0, 4.5, 4.2, 4.1, 3.9]),
+            _record("sysgym", 2, [1.0])]
     (row,) = ttt.table_rows(runs)
-    assert row[1:5] == ["sysgym", "3/3", "2.0 [1.0–3.0]", "2.00 k [1.00 k–3.00 k]"]
+    assert row[1:5] == ["sysgym", "3/3", "2.0 [1.0–6.0]", "2.00 k [1.00 k–6.00 k]"]
     assert row[5] == "500" and row[6] == "202"     # 50,000 steps / 100 s; the largest peak RSS
     assert row[0] == "DeepRM-CompactSparse-v0 (sjf 4)"
 
