@@ -14,6 +14,17 @@ updates included; SPS = env steps / wall-clock time is printed too). Every confi
 ``reps`` times; the repetitions are interleaved (the order rotates each round) so that load
 changes hit every side alike. Rates are medians over the repetitions, speed-ups the median (and
 min-max) of the ratios measured within one round.
+
+``--bracis --baseline REV`` times the BRACIS'21 preset (``BRACIS_PRESET``: separate 2x64 actor
+and critic, 16 sub-envs, n_steps 50, minibatch 64, 10 epochs) against an earlier revision, in
+fresh subprocesses alternating baseline and current (``benchmarks.compare_revisions``' cache):
+CPU and wall seconds per 10,000 env steps after one untimed warm-up iteration, on DeepRM's image
+state (scenario 10: 14,160 inputs, 1.82 M parameters; scenario 1: 2,280 inputs) and on the
+compact Compact+Sparse+Reduced state (which must not slow down). Both sides train with the same
+seed; the table also gives the largest difference between their weights after the warm-up
+iteration and at the end (equal up to float rounding where the arithmetic order changed)::
+
+    python -m benchmarks.bench_ppo --bracis --baseline 715e93d --reps 3
 """
 
 from __future__ import annotations
@@ -21,6 +32,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
 
 import gymnasium as gym
@@ -111,6 +123,86 @@ def measure(env_id: str, ours_steps: int, sb3_steps: int, reps: int) -> tuple[di
     return runs, algo
 
 
+BRACIS_RUNS = (  # (label, env ID, scenario, extra env kwargs)
+    ("Image, scenario 10 (14,160 inputs)", "sysgym/DeepRM-Image-v0", 10, {}),
+    ("Image, scenario 1 (2,280 inputs)", "sysgym/DeepRM-Image-v0", 1, {}),
+    ("Compact+Sparse+Reduced, scenario 9", "sysgym/DeepRM-CompactSparseReduced-v0", 9, {"reward_scale": "bounded"}),
+)
+
+BRACIS_MEASURE = """
+import json, sys, time
+import numpy as np, torch
+import sysgym
+from sysgym.agents.ppo.config import BRACIS_PRESET, default_config
+from sysgym.agents.ppo.trainer import PPOTrainer
+env_id, scenario, steps, extra, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4]), sys.argv[5]
+kwargs = {"scenario": scenario, "protocol": "bracis", "episode_length": 100, **extra}
+cfg = default_config(env_id, **BRACIS_PRESET, seed=0, num_envs=16, encoder="mlp", progress=False,
+                     tensorboard=False, env_kwargs=kwargs)
+trainer = PPOTrainer(env_id, cfg)
+def weights():  # parameter by parameter, row-major, whatever the flat layout
+    return torch.cat([p.detach().reshape(-1) for p in trainer.params]).numpy()
+trainer.train(cfg.rollout_size)
+first = weights()
+start_step, cpu, wall = trainer.global_step, time.process_time(), time.perf_counter()
+trainer.train(steps)
+cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+np.savez(out, first=first, last=weights())
+print(json.dumps({"cpu": cpu, "wall": wall, "steps": trainer.global_step - start_step,
+                  "params": int(trainer.flat_params.numel())}))
+"""
+
+
+def bracis(baseline: str, reps: int, steps: int, runs: tuple = BRACIS_RUNS) -> str:
+    """The ``--bracis`` table (see the module docstring) as text."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+
+    from benchmarks.compare_revisions import _in, baseline_root
+
+    site = baseline_root(baseline)
+    load_before = os.getloadavg()[0]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, env_id, scenario, extra in runs:
+            sides: dict[str, list[dict]] = {"baseline": [], "current": []}
+            for rep in range(reps):
+                order = ("baseline", "current") if rep % 2 == 0 else ("current", "baseline")
+                for side in order:
+                    out = str(Path(tmp) / f"{side}.npz")
+                    text = _in(site if side == "baseline" else None,
+                               [BRACIS_MEASURE, env_id, str(scenario), str(steps), json.dumps(extra), out])
+                    result = json.loads(text.strip().splitlines()[-1])
+                    result["weights"] = dict(np.load(out))
+                    sides[side].append(result)
+                    print(f"  {label}, {side}, rep {rep + 1}/{reps}: {result['cpu'] / result['steps'] * 1e4:.1f} "
+                          f"CPU s per 10k steps", file=sys.stderr, flush=True)
+            per10k = {side: [r["cpu"] / r["steps"] * 1e4 for r in results] for side, results in sides.items()}
+            wall10k = {side: [r["wall"] / r["steps"] * 1e4 for r in results] for side, results in sides.items()}
+            b, c = sides["baseline"][-1]["weights"], sides["current"][-1]["weights"]
+            diff_first = float(np.abs(b["first"] - c["first"]).max())
+            diff_last = float(np.abs(b["last"] - c["last"]).max())
+            rows.append([label, f"{sides['current'][0]['params']:,}",
+                         f"{statistics.median(per10k['baseline']):.1f}", f"{statistics.median(per10k['current']):.1f}",
+                         _ratio(per10k["baseline"], per10k["current"]),
+                         f"{statistics.median(wall10k['baseline']):.1f}", f"{statistics.median(wall10k['current']):.1f}",
+                         _ratio(wall10k["baseline"], wall10k["current"]),
+                         f"{diff_first:.1e}", f"{diff_last:.1e}"])
+    table = format_table(rows, ["run", "parameters", "baseline CPU s / 10k", "current CPU s / 10k",
+                                "speed-up (CPU)", "baseline wall s / 10k", "current wall s / 10k",
+                                "speed-up (wall)", "max |dw| after 1 iteration", f"max |dw| after {steps:,} more steps"])
+    return (table + f"\n\nBRACIS_PRESET (separate 2x64 tanh actor and critic, 16 sub-envs, n_steps 50, minibatch 64, "
+            f"10 epochs, lr 1e-4), protocol 'bracis', seed 0, 1 torch / BLAS thread; {steps:,} timed env steps after "
+            f"one untimed iteration of 800; {reps} repetitions alternating baseline ({baseline}) and current in fresh "
+            f"subprocesses; medians, speed-ups the median (min-max) of the per-repetition ratios baseline / current. "
+            f"max |dw|: largest difference between the two sides' weights (same seed) after the warm-up iteration "
+            f"(130 updates) and at the end of the last repetition. Load average (1 min) {load_before:.1f} before, "
+            f"{os.getloadavg()[0]:.1f} after, on {os.cpu_count()} CPUs.")
+
+
 def main(quick: bool = False, reps: int | None = None) -> None:
     ids = [i for i in CANDIDATES if i in gym.registry]
     ours_steps, sb3_steps = (4_000, 2_000) if quick else (60_000, 12_000)
@@ -148,5 +240,19 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--reps", type=int, default=None, help="interleaved rounds (default 3; 1 with --quick)")
+    parser.add_argument("--bracis", action="store_true", help="BRACIS preset against --baseline (see the docstring)")
+    parser.add_argument("--baseline", default=None, help="git revision for --bracis")
+    parser.add_argument("--steps", type=int, default=10_000, help="timed env steps per run with --bracis")
+    parser.add_argument("--only", type=int, default=None, help="with --bracis: only the run of this index (0-2)")
     args = parser.parse_args()
-    main(quick=args.quick, reps=args.reps)
+    if args.bracis:
+        if args.baseline is None:
+            parser.error("--bracis needs --baseline REV")
+        if args.steps < 1:
+            parser.error("--steps must be >= 1")
+        if args.only is not None and not 0 <= args.only < len(BRACIS_RUNS):
+            parser.error(f"--only must lie in [0, {len(BRACIS_RUNS)})")
+        chosen = BRACIS_RUNS if args.only is None else (BRACIS_RUNS[args.only],)
+        print(bracis(args.baseline, args.reps or 3, args.steps, chosen))
+    else:
+        main(quick=args.quick, reps=args.reps)

@@ -25,6 +25,15 @@ parameters flattened in :func:`parameter_order`, the two first layers are one (2
 and derivatives are one array each; only the deeper layers' products stay per network. Work arrays
 are allocated once per minibatch size. :func:`supports` says when this path applies; other
 networks (CNN, one-hot, multi-discrete, state-dependent std, graph) use autograd.
+
+Large inputs (at least ``SPARSE_MIN_INPUTS``, such as DeepRM's image of up to 14,160 cells) make
+the first layer cost nearly everything. For them the first-layer weights are stored one input per
+row (:func:`sparse_columns`, ``flatten_parameters(columns=...)``) and an update's minibatches are
+row ids into the rollout bound with :meth:`ManualGradients.bind_rows`: :class:`SparseRows` encodes
+each observation once per rollout as the differences of its consecutive rows (an image row seldom
+differs from the next one) and computes the first layer's product and weight gradient from those
+nonzero differences (``sysgym.cython_core.ppo_sparse``); a minibatch whose differences are not
+sparse enough uses the dense products. Both give the dense result up to float rounding.
 """
 
 from __future__ import annotations
@@ -38,6 +47,9 @@ from torch import nn
 from .config import PPOConfig
 from .distributions import LOG_SQRT_2PI, MASKED_LOGIT, CategoricalHead, GaussianHead
 from .networks import ActorCritic, Flatten
+
+SPARSE_MIN_INPUTS = 1024   # inputs from which the first layer is stored one input per row
+SPARSE_MAX_DENSITY = 0.125  # a minibatch's row differences denser than this use the dense product
 
 
 def supports(model: ActorCritic) -> bool:
@@ -76,6 +88,17 @@ def parameter_order(model: nn.Module) -> list[nn.Parameter]:
     return first + [p for p in params if id(p) not in taken]
 
 
+def sparse_columns(model: ActorCritic) -> list[nn.Parameter] | None:
+    """The first-layer weights to store one input per row (the columns of one matrix) when the
+    fast path's sparse first layer applies (one flat observation entry of at least
+    ``SPARSE_MIN_INPUTS`` values); None otherwise."""
+    if not supports(model) or len(model.encoder.keys) != 1 or model.encoder.out_features < SPARSE_MIN_INPUTS:
+        return None
+    trunks = [model.trunk] + ([] if model.shared else [model.critic_trunk])
+    columns = [_linears(t)[0].weight for t in trunks]
+    return columns if [id(p) for p in parameter_order(model)[:len(columns)]] == list(map(id, columns)) else None
+
+
 def _stacked(params: list[torch.Tensor], flat: torch.Tensor, vector: np.ndarray) -> np.ndarray:
     """One numpy view of ``vector`` (laid out as ``flat``) over parameters stored back to back,
     stacked along their first axis."""
@@ -99,11 +122,81 @@ def _blocks(a: np.ndarray, k: int) -> list[np.ndarray]:
     return [a[:, j * w:(j + 1) * w] for j in range(k)]
 
 
+def _columns(params: list[torch.Tensor], flat: torch.Tensor, vector: np.ndarray) -> np.ndarray | None:
+    """The (inputs, sum of outputs) numpy view of ``vector`` when ``params`` are the columns of one
+    row-major matrix in ``flat`` (``flatten_parameters(columns=...)``); None otherwise."""
+    n_in, width = params[0].shape[1], sum(p.shape[0] for p in params)
+    start = (params[0].data_ptr() - flat.data_ptr()) // flat.element_size()
+    offset = 0
+    for p in params:
+        if n_in < 2 or p.shape[1] != n_in or p.stride() != (1, width) or \
+                p.data_ptr() != params[0].data_ptr() + offset * flat.element_size():
+            return None
+        offset += p.shape[0]
+    return vector[start:start + n_in * width].reshape(n_in, width)
+
+
+class SparseRows:
+    """The first layer on a rollout's observations encoded as nonzero row differences.
+
+    An observation x of shape (T, L) (flattened: n_in = T L inputs, one row of the (n_in, width)
+    weight matrix W each) equals the suffix sum over rows of D[t] = x[t] - x[t + 1] (x[T] = 0), so
+    ``x @ W = D @ C`` with C the prefix sums over rows of W (``C[t] = W[0] + ... + W[t]``, each
+    ``W[t]`` being the L rows of W belonging to image row t), and the weight gradient
+    ``x^T dz`` is the suffix sum over rows of ``D^T dz``. D is stored sparse (CSR, one row per
+    sample); minibatches are sample ids.
+    """
+
+    def __init__(self, rows: int, n_in: int, width: int):
+        if rows < 1 or n_in % rows:
+            raise ValueError(f"cannot split {n_in} inputs into {rows} rows")
+        self.rows, self.n_in = rows, n_in
+        self.prefix = np.empty((n_in // rows, width), np.float32)   # one image row of C at a time
+        self.x: np.ndarray | None = None                    # the bound rollout, (N, n_in)
+        self.indptr = self.cols = self.vals = None
+
+    def bind(self, x: np.ndarray) -> None:
+        """Encode the observations ``x`` (N, n_in) that later ids refer to (kept, not copied)."""
+        from sysgym.cython_core.ppo_sparse import encode_row_differences
+
+        if x.ndim != 2 or x.shape[1] != self.n_in:
+            raise ValueError(f"observations of shape {x.shape} do not have {self.n_in} inputs")
+        self.x = np.ascontiguousarray(x, dtype=np.float32)
+        self.indptr, self.cols, self.vals = encode_row_differences(self.x.reshape(len(x), self.rows, -1))
+
+    def check(self, ids: np.ndarray) -> np.ndarray:
+        if self.x is None:
+            raise ValueError("row ids need a rollout bound with ManualGradients.bind_rows")
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        if len(ids) and (ids.min() < 0 or ids.max() >= len(self.x)):
+            raise ValueError(f"row ids must lie in [0, {len(self.x)})")
+        return ids
+
+    def sparse(self, ids: np.ndarray) -> bool:
+        """Whether the differences of rows ``ids`` are sparse enough for the sparse products."""
+        nnz = int(np.add.reduce(self.indptr[ids + 1] - self.indptr[ids]))
+        return nnz <= SPARSE_MAX_DENSITY * len(ids) * self.n_in
+
+    def forward(self, ids: np.ndarray, w0t: np.ndarray, out: np.ndarray) -> None:
+        """``out = x[ids] @ w0t`` from the sparse differences."""
+        from sysgym.cython_core.ppo_sparse import sparse_rows_product
+
+        sparse_rows_product(w0t, self.rows, self.indptr, self.cols, self.vals, ids, out, self.prefix)
+
+    def backward(self, ids: np.ndarray, dz: np.ndarray, g_w0t: np.ndarray) -> None:
+        """``g_w0t = x[ids]^T dz`` from the sparse differences."""
+        from sysgym.cython_core.ppo_sparse import sparse_rows_gradient
+
+        sparse_rows_gradient(self.rows, self.indptr, self.cols, self.vals, ids, np.ascontiguousarray(dz), g_w0t)
+
+
 class Trunk:
     """The actor trunk, or actor and critic trunks side by side, as one MLP of width ``blocks * H``.
 
     Layer 0 is one (blocks H, n_in) product; deeper layers are block-diagonal (one product per
-    network). Holds numpy views of the weights and of their gradients.
+    network). Holds numpy views of the weights and of their gradients. With the first-layer weights
+    stored one input per row (``w0t``, (n_in, blocks H)), an integer array of row ids as input
+    selects rows of the rollout bound to ``sparse``.
     """
 
     def __init__(self, model: ActorCritic, flat: torch.Tensor, params: np.ndarray, grads: np.ndarray):
@@ -114,18 +207,29 @@ class Trunk:
         if any(len({m.out_features for m in layer}) > 1 for layer in layers) or len(trunks[0]) != len(trunks[-1]):
             raise ValueError("ManualGradients needs actor and critic trunks of the same sizes")
         self.widths = [sum(m.out_features for m in layer) for layer in layers]
-        self.w0 = _stacked([m.weight for m in layers[0]], flat, params)
-        self.g_w0 = _stacked([m.weight for m in layers[0]], flat, grads)
+        first = [m.weight for m in layers[0]]
+        self.w0t, self.g_w0t = _columns(first, flat, params), _columns(first, flat, grads)
+        if self.w0t is None:
+            self.w0, self.g_w0 = _stacked(first, flat, params), _stacked(first, flat, grads)
+        self.sparse: SparseRows | None = None
         self.w = [[_view(m.weight, flat, params) for m in layer] for layer in layers]
         self.g_w = [[_view(m.weight, flat, grads) for m in layer] for layer in layers]
         self.b = [_stacked([m.bias for m in layer], flat, params) for layer in layers]
         self.g_b = [_stacked([m.bias for m in layer], flat, grads) for layer in layers]
 
-    def forward(self, x: np.ndarray, w: _Work) -> None:
-        """Fill ``w.h`` (every layer's activations) for the input rows ``x``."""
+    def forward(self, x: np.ndarray, w: _Work) -> np.ndarray:
+        """Fill ``w.h`` (every layer's activations) for the input rows ``x`` (or row ids of the
+        bound rollout); returns what :meth:`backward` needs: ``x``, the ids, or the ids' rows."""
+        if x.dtype.kind in "iu":
+            ids = self.sparse.check(x) if self.sparse is not None else None
+            if ids is None:
+                raise ValueError("row ids need the sparse first layer (ManualGradients.bind_rows)")
+            x = ids if self.sparse.sparse(ids) else self.sparse.x[ids]
         for k, h in enumerate(w.h):
-            if k == 0:
-                np.matmul(x, self.w0.T, out=h)
+            if k == 0 and x.dtype.kind in "iu":
+                self.sparse.forward(x, self.w0t, h)
+            elif k == 0:
+                np.matmul(x, self.w0.T if self.w0t is None else self.w0t, out=h)
             else:
                 for weight, hin, hout in zip(self.w[k], w.hb[k - 1], w.hb[k]):
                     np.matmul(hin, weight.T, out=hout)
@@ -134,6 +238,7 @@ class Trunk:
                 np.maximum(h, 0.0, out=h)
             else:
                 np.tanh(h, out=h)
+        return x
 
     def backward(self, x: np.ndarray, w: _Work) -> None:
         """Weight and bias gradients from ``w.dh[-1]`` (the loss gradient of the last activations);
@@ -150,7 +255,12 @@ class Trunk:
                 dz -= t
             np.matmul(w.ones, dz, out=self.g_b[k])
             if k == 0:
-                np.matmul(dz.T, x, out=self.g_w0)
+                if x.dtype.kind in "iu":
+                    self.sparse.backward(x, dz, self.g_w0t)
+                elif self.w0t is None:
+                    np.matmul(dz.T, x, out=self.g_w0)
+                else:
+                    np.matmul(x.T, dz, out=self.g_w0t)
                 continue
             for weight, g_weight, dzj, hin, dhin in zip(self.w[k], self.g_w[k], w.dhb[k], w.hb[k - 1], w.dhb[k - 1]):
                 np.matmul(dzj.T, hin, out=g_weight)
@@ -215,6 +325,22 @@ class ManualGradients:
         self.g_value_w, self.g_value_b = _view(vh.weight, flat, grads_np), _view(vh.bias, flat, grads_np)
         self.n_in = model.encoder.out_features
         self._work: dict[int, _Work] = {}
+        if self.trunk.w0t is not None and len(self.keys) == 1:
+            shape = model.encoder.encoders[self.keys[0]].shape   # differences run along the first axis
+            self.trunk.sparse = SparseRows(shape[0] if len(shape) >= 2 else 1, self.n_in, self.trunk.widths[0])
+
+    @property
+    def sparse_rows(self) -> bool:
+        """Whether minibatches may be row ids of a rollout bound with :meth:`bind_rows`."""
+        return self.trunk.sparse is not None
+
+    def bind_rows(self, obs: dict[str, np.ndarray]) -> None:
+        """Bind a rollout's observations (N rows): later calls may pass row ids into it instead of
+        observations (the sparse first layer; see :class:`SparseRows`)."""
+        if self.trunk.sparse is None:
+            raise ValueError("row ids need the first layer stored one input per row (sparse_columns)")
+        x = obs[self.keys[0]]
+        self.trunk.sparse.bind(x.reshape(x.shape[0], -1))
 
     def work(self, n: int) -> _Work:
         """The work arrays for batches of ``n`` rows (made on first use)."""
@@ -223,18 +349,21 @@ class ManualGradients:
             w = self._work[n] = _Work(n, self.trunk, self.head_w.shape[0], self.n_in if len(self.keys) > 1 else None)
         return w
 
-    def input(self, obs: dict[str, np.ndarray], w: _Work | None = None) -> np.ndarray:
-        """The network input: the observation entries flattened (and concatenated into ``w.x``)."""
+    def input(self, obs: dict[str, np.ndarray] | np.ndarray, w: _Work | None = None) -> np.ndarray:
+        """The network input: the observation entries flattened (and concatenated into ``w.x``);
+        an array of row ids (see :meth:`bind_rows`) as it is."""
+        if isinstance(obs, np.ndarray):
+            return obs
         if len(self.keys) == 1:
             x = obs[self.keys[0]]
             return x if x.ndim == 2 else x.reshape(x.shape[0], -1)
         parts = [obs[k].reshape(obs[k].shape[0], -1) for k in self.keys]
         return np.concatenate(parts, axis=1) if w is None else np.concatenate(parts, axis=1, out=w.x)
 
-    def heads(self, obs: dict[str, np.ndarray], w: _Work) -> np.ndarray:
-        """Forward pass: fills ``w.h``, ``w.out`` (logits / mean) and ``w.value``; returns the input."""
-        x = self.input(obs, w)
-        self.trunk.forward(x, w)
+    def heads(self, obs: dict[str, np.ndarray] | np.ndarray, w: _Work) -> np.ndarray:
+        """Forward pass: fills ``w.h``, ``w.out`` (logits / mean) and ``w.value``; returns what the
+        first layer's backward needs (the input rows or row ids)."""
+        x = self.trunk.forward(self.input(obs, w), w)
         np.matmul(self.head_w, w.actor.T, out=w.out)
         w.out += self.head_b[:, None]
         np.matmul(w.critic, self.value_w[0], out=w.value)
@@ -269,7 +398,8 @@ class ManualGradients:
         """Fill the gradient vector; returns [policy loss, value loss, entropy, approx KL, clip fraction]
         (or None with ``stats=False``, which skips computing them).
 
-        ``mask`` must allow at least one action per row (the trainer's rollout guarantees it).
+        ``obs`` may be row ids into the rollout bound with :meth:`bind_rows`. ``mask`` must allow at
+        least one action per row (the trainer's rollout guarantees it).
         """
         n = actions.shape[0]
         w = self.work(n)

@@ -89,6 +89,7 @@ class OneHot(nn.Module):
 class Flatten(nn.Module):
     def __init__(self, shape: tuple[int, ...]):
         super().__init__()
+        self.shape = tuple(shape)
         self.out_features = int(math.prod(shape)) if shape else 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

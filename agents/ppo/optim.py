@@ -16,26 +16,69 @@ import torch
 from torch import nn
 
 
-def flatten_parameters(module: nn.Module, order: list[nn.Parameter] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def flatten_parameters(module: nn.Module, order: list[nn.Parameter] | None = None,
+                       columns: list[nn.Parameter] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Re-home every parameter of ``module`` into one flat vector; returns (params, grads).
 
     Afterwards each ``p.data`` is a view into ``params`` (laid out in ``order``, a permutation of
     ``module.parameters()``, by default that order), so ``state_dict`` / ``load_state_dict`` keep
     working and write through; ``grads`` is a zero vector of the same layout for the caller to fill.
+    ``columns``, the first entries of ``order`` (matrices with one input size, such as the first
+    layers of an actor and a critic), are stored as the columns of one row-major (inputs, sum of
+    outputs) matrix: each becomes a transposed view, one row per input (the layout
+    :mod:`sysgym.agents.ppo.fastgrad`'s sparse first layer reads).
     """
     params = list(module.parameters())
     if order is not None:
         if sorted(map(id, order)) != sorted(map(id, params)):
             raise ValueError("order must list every parameter of the module once")
         params = list(order)
+    columns = list(columns or [])
+    if [id(p) for p in params[:len(columns)]] != [id(p) for p in columns] or \
+            any(p.dim() != 2 or p.shape[1] != columns[0].shape[1] for p in columns):
+        raise ValueError("columns must be the first entries of order, matrices with the same number of inputs")
     flat = torch.cat([p.detach().reshape(-1) for p in params]).contiguous()
     grads = torch.zeros_like(flat)
     offset = 0
-    for p in params:
+    if columns:
+        n_in, width = columns[0].shape[1], sum(p.shape[0] for p in columns)
+        block = flat[:n_in * width].view(n_in, width)
+        block.copy_(torch.cat([p.detach().t() for p in columns], dim=1))
+        for p in columns:
+            p.data = block[:, offset:offset + p.shape[0]].t()
+            offset += p.shape[0]
+        offset = n_in * width
+    for p in params[len(columns):]:
         n = p.numel()
         p.data = flat[offset:offset + n].view_as(p)
         offset += n
     return flat, grads
+
+
+def canonical(vector: torch.Tensor, flat: torch.Tensor, params: list[nn.Parameter]) -> torch.Tensor:
+    """The entries of ``vector`` (laid out as ``flat``, which holds ``params``) parameter by
+    parameter, each row-major: the layout :func:`flatten_parameters` gives without ``columns``."""
+    return torch.cat([_entries(vector, flat, p).reshape(-1) for p in params])
+
+
+def from_canonical(values: torch.Tensor, vector: torch.Tensor, flat: torch.Tensor, params: list[nn.Parameter]) -> None:
+    """Write ``values`` (laid out as :func:`canonical` returns) into ``vector`` (laid out as ``flat``)."""
+    if values.shape != vector.shape:
+        raise ValueError(f"{tuple(values.shape)} values do not fit a vector of {tuple(vector.shape)}")
+    offset = 0
+    for p in params:
+        n = p.numel()
+        _entries(vector, flat, p).copy_(values[offset:offset + n].view(p.shape))
+        offset += n
+
+
+def _entries(vector: torch.Tensor, flat: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """The view of ``vector`` holding what ``flat`` holds for ``p`` (same shape and strides)."""
+    start = (p.data_ptr() - flat.data_ptr()) // flat.element_size()
+    last = start + sum((n - 1) * s for n, s in zip(p.shape, p.stride()))
+    if start < 0 or last >= flat.numel():
+        raise ValueError("a parameter does not live in the flat vector (see flatten_parameters)")
+    return vector.as_strided(p.shape, p.stride(), vector.storage_offset() + start)
 
 
 class FlatAdam:
@@ -46,8 +89,9 @@ class FlatAdam:
     """
 
     def __init__(self, params: torch.Tensor, lr: float, eps: float = 1e-8, betas: tuple[float, float] = (0.9, 0.999),
-                 max_grad_norm: float | None = None):
+                 max_grad_norm: float | None = None, members: list[nn.Parameter] | None = None):
         self.params = params.detach()
+        self.members = members  # the parameters in ``params``: the state is saved in their canonical layout
         self.lr = lr
         self.eps = eps
         self.beta1, self.beta2 = betas
@@ -73,11 +117,20 @@ class FlatAdam:
         return norm
 
     def state_dict(self) -> dict[str, object]:
-        return {"exp_avg": self.exp_avg.clone(), "exp_avg_sq": self.exp_avg_sq.clone(), "steps": self.steps,
-                "lr": self.lr}
+        """Moments in the canonical layout (:func:`canonical` of ``members``), so a state saved with
+        one flat layout loads into another."""
+        if self.members is None:
+            moments = [self.exp_avg.clone(), self.exp_avg_sq.clone()]
+        else:
+            moments = [canonical(m, self.params, self.members) for m in (self.exp_avg, self.exp_avg_sq)]
+        return {"exp_avg": moments[0], "exp_avg_sq": moments[1], "steps": self.steps, "lr": self.lr}
 
     def load_state_dict(self, state: dict) -> None:
-        self.exp_avg.copy_(torch.as_tensor(state["exp_avg"]))
-        self.exp_avg_sq.copy_(torch.as_tensor(state["exp_avg_sq"]))
+        for key in ("exp_avg", "exp_avg_sq"):
+            values = torch.as_tensor(state[key])
+            if self.members is None:
+                getattr(self, key).copy_(values)
+            else:
+                from_canonical(values, getattr(self, key), self.params, self.members)
         self.steps = int(state["steps"])
         self.lr = float(state["lr"])

@@ -51,7 +51,7 @@ from .checkpoint import (
 )
 from .config import PPOConfig
 from .fastact import NumpyActor
-from .fastgrad import ManualGradients, parameter_order, supports
+from .fastgrad import ManualGradients, parameter_order, sparse_columns, supports
 from .logger import TrainingLogger
 from .networks import ActorCritic
 from .observations import ObservationAdapter, RunningMeanStd
@@ -145,8 +145,10 @@ class PPOTrainer:
         self.model = ActorCritic(self.observation_space, self.action_space, config)
         self.head = self.model.head
         self.params = parameter_order(self.model)  # the flat vectors' layout
-        self.flat_params, self.flat_grads = flatten_parameters(self.model, self.params)
-        self.optimizer = FlatAdam(self.flat_params, config.lr, config.adam_eps, max_grad_norm=config.max_grad_norm)
+        columns = sparse_columns(self.model) if config.manual_gradients else None  # large inputs: one per row
+        self.flat_params, self.flat_grads = flatten_parameters(self.model, self.params, columns)
+        self.optimizer = FlatAdam(self.flat_params, config.lr, config.adam_eps, max_grad_norm=config.max_grad_norm,
+                                  members=self.params)
         self.manual = (ManualGradients(self.model, self.flat_params, self.flat_grads)
                        if config.manual_gradients and supports(self.model) else None)
         self.fast_actor = NumpyActor(self.manual, config.seed) if self.manual is not None else None
@@ -572,6 +574,9 @@ class PPOTrainer:
                   data["returns"], data["values"]]
         if self.manual is not None:  # the numpy path works on numpy views of the same memory
             fields = [_as_numpy(f) for f in fields]
+            if self.manual.sparse_rows:  # the observations are encoded once; minibatches are row ids
+                self.manual.bind_rows(fields[0])
+                fields[0] = np.arange(len(data["logprobs"]))
         n = len(valid)
         totals = np.zeros(5)
         count = 0

@@ -1,0 +1,204 @@
+"""The sparse first layer of the PPO fast path (large image inputs) gives the dense gradient.
+
+Expected values come from torch autograd on the unchanged network (or from plain numpy), never
+from the sparse code itself.
+"""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from sysgym.agents.ppo import PPOConfig, fastgrad
+from sysgym.agents.ppo.fastgrad import ManualGradients, parameter_order, sparse_columns
+from sysgym.agents.ppo.networks import ActorCritic
+from sysgym.agents.ppo.optim import FlatAdam, canonical, flatten_parameters, from_canonical
+from sysgym.agents.ppo.trainer import PPOTrainer
+from sysgym.cython_core.ppo_sparse import encode_row_differences
+
+ROWS, COLS = 8, 160          # 1,280 inputs: above SPARSE_MIN_INPUTS
+IMAGE = gym.spaces.Box(0.0, 1.0, shape=(ROWS, COLS), dtype=np.float32)
+ACTIONS = gym.spaces.Discrete(5)
+
+
+def _images(n: int, seed: int) -> np.ndarray:
+    """DeepRM-like images: rectangles of one value from row 0 down to a random row; every column
+    and the last row are covered by some image, so a dropped column or row changes the result."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros((n, ROWS, COLS), np.float32)
+    for i in range(n):
+        for _ in range(6):
+            c, w, d = rng.integers(0, COLS - 8), rng.integers(1, 9), rng.integers(1, ROWS + 1)
+            x[i, :d, c:c + w] = rng.choice([0.1, 0.3, 0.5, 1.0])
+    x[0, :, -1] = 0.7          # the last column, all rows
+    x[1, -1, :] = 0.2          # the last row, all columns
+    return x
+
+
+def _model(cfg: PPOConfig, sparse: bool):
+    torch.manual_seed(3)
+    model = ActorCritic(IMAGE, ACTIONS, cfg)
+    order = parameter_order(model)
+    columns = sparse_columns(model) if sparse else None
+    flat, grads = flatten_parameters(model, order, columns)
+    return model, order, flat, grads
+
+
+def _batch(model, x: np.ndarray, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    n = len(x)
+    obs = {"obs": torch.from_numpy(x)}
+    mask = torch.rand((n, ACTIONS.n), generator=g) < 0.7
+    mask[:, 0] = True
+    with torch.no_grad():
+        actions, _ = model.head.sample(model(obs)[0], mask, g)
+        cur = model.head.evaluate(model(obs)[0], mask, actions)[0]
+    return [obs, mask, actions, cur + 0.3 * torch.randn(n, generator=g), torch.randn(n, generator=g),
+            torch.randn(n, generator=g), 0.3 * torch.randn(n, generator=g)]
+
+
+def _autograd(cfg, model, order, batch) -> torch.Tensor:
+    trainer = PPOTrainer.__new__(PPOTrainer)
+    trainer.config, trainer.model, trainer.head = cfg, model, model.head
+    loss, _ = trainer.loss(*batch)
+    return torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, order)])
+
+
+def test_row_differences_match_numpy():
+    x = _images(5, 0)
+    x[2, 3, 7] = np.nan  # NaN differs from everything: kept as an entry
+    indptr, cols, vals = encode_row_differences(x)
+    d = x.copy()
+    d[:, :-1] -= x[:, 1:]
+    flat = d.reshape(5, -1)
+    for i in range(5):
+        nz = np.flatnonzero(flat[i] != 0)
+        np.testing.assert_array_equal(cols[indptr[i]:indptr[i + 1]], nz)
+        np.testing.assert_array_equal(vals[indptr[i]:indptr[i + 1]], flat[i, nz])
+    assert indptr[0] == 0 and indptr[-1] == len(cols)
+
+
+def test_sparse_columns_only_for_large_flat_inputs():
+    cfg = PPOConfig(shared_trunk=False, encoder="mlp", hidden_sizes=(16, 16))
+    model = ActorCritic(IMAGE, ACTIONS, cfg)
+    assert [p is q for p, q in zip(sparse_columns(model), [model.trunk[0].weight, model.critic_trunk[0].weight])] \
+        == [True, True]
+    small = ActorCritic(gym.spaces.Box(0.0, 1.0, shape=(4, 10), dtype=np.float32), ACTIONS, cfg)
+    assert sparse_columns(small) is None
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["separate", "shared"])
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_sparse_rows_gradient_equals_autograd(shared, activation):
+    cfg = PPOConfig(shared_trunk=shared, activation=activation, encoder="mlp", hidden_sizes=(16, 8),
+                    ent_coef=0.05, vf_coef=0.7, clip_coef=0.2)
+    model, order, flat, grads = _model(cfg, sparse=True)
+    assert model.trunk[0].weight.stride() == (1, 16 if shared else 32)  # one input per row
+    manual = ManualGradients(model, flat, grads)
+    assert manual.sparse_rows
+    x = _images(40, 1)
+    manual.bind_rows({"obs": x})
+    rng = np.random.default_rng(2)
+    for seed, n in enumerate([24, 7, 24]):
+        ids = rng.choice(len(x), n, replace=False)
+        batch = _batch(model, x[ids], seed)
+        expected = _autograd(cfg, model, order, batch)
+        numpy_batch = [None if b is None else (b.numpy() if isinstance(b, torch.Tensor) else b) for b in batch]
+        assert manual.trunk.sparse.sparse(np.asarray(ids, dtype=np.int64))  # the sparse products run
+        manual(ids, *numpy_batch[1:], cfg)
+        got = canonical(grads, flat, order)
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-6)
+        # the same call on the dense observations (the rollout's path) agrees too
+        manual({"obs": x[ids]}, *numpy_batch[1:], cfg)
+        torch.testing.assert_close(canonical(grads, flat, order), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_dropping_one_column_changes_the_gradient():
+    """The comparison above can fail: without the entries of the last column (or of the last image
+    row) the first-layer gradient moves well beyond the tolerance."""
+    cfg = PPOConfig(shared_trunk=False, encoder="mlp", hidden_sizes=(16, 8))
+    model, order, flat, grads = _model(cfg, sparse=True)
+    manual = ManualGradients(model, flat, grads)
+    x = _images(8, 4)
+    ids = np.arange(8)
+    batch = [b.numpy() if isinstance(b, torch.Tensor) else b for b in _batch(model, x, 0)[1:]]
+    expected = _autograd(cfg, model, order, _batch(model, x, 0))
+    for drop in (COLS - 1, (ROWS - 1) * COLS + 5):
+        manual.bind_rows({"obs": x})
+        rows = manual.trunk.sparse
+        keep = (rows.cols % COLS != drop) if drop == COLS - 1 else (rows.cols != drop)
+        owner = np.repeat(np.arange(len(x)), np.diff(rows.indptr))
+        counts = np.bincount(owner[keep], minlength=len(x))
+        rows.indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        rows.cols, rows.vals = rows.cols[keep], rows.vals[keep]
+        manual(ids, *batch, cfg)
+        assert not torch.allclose(canonical(grads, flat, order), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_dense_minibatches_take_the_dense_product(monkeypatch):
+    cfg = PPOConfig(shared_trunk=False, encoder="mlp", hidden_sizes=(16, 8))
+    model, order, flat, grads = _model(cfg, sparse=True)
+    manual = ManualGradients(model, flat, grads)
+    x = np.random.default_rng(5).random((10, ROWS, COLS)).astype(np.float32)  # no two rows alike
+    manual.bind_rows({"obs": x})
+    ids = np.arange(10)
+    assert not manual.trunk.sparse.sparse(ids)
+    batch = _batch(model, x, 1)
+    expected = _autograd(cfg, model, order, batch)
+    manual(ids, *[b.numpy() if isinstance(b, torch.Tensor) else b for b in batch[1:]], cfg)
+    torch.testing.assert_close(canonical(grads, flat, order), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_row_ids_are_checked():
+    cfg = PPOConfig(shared_trunk=False, encoder="mlp", hidden_sizes=(16, 8))
+    model, order, flat, grads = _model(cfg, sparse=True)
+    manual = ManualGradients(model, flat, grads)
+    args = [None, np.zeros(2, np.int64), np.zeros(2, np.float32), np.zeros(2, np.float32),
+            np.zeros(2, np.float32), np.zeros(2, np.float32), cfg]
+    with pytest.raises(ValueError, match="bind_rows"):
+        manual(np.array([0, 1]), *args)
+    manual.bind_rows({"obs": _images(3, 0)})
+    with pytest.raises(ValueError, match=r"\[0, 3\)"):
+        manual(np.array([0, 3]), *args)
+    with pytest.raises(ValueError, match="1280 inputs"):
+        manual.bind_rows({"obs": np.zeros((2, 5), np.float32)})
+
+
+def test_adam_state_is_saved_in_the_canonical_layout():
+    """A state saved with the first layer stored one input per row loads into the plain layout."""
+    cfg = PPOConfig(shared_trunk=False, encoder="mlp", hidden_sizes=(16, 8))
+    _, order_a, flat_a, grads_a = _model(cfg, sparse=True)
+    _, order_b, flat_b, grads_b = _model(cfg, sparse=False)
+    torch.testing.assert_close(canonical(flat_a, flat_a, order_a), flat_b, rtol=0, atol=0)
+    opt_a = FlatAdam(flat_a, lr=0.01, members=order_a)
+    opt_b = FlatAdam(flat_b, lr=0.01, members=order_b)
+    g = torch.randn(flat_b.shape, generator=torch.Generator().manual_seed(0))
+    grads_b.copy_(g)
+    from_canonical(g, grads_a, flat_a, order_a)
+    opt_a.step(grads_a)
+    opt_b.step(grads_b)
+    torch.testing.assert_close(canonical(flat_a, flat_a, order_a), flat_b)
+    opt_c = FlatAdam(flat_b, lr=0.01, members=order_b)
+    opt_c.load_state_dict(opt_a.state_dict())
+    torch.testing.assert_close(opt_c.exp_avg_sq, opt_b.exp_avg_sq)
+    torch.testing.assert_close(opt_c.exp_avg, opt_b.exp_avg)
+
+
+def test_training_matches_the_dense_layout(monkeypatch):
+    """Two PPO iterations on DeepRM's image: the sparse first layer and the dense one (the sparse
+    path switched off) end with the same weights up to float rounding."""
+    import sysgym  # noqa: F401
+
+    kwargs = {"scenario": 1, "protocol": "bracis", "episode_length": 100}
+    cfg = PPOConfig(shared_trunk=False, encoder="mlp", hidden_sizes=(64, 64), n_steps=25, num_envs=4,
+                    batch_size=32, n_epochs=2, progress=False, tensorboard=False, env_kwargs=kwargs, seed=7)
+    weights = []
+    for sparse in (True, False):
+        if not sparse:
+            monkeypatch.setattr(fastgrad, "SPARSE_MIN_INPUTS", 10**9)
+        trainer = PPOTrainer("sysgym/DeepRM-Image-v0", cfg)
+        assert (trainer.manual.sparse_rows) == sparse
+        trainer.train(200)
+        weights.append(canonical(trainer.flat_params, trainer.flat_params, trainer.params))
+        trainer.close()
+    torch.testing.assert_close(weights[0], weights[1], rtol=0, atol=1e-5)
