@@ -56,11 +56,16 @@ class Agent(nn.Module):
         out = self.actor_head(self.actor_body(x))
         return out if mask is None else torch.where(mask, out, torch.full_like(out, -1e8))
 
-    def act_greedy(self, obs: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    def act(self, obs: np.ndarray, mask: np.ndarray | None, greedy: bool = True,
+            generator: torch.Generator | None = None) -> np.ndarray:
+        """Actions for a batch: the mode, or samples drawn with ``generator``."""
         with torch.no_grad():
             x = torch.as_tensor(obs, dtype=torch.float32).reshape(len(obs), -1)
             m = None if mask is None else torch.as_tensor(mask, dtype=torch.bool)
-            return self.logits(x, m).argmax(-1).numpy()
+            logits = self.logits(x, m)
+            if greedy:
+                return logits.argmax(-1).numpy()
+            return torch.multinomial(torch.softmax(logits, -1), 1, generator=generator).squeeze(1).numpy()
 
 
 class _ReturnScaler:

@@ -1,14 +1,16 @@
-"""Time to a trained agent: each trainer from a fresh start until its greedy policy reaches the
-family heuristic's score, side by side on this machine.
+"""Time to a trained agent: each trainer from a fresh start until its policy reaches the family
+heuristic's score, side by side on this machine.
 
     python -m benchmarks.time_to_target [--quick] [--cases deeprm,abr,cc] [--trainers ...]
-        [--seeds 3] [--cap-s 300] [--horizon 2000000] [--out DIR] [--resume]
+        [--seeds 3] [--cap-s 300] [--horizon 2000000] [--actions sampled|greedy] [--out DIR] [--resume]
 
 Cases (:mod:`benchmarks.targets`): DeepRM-CompactSparse scenario 3 against SJF's mean slowdown
 (unfinished jobs counted), ABR-v0 against BufferBased's QoE on the held-out test traces (trained
 on the training traces), CC-Discrete-v0 against AIMD's return. Targets and scores use the same
 64 evaluation seeds (1,000,000 ... 1,000,063), disjoint from every training seed (all below
-1,000), with the greedy action (argmax / mode).
+1,000), with actions sampled from the policy (``--actions sampled``, the default: DeepRM's greedy
+policy strands jobs, see the scorecard's reference agent; seeded with the first evaluation seed,
+the training RNG untouched) or its mode (``--actions greedy``).
 
 Trainers, each run in its own subprocess (a fresh start; its peak RSS from ``wait4``):
 
@@ -109,8 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="training seconds per run before giving up (default 300; --quick 30)")
     parser.add_argument("--horizon", type=bounded_int(1, 10**10), default=2_000_000,
                         help="env steps per run at most; also sysgym-defaults' --steps (its LR schedule)")
+    parser.add_argument("--actions", choices=("sampled", "greedy"), default="sampled",
+                        help="how the scored policy acts: sampled from its distribution (default) or its mode")
     parser.add_argument("--out", default=None, help="results folder ('' : nowhere; default " + str(RESULTS.relative_to(ROOT)) + ")")
-    parser.add_argument("--resume", action="store_true", help="keep DIR/results.json's finished runs and skip them")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep DIR/results.json's finished runs and skip them (failed ones run again)")
     # internal: one trainer's run in this process, JSON lines on stdout
     parser.add_argument("--worker", choices=TRAINERS, help=argparse.SUPPRESS)
     parser.add_argument("--case", choices=tuple(CASES), help=argparse.SUPPRESS)
@@ -208,7 +213,21 @@ class Scorer:
         return self.done is not None
 
 
-def _run_sysgym(case: Case, seed: int, horizon: int, scorer: Scorer, defaults: bool) -> None:
+def _fork_torch_rng(seed: int) -> Any:
+    """A context in which torch's global RNG is seeded with ``seed`` and restored afterwards."""
+    import contextlib
+
+    import torch
+
+    @contextlib.contextmanager
+    def forked() -> Any:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            yield
+    return forked()
+
+
+def _run_sysgym(case: Case, seed: int, horizon: int, scorer: Scorer, defaults: bool, greedy: bool) -> None:
     from sysgym.agents.ppo.trainer import PPOTrainer
 
     config = (cli_config if defaults else shared_config)(case, seed, horizon)
@@ -217,7 +236,7 @@ def _run_sysgym(case: Case, seed: int, horizon: int, scorer: Scorer, defaults: b
 
     def iteration(it: int, iterations: int) -> None:
         step_once(it, iterations)
-        policy = trainer.policy(deterministic=True)
+        policy = trainer.policy(deterministic=greedy, seed=EVAL_SEED)
         act = lambda obs, mask: policy.act(obs, {} if mask is None else {"action_mask": mask})  # noqa: E731
         if scorer.after_iteration(trainer.global_step, lambda: score(case, act_batch=act)):
             raise _Stop
@@ -231,11 +250,15 @@ def _run_sysgym(case: Case, seed: int, horizon: int, scorer: Scorer, defaults: b
         trainer.close()
 
 
-def _run_cleanrl(case: Case, seed: int, horizon: int, scorer: Scorer) -> None:
+def _run_cleanrl(case: Case, seed: int, horizon: int, scorer: Scorer, greedy: bool) -> None:
+    import torch
+
     from benchmarks.cleanrl_ppo import train
 
     def on_iteration(steps: int, agent: Any) -> bool:
-        return scorer.after_iteration(steps, lambda: score(case, act_batch=agent.act_greedy))
+        generator = torch.Generator().manual_seed(EVAL_SEED)
+        act = lambda obs, mask: agent.act(obs, mask, greedy, generator)  # noqa: E731
+        return scorer.after_iteration(steps, lambda: score(case, act_batch=act))
 
     train(case.env_id, shared_config(case, seed, horizon), horizon, on_iteration)
 
@@ -254,7 +277,7 @@ def sb3_settings(config: Any) -> dict[str, Any]:
                               "activation_fn": nn.Tanh if config.activation == "tanh" else nn.ReLU}}
 
 
-def _run_sb3(case: Case, seed: int, horizon: int, scorer: Scorer, native: bool) -> None:
+def _run_sb3(case: Case, seed: int, horizon: int, scorer: Scorer, native: bool, greedy: bool) -> None:
     import numpy as np
     import torch
     from stable_baselines3 import PPO
@@ -283,19 +306,23 @@ def _run_sb3(case: Case, seed: int, horizon: int, scorer: Scorer, native: bool) 
 
     def act(obs: Any, mask: Any) -> Any:
         kwargs = {"action_masks": mask} if masked and mask is not None else {}
-        return np.asarray(model.predict(obs, deterministic=True, **kwargs)[0])
+        return np.asarray(model.predict(obs, deterministic=greedy, **kwargs)[0])
+
+    def evaluate() -> float:
+        with _fork_torch_rng(EVAL_SEED):
+            return score(case, act_batch=act)
 
     class Scoring(BaseCallback):
         def _on_step(self) -> bool:
             return True
 
         def _on_rollout_start(self) -> None:   # after each update
-            if self.num_timesteps and scorer.after_iteration(self.num_timesteps, lambda: score(case, act_batch=act)):
+            if self.num_timesteps and scorer.after_iteration(self.num_timesteps, evaluate):
                 raise _Stop
 
     try:
         model.learn(total_timesteps=horizon, callback=Scoring())
-        scorer.after_iteration(model.num_timesteps, lambda: score(case, act_batch=act))
+        scorer.after_iteration(model.num_timesteps, evaluate)
     except _Stop:
         pass
     finally:
@@ -330,7 +357,7 @@ def _tree_rss_mib() -> float:
     return sum(rss.get(p, 0) for p in tree) / 2**20
 
 
-def _run_rllib(case: Case, seed: int, horizon: int, scorer: Scorer) -> None:
+def _run_rllib(case: Case, seed: int, horizon: int, scorer: Scorer, greedy: bool) -> None:
     import gymnasium as gym
 
     from sysgym.integrations.rllib import RLlibPolicy, ppo_config, ppo_defaults
@@ -347,7 +374,7 @@ def _run_rllib(case: Case, seed: int, horizon: int, scorer: Scorer) -> None:
     peak = 0.0
 
     def act_batch(obs: Any, mask: Any) -> Any:
-        """RLlibPolicy's greedy action for a batch of sub-envs, in one forward pass."""
+        """RLlibPolicy's action (mode or sample) for a batch of sub-envs, in one forward pass."""
         import numpy as np
         import torch
         from ray.rllib.core.columns import Columns
@@ -360,14 +387,18 @@ def _run_rllib(case: Case, seed: int, horizon: int, scorer: Scorer) -> None:
         with torch.no_grad():
             out = policy.module.forward_inference({Columns.OBS: batch})
             dist = policy.module.get_inference_action_dist_cls().from_logits(out[Columns.ACTION_DIST_INPUTS])
-            return dist.to_deterministic().sample().numpy()
+            return (dist.to_deterministic() if greedy else dist).sample().numpy()
+
+    def evaluate() -> float:
+        with _fork_torch_rng(EVAL_SEED):
+            return score(case, act_batch=act_batch)
 
     try:
         while True:
             runners = algo.train().get("env_runners", {})
             steps = int(runners.get("num_env_steps_sampled_lifetime", 0))
             peak = max(peak, _tree_rss_mib())
-            if scorer.after_iteration(steps, lambda: score(case, act_batch=act_batch)) or steps >= horizon:
+            if scorer.after_iteration(steps, evaluate) or steps >= horizon:
                 break
     finally:
         scorer.emit({"event": "tree_rss", "mib": round(peak, 1)})
@@ -389,14 +420,15 @@ def run_worker(args: argparse.Namespace) -> int:
         import ray.rllib  # noqa: F401
     import_s = time.perf_counter() - t0
     scorer = Scorer(case, args.target, args.cap_s)
+    greedy = args.actions == "greedy"
     if args.worker in ("sysgym", "sysgym-defaults"):
-        _run_sysgym(case, args.seed, args.horizon, scorer, defaults=args.worker == "sysgym-defaults")
+        _run_sysgym(case, args.seed, args.horizon, scorer, args.worker == "sysgym-defaults", greedy)
     elif args.worker == "cleanrl":
-        _run_cleanrl(case, args.seed, args.horizon, scorer)
+        _run_cleanrl(case, args.seed, args.horizon, scorer, greedy)
     elif args.worker in ("sb3", "sb3-vec"):
-        _run_sb3(case, args.seed, args.horizon, scorer, native=args.worker == "sb3-vec")
+        _run_sb3(case, args.seed, args.horizon, scorer, args.worker == "sb3-vec", greedy)
     else:
-        _run_rllib(case, args.seed, args.horizon, scorer)
+        _run_rllib(case, args.seed, args.horizon, scorer, greedy)
     scorer.emit({"event": "end", "steps": scorer.steps, "train_s": round(scorer.train_s(), 3),
                  "eval_s": round(scorer.eval_s, 3), "import_s": round(import_s, 3),
                  "stopped": scorer.done or "horizon"})
@@ -491,7 +523,8 @@ def render_markdown(data: dict[str, Any]) -> str:
              f"({meta['machine']}). Training seconds from building the trainer to the first "
              "evaluation at or beyond the target, scoring excluded; median [min–max] over the seeds "
              "that reached it. Scoring: "
-             f"{EPISODES} episodes, seeds {EVAL_SEED:,}–{EVAL_SEED + EPISODES - 1:,}, greedy actions; "
+             f"{EPISODES} episodes, seeds {EVAL_SEED:,}–{EVAL_SEED + EPISODES - 1:,}, actions "
+             f"{'/'.join(sorted({r.get('actions', 'sampled') for r in data['runs']}))}; "
              "training seeds below 1,000. " + load_text, "",
              format_table(table_rows(data["runs"]), HEADERS), ""]
     skipped = meta.get("skipped") or []
@@ -536,16 +569,17 @@ def _machine() -> str:
 
 
 def run_one(case: Case, trainer: str, seed: int, target: float, cap_s: float, horizon: int,
-            on_event: Callable[[dict], None]) -> dict[str, Any]:
+            on_event: Callable[[dict], None], actions: str = "sampled") -> dict[str, Any]:
     """Run one trainer in a subprocess; returns its record (peak RSS from ``wait4``)."""
     python = str(RLLIB_PYTHON) if trainer == "rllib" else sys.executable
     cmd = [python, "-m", "benchmarks.time_to_target", "--worker", trainer, "--case", case.name,
-           "--seed", str(seed), "--target", repr(target), "--cap-s", repr(cap_s), "--horizon", str(horizon)]
+           "--seed", str(seed), "--target", repr(target), "--cap-s", repr(cap_s), "--horizon", str(horizon),
+           "--actions", actions]
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(ROOT)}
     record: dict[str, Any] = {"case": case.name, "env": case.env_id, "trainer": trainer, "seed": seed,
                               "heuristic": case.heuristic, "metric": case.metric,
                               "higher_is_better": case.higher_is_better, "target": target, "cap_s": cap_s,
-                              "eval_every": case.eval_every, "load_before": round(os.getloadavg()[0], 2),
+                              "eval_every": case.eval_every, "actions": actions, "load_before": round(os.getloadavg()[0], 2),
                               "curve": [], "end": None}
     start = time.perf_counter()
     with tempfile.TemporaryFile("w+") as errors:
@@ -591,7 +625,8 @@ def _progress(done: int, total: int, started: float, text: str) -> None:
 
 def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     out = Path(args.out) if args.out else None
-    runs = load_finished(out) if (out is not None and args.resume) else []
+    # a failed run is run again on --resume
+    runs = [r for r in load_finished(out) if not r.get("error")] if (out is not None and args.resume) else []
     finished = {run_key(r) for r in runs}
     command = "python -m benchmarks.time_to_target " + " ".join(args.argv)
     data = {"meta": {"commands": [command.strip()], "machine": _machine(), "skipped": [],
@@ -630,7 +665,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                       f"(target {targets[case.name]:.4g})", flush=True)
 
         print(f"{name} / {trainer} / seed {seed}", flush=True)
-        record = run_one(case, trainer, seed, targets[name], args.cap_s, args.horizon, on_event)
+        record = run_one(case, trainer, seed, targets[name], args.cap_s, args.horizon, on_event, args.actions)
         data["runs"].append(record)
         if out is not None:
             write_results(out, data)

@@ -90,10 +90,11 @@ def test_plan_interleaves_seeds_outermost_and_rotates_the_trainers():
 
 def test_resume_skips_finished_runs_and_keeps_them(tmp_path, monkeypatch):
     finished = _record("sysgym", 0, [3.0])
-    (tmp_path / "results.json").write_text(json.dumps({"meta": {"commands": ["first"]}, "runs": [finished]}))
+    failed = {**_record("cleanrl", 0, []), "error": "exit 1: boom"}     # a failed run runs again
+    (tmp_path / "results.json").write_text(json.dumps({"meta": {"commands": ["first"]}, "runs": [finished, failed]}))
     calls = []
 
-    def fake_run(case, trainer, seed, target, cap_s, horizon, on_event):
+    def fake_run(case, trainer, seed, target, cap_s, horizon, on_event, actions):
         calls.append((case.name, trainer, seed))
         return _record(trainer, seed, [3.0])
 
@@ -107,6 +108,7 @@ def test_resume_skips_finished_runs_and_keeps_them(tmp_path, monkeypatch):
     assert sorted(calls) == [("deeprm", "cleanrl", 0), ("deeprm", "cleanrl", 1), ("deeprm", "sysgym", 1)]
     saved = json.loads((tmp_path / "results.json").read_text())
     assert len(saved["runs"]) == 4 == len(data["runs"]) and saved["meta"]["commands"][0] == "first"
+    assert not any(r.get("error") for r in saved["runs"])
     assert "| sysgym " in (tmp_path / "results.md").read_text()
 
 
@@ -149,7 +151,13 @@ def test_cleanrl_masked_greedy_action_avoids_invalid_actions():
         agent.actor_head.bias.copy_(torch.tensor([5.0, 0.0, -5.0]))   # action 0 preferred
     obs = np.zeros((2, 4), dtype=np.float32)
     mask = np.array([[True, True, True], [False, True, True]])
-    assert agent.act_greedy(obs, mask).tolist() == [0, 1]
+    assert agent.act(obs, mask).tolist() == [0, 1]
+    # sampled: action 0 (p ~ 0.99) is masked in row 1, action 2 (p ~ 7e-3 of the rest) rarely drawn
+    generator = torch.Generator().manual_seed(1)
+    rows = np.tile(mask, (200, 1))
+    drawn = agent.act(np.zeros((400, 4), dtype=np.float32), rows, greedy=False, generator=generator)
+    assert rows[np.arange(400), drawn].all()   # every drawn action is allowed
+    assert set(drawn[1::2]) <= {1, 2} and 0 in set(drawn[0::2])
 
 
 def test_cleanrl_return_scaler_divides_by_the_running_std():
