@@ -211,31 +211,68 @@ CONTINUOUS_PRESET: dict[str, Any] = {
     "lr": 3e-4, "n_steps": 2048, "batch_size": 64, "n_epochs": 10, "ent_coef": 0.0,
     "normalize_obs": True, "normalize_reward": True, "num_envs": 1,
 }
-FAMILY_PRESETS: dict[str, dict[str, Any]] = {"deeprm": DEEPRM_PRESET}
+# The message-passing network and settings of the DAG reference run (benchmarks/paper_egs.py):
+# with "auto", the 30x30 closure matrix would go through a CNN and the node table be flattened.
+DAG_PRESET: dict[str, Any] = {
+    "encoder": "graph", "hidden_sizes": (32, 32, 32), "num_envs": 16, "n_steps": 64, "batch_size": 256,
+    "n_epochs": 4, "lr": 1e-3, "gamma": 1.0, "gae_lambda": 0.95, "ent_coef": 0.005, "normalize_reward": True,
+}
+# ABR (the settings of benchmarks/paper_pensieve.py, which trained the shipped ABR agents): an MLP
+# on the flattened 6x8 state, observations and returns normalised (the state mixes bitrates, buffer
+# seconds and chunk sizes in MB; stalled early episodes cost about -4.3 a second and swamp the value
+# loss) and 64 sub-envs per call. benchmarks/results/defaults/ compares it with CleanRL's defaults.
+ABR_PRESET: dict[str, Any] = {"encoder": "mlp", "num_envs": 64, "n_steps": 64, "batch_size": 512,
+                              "normalize_obs": True, "normalize_reward": True}
+FAMILY_PRESETS: dict[str, dict[str, Any]] = {"deeprm": DEEPRM_PRESET, "dag": DAG_PRESET, "abr": ABR_PRESET}
+# A Box entry with two or more dimensions counts as an image (a CNN's input under encoder="auto")
+# when both spatial sides have at least this many pixels: DeepRM's 20x114 image does; ABR's 6x8
+# table of recent chunks (rows are different quantities) and DAG's 30x5 node table do not.
+IMAGE_MIN_SIDE = 16
 
 
 def default_config(env_id: str | None = None, **overrides: Any) -> PPOConfig:
-    """The preset for ``env_id``'s family (BRACIS'21 for DeepRM; CleanRL otherwise) plus overrides.
+    """The preset for ``env_id``'s family (BRACIS'21 for DeepRM; the reference runs' settings for
+    ABR and DAG; CleanRL otherwise) plus overrides.
 
     Continuous-action envs not covered by a family preset get CleanRL's continuous-control values.
+    Where neither the preset nor ``overrides`` choose the encoder and the observation has 2-D
+    entries but no image (:func:`is_image`), the encoder is ``"mlp"``: ``"auto"`` would put
+    a table such as ABR's 6x8 state through a CNN, which trains far slower and worse.
     """
     values: dict[str, Any] = {}
     if env_id is not None:
         family = family_of(env_id)
-        if family in FAMILY_PRESETS:
-            values.update(FAMILY_PRESETS[family])
-        elif _is_continuous(env_id, overrides.get("env_kwargs") or {}):
-            values.update(CONTINUOUS_PRESET)
+        preset = FAMILY_PRESETS.get(family, {})
+        values.update(preset)
+        if not preset or ("encoder" not in preset and "encoder" not in overrides):
+            env = gym.make(env_id, **(overrides.get("env_kwargs") or {}))
+            try:
+                if not preset and isinstance(env.action_space, gym.spaces.Box):
+                    values.update(CONTINUOUS_PRESET)
+                if "encoder" not in preset and "encoder" not in overrides and _tables_only(env.observation_space):
+                    values["encoder"] = "mlp"
+            finally:
+                env.close()
     values.update(overrides)
     return PPOConfig.from_dict(values)
 
 
-def _is_continuous(env_id: str, env_kwargs: dict[str, Any]) -> bool:
-    env = gym.make(env_id, **env_kwargs)
-    try:
-        return isinstance(env.action_space, gym.spaces.Box)
-    finally:
-        env.close()
+def is_image(space: gym.Space) -> bool:
+    """A Box with 2 or 3 dimensions whose two spatial sides are at least ``IMAGE_MIN_SIDE``
+    (channels first or last, as the CNN encoder reads them)."""
+    if not isinstance(space, gym.spaces.Box) or len(space.shape) not in (2, 3):
+        return False
+    shape = space.shape
+    if len(shape) == 3:
+        shape = shape[:2] if shape[-1] in (1, 3, 4) and shape[0] not in (1, 3, 4) else shape[1:]
+    return min(shape) >= IMAGE_MIN_SIDE
+
+
+def _tables_only(space: gym.Space) -> bool:
+    """Whether ``space`` has Box entries of two or more dimensions, none of them an image."""
+    entries = list(space.spaces.values()) if isinstance(space, gym.spaces.Dict) else [space]
+    tables = [s for s in entries if isinstance(s, gym.spaces.Box) and len(s.shape) >= 2]
+    return bool(tables) and not any(is_image(s) for s in tables)
 
 
 def parse_overrides(items: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -1,0 +1,63 @@
+"""`sysgym train`'s default settings per family: which encoder "auto" picks, the family presets."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import sysgym  # noqa: F401
+from sysgym.agents.ppo import ActorCritic
+from sysgym.agents.ppo.config import default_config, is_image
+
+
+def _convolutions(env_id: str, config) -> int:
+    env = gym.make(env_id, **config.env_kwargs)
+    try:
+        model = ActorCritic(env.observation_space, env.action_space, config)
+    finally:
+        env.close()
+    return sum(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+
+
+@pytest.mark.parametrize("shape, image", [
+    ((20, 114), True),          # DeepRM's image: time x (cluster + job slots)
+    ((6, 8), False),            # ABR: six quantities over the last eight chunks
+    ((30, 5), False),           # DAG node features
+    ((16, 16), True),
+    ((15, 64), False),
+    ((84, 84, 3), True),        # channels last
+    ((3, 84, 84), True),        # channels first
+    ((1, 6, 8), False),
+    ((123,), False),
+])
+def test_an_image_has_two_spatial_sides_of_at_least_16(shape, image):
+    assert is_image(gym.spaces.Box(0.0, 1.0, shape, np.float32)) is image
+
+
+def test_abr_defaults_flatten_its_6x8_state_into_an_mlp_with_normalisation():
+    config = default_config("sysgym/ABR-v0")
+    assert config.encoder == "mlp"
+    assert config.normalize_obs and config.normalize_reward
+    assert _convolutions("sysgym/ABR-v0", config) == 0
+
+
+def test_a_real_image_keeps_the_cnn():
+    config = default_config("sysgym/DeepRM-Image-v0")
+    assert config.encoder == "auto"
+    assert _convolutions("sysgym/DeepRM-Image-v0", config) == 2      # one per cnn_channels entry
+
+
+def test_dag_defaults_use_the_graph_network():
+    assert default_config("sysgym/DAG-EGS-v0").encoder == "graph"
+
+
+def test_an_explicit_encoder_wins_over_the_defaults():
+    assert default_config("sysgym/ABR-v0", encoder="cnn").encoder == "cnn"
+    assert default_config("sysgym/DAG-EGS-v0", encoder="mlp").encoder == "mlp"
+
+
+def test_flat_observations_keep_auto_and_cleanrl_values():
+    config = default_config("sysgym/CC-Discrete-v0")
+    assert (config.encoder, config.num_envs, config.n_steps, config.lr) == ("auto", 8, 128, 2.5e-4)
