@@ -29,7 +29,8 @@ class TrainingLogger:
         out_dir: folder for CSV / TensorBoard files, or None to keep everything in memory only.
         total_steps: for the progress bar.
         tensorboard: write TensorBoard event files (needs the ``tensorboard`` package).
-        progress: show a tqdm progress bar on stderr.
+        progress: show a tqdm progress bar on stderr (redrawn at most twice a second on a terminal,
+            every 30 s into a file or pipe).
         window: number of recent episodes the "recent return" averages over.
         tensorboard_seconds: least time between two TensorBoard writes (0: every iteration).
         resume_step: continue the logs of a run resumed at this global step (None: a new run).
@@ -73,7 +74,7 @@ class TrainingLogger:
             from tqdm import tqdm
             interactive = sys.stderr.isatty()
             self._bar = tqdm(total=total_steps, initial=resume_step or 0, unit="step", file=sys.stderr,
-                             dynamic_ncols=True, smoothing=0.1, mininterval=0.2 if interactive else 30.0)
+                             dynamic_ncols=True, smoothing=0.1, mininterval=0.5 if interactive else 30.0)
 
     # ------------------------------------------------------------------ episodes
     def episode(self, step: int, ret: float, length: int, metrics: dict[str, float]) -> None:
