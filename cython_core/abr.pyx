@@ -10,7 +10,8 @@ import numpy as np
 from libc.stdint cimport uint64_t, int64_t, int32_t, uint8_t, int8_t
 from libc.math cimport ceil, floor, fabs
 
-from rng cimport rng_uniform, rng_integers
+from rng cimport rng_between, rng_integers
+from kernel cimport check_batch, check_state, episode_outputs, ring_next, shift_left, zero_doubles
 
 # Observation rows (Pensieve's state layout).
 cdef enum:
@@ -133,13 +134,10 @@ cdef inline Transfer walk_transfer(const double* tau, const double* rate, int64_
         rem -= cap
         took += dur
         now = end
-        i += 1
-        if i == n_seg:
-            i = 0
+        i = ring_next(i, n_seg)
+        at_start = i == 0   # wrapped: the next loop of the trace
+        if at_start:
             now = lp.start
-            at_start = True
-        else:
-            at_start = False
         steps += 1
         if steps > limit:
             out.capped = True
@@ -171,13 +169,10 @@ cdef inline void walk_idle(const double* tau, int64_t n_seg, Loop lp, int64_t* s
             break
         rem -= dur
         now = end
-        i += 1
-        if i == n_seg:
-            i = 0
+        i = ring_next(i, n_seg)
+        at_start = i == 0
+        if at_start:
             now = lp.start
-            at_start = True
-        else:
-            at_start = False
         steps += 1
         if steps > limit:
             break
@@ -290,6 +285,7 @@ cdef class AbrKernel:
             self.loops[k] = loop_of(&self.tau[p0], &self.rate[p0], self.first[k + 1] - p0 - 1,
                                     cfg["loop_zero"], self.payload)
 
+        check_state(state, self.B)
         self.trace = state["trace"]
         self.seg = state["seg"]
         self.chunk = state["chunk"]
@@ -306,10 +302,7 @@ cdef class AbrKernel:
         self.hist = state["hist"]
         self.rng = state["rng"]
         self.obs = state["obs"]
-        self.comps = state["reward_components"]
-        self.metrics = state["metrics"]
-        self.terminated = state["terminated"]
-        self.truncated = state["truncated"]
+        self.comps, self.metrics, self.terminated, self.truncated = episode_outputs(state)
         self.mask = state["action_mask"]
         self.actions = state["actions"]
 
@@ -322,6 +315,8 @@ cdef class AbrKernel:
     # ------------------------------------------------------------------ entry points
     def reset(self, const uint8_t[::1] which, const int64_t[::1] forced_trace):
         cdef int b
+        check_batch(which.shape[0], self.B, "which")
+        check_batch(forced_trace.shape[0], self.B, "forced_trace")
         with nogil:
             for b in range(self.B):
                 if which[b]:
@@ -329,6 +324,7 @@ cdef class AbrKernel:
 
     def step(self, const uint8_t[::1] active):
         cdef int b
+        check_batch(active.shape[0], self.B, "active")
         with nogil:
             for b in range(self.B):
                 if active[b]:
@@ -358,8 +354,7 @@ cdef class AbrKernel:
         self.sleep[b] = 0.0
         self.nbytes[b] = 0.0
         self.throughput[b] = 0.0
-        for j in range(ACC_COLUMNS):
-            self.acc[b, j] = 0.0
+        zero_doubles(&self.acc[b, 0], ACC_COLUMNS)
         for r in range(OBS_ROWS):
             for j in range(self.H):
                 self.obs[b, r, j] = 0.0
@@ -389,7 +384,7 @@ cdef class AbrKernel:
                 self.mask[b, j] = 1
         nbytes = self.sizes[a, c]
         if self.noise:
-            noise_factor = self.noise_lo + (self.noise_hi - self.noise_lo) * rng_uniform(&self.rng[b, 0])
+            noise_factor = rng_between(&self.rng[b, 0], self.noise_lo, self.noise_hi)
         ch = play_chunk(&self.tau[p0], &self.rate[p0], self.first[k + 1] - p0 - 1, self.loops[k],
                         &self.seg[b], &self.t[b], self.buffer[b], nbytes, noise_factor, self.rtt,
                         self.payload, self.chunk_s, self.cap, self.sleep_step, self.max_s)
@@ -442,10 +437,8 @@ cdef class AbrKernel:
         cdef int r
         cdef float oldest
         for r in range(OBS_ROWS):
-            if r == ROW_SIZES:
-                continue
-            for j in range(h - 1):
-                self.obs[b, r, j] = self.obs[b, r, j + 1]
+            if r != ROW_SIZES:
+                shift_left(&self.obs[b, r, 0], h, 1)
         self.obs[b, ROW_BITRATE, h - 1] = <float>(self.kbps[a] / self.kbps_max)
         self.obs[b, ROW_BUFFER, h - 1] = <float>(buffer_s / BUFFER_NORM_S)
         self.obs[b, ROW_THROUGHPUT, h - 1] = <float>(delivered / delay / BYTES_PER_MB)
@@ -455,8 +448,8 @@ cdef class AbrKernel:
             # Pensieve rolls the whole matrix: row 4's columns past the levels keep level-0 sizes
             # of earlier chunks; after the last chunk its player shows chunk 0 again.
             oldest = self.obs[b, ROW_SIZES, 0]
-            for j in range(self.A, h - 1):
-                self.obs[b, ROW_SIZES, j] = self.obs[b, ROW_SIZES, j + 1]
+            if h > self.A:
+                shift_left(&self.obs[b, ROW_SIZES, self.A], h - self.A, 1)
             if h > self.A:
                 self.obs[b, ROW_SIZES, h - 1] = oldest
             for j in range(self.A):

@@ -8,6 +8,8 @@
 from libc.stdint cimport int64_t
 from libc.math cimport ceil, fabs
 
+from kernel cimport check_batch, shift_left
+
 cdef enum:
     MAX_HORIZON = 16
 
@@ -127,6 +129,14 @@ def robust_mpc_act(dict cfg, const double[:, ::1] sizes, const double[::1] quali
     cdef int W = thr.shape[1]
     cdef int b, j, n
     cdef double measured, error, inv_sum, harmonic, max_err
+    for name, rows in (("chunk_bytes", chunk_bytes.shape[0]), ("delay_s", delay_s.shape[0]),
+                       ("buffer_s", buffer_s.shape[0]), ("last_level", last_level.shape[0]),
+                       ("thr", thr.shape[0]), ("err", err.shape[0]), ("n_obs", n_obs.shape[0]),
+                       ("estimate", estimate.shape[0]), ("predicted", predicted.shape[0]),
+                       ("out", out.shape[0])):
+        check_batch(rows, B, name)
+    if err.shape[1] != W:
+        raise ValueError(f"err must have the window of thr ({W} columns), got {err.shape[1]}")
     with nogil:
         for b in range(B):
             if chunk_index[b] == 0:
@@ -139,9 +149,8 @@ def robust_mpc_act(dict cfg, const double[:, ::1] sizes, const double[::1] quali
             error = 0.0
             if n_obs[b] > 0:
                 error = fabs(estimate[b] - measured) / measured
-            for j in range(W - 1):
-                thr[b, j] = thr[b, j + 1]
-                err[b, j] = err[b, j + 1]
+            shift_left(&thr[b, 0], W, 1)
+            shift_left(&err[b, 0], W, 1)
             thr[b, W - 1] = measured
             err[b, W - 1] = error
             if n_obs[b] < W:

@@ -19,10 +19,11 @@
 cimport cython
 import numpy as np
 from libc.stdint cimport uint64_t, int64_t, int32_t, uint8_t
-from libc.string cimport memmove
 from libc.math cimport exp, floor, fmod
 
-from rng cimport rng_uniform, rng_integers
+from rng cimport rng_between, rng_uniform, rng_integers
+from kernel cimport (check_batch, check_state, clip, episode_outputs, ratio, ring_next, ring_wrap,
+                     shift_left, zero_doubles)
 
 cdef enum:
     MAX_LINKS = 8
@@ -236,10 +237,6 @@ cdef inline double _delivered(const Trace* tr, double tau, int64_t* hint) noexce
     return k * tr.packets + tr.cum[j] + tr.rate[j] * (u - tr.rel[j])
 
 
-cdef inline double _clip(double x, double lo, double hi) noexcept nogil:
-    return lo if x < lo else (hi if x > hi else x)
-
-
 cdef inline double _neutral(int feature) noexcept nogil:
     """A feature's value before any monitor interval (see FEATURES in envs/cc/config.py)."""
     if feature == F_LATENCY_RATIO or feature == F_SEND_RATIO:
@@ -329,6 +326,7 @@ cdef class CCKernel:
         self.q_hi = cfg["queue"][1]
         self.loss_lo, self.loss_hi = cfg["loss"]
 
+        check_state(state, self.B)
         self.now = state["now"]
         self.mi_start = state["mi_start"]
         self.ret_delay = state["ret_delay"]
@@ -365,10 +363,7 @@ cdef class CCKernel:
         self.plot = state["plot"]
         self.rng = state["rng"]
         self.obs = state["obs"]
-        self.comps = state["reward_components"]
-        self.metrics = state["metrics"]
-        self.terminated = state["terminated"]
-        self.truncated = state["truncated"]
+        self.comps, self.metrics, self.terminated, self.truncated = episode_outputs(state)
         if self.discrete:
             self.act_i = state["actions"]
         else:
@@ -402,8 +397,11 @@ cdef class CCKernel:
         the link set instead of drawing one."""
         cdef int b
         cdef int64_t entry
-        if link_index is not None and not self.use_set:
-            raise ValueError("link_index needs a link set (link_set='train' or 'test')")
+        check_batch(which.shape[0], self.B, "which")
+        if link_index is not None:
+            if not self.use_set:
+                raise ValueError("link_index needs a link set (link_set='train' or 'test')")
+            check_batch(link_index.shape[0], self.B, "link_index")
         with nogil:
             for b in range(self.B):
                 if which[b]:
@@ -412,6 +410,7 @@ cdef class CCKernel:
 
     def step(self, const uint8_t[::1] active):
         cdef int b
+        check_batch(active.shape[0], self.B, "active")
         with nogil:
             for b in range(self.B):
                 if active[b]:
@@ -459,7 +458,7 @@ cdef class CCKernel:
     cdef void _reset_one(self, int b, int64_t entry) noexcept nogil:
         cdef uint64_t* s = &self.rng[b, 0]
         cdef int k, f, i
-        cdef double offset = 0.0, total_delay = 0.0, bottleneck, u, end
+        cdef double offset = 0.0, total_delay = 0.0, bottleneck, end
         cdef float* o
         self.now[b] = 0.0
         self.steps[b] = 0
@@ -483,12 +482,12 @@ cdef class CCKernel:
                 if k == 0 and self.use_trace:
                     self.bw[b, k] = 0.0
                 else:
-                    self.bw[b, k] = self.bw_lo + (self.bw_hi - self.bw_lo) * rng_uniform(s)
-                self.delay[b, k] = self.d_lo + (self.d_hi - self.d_lo) * rng_uniform(s)
-                self.queue[b, k] = <int64_t>floor(exp(self.ql_lo + (self.ql_hi - self.ql_lo) * rng_uniform(s)))
+                    self.bw[b, k] = rng_between(s, self.bw_lo, self.bw_hi)
+                self.delay[b, k] = rng_between(s, self.d_lo, self.d_hi)
+                self.queue[b, k] = <int64_t>floor(exp(rng_between(s, self.ql_lo, self.ql_hi)))
                 if self.queue[b, k] > self.q_hi:
                     self.queue[b, k] = self.q_hi
-                self.loss[b, k] = self.loss_lo + (self.loss_hi - self.loss_lo) * rng_uniform(s)
+                self.loss[b, k] = rng_between(s, self.loss_lo, self.loss_hi)
             if self.use_trace:
                 self.trace_id[b] = self.tr_choices[rng_integers(s, 0, self.n_choices - 1)]
                 offset = rng_uniform(s) * self.tr_duration[self.trace_id[b]]
@@ -497,17 +496,15 @@ cdef class CCKernel:
             self.busy[b, k] = 0.0
             self.lq_head[b, k] = 0
             self.lq_n[b, k] = 0
-            for i in range(K_COLS):
-                self.link_acc[b, k, i] = 0.0
+            zero_doubles(&self.link_acc[b, k, 0], K_COLS)
         self.ret_delay[b] = total_delay
         self.base_rtt[b] = 2.0 * total_delay
         self.trace_pos[b] = offset
         # 2. the senders
         bottleneck = self._bottleneck_at(b, 0.0)
         for f in range(self.N):
-            u = rng_uniform(s)
-            self.rate[b, f] = _clip((self.start_lo + (self.start_hi - self.start_lo) * u) * bottleneck,
-                                    self.min_rate, self.max_rate)
+            self.rate[b, f] = clip(rng_between(s, self.start_lo, self.start_hi) * bottleneck,
+                                   self.min_rate, self.max_rate)
             self.ev_time[b, f] = rng_uniform(s) / self.rate[b, f]
             self.heap[b, f] = f
             _sift_up(&self.heap[b, 0], &self.ev_time[b, 0], f)
@@ -515,17 +512,15 @@ cdef class CCKernel:
             self.min_rtt[b, f] = 0.0
             self.ring_head[b, f] = 0
             self.ring_n[b, f] = 0
-            for i in range(T_COLS):
-                self.flow_tot[b, f, i] = 0.0
+            zero_doubles(&self.flow_tot[b, f, 0], T_COLS)
             o = &self.obs[b, f, 0]
             for i in range(self.H * self.F):
                 o[i] = <float>_neutral(self.feat[i % self.F])
         # 3. the first monitor interval, at the starting rates
-        end = _clip(self.first_mi * self.base_rtt[b], self.mi_lo, self.mi_hi)
+        end = clip(self.first_mi * self.base_rtt[b], self.mi_lo, self.mi_hi)
         self._run_mi(b, end)
         for f in range(self.N):
-            for i in range(3):
-                self.comps[b, f, i] = 0.0
+            zero_doubles(&self.comps[b, f, 0], 3)
 
     cdef void _step_one(self, int b) noexcept nogil:
         cdef int f
@@ -533,15 +528,15 @@ cdef class CCKernel:
         for f in range(self.N):
             if self.discrete:
                 factor = 1.0 + self.changes[self.act_i[b, f]]
-                self.rate[b, f] = _clip(self.rate[b, f] * factor, self.min_rate, self.max_rate)
+                self.rate[b, f] = clip(self.rate[b, f] * factor, self.min_rate, self.max_rate)
             else:
-                d = _clip(self.act_f[b, f], -self.action_bound, self.action_bound) * self.delta_scale
+                d = clip(self.act_f[b, f], -self.action_bound, self.action_bound) * self.delta_scale
                 if d >= 0.0:
-                    self.rate[b, f] = _clip(self.rate[b, f] * (1.0 + d), self.min_rate, self.max_rate)
+                    self.rate[b, f] = clip(self.rate[b, f] * (1.0 + d), self.min_rate, self.max_rate)
                 else:
-                    self.rate[b, f] = _clip(self.rate[b, f] / (1.0 - d), self.min_rate, self.max_rate)
+                    self.rate[b, f] = clip(self.rate[b, f] / (1.0 - d), self.min_rate, self.max_rate)
             total += self.srtt[b, f]
-        self._run_mi(b, _clip(self.mi_rtts * (total / self.N), self.mi_lo, self.mi_hi))
+        self._run_mi(b, clip(self.mi_rtts * (total / self.N), self.mi_lo, self.mi_hi))
         self.steps[b] += 1
         if self.steps[b] >= self.max_steps:
             self.truncated[b] = 1
@@ -549,12 +544,11 @@ cdef class CCKernel:
 
     # ------------------------------------------------------------------ one monitor interval
     cdef void _run_mi(self, int b, double length) noexcept nogil:
-        cdef int f, i
+        cdef int f
         cdef double start = self.now[b]
         cdef double end = start + length
         for f in range(self.N):
-            for i in range(M_COLS):
-                self.mi_acc[b, f, i] = 0.0
+            zero_doubles(&self.mi_acc[b, f, 0], M_COLS)
         self.mi_start[b] = start
         self._simulate(b, end)
         self.now[b] = end
@@ -638,15 +632,11 @@ cdef class CCKernel:
                     h = sim.lq_head[k]
                     n = sim.lq_n[k]
                     if a >= sim.busy[k]:  # idle link: everything it held has left
-                        h = h + n
-                        if h >= QC:
-                            h -= QC
+                        h = ring_wrap(h + n, <int64_t>QC)
                         n = 0
                     else:
                         while n > 0 and lq[h] <= a:
-                            h += 1
-                            if h == QC:
-                                h = 0
+                            h = ring_next(h, <int64_t>QC)
                             n -= 1
                     sim.lq_head[k] = h
                     if n >= sim.queue[k]:
@@ -659,10 +649,7 @@ cdef class CCKernel:
                             dep = self._trace_departure(sim.b, start, sim.mi_start)
                         else:
                             dep = start + sim.service[k]
-                        slot = h + n
-                        if slot >= QC:
-                            slot -= QC
-                        lq[slot] = dep
+                        lq[ring_wrap(h + n, <int64_t>QC)] = dep
                         sim.lq_n[k] = n + 1
                         sim.busy[k] = dep
                         sim.link_acc[k * K_COLS + K_ACCEPTED] += 1.0
@@ -671,10 +658,7 @@ cdef class CCKernel:
             # a lost packet leaves behind the packets ahead of it, taking no time of its own
             a = (a if a > sim.busy[k] else sim.busy[k]) + sim.delay[k]
         n = sim.ring_n[f]
-        slot = sim.ring_head[f] + n
-        if slot >= self.C:
-            slot -= self.C
-        slot += f * self.C
+        slot = f * self.C + ring_wrap(sim.ring_head[f] + n, <int64_t>self.C)
         sim.ring_t[slot] = a + sim.ret_delay
         sim.ring_s[slot] = -1.0 if lost else t
         sim.ring_n[f] = n + 1
@@ -698,8 +682,7 @@ cdef class CCKernel:
         cdef double rtt, x
         cdef double* acc = sim.mi_acc + f * M_COLS
         cdef double* tot = sim.flow_tot + f * T_COLS
-        h += 1
-        sim.ring_head[f] = 0 if h == self.C else h
+        sim.ring_head[f] = ring_next(h, <int64_t>self.C)
         sim.ring_n[f] -= 1
         if sent < 0.0:
             acc[M_LOST] += 1.0
@@ -767,7 +750,7 @@ cdef class CCKernel:
             lost = acc[M_LOST]
             thr = acked / dur
             lat = acc[M_RTT] / acked if acked > 0.0 else self.srtt[b, f]
-            loss_rate = lost / (acked + lost) if acked + lost > 0.0 else 0.0
+            loss_rate = ratio(lost, acked + lost)
             self.flow_stats[b, f, S_RATE] = self.rate[b, f]
             self.flow_stats[b, f, S_THROUGHPUT] = thr
             self.flow_stats[b, f, S_LATENCY] = lat
@@ -775,7 +758,7 @@ cdef class CCKernel:
             self.flow_stats[b, f, S_MIN_RTT] = self.min_rtt[b, f]
             self.flow_stats[b, f, S_SEND_RATE] = sent / dur
             if self.normalised:
-                self.comps[b, f, 0] = acked / bottleneck_cap if bottleneck_cap > 0.0 else 0.0
+                self.comps[b, f, 0] = ratio(acked, bottleneck_cap)
             else:
                 self.comps[b, f, 0] = thr
             self.comps[b, f, 1] = lat
@@ -784,8 +767,7 @@ cdef class CCKernel:
             self.plot[b, f, p, 1] = thr
             self.plot[b, f, p, 2] = lat
             o = &self.obs[b, f, 0]
-            if self.H > 1:
-                memmove(o, o + self.F, (self.H - 1) * self.F * sizeof(float))
+            shift_left(o, self.H * self.F, self.F)
             o = o + (self.H - 1) * self.F
             for i in range(self.F):
                 if self.feat[i] == F_GRADIENT:
@@ -808,7 +790,7 @@ cdef class CCKernel:
                     value = thr / self.max_rate
                 else:
                     value = loss_rate
-                o[i] = <float>_clip(value, self.feat_lo[i], self.feat_hi[i])
+                o[i] = <float>clip(value, self.feat_lo[i], self.feat_hi[i])
         self.plot_n[b] += 1
 
     cdef void _write_metrics(self, int b) noexcept nogil:
@@ -821,8 +803,8 @@ cdef class CCKernel:
             tot = &self.flow_tot[b, f, 0]
             thr = tot[T_ACKED] / duration
             self.flow_metrics[b, f, 0] = thr
-            self.flow_metrics[b, f, 1] = tot[T_RTT] / tot[T_ACKED] if tot[T_ACKED] > 0.0 else 0.0
-            self.flow_metrics[b, f, 2] = tot[T_LOST] / (tot[T_ACKED] + tot[T_LOST]) if tot[T_ACKED] + tot[T_LOST] > 0.0 else 0.0
+            self.flow_metrics[b, f, 1] = ratio(tot[T_RTT], tot[T_ACKED])
+            self.flow_metrics[b, f, 2] = ratio(tot[T_LOST], tot[T_ACKED] + tot[T_LOST])
             acked += tot[T_ACKED]
             lost += tot[T_LOST]
             rtt += tot[T_RTT]
@@ -836,10 +818,10 @@ cdef class CCKernel:
             if best < 0.0 or cap < best:
                 best = cap
         self.metrics[b, X_THROUGHPUT] = acked / duration
-        self.metrics[b, X_LATENCY] = rtt / acked if acked > 0.0 else 0.0
-        self.metrics[b, X_LOSS] = lost / (acked + lost) if acked + lost > 0.0 else 0.0
-        self.metrics[b, X_UTILISATION] = acked / best if best > 0.0 else 0.0
-        self.metrics[b, X_QUEUEING] = qdelay / acked if acked > 0.0 else 0.0
+        self.metrics[b, X_LATENCY] = ratio(rtt, acked)
+        self.metrics[b, X_LOSS] = ratio(lost, acked + lost)
+        self.metrics[b, X_UTILISATION] = ratio(acked, best)
+        self.metrics[b, X_QUEUEING] = ratio(qdelay, acked)
         self.metrics[b, X_JAIN] = sum_x * sum_x / (self.N * sum_xx) if sum_xx > 0.0 else 1.0
         self.metrics[b, X_DURATION] = duration
         self.metrics[b, X_SKIPPED] = skipped

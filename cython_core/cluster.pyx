@@ -27,6 +27,7 @@ from libc.stdint cimport uint64_t, int64_t, int32_t, uint8_t, int8_t
 from libc.string cimport memset
 
 from rng cimport rng_uniform, rng_integers
+from kernel cimport check_batch, check_state, episode_outputs, ratio, ring_next, zero_doubles
 
 cdef extern from *:
     void __builtin_prefetch(const void* addr, int rw, int locality) nogil
@@ -150,6 +151,7 @@ cdef class ClusterKernel:
             col += self.cap[r] + self.W * self.maxsize
         self.backlog_col = col
 
+        check_state(state, self.B)
         self.now = state["now"]
         self.head = state["head"]
         self.n_wait = state["n_wait"]
@@ -178,10 +180,7 @@ cdef class ClusterKernel:
         self.job_start = state["job_start"]
         self.job_feat = state["job_feat"]
         self.obs = state["obs"].reshape(self.B, -1)
-        self.comps = state["reward_components"]
-        self.metrics = state["metrics"]
-        self.terminated = state["terminated"]
-        self.truncated = state["truncated"]
+        self.comps, self.metrics, self.terminated, self.truncated = episode_outputs(state)
         self.mask = state["action_mask"]
         self.actions = state["actions"]
 
@@ -209,6 +208,7 @@ cdef class ClusterKernel:
     # ------------------------------------------------------------------ entry points
     def reset(self, const uint8_t[::1] which):
         cdef int b
+        check_batch(which.shape[0], self.B, "which")
         with nogil:
             for b in range(self.B):
                 if which[b]:
@@ -216,6 +216,7 @@ cdef class ClusterKernel:
 
     def step(self, const uint8_t[::1] active):
         cdef int b
+        check_batch(active.shape[0], self.B, "active")
         with nogil:
             for b in range(self.B):
                 if b + 1 < self.B:
@@ -281,12 +282,10 @@ cdef class ClusterKernel:
             self.free[b, k] = self.NSLOTS - 1 - k
         self.last_arrival[b] = 0
         self.elapsed[b] = 0
-        for k in range(ACC_COLUMNS):
-            self.acc[b, k] = 0.0
+        zero_doubles(&self.acc[b, 0], ACC_COLUMNS)
         for r in range(self.R):
             memset(&self.used[b, r, 0], 0, self.L * sizeof(int32_t))
-        for k in range(self.comps.shape[1]):
-            self.comps[b, k] = 0.0
+        zero_doubles(&self.comps[b, 0], self.comps.shape[1])
         self.terminated[b] = 0
         self.truncated[b] = 0
         if self.use_trace:
@@ -311,11 +310,10 @@ cdef class ClusterKernel:
 
     cdef void _step_one(self, int b) noexcept nogil:
         cdef int64_t a = self.actions[b]
-        cdef int k, offset
+        cdef int offset
         cdef double weight
         cdef bint ended
-        for k in range(3):
-            self.comps[b, k] = 0.0
+        zero_doubles(&self.comps[b, 0], 3)
         self.elapsed[b] = 0
         offset = -1
         # n_run < MAXRUN always holds for a job that fits (each allocated job holds a unit of every
@@ -511,9 +509,7 @@ cdef class ClusterKernel:
                 if used[r * L + idx] > room[r]:
                     ok = False
                     break
-            idx += 1
-            if idx == L:
-                idx = 0
+            idx = ring_next(idx, L)
             if ok:
                 run_length += 1
                 if run_length == length:
@@ -533,9 +529,7 @@ cdef class ClusterKernel:
             for t in range(self.job_len[b, j]):
                 if self.used[b, r, idx] + self.job_size[b, j, r] > self.cap[r]:
                     return False
-                idx += 1
-                if idx == L:
-                    idx = 0
+                idx = ring_next(idx, L)
         return True
 
     # Carrying the fit offsets across steps (reserve mode). fit_at[b, i] is the earliest offset o
@@ -591,9 +585,7 @@ cdef class ClusterKernel:
             idx = (h + offset) % self.L
             for t in range(self.job_len[b, j]):
                 self.used[b, r, idx] += self.job_size[b, j, r]
-                idx += 1
-                if idx == self.L:
-                    idx = 0
+                idx = ring_next(idx, self.L)
         if self.fit_ok[b]:
             self._refit_after(b, slot, offset, self.job_len[b, j])
         self.job_start[b, j] = self.now[b] + offset
@@ -664,9 +656,7 @@ cdef class ClusterKernel:
             idx = h
             for t in range(self.H):
                 u = self.used[b, r, idx]
-                idx += 1
-                if idx == self.L:
-                    idx = 0
+                idx = ring_next(idx, self.L)
                 o[k] = <float>(u / cap)
                 o[k + 1] = <float>((cap - u) / cap)
                 k += 2
@@ -795,9 +785,9 @@ cdef class ClusterKernel:
         for i in range(self.n_wait[b]):
             j = self.wait[b, i]
             slowdown_all += (now - self.job_submit[b, j]) / self.job_len[b, j]
-        self.metrics[b, 0] = self.acc[b, ACC_SLOWDOWN] / finished if finished > 0 else 0.0
-        self.metrics[b, 1] = self.acc[b, ACC_BOUNDED_SLOWDOWN] / finished if finished > 0 else 0.0
-        self.metrics[b, 2] = self.acc[b, ACC_WAIT] / finished if finished > 0 else 0.0
+        self.metrics[b, 0] = ratio(self.acc[b, ACC_SLOWDOWN], finished)
+        self.metrics[b, 1] = ratio(self.acc[b, ACC_BOUNDED_SLOWDOWN], finished)
+        self.metrics[b, 2] = ratio(self.acc[b, ACC_WAIT], finished)
         self.metrics[b, 3] = self.acc[b, ACC_BUSY] / (self.cap[0] * now) if now > 0 else 0.0
         self.metrics[b, 4] = self.acc[b, ACC_MAKESPAN]
         self.metrics[b, 5] = finished
@@ -806,7 +796,7 @@ cdef class ClusterKernel:
         self.metrics[b, 8] = self.acc[b, ACC_INVALID]
         self.metrics[b, 9] = now
         i = self.n_run[b] + self.n_wait[b]
-        self.metrics[b, 10] = slowdown_all / (finished + i) if finished + i > 0 else 0.0
+        self.metrics[b, 10] = ratio(slowdown_all, finished + i)
 
 
 cdef inline void _fill_run(float* row, int have, int want) noexcept nogil:

@@ -1,0 +1,160 @@
+"""The kernels share their scaffolding (cython_core/kernel.pxd and rng.pxd) instead of copying it.
+
+Source checks: every env kernel cimports the shared helpers, checks its state and its per-sub-env
+buffers with them, and defines no private copy of a shared helper. Behaviour checks: a buffer
+with the wrong number of rows is refused with a ValueError naming it, before a nogil loop
+(compiled without bounds checks) reads or writes it.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import sysgym  # noqa: F401  (registers the IDs)
+
+CORE = Path(__file__).resolve().parents[1] / "cython_core"
+SHARED = ("kernel.pxd", "rng.pxd")
+# Kernels that still carry their own scaffolding, to be converted once the speed work on them
+# lands (issue #26); the test below fails as soon as one is converted, so the list cannot go stale.
+PENDING = {"dag.pyx", "appointments.pyx"}
+
+
+def _env_kernels() -> list[Path]:
+    """The .pyx files that define a batched env kernel (a `cdef class ...Kernel`)."""
+    return [p for p in sorted(CORE.glob("*.pyx"))
+            if re.search(r"^cdef class \w+Kernel\b", p.read_text(), re.M)]
+
+
+def _bare(name: str) -> str:
+    return name.lstrip("_").removeprefix("rng_")
+
+
+def _shared_helpers() -> set[str]:
+    names = set()
+    for pxd in SHARED:
+        names |= set(re.findall(r"^cdef inline\s+[\w*]+\s+(\w+)\(", (CORE / pxd).read_text(), re.M))
+    return names
+
+
+def _methods(text: str) -> dict[str, str]:
+    """Class-level `def`/`cdef` bodies by name (from the header to the next one)."""
+    parts = re.split(r"^(?=    c?def )", text, flags=re.M)
+    found = {}
+    for part in parts:
+        m = re.match(r"    c?def (?:[\w*]+ )*?(\w+)\(", part)
+        if m:
+            found[m.group(1)] = part
+    return found
+
+
+def test_the_shared_files_define_the_helpers():
+    assert {"check_batch", "check_state", "ratio", "clip", "ring_next", "ring_wrap", "zero_doubles",
+            "shift_left", "rng_between", "rng_uniform", "rng_seed_child"} <= _shared_helpers()
+
+
+def test_the_env_kernels_are_the_expected_ones():
+    assert {p.name for p in _env_kernels()} >= {"cluster.pyx", "abr.pyx", "cc.pyx"} | PENDING
+
+
+@pytest.mark.parametrize("name", sorted({p.name for p in _env_kernels()} - PENDING))
+def test_env_kernel_uses_the_shared_scaffolding(name):
+    text = (CORE / name).read_text()
+    assert "from kernel cimport" in text and "from rng cimport" in text
+    assert re.search(r"check_state\(state, self\.B\)", text), f"{name}: __init__ must check_state"
+    methods = _methods(text)
+    for entry in ("reset", "step"):
+        assert entry in methods, f"{name} has no {entry}"
+        assert "check_batch(" in methods[entry], f"{name}.{entry} must check_batch its flags"
+
+
+@pytest.mark.parametrize("name", sorted(PENDING))
+def test_pending_kernels_are_still_pending(name):
+    text = (CORE / name).read_text()
+    assert "from kernel cimport" not in text, f"{name} uses kernel.pxd now: remove it from PENDING"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CORE.glob("*.pyx") if p.name not in PENDING))
+def test_no_private_copy_of_a_shared_helper(name):
+    shared = {_bare(n) for n in _shared_helpers()}
+    defined = re.findall(r"^\s*cdef (?:inline\s+)?[\w*]+\s+(\w+)\(", (CORE / name).read_text(), re.M)
+    copies = sorted(n for n in defined if _bare(n) in shared)
+    assert not copies, f"{name} defines its own {copies}: cimport them from {' / '.join(SHARED)}"
+
+
+def test_private_copy_detection_can_fail():
+    # the pending kernels hold the copies this test was written against
+    text = (CORE / "appointments.pyx").read_text()
+    defined = re.findall(r"^\s*cdef (?:inline\s+)?[\w*]+\s+(\w+)\(", text, re.M)
+    assert "splitmix64" in {_bare(n) for n in defined} & {_bare(n) for n in _shared_helpers()}
+
+
+# ---------------------------------------------------------------------- behaviour
+def _kernel(env_id: str, num_envs: int = 2):
+    vec = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point")
+    vec.reset(seed=0)
+    return vec, vec.unwrapped._kernel
+
+
+@pytest.mark.parametrize("env_id", ["sysgym/DeepRM-Compact-v0", "sysgym/ABR-v0", "sysgym/CC-v0"])
+def test_step_refuses_a_flag_buffer_of_the_wrong_length(env_id):
+    vec, kernel = _kernel(env_id)
+    with pytest.raises(ValueError, match="active must have one entry per sub-env \\(2\\), got 3"):
+        kernel.step(np.ones(3, dtype=np.uint8))
+    vec.close()
+
+
+def test_reset_refuses_buffers_of_the_wrong_length():
+    vec, kernel = _kernel("sysgym/DeepRM-Compact-v0")
+    with pytest.raises(ValueError, match="which"):
+        kernel.reset(np.ones(3, dtype=np.uint8))
+    vec, kernel = _kernel("sysgym/ABR-v0")
+    with pytest.raises(ValueError, match="which"):
+        kernel.reset(np.ones(3, dtype=np.uint8), np.full(2, -1, dtype=np.int64))
+    with pytest.raises(ValueError, match="forced_trace"):
+        kernel.reset(np.ones(2, dtype=np.uint8), np.full(3, -1, dtype=np.int64))
+    vec, kernel = _kernel("sysgym/CC-v0")
+    with pytest.raises(ValueError, match="which"):
+        kernel.reset(np.ones(3, dtype=np.uint8))
+
+
+def test_kernel_refuses_state_arrays_of_the_wrong_shape():
+    from sysgym.cython_core.cluster import ClusterKernel
+    from sysgym.envs.deeprm.config import kernel_config
+
+    vec, _ = _kernel("sysgym/DeepRM-Compact-v0")
+    env = vec.unwrapped
+    cfg = kernel_config(env.config, 2)
+    ClusterKernel(cfg, dict(env._state), env._trace)   # the env's own state is accepted
+    state = dict(env._state, acc=np.zeros((3, env._state["acc"].shape[1])))
+    with pytest.raises(ValueError, match="'acc' must have one row per sub-env \\(2\\)"):
+        ClusterKernel(cfg, state, env._trace)
+    state = dict(env._state, rng=np.ones((2, 3), dtype=np.uint64))
+    with pytest.raises(ValueError, match="'rng' must have shape \\(2, 4\\)"):
+        ClusterKernel(cfg, state, env._trace)
+
+
+def test_robust_mpc_refuses_buffers_of_the_wrong_length():
+    from sysgym.cython_core.abr_mpc import robust_mpc_act
+
+    cfg = {"horizon": 2, "num_chunks": 4, "chunk_s": 4.0, "buffer_cap_s": 60.0, "sleep_step_s": 0.5,
+           "rebuffer_penalty": 4.3, "smoothness_penalty": 1.0, "first_level": 1}
+    sizes = np.full((3, 4), 1e5)
+    quality = np.array([0.3, 0.75, 1.2])
+    B, W = 2, 5
+
+    def call(out_rows=B, err_cols=W):
+        return robust_mpc_act(cfg, sizes, quality, np.ones(B, np.int64), np.full(B, 1e5), np.ones(B),
+                              np.full(B, 8.0), np.zeros(B, np.int64), np.ones((B, W)),
+                              np.zeros((B, err_cols)), np.zeros(B, np.int64), np.zeros(B), np.zeros(B),
+                              np.zeros(out_rows, np.int64))
+
+    call()
+    with pytest.raises(ValueError, match="out must have one entry per sub-env \\(2\\), got 3"):
+        call(out_rows=3)
+    with pytest.raises(ValueError, match="err must have the window of thr"):
+        call(err_cols=W + 1)
