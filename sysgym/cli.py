@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", default=None, metavar="DIR",
                    help="continue the run saved in DIR (its checkpoint.pt, written every checkpoint_seconds "
                         "and on Ctrl-C / SIGTERM) with its own settings: the same result as an "
-                        "uninterrupted run")
+                        "uninterrupted run (--engine rllib: from its last RLlib checkpoint)")
     p.add_argument("overrides", nargs="*", metavar="key=value")
     p.add_argument("--engine", choices=("ppo", "rllib"), default="ppo",
                    help="ppo: the reference PPO; rllib: PPO on Ray RLlib, here or on a Ray cluster "
@@ -202,12 +202,9 @@ def _agents_module(name: str):
 
 def cmd_train(args: argparse.Namespace) -> int:
     if args.engine == "rllib":
-        if args.resume is not None:
-            raise ValueError("--resume continues a run of the reference PPO (--engine ppo)")
-        if args.env is None or args.steps is None:
-            raise ValueError("--env and --steps are required")
-        args.seed = 0 if args.seed is None else args.seed
-        if args.env != rllib.MULTI_FLOW_CC:
+        if args.resume is None and (args.env is None or args.steps is None):
+            raise ValueError("--env and --steps are required (or --resume DIR to continue a saved run)")
+        if args.env is not None and args.env != rllib.MULTI_FLOW_CC:
             args.env = resolve_env_id(args.env)
         return rllib.run_train(args)
     if args.env is None and args.resume is None:

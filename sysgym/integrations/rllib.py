@@ -44,8 +44,10 @@ What it does for RLlib:
   scores it next to them).
 * :func:`ppo_defaults` maps sysgym's own PPO preset for an env's family onto RLlib's PPOConfig
   (network, train batch, minibatch, epochs, lr, ...); :func:`run_train` starts from it.
-* :func:`count_recreated_env_runners` (an ``on_env_runners_recreated`` callback) counts the env
-  runners RLlib restarted and the episodes they were running, dropped: ``result["sysgym_faults"]``.
+* :func:`count_restarted_env_runner` (an ``on_environment_created`` callback) counts, inside each
+  env runner Ray restarted, the runner and the episodes its lost process was running, dropped:
+  ``result["env_runners"]["sysgym_faults"]``; :func:`count_recreated_env_runners` counts those
+  RLlib noticed: ``result["sysgym_faults"]``.
 * :func:`run_train` is ``sysgym train --engine rllib`` (also ``examples/rllib_train.py``); Ctrl-C
   saves its checkpoint (:func:`save_checkpoint`, atomic) and exits 130.
 """
@@ -79,7 +81,8 @@ ACTION_MASKING = "action_masking"
 VECTORIZE_MODES = ("vector_entry_point", "sync", "async")
 #: Where :func:`log_episode_metrics` logs: ``result["env_runners"][METRICS_KEY][name]``.
 METRICS_KEY = "sysgym"
-#: Where :func:`count_recreated_env_runners` logs: ``result[FAULTS_KEY][name]``.
+#: Where the fault counters log: ``result["env_runners"][FAULTS_KEY]`` (:func:`count_restarted_env_runner`)
+#: and ``result[FAULTS_KEY]`` (:func:`count_recreated_env_runners`).
 FAULTS_KEY = "sysgym_faults"
 
 INSTALL_HINT = 'Ray RLlib is not installed: pip install "sysgym[rllib]"'
@@ -367,25 +370,80 @@ def _log_metrics(logger: Any, prefix: tuple[str, ...], info: dict[str, Any], win
         logger.log_value((*prefix, str(name)), number, reduce="mean", window=window)
 
 
+def count_restarted_env_runner(*, env_runner: Any, metrics_logger: Any = None, **kwargs: Any) -> None:
+    """``on_environment_created`` callback: count a restarted env runner and what its lost
+    process took with it, from inside the restarted runner.
+
+    Ray restarts a lost env-runner actor (``config.fault_tolerance(restart_failed_env_runners=True)``,
+    RLlib's default); its constructor builds the env anew through the registered creator with the
+    same ``env_config`` and starts fresh episodes. The episodes that were running in the lost
+    process (one per sub-env) are dropped, never continued or merged. When the runner is such a
+    restarted actor (Ray's ``was_current_actor_reconstructed``), this logs
+    ``result["env_runners"]["sysgym_faults"]``: ``env_runners_restarted`` (1) and
+    ``episodes_in_flight_dropped`` (its sub-envs), running totals that arrive with the restarted
+    runner's first sample. Counted here because RLlib's own ``on_env_runners_recreated`` fires
+    only when one of its calls failed first: a runner Ray restarted between two iterations (e.g.
+    after its node died) answers the next call without an error and is never reported there.
+    """
+    if metrics_logger is None or not _restarted_actor():
+        return
+    num_envs = int(getattr(env_runner, "num_envs", 0) or getattr(env_runner.config, "num_envs_per_env_runner", 1) or 1)
+    metrics_logger.log_value((FAULTS_KEY, "env_runners_restarted"), 1, reduce="lifetime_sum")
+    metrics_logger.log_value((FAULTS_KEY, "episodes_in_flight_dropped"), num_envs, reduce="lifetime_sum")
+
+
+def _restarted_actor() -> bool:
+    """Whether this process is a Ray actor that Ray restarted (False in the driver)."""
+    import ray
+
+    context = ray.get_runtime_context()
+    if context.get_actor_id() is None:
+        return False
+    try:
+        return bool(context.was_current_actor_reconstructed)
+    except Exception:  # noqa: BLE001 - the GCS query failed: count nothing rather than crash the runner
+        return False
+
+
 def count_recreated_env_runners(*, algorithm: Any, env_runner_group: Any = None,
                                 env_runner_indices: Any = (), is_evaluation: bool = False,
                                 **kwargs: Any) -> None:
-    """``on_env_runners_recreated`` callback: count what a lost env runner took with it.
-
-    A restarted runner (``config.fault_tolerance(restart_failed_env_runners=True)``, RLlib's
-    default) builds its env anew through the registered creator with the same ``env_config`` and
-    starts fresh episodes; the episodes that were running in the lost process (one per sub-env)
-    are dropped, never continued or merged. Their number is logged, a running total, to
-    ``result["sysgym_faults"]``: ``env_runners_recreated`` and ``episodes_in_flight_dropped``
-    (``num_envs_per_env_runner`` per recreated runner).
+    """``on_env_runners_recreated`` callback: count the env runners RLlib noticed were lost and
+    brought back (it re-syncs their state): ``result["sysgym_faults"]["env_runners_recreated"]``,
+    a running total. A lower bound of :func:`count_restarted_env_runner`'s count, which also sees
+    restarts RLlib never noticed.
     """
     if is_evaluation or not env_runner_indices:
         return
-    lost = len(env_runner_indices)
-    per_runner = int(getattr(algorithm.config, "num_envs_per_env_runner", 1) or 1)
-    algorithm.metrics.log_value((FAULTS_KEY, "env_runners_recreated"), lost, reduce="lifetime_sum")
-    algorithm.metrics.log_value((FAULTS_KEY, "episodes_in_flight_dropped"), lost * per_runner,
+    algorithm.metrics.log_value((FAULTS_KEY, "env_runners_recreated"), len(env_runner_indices),
                                 reduce="lifetime_sum")
+
+
+#: ``learner_config_dict`` key of the learners' torch threads (:func:`set_learner_threads`).
+LEARNER_THREADS = "sysgym_torch_threads"
+
+
+def set_learner_threads(*, algorithm: Any, **kwargs: Any) -> None:
+    """``on_algorithm_init`` callback: ``torch.set_num_threads`` in every learner (with
+    ``num_learners=0``, RLlib's default, that is the algorithm's own process) to
+    ``learner_config_dict["sysgym_torch_threads"]``, when set.
+
+    torch's default (one thread per core) made each 64-sample minibatch update of DeepRM's
+    2x64 network take about 0.35 s instead of about 16 ms on the shared 2-core machine, where
+    the learner's threads compete with the env runners and other work.
+    """
+    threads = (getattr(algorithm.config, "learner_config_dict", None) or {}).get(LEARNER_THREADS)
+    group = getattr(algorithm, "learner_group", None)
+    if not threads or group is None:
+        return
+    group.foreach_learner(_torch_threads, threads=int(threads))
+
+
+def _torch_threads(learner: Any, threads: int = 1) -> int:
+    import torch
+
+    torch.set_num_threads(threads)
+    return torch.get_num_threads()
 
 
 # ---------------------------------------------------------------------------------- configs
@@ -393,7 +451,7 @@ def configure(config: Any, env: str, *, env_config: dict[str, Any] | None = None
               num_env_runners: int | None = None, num_envs_per_env_runner: int | None = None,
               vectorize: str = "vector_entry_point", action_masking: bool | None = None,
               model_config: dict[str, Any] | None = None, policies: str = "shared",
-              register: bool = True) -> Any:
+              register: bool = True, learner_torch_threads: int | None = 1) -> Any:
     """Set up an RLlib ``AlgorithmConfig`` (new API stack) for a sysgym env; returns it.
 
     Args:
@@ -412,6 +470,8 @@ def configure(config: Any, env: str, *, env_config: dict[str, Any] | None = None
         model_config: RLlib ``model_config`` (e.g. ``{"fcnet_hiddens": [64, 64]}``).
         policies: multi-agent only: ``"shared"`` (one module for every flow) or ``"per_agent"``.
         register: call :func:`register_all` first (needed once per driver).
+        learner_torch_threads: torch threads of each learner (:func:`set_learner_threads`); 1 as
+            our PPO's ``torch_threads``; None leaves torch's default (all cores).
     """
     _require_ray()
     from ray.rllib.algorithms.ppo import PPOConfig
@@ -432,7 +492,14 @@ def configure(config: Any, env: str, *, env_config: dict[str, Any] | None = None
     if num_envs_per_env_runner is not None:
         runners["num_envs_per_env_runner"] = int(num_envs_per_env_runner)
     config = config.env_runners(**runners).callbacks(on_episode_end=log_episode_metrics,
-                                                     on_env_runners_recreated=count_recreated_env_runners)
+                                                     on_environment_created=count_restarted_env_runner,
+                                                     on_env_runners_recreated=count_recreated_env_runners,
+                                                     on_algorithm_init=set_learner_threads)
+    if learner_torch_threads is not None:
+        if int(learner_torch_threads) < 1:
+            raise ValueError(f"learner_torch_threads must be >= 1 or None, got {learner_torch_threads}")
+        config = config.learners(learner_config_dict={**(config.learner_config_dict or {}),
+                                                      LEARNER_THREADS: int(learner_torch_threads)})
 
     if multi_agent:
         config = config.environment(env, env_config=env_config)
@@ -644,15 +711,20 @@ def ppo_defaults(env: str, env_config: dict[str, Any] | None = None) -> dict[str
 def add_train_arguments(parser: argparse.ArgumentParser, *, standalone: bool = False) -> None:
     """The RLlib options of ``sysgym train`` (``standalone``: also --env/--steps/--seed/--out)."""
     if standalone:
-        parser.add_argument("--env", required=True,
-                            help=f"environment ID, e.g. sysgym/DeepRM-Compact-v0, or {MULTI_FLOW_CC}")
-        parser.add_argument("--steps", type=int, required=True, help="environment steps to train for")
+        parser.add_argument("--env", default=None,
+                            help=f"environment ID, e.g. sysgym/DeepRM-Compact-v0, or {MULTI_FLOW_CC} "
+                                 "(required unless --resume)")
+        parser.add_argument("--steps", type=int, default=None,
+                            help="environment steps to train for, in all (required unless --resume)")
         parser.add_argument("--num-envs", type=int, default=None,
                             help="sub-envs per env runner (default: 8)")
-        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--seed", type=int, default=None, help="seed (default 0)")
         parser.add_argument("--out", default=None, help="output folder (default: runs/<env>_rllib_s<seed>); "
                                                          "must be new or empty unless --force")
         parser.add_argument("--force", action="store_true", help="train into a non-empty --out")
+        parser.add_argument("--resume", default=None, metavar="DIR",
+                            help="continue the run saved in DIR (its checkpoint, written every "
+                                 "--checkpoint-every iterations and on Ctrl-C / SIGTERM) with its own settings")
         parser.add_argument("overrides", nargs="*", metavar="key=value",
                             help="AlgorithmConfig settings (lr=3e-4 train_batch_size_per_learner=2000) "
                                  "or env kwargs as env.KEY=value")
@@ -665,6 +737,9 @@ def add_train_arguments(parser: argparse.ArgumentParser, *, standalone: bool = F
                         help="how env runners batch their sub-envs (--engine rllib)")
     parser.add_argument("--policies", choices=("shared", "per_agent"), default="shared",
                         help=f"{MULTI_FLOW_CC} only: one module for all flows or one per flow")
+    parser.add_argument("--checkpoint-every", type=int, default=10, metavar="N",
+                        help="--engine rllib: save <out>/checkpoint every N iterations (0: only at the end "
+                             "and on Ctrl-C); --resume DIR continues from it")
 
 
 def parse_overrides(items: Iterable[str]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -729,9 +804,12 @@ def run_train(args: argparse.Namespace) -> int:
 
     Settings start from :func:`ppo_defaults` (our PPO's preset for the env's family); ``key=value``
     overrides any of them. ``--out`` is checked before any work (non-empty needs ``--force``).
-    Writes ``<out>/progress.csv`` (one row per iteration) and the RLlib checkpoint
-    ``<out>/checkpoint`` (restore with ``Algorithm.from_checkpoint`` or :class:`RLlibPolicy`).
-    Ctrl-C / SIGTERM saves that checkpoint at the current iteration and returns 130 with one line.
+    Writes ``<out>/run.json`` (the command's settings), ``<out>/progress.csv`` (one row per
+    iteration) and the RLlib checkpoint ``<out>/checkpoint`` every ``--checkpoint-every``
+    iterations and at the end (restore with ``Algorithm.from_checkpoint`` or :class:`RLlibPolicy`).
+    Ctrl-C / SIGTERM saves that checkpoint and returns 130 with one line. ``--resume DIR``
+    continues such a run from its checkpoint (weights, optimizer, iteration and step counters)
+    with its own settings, until ``--steps`` (default: the run's own) env steps in all.
     """
     try:
         _require_ray()
@@ -745,36 +823,152 @@ def run_train(args: argparse.Namespace) -> int:
     )
     from sysgym.bench import format_table
 
+    if getattr(args, "checkpoint_every", 10) < 0:
+        raise ValueError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
+    resume = getattr(args, "resume", None)
+    if resume is None and (args.env is None or args.steps is None):
+        raise ValueError("--env and --steps are required (or --resume DIR to continue a saved run)")
+    if resume is not None:
+        out, rows = _prepare_resume(args)
+    else:
+        args.seed = 0 if args.seed is None else args.seed
+        out = prepare_out_dir(args.out if args.out else Path("runs") / f"{args.env.split('/')[-1]}_rllib_s{args.seed}",
+                              force=bool(getattr(args, "force", False)))
+        rows = []
     config = train_config(args)
-    out = prepare_out_dir(args.out if args.out else Path("runs") / f"{args.env.split('/')[-1]}_rllib_s{args.seed}",
-                          force=bool(getattr(args, "force", False)))
     checkpoint = out / "checkpoint"
-    rows: list[dict[str, Any]] = []
-    with stop_signals():
-        try:
-            algo, started_here = _build(config, args)
-        except KeyboardInterrupt:
-            print(interrupted_message("train", "stopped before training started; nothing saved"), file=sys.stderr)
-            return INTERRUPTED_EXIT
-        try:
-            _train_loop(algo, args.steps, out, rows)
-        except KeyboardInterrupt:
-            kept = _save_on_interrupt(algo, checkpoint, rows)
-            print(interrupted_message("train", kept), file=sys.stderr)
-            return INTERRUPTED_EXIT
-        else:
-            save_checkpoint(algo, checkpoint)
-        finally:
-            _stop(algo, started_here)
+    if resume is None:
+        _write_run_settings(out, args)
+    try:  # Ray first: ray.init installs its own SIGTERM handler (a stack dump and abort), which
+        started_here = _init_ray(args)  # the handlers of stop_signals below then replace
+    except KeyboardInterrupt:
+        print(interrupted_message("train", "stopped before training started; nothing saved"), file=sys.stderr)
+        return INTERRUPTED_EXIT
+    try:
+        with stop_signals():
+            try:
+                algo = _build(config, checkpoint if resume is not None else None)
+            except KeyboardInterrupt:
+                print(interrupted_message("train", "stopped before training started; nothing saved"),
+                      file=sys.stderr)
+                return INTERRUPTED_EXIT
+            done = len(rows)
+            try:
+                if resume is not None:
+                    _check_resumed(algo, config, checkpoint)
+                _train_loop(algo, args.steps, out, rows, every=getattr(args, "checkpoint_every", 10))
+            except KeyboardInterrupt:
+                kept = _save_on_interrupt(algo, checkpoint, rows[done:], algo.iteration)
+                print(interrupted_message("train", kept), file=sys.stderr)
+                return INTERRUPTED_EXIT
+            else:
+                save_checkpoint(algo, checkpoint)
+            finally:
+                with _ignoring_sigint():
+                    algo.stop()
+    finally:
+        if started_here:
+            import ray
+
+            with _ignoring_sigint():
+                ray.shutdown()
+    if not rows:
+        print(f"nothing to train: {args.steps} env steps reached already\ncheckpoint: {checkpoint}")
+        return 0
     last = rows[-1]
-    summary = [["env steps", last["global_step"]], ["seconds", f"{last['seconds']:.1f}"],
-               ["steps/s", f"{last['sps']:.0f}"], ["episodes", last["episodes"]]]
-    if "return_mean" in last:
-        summary.append(["recent return", f"{last['return_mean']:.4g}"])
-    summary += [[k.split("/", 1)[1], f"{v:.4g}"] for k, v in last.items() if k.startswith("metric/")]
+    summary = [["env steps", last["global_step"]], ["seconds", f"{float(last['seconds']):.1f}"],
+               ["steps/s", f"{float(last['sps']):.0f}"], ["episodes", last["episodes"]]]
+    if last.get("return_mean") not in (None, ""):
+        summary.append(["recent return", f"{float(last['return_mean']):.4g}"])
+    summary += [[k.split("/", 1)[1], f"{float(v):.4g}"] for k, v in last.items()
+                if k.startswith("metric/") and v not in (None, "")]
     print(format_table(summary, ["", "final"]))
     print(f"checkpoint: {checkpoint}\nlogs: {out}/progress.csv")
     return 0
+
+
+#: What ``<out>/run.json`` keeps of a ``sysgym train --engine rllib`` command (``--resume`` reads it).
+RUN_SETTINGS = ("env", "steps", "seed", "num_envs", "num_env_runners", "vectorize", "policies", "overrides")
+RUN_FILE = "run.json"
+#: The config fields a resumed run must share with the checkpoint it continues.
+RESUME_FIELDS = ("env", "env_config", "train_batch_size_per_learner", "minibatch_size", "num_epochs", "lr",
+                 "gamma", "lambda_", "clip_param", "entropy_coeff", "vf_loss_coeff", "grad_clip")
+
+
+def _write_run_settings(out: Path, args: argparse.Namespace) -> None:
+    import json
+
+    from sysgym.agents.runs import atomic_write_text
+
+    settings = {key: getattr(args, key, None) for key in RUN_SETTINGS}
+    settings["overrides"] = list(settings["overrides"] or [])
+    atomic_write_text(out / RUN_FILE, json.dumps(settings, indent=1) + "\n")
+
+
+def _prepare_resume(args: argparse.Namespace) -> tuple[Path, list[dict[str, Any]]]:
+    """``--resume DIR``: the run's settings into ``args`` (what the command line repeats must
+    agree), its output folder and its ``progress.csv`` rows."""
+    import json
+
+    out = Path(args.resume)
+    settings_file = out / RUN_FILE
+    if not (out / "checkpoint").is_dir():
+        raise FileNotFoundError(f"--resume {out}: no checkpoint folder there (a sysgym train --engine rllib --out)")
+    try:
+        saved = json.loads(settings_file.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"--resume {out}: no {RUN_FILE} (not a sysgym train --engine rllib run)") from None
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"--resume {settings_file}: unreadable ({exc})") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("env"), str):
+        raise ValueError(f"--resume {settings_file}: field 'env' missing")
+    if getattr(args, "out", None) and Path(args.out).resolve() != out.resolve():
+        raise ValueError(f"--resume {out} continues in its own folder; drop --out {args.out}")
+    for key, flag in (("env", "--env"), ("seed", "--seed")):
+        given = getattr(args, key, None)
+        if given is not None and given != saved.get(key):
+            raise ValueError(f"--resume {out}: the run has {flag} {saved.get(key)}, not {given}")
+    given = list(getattr(args, "overrides", None) or [])
+    if given and given != saved.get("overrides", []):
+        raise ValueError(f"--resume {out} continues with the run's own settings "
+                         f"{' '.join(saved.get('overrides', [])) or '(none)'}; got {' '.join(given)}")
+    steps = args.steps
+    for key in RUN_SETTINGS:
+        setattr(args, key, saved.get(key))
+    if steps is not None:
+        args.steps = steps
+    if not isinstance(args.steps, int):
+        raise ValueError(f"--resume {settings_file}: field 'steps' is not an integer")
+    return out, _read_progress(out / "progress.csv")
+
+
+def _read_progress(path: Path) -> list[dict[str, Any]]:
+    """The rows of a ``progress.csv`` (numbers parsed; empty cells kept as "")."""
+    try:
+        with open(path, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except FileNotFoundError:
+        return []
+    for line, row in enumerate(rows, start=2):
+        for key, value in row.items():
+            try:
+                row[key] = int(value) if key in ("iteration", "global_step", "episodes") else (
+                    float(value) if value not in ("", None) else "")
+            except (TypeError, ValueError):
+                raise ValueError(f"{path}, line {line}: field {key!r} is not a number: {value!r}") from None
+    return rows
+
+
+def _check_resumed(algo: Any, config: Any, checkpoint: Path) -> None:
+    """Refuse a checkpoint whose config differs from the run's own (one line, the first field)."""
+    saved = algo.config
+    for field in RESUME_FIELDS:
+        want, have = getattr(config, field, None), getattr(saved, field, None)
+        if field == "env_config":
+            want, have = dict(want or {}), dict(have or {})
+        if want != have:
+            raise ValueError(f"--resume: {checkpoint} was trained with {field}={have!r}, "
+                             f"this run has {field}={want!r}")
 
 
 def train_config(args: argparse.Namespace) -> Any:
@@ -784,7 +978,7 @@ def train_config(args: argparse.Namespace) -> Any:
     num_envs = args.num_envs if getattr(args, "num_envs", None) is not None else 8
     defaults = ppo_defaults(args.env, env_kwargs)
     model_config = {**defaults.pop("model_config"),
-                    **{k: settings.pop(k) for k in MODEL_KEYS if k in settings}}
+                    **{k: _model_value(k, settings.pop(k)) for k in MODEL_KEYS if k in settings}}
     config = ppo_config(args.env, env_config=env_kwargs, num_env_runners=args.num_env_runners,
                         num_envs_per_env_runner=num_envs, vectorize=getattr(args, "vectorize", "vector_entry_point"),
                         policies=getattr(args, "policies", "shared"), model_config=model_config)
@@ -798,37 +992,46 @@ def train_config(args: argparse.Namespace) -> Any:
     return config.update_from_dict({**defaults, **settings})
 
 
-def _build(config: Any, args: argparse.Namespace) -> tuple[Any, bool]:
-    """(the Algorithm, whether this call started Ray): joins ``--address`` / ``$RAY_ADDRESS``."""
+def _model_value(key: str, value: Any) -> Any:
+    """A ``key=value`` model setting as RLlib reads it: layer sizes are a list (``fcnet_hiddens=64``
+    is one layer), a bad one is refused here rather than in every env runner."""
+    if key not in ("fcnet_hiddens", "head_fcnet_hiddens"):
+        return value
+    sizes = list(value) if isinstance(value, (list, tuple)) else [value]
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in sizes):
+        raise ValueError(f"{key} takes positive layer sizes (e.g. {key}=64,64), got {value!r}")
+    return sizes
+
+
+def _init_ray(args: argparse.Namespace) -> bool:
+    """Join ``--address`` / ``$RAY_ADDRESS`` (else start a local Ray) unless Ray is up already;
+    whether this call started it."""
     import ray
 
-    started_here = False
-    if not ray.is_initialized():
-        address = getattr(args, "address", None) or os.environ.get("RAY_ADDRESS")
-        ray.init(address=address, log_to_driver=False, include_dashboard=False)
-        started_here = True
-    try:
-        return config.build_algo(), started_here
-    except BaseException:
-        if started_here:
-            ray.shutdown()
-        raise
+    if ray.is_initialized():
+        return False
+    address = getattr(args, "address", None) or os.environ.get("RAY_ADDRESS")
+    ray.init(address=address, log_to_driver=False, include_dashboard=False)
+    return True
 
 
-def _stop(algo: Any, started_here: bool) -> None:
-    import ray
+def _build(config: Any, checkpoint: Path | None = None) -> Any:
+    """The Algorithm of ``config``, or restored from ``checkpoint`` (``Algorithm.from_checkpoint``)."""
+    if checkpoint is not None:
+        from ray.rllib.algorithms.algorithm import Algorithm
 
-    with _ignoring_sigint():
-        algo.stop()
-        if started_here:
-            ray.shutdown()
+        return Algorithm.from_checkpoint(str(checkpoint))
+    return config.build_algo()
 
 
-def _train_loop(algo: Any, steps: int, out: Path, rows: list[dict[str, Any]]) -> None:
-    start = time.perf_counter()
+def _train_loop(algo: Any, steps: int, out: Path, rows: list[dict[str, Any]], every: int = 0) -> None:
+    """``algo.train()`` until ``steps`` env steps; a ``progress.csv`` row per iteration (after the
+    ``rows`` already there: a resumed run's) and the checkpoint every ``every`` iterations."""
+    start = time.perf_counter() - (float(rows[-1]["seconds"]) if rows else 0.0)
+    done = len(rows)
     with open(out / "progress.csv", "w", newline="") as handle:
-        writer: csv.DictWriter | None = None
-        while not rows or rows[-1]["global_step"] < steps:
+        writer: csv.DictWriter | None = _rewrite(handle, rows) if rows else None
+        while not rows or int(rows[-1]["global_step"]) < steps:
             result = algo.train()
             row = progress_row(result, time.perf_counter() - start)
             row["sps"] = round(row["global_step"] / max(row["seconds"], 1e-9), 1)
@@ -841,18 +1044,22 @@ def _train_loop(algo: Any, steps: int, out: Path, rows: list[dict[str, Any]]) ->
             ret = f"{row['return_mean']:.4g}" if "return_mean" in row else "-"
             print(f"iter {row['iteration']}: {row['global_step']} steps, {row['sps']:.0f} steps/s, "
                   f"return {ret}", file=sys.stderr)
+            if every and (len(rows) - done) % every == 0 and int(rows[-1]["global_step"]) < steps:
+                with _ignoring_sigint():
+                    save_checkpoint(algo, out / "checkpoint")
 
 
-def _save_on_interrupt(algo: Any, checkpoint: Path, rows: list[dict[str, Any]]) -> str:
-    """Save the Algorithm as it stands (the last finished iteration's weights); the message."""
-    done = f"after {len(rows)} iterations ({rows[-1]['global_step']} env steps)" if rows else "before the first iteration ended"
+def _save_on_interrupt(algo: Any, checkpoint: Path, rows: list[dict[str, Any]], iteration: int) -> str:
+    """Save the Algorithm as it stands (``rows``: this session's iterations); the message."""
+    done = (f"after iteration {iteration} ({rows[-1]['global_step']} env steps)" if rows
+            else "before this session's first iteration ended")
     try:
         with _ignoring_sigint():
             save_checkpoint(algo, checkpoint)
     except Exception as exc:  # noqa: BLE001 - report in the one line, never a traceback
         return f"stopped {done}; the checkpoint could not be saved ({type(exc).__name__}: {exc})"
     return (f"stopped {done}; RLlib checkpoint saved to {checkpoint} "
-            "(Algorithm.from_checkpoint resumes it, RLlibPolicy.from_checkpoint acts with it)")
+            f"(--resume {checkpoint.parent} continues it, RLlibPolicy.from_checkpoint acts with it)")
 
 
 def save_checkpoint(algo: Any, checkpoint: str | Path) -> Path:

@@ -161,17 +161,20 @@ def runner_facts(algo: Any) -> list[dict[str, Any]]:
     return algo.env_runner_group.foreach_env_runner(facts, local_env_runner=False)
 
 
-def healthy_runner_facts(algo: Any) -> dict[str, Any]:
-    """:func:`runner_facts` of the one env runner, once it answers (after a fault the actor may
-    still be restarting: RLlib's calls skip unhealthy runners)."""
+def runner_after_fault(algo: Any, came_back: Any) -> dict[str, Any]:
+    """:func:`runner_facts` of the one env runner once it answers from its restarted process
+    (``came_back(facts)`` true), bounded by :data:`RECOVERY_S`. Until then the runner may be
+    restarting (RLlib's calls skip an unhealthy runner; probing brings it back) or, right after
+    its node was removed, the old process may still answer."""
     deadline = time.monotonic() + RECOVERY_S
-    while True:
+    facts: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
         facts = runner_facts(algo)
-        if facts or time.monotonic() > deadline:
-            assert len(facts) == 1, f"no healthy env runner {RECOVERY_S:.0f} s after the fault"
+        if len(facts) == 1 and came_back(facts[0]):
             return facts[0]
         algo.restore_env_runners(algo.env_runner_group)
         time.sleep(1.0)
+    raise AssertionError(f"the env runner did not come back {RECOVERY_S:.0f} s after the fault: {facts}")
 
 
 def sampled(result: dict[str, Any]) -> int:
@@ -228,12 +231,27 @@ def _actions(policy: Any, env_id: str, env_config: dict[str, Any], seeds: range)
     return actions
 
 
-@pytest.mark.xfail(strict=False, reason="issue #23 (open): on a loaded 2-core machine the node-removal step "
-                   "sometimes counts one recreated runner instead of two; the cause is not yet found")
+def _faults(result: dict[str, Any]) -> dict[str, float]:
+    """sysgym's count, from inside the restarted runners (arrives with their first sample)."""
+    return result["env_runners"].get(srl.FAULTS_KEY, {})
+
+
+def _rllib_noticed(result: dict[str, Any]) -> float:
+    """How many of them RLlib saw fail and brought back (it misses a transparent restart)."""
+    return result.get(srl.FAULTS_KEY, {}).get("env_runners_recreated", 0)
+
+
 def test_faults_then_restore_on_a_fresh_cluster(cluster, tmp_path: Path):
     """Kill an env-runner process, then the whole runner node, while training: RLlib restarts the
     runner (on a new node), sysgym's creator rebuilds the env with the same config, the episodes
-    in flight are counted as dropped; the checkpoint restores on a fresh cluster and acts the same."""
+    in flight are counted as dropped; the checkpoint restores on a fresh cluster and acts the same.
+
+    The restarts are counted inside the restarted runner, so the count is there in the iteration
+    whose sampling resumed, whatever the timing. (RLlib's own ``on_env_runners_recreated`` fires
+    only when a call failed first: after the node loss, Ray could restart the runner before the
+    next iteration called it, and the restart went unreported; this test counted 1 instead of 2
+    on a loaded machine.)
+    """
     from ray.rllib.algorithms.algorithm import Algorithm
 
     env_id, env_config = DEEPRM
@@ -243,39 +261,34 @@ def test_faults_then_restore_on_a_fresh_cluster(cluster, tmp_path: Path):
     algo = config.build_algo()
     try:
         first = runner_facts(algo)[0]
-        steps = sampled(algo.train())
+        result = algo.train()
+        steps = sampled(result)
+        assert _faults(result) == {}  # nothing restarted yet
 
         # 1. an env-runner process dies
         os.kill(first["pid"], signal.SIGKILL)
-        results = _train_until_sampling(algo, steps)
-        steps = sampled(results[-1])
-        second = healthy_runner_facts(algo)
-        assert second["pid"] != first["pid"] and second["node"] == cluster.runner_node.node_id
+        second = runner_after_fault(algo, lambda facts: facts["pid"] != first["pid"])
+        assert second["node"] == cluster.runner_node.node_id
         assert second["env_config"] == first["env_config"] and second["num_envs"] == first["num_envs"]
-        faults = results[-1][srl.FAULTS_KEY]
-        assert faults["env_runners_recreated"] == 1
-        assert faults["episodes_in_flight_dropped"] == first["num_envs"]
-        assert results[-1]["fault_tolerance"]["num_remote_worker_restarts"] >= 1
+        results = _train_until_sampling(algo, steps)  # its first sample carries its count
+        steps = sampled(results[-1])
+        faults = _faults(results[-1])
+        assert faults == {"env_runners_restarted": 1, "episodes_in_flight_dropped": first["num_envs"]}, faults
+        assert _rllib_noticed(results[-1]) <= 1
 
         # 2. the whole runner node dies; a new node with the resource joins
         old_node = cluster.runner_node
         cluster.runner_node = cluster.add_runner_node()
         cluster.cluster.remove_node(old_node, allow_graceful=False)
+        third = runner_after_fault(algo, lambda facts: facts["node"] == cluster.runner_node.node_id)
+        assert third["pid"] != second["pid"] and third["env_config"] == first["env_config"]
         results = _train_until_sampling(algo, steps)
-        third = healthy_runner_facts(algo)
-        assert third["node"] == cluster.runner_node.node_id != old_node.node_id
-        assert third["env_config"] == first["env_config"]
         # the iteration that sampled again: episodes finished on the new node, none invalid
         assert results[-1]["env_runners"][srl.METRICS_KEY]["invalid_actions"] == 0.0
-        # the recreation callback can be logged an iteration after sampling resumed (seen on a
-        # loaded machine): train on, bounded, until the second recreation is counted
-        faults = results[-1][srl.FAULTS_KEY]
-        deadline = time.monotonic() + RECOVERY_S
-        while faults["env_runners_recreated"] < 2 and time.monotonic() < deadline:
-            results.append(algo.train())
-            faults = results[-1][srl.FAULTS_KEY]
-        assert faults["env_runners_recreated"] == 2
-        assert faults["episodes_in_flight_dropped"] == 2 * first["num_envs"]
+        faults = _faults(results[-1])
+        assert faults == {"env_runners_restarted": 2, "episodes_in_flight_dropped": 2 * first["num_envs"]}, (
+            f"{faults}; RLlib noticed {_rllib_noticed(results[-1])}")
+        assert _rllib_noticed(results[-1]) <= 2
         lifetime = sampled(results[-1])
         checkpoint = srl.save_checkpoint(algo, tmp_path / "checkpoint")
         before = srl.RLlibPolicy(algo.get_module(), *_spaces(env_id, env_config))

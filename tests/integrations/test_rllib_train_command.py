@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -67,6 +69,13 @@ def test_overrides_win_over_the_defaults():
     assert list(model["fcnet_hiddens"]) == [32, 16] and model["vf_share_layers"] is True
 
 
+def test_one_layer_size_is_a_one_layer_network_and_a_bad_size_is_refused():
+    config = srl.train_config(_args("--env", "sysgym/ABR-v0", "--steps", "1", "fcnet_hiddens=16"))
+    assert list(_model(config)["fcnet_hiddens"]) == [16]  # an int crashed every env runner
+    with pytest.raises(ValueError, match="fcnet_hiddens takes positive layer sizes"):
+        srl.train_config(_args("--env", "sysgym/ABR-v0", "--steps", "1", "fcnet_hiddens=64,0"))
+
+
 def test_a_non_empty_out_is_refused_before_any_work(tmp_path, capsys):
     (tmp_path / "keep.txt").write_text("mine")
     code = srl.main(["--env", "sysgym/CC-v0", "--steps", "10", "--out", str(tmp_path)])
@@ -107,6 +116,83 @@ def test_ctrl_c_leaves_a_checkpoint_that_restores(tmp_path):
     probe = gym.make("sysgym/CC-Discrete-v0", max_steps=16)
     obs, info = probe.reset(seed=0)
     assert probe.action_space.contains(policy.act(obs, info))
+
+
+TINY = ["--num-env-runners", "0", "--num-envs", "2", "train_batch_size_per_learner=64", "minibatch_size=32",
+        "num_epochs=1", "env.max_steps=16"]
+
+
+def _weights(checkpoint: Path) -> dict:
+    module = srl.RLlibPolicy.from_checkpoint(checkpoint, "sysgym/CC-Discrete-v0", {"max_steps": 16}).module
+    return {k: v.clone() for k, v in module.state_dict().items()}
+
+
+def _same(a: dict, b: dict) -> bool:
+    return set(a) == set(b) and all(bool((a[k] == b[k]).all()) for k in a)
+
+
+@pytest.mark.filterwarnings("ignore:.*Overriding environment rllib-:UserWarning")
+def test_sigterm_then_resume_continues_the_iterations_steps_and_weights(tmp_path, capsys):
+    """SIGTERM mid-run saves the checkpoint; ``--resume`` restores it (a resume with nothing left
+    to train re-saves the very same weights: nothing was reinitialised), refuses another env or
+    other settings in one line, and trains on with the iteration and env-step counters going on
+    from where the run stopped, keeping the earlier progress rows."""
+    import ray
+
+    out = tmp_path / "run"
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "sysgym", "train", "--engine", "rllib", "--env", "sysgym/CC-Discrete-v0",
+               "--steps", "100000000", "--out", str(out), "--checkpoint-every", "1", *TINY]
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None and len(_rows(out / "progress.csv")) < 3:
+            time.sleep(0.5)
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, err[-3000:]
+    before = _rows(out / "progress.csv")
+    done, steps = len(before), int(before[-1]["global_step"])
+    assert [int(r["iteration"]) for r in before] == list(range(1, done + 1)) and steps == 64 * done
+    saved = _weights(out / "checkpoint")
+
+    # refused in one line, before Ray starts: another env, other settings, a folder without a run
+    for extra, message in ((["--env", "sysgym/ABR-v0"], "the run has --env sysgym/CC-Discrete-v0, not sysgym/ABR-v0"),
+                           (["lr=0.5"], "continues with the run's own settings")):
+        assert srl.main(["--resume", str(out), *extra]) == 2
+        assert message in capsys.readouterr().err
+    assert srl.main(["--resume", str(tmp_path)]) == 2
+    assert "no checkpoint folder there" in capsys.readouterr().err
+
+    ray.init(num_cpus=2, log_to_driver=False, include_dashboard=False)
+    try:
+        # nothing left to train: the restored weights are saved again, unchanged
+        assert srl.main(["--resume", str(out), "--steps", str(steps)]) == 0
+        assert _same(_weights(out / "checkpoint"), saved)
+        # a checkpoint whose config is not the run's (its run.json edited): refused in one line
+        other = tmp_path / "other"
+        shutil.copytree(out, other)
+        settings = json.loads((other / "run.json").read_text())
+        settings["overrides"] = [o.replace("num_epochs=1", "num_epochs=2") for o in settings["overrides"]]
+        (other / "run.json").write_text(json.dumps(settings))
+        capsys.readouterr()
+        assert srl.main(["--resume", str(other)]) == 2
+        assert "was trained with num_epochs=1, this run has num_epochs=2" in capsys.readouterr().err
+        # two more iterations, counters going on
+        assert srl.main(["--resume", str(out), "--steps", str(steps + 128)]) == 0
+    finally:
+        ray.shutdown()
+    after = _rows(out / "progress.csv")
+    assert after[:done] == before
+    assert [int(r["iteration"]) for r in after[done:]] == [done + 1, done + 2]
+    assert [int(r["global_step"]) for r in after[done:]] == [steps + 64, steps + 128]
+    assert not _same(_weights(out / "checkpoint"), saved)  # it trained on
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
