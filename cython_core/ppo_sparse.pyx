@@ -95,15 +95,19 @@ def sparse_rows_gradient(Py_ssize_t rows, const int64_t[::1] indptr, const int32
                          float[:, ::1] out):
     """out = x^T dz for the samples ids[i] ((rows * L, H), one input per row): the suffix sums over
     image rows of D^T dz, image row by image row from the last: out[t] = out[t + 1] + the
-    entries of row t (samples in order, entries in descending order) times dz."""
+    entries of row t (samples in order, entries in descending order) times dz. Returns the sum of
+    the squares of ``out`` (float32 partial sums per column of ``out``, added in double)."""
     cdef Py_ssize_t n = ids.shape[0], H = dz.shape[1], L = out.shape[0] // rows, i, h, j, t, c
     cdef int64_t k, start
     cdef float v
     cdef float* dst
     cdef const float* src
     cdef float* g = &out[0, 0]
+    cdef double total = 0
     cursor = np.empty(n, dtype=np.int64)
     cdef int64_t[::1] cur = cursor
+    squares = np.zeros(H, dtype=np.float32)
+    cdef float[::1] sq = squares
     with nogil:
         for i in range(n):
             cur[i] = indptr[ids[i] + 1]
@@ -127,3 +131,9 @@ def sparse_rows_gradient(Py_ssize_t rows, const int64_t[::1] indptr, const int32
                     for h in range(H):
                         dst[c * H + h] += v * src[h]
                 cur[i] = k
+            for j in range(L):
+                for h in range(H):
+                    sq[h] += dst[j * H + h] * dst[j * H + h]
+        for h in range(H):
+            total += sq[h]
+    return total

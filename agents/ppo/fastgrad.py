@@ -153,16 +153,21 @@ class SparseRows:
         self.rows, self.n_in = rows, n_in
         self.prefix = np.empty((n_in // rows, width), np.float32)   # one image row of C at a time
         self.x: np.ndarray | None = None                    # the bound rollout, (N, n_in)
-        self.indptr = self.cols = self.vals = None
+        self.bound: tuple | None = None                     # its encoding (indptr, cols, vals)
 
-    def bind(self, x: np.ndarray) -> None:
-        """Encode the observations ``x`` (N, n_in) that later ids refer to (kept, not copied)."""
+    def encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(indptr, cols, vals): the nonzero row differences of the observations ``x`` (N, n_in)."""
         from sysgym.cython_core.ppo_sparse import encode_row_differences
 
         if x.ndim != 2 or x.shape[1] != self.n_in:
             raise ValueError(f"observations of shape {x.shape} do not have {self.n_in} inputs")
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        return encode_row_differences(x.reshape(len(x), self.rows, -1))
+
+    def bind(self, x: np.ndarray) -> None:
+        """Encode the observations ``x`` (N, n_in) that later ids refer to (kept, not copied)."""
+        self.bound = self.encode(x)
         self.x = np.ascontiguousarray(x, dtype=np.float32)
-        self.indptr, self.cols, self.vals = encode_row_differences(self.x.reshape(len(x), self.rows, -1))
 
     def check(self, ids: np.ndarray) -> np.ndarray:
         if self.x is None:
@@ -172,22 +177,25 @@ class SparseRows:
             raise ValueError(f"row ids must lie in [0, {len(self.x)})")
         return ids
 
-    def sparse(self, ids: np.ndarray) -> bool:
-        """Whether the differences of rows ``ids`` are sparse enough for the sparse products."""
-        nnz = int(np.add.reduce(self.indptr[ids + 1] - self.indptr[ids]))
+    def sparse(self, ids: np.ndarray, code: tuple | None = None) -> bool:
+        """Whether the differences of rows ``ids`` (of the bound rollout, or of ``code``) are sparse
+        enough for the sparse products."""
+        indptr = (code or self.bound)[0]
+        nnz = int(np.add.reduce(indptr[ids + 1] - indptr[ids]))
         return nnz <= SPARSE_MAX_DENSITY * len(ids) * self.n_in
 
-    def forward(self, ids: np.ndarray, w0t: np.ndarray, out: np.ndarray) -> None:
-        """``out = x[ids] @ w0t`` from the sparse differences."""
+    def forward(self, ids: np.ndarray, w0t: np.ndarray, out: np.ndarray, code: tuple | None = None) -> None:
+        """``out = x[ids] @ w0t`` from the sparse differences (of the bound rollout, or ``code``)."""
         from sysgym.cython_core.ppo_sparse import sparse_rows_product
 
-        sparse_rows_product(w0t, self.rows, self.indptr, self.cols, self.vals, ids, out, self.prefix)
+        sparse_rows_product(w0t, self.rows, *(code or self.bound), ids, out, self.prefix)
 
-    def backward(self, ids: np.ndarray, dz: np.ndarray, g_w0t: np.ndarray) -> None:
-        """``g_w0t = x[ids]^T dz`` from the sparse differences."""
+    def backward(self, ids: np.ndarray, dz: np.ndarray, g_w0t: np.ndarray) -> float:
+        """``g_w0t = x[ids]^T dz`` from the sparse differences of the bound rollout; returns the
+        sum of the squares of ``g_w0t``."""
         from sysgym.cython_core.ppo_sparse import sparse_rows_gradient
 
-        sparse_rows_gradient(self.rows, self.indptr, self.cols, self.vals, ids, np.ascontiguousarray(dz), g_w0t)
+        return sparse_rows_gradient(self.rows, *self.bound, ids, np.ascontiguousarray(dz), g_w0t)
 
 
 class Trunk:
@@ -211,7 +219,11 @@ class Trunk:
         self.w0t, self.g_w0t = _columns(first, flat, params), _columns(first, flat, grads)
         if self.w0t is None:
             self.w0, self.g_w0 = _stacked(first, flat, params), _stacked(first, flat, grads)
+        else:  # where g_w0t lies in the gradient vector
+            start = (first[0].data_ptr() - flat.data_ptr()) // flat.element_size()
+            self.span = (start, start + self.g_w0t.size)
         self.sparse: SparseRows | None = None
+        self.squares: float | None = None  # sum of squares of g_w0t when the sparse backward ran
         self.w = [[_view(m.weight, flat, params) for m in layer] for layer in layers]
         self.g_w = [[_view(m.weight, flat, grads) for m in layer] for layer in layers]
         self.b = [_stacked([m.bias for m in layer], flat, params) for layer in layers]
@@ -220,13 +232,20 @@ class Trunk:
     def forward(self, x: np.ndarray, w: _Work) -> np.ndarray:
         """Fill ``w.h`` (every layer's activations) for the input rows ``x`` (or row ids of the
         bound rollout); returns what :meth:`backward` needs: ``x``, the ids, or the ids' rows."""
+        code = None  # dense rows encoded here (rollout steps): the sparse product, dense backward
         if x.dtype.kind in "iu":
             ids = self.sparse.check(x) if self.sparse is not None else None
             if ids is None:
                 raise ValueError("row ids need the sparse first layer (ManualGradients.bind_rows)")
             x = ids if self.sparse.sparse(ids) else self.sparse.x[ids]
+        elif self.sparse is not None:
+            code = self.sparse.encode(x)
+            if not self.sparse.sparse(w.rows, code):
+                code = None
         for k, h in enumerate(w.h):
-            if k == 0 and x.dtype.kind in "iu":
+            if k == 0 and code is not None:
+                self.sparse.forward(w.rows, self.w0t, h, code)
+            elif k == 0 and x.dtype.kind in "iu":
                 self.sparse.forward(x, self.w0t, h)
             elif k == 0:
                 np.matmul(x, self.w0.T if self.w0t is None else self.w0t, out=h)
@@ -255,8 +274,9 @@ class Trunk:
                 dz -= t
             np.matmul(w.ones, dz, out=self.g_b[k])
             if k == 0:
+                self.squares = None
                 if x.dtype.kind in "iu":
-                    self.sparse.backward(x, dz, self.g_w0t)
+                    self.squares = self.sparse.backward(x, dz, self.g_w0t)
                 elif self.w0t is None:
                     np.matmul(dz.T, x, out=self.g_w0)
                 else:
@@ -288,7 +308,7 @@ class _Work:
         self.logp_all = np.empty((n_out, n), f32)
         self.probs = np.empty((n_out, n), f32)
         self.invalid = np.empty((n_out, n), bool)
-        self.rows = np.arange(n)
+        self.rows = np.arange(n, dtype=np.int64)
         self.ones = np.ones(n, f32)               # sums over rows as matrix-vector products
         self.value = np.empty(n, f32)
         self.dv = np.empty((n, 1), f32)
@@ -328,6 +348,13 @@ class ManualGradients:
         if self.trunk.w0t is not None and len(self.keys) == 1:
             shape = model.encoder.encoders[self.keys[0]].shape   # differences run along the first axis
             self.trunk.sparse = SparseRows(shape[0] if len(shape) >= 2 else 1, self.n_in, self.trunk.widths[0])
+
+    def known_squares(self) -> tuple[int, int, float] | None:
+        """(start, end, sum of squares) of the gradient vector's first-layer slice when the last
+        call's sparse backward computed it (:meth:`FlatAdam.step` then skips that slice); else None."""
+        if self.trunk.squares is None:
+            return None
+        return (*self.trunk.span, self.trunk.squares)
 
     @property
     def sparse_rows(self) -> bool:

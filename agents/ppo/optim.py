@@ -101,10 +101,19 @@ class FlatAdam:
         self._step = torch.zeros((), dtype=torch.float32)  # the fused kernel reads the step count here
         self.steps = 0
 
-    def step(self, grads: torch.Tensor) -> float:
-        """Clip ``grads`` in place, apply one Adam step; returns the gradient norm before clipping."""
+    def step(self, grads: torch.Tensor, known: tuple[int, int, float] | None = None) -> float:
+        """Clip ``grads`` in place, apply one Adam step; returns the gradient norm before clipping.
+
+        ``known`` = (start, end, s): ``s`` is the sum of the squares of ``grads[start:end]``
+        (computed where that slice was written), which the norm then does not read again.
+        """
         g = grads.numpy()
-        norm = math.sqrt(float(np.dot(g, g)))
+        if known is None:
+            squares = float(np.dot(g, g))
+        else:
+            start, end, squares = known
+            squares += float(np.dot(g[:start], g[:start])) + float(np.dot(g[end:], g[end:]))
+        norm = math.sqrt(squares)
         if self.max_grad_norm is not None:
             coef = self.max_grad_norm / (norm + 1e-6)
             if coef < 1.0:

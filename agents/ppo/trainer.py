@@ -596,7 +596,7 @@ class PPOTrainer:
                     stats = self.manual(*batch, cfg, stats=want_stats)
                 else:
                     stats = self._autograd_step(*batch, cfg=cfg).numpy()
-                self.optimizer.step(self.flat_grads)
+                self.optimizer.step(self.flat_grads, self.manual.known_squares() if self.manual is not None else None)
                 if want_stats:
                     totals += stats
                     count += 1

@@ -68,6 +68,7 @@ def test_row_differences_match_numpy():
     x = _images(5, 0)
     x[2, 3, 7] = np.nan  # NaN differs from everything: kept as an entry
     indptr, cols, vals = encode_row_differences(x)
+    assert indptr.dtype == np.int64 and cols.dtype == np.int32 and vals.dtype == np.float32
     d = x.copy()
     d[:, :-1] -= x[:, 1:]
     flat = d.reshape(5, -1)
@@ -108,9 +109,16 @@ def test_sparse_rows_gradient_equals_autograd(shared, activation):
         manual(ids, *numpy_batch[1:], cfg)
         got = canonical(grads, flat, order)
         torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-6)
+        start, end, squares = manual.known_squares()   # the first layer's slice, as the norm needs it
+        first = grads.numpy()[start:end].astype(np.float64)
+        assert end - start == ROWS * COLS * (16 if shared else 32)
+        np.testing.assert_allclose(squares, first @ first, rtol=1e-5)
+        norm = FlatAdam(flat.clone(), lr=0.0).step(grads.clone(), manual.known_squares())
+        np.testing.assert_allclose(norm, np.sqrt((grads.numpy().astype(np.float64) ** 2).sum()), rtol=1e-5)
         # the same call on the dense observations (the rollout's path) agrees too
         manual({"obs": x[ids]}, *numpy_batch[1:], cfg)
         torch.testing.assert_close(canonical(grads, flat, order), expected, rtol=1e-4, atol=1e-6)
+        assert manual.known_squares() is None  # the dense backward ran
 
 
 def test_dropping_one_column_changes_the_gradient():
@@ -126,11 +134,11 @@ def test_dropping_one_column_changes_the_gradient():
     for drop in (COLS - 1, (ROWS - 1) * COLS + 5):
         manual.bind_rows({"obs": x})
         rows = manual.trunk.sparse
-        keep = (rows.cols % COLS != drop) if drop == COLS - 1 else (rows.cols != drop)
-        owner = np.repeat(np.arange(len(x)), np.diff(rows.indptr))
+        indptr, cols, vals = rows.bound
+        keep = (cols % COLS != drop) if drop == COLS - 1 else (cols != drop)
+        owner = np.repeat(np.arange(len(x)), np.diff(indptr))
         counts = np.bincount(owner[keep], minlength=len(x))
-        rows.indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        rows.cols, rows.vals = rows.cols[keep], rows.vals[keep]
+        rows.bound = (np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), cols[keep], vals[keep])
         manual(ids, *batch, cfg)
         assert not torch.allclose(canonical(grads, flat, order), expected, rtol=1e-4, atol=1e-6)
 
