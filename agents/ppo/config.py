@@ -223,7 +223,13 @@ DAG_PRESET: dict[str, Any] = {
 # loss) and 64 sub-envs per call. benchmarks/results/defaults/ compares it with CleanRL's defaults.
 ABR_PRESET: dict[str, Any] = {"encoder": "mlp", "num_envs": 64, "n_steps": 64, "batch_size": 512,
                               "normalize_obs": True, "normalize_reward": True}
-FAMILY_PRESETS: dict[str, dict[str, Any]] = {"deeprm": DEEPRM_PRESET, "dag": DAG_PRESET, "abr": ABR_PRESET}
+# CC-Discrete: returns of about 1e5 per episode and unscaled rate/latency features; without
+# normalisation CleanRL's defaults collapse onto one action (benchmarks/results/defaults/).
+# 16 sub-envs as the reference CC-v0 run (benchmarks/paper_aurora.py).
+CC_PRESET: dict[str, Any] = {"normalize_obs": True, "normalize_reward": True, "num_envs": 16}
+# Family presets apply to discrete-action envs; continuous ones (CC-v0) get CONTINUOUS_PRESET.
+FAMILY_PRESETS: dict[str, dict[str, Any]] = {"deeprm": DEEPRM_PRESET, "dag": DAG_PRESET, "abr": ABR_PRESET,
+                                             "cc": CC_PRESET}
 # A Box entry with two or more dimensions counts as an image (a CNN's input under encoder="auto")
 # when both spatial sides have at least this many pixels: DeepRM's 20x114 image does; ABR's 6x8
 # table of recent chunks (rows are different quantities) and DAG's 30x5 node table do not.
@@ -232,27 +238,23 @@ IMAGE_MIN_SIDE = 16
 
 def default_config(env_id: str | None = None, **overrides: Any) -> PPOConfig:
     """The preset for ``env_id``'s family (BRACIS'21 for DeepRM; the reference runs' settings for
-    ABR and DAG; CleanRL otherwise) plus overrides.
+    ABR, DAG and CC-Discrete; CleanRL otherwise) plus overrides.
 
-    Continuous-action envs not covered by a family preset get CleanRL's continuous-control values.
+    Continuous-action envs (CC-v0) get CleanRL's continuous-control values.
     Where neither the preset nor ``overrides`` choose the encoder and the observation has 2-D
     entries but no image (:func:`is_image`), the encoder is ``"mlp"``: ``"auto"`` would put
     a table such as ABR's 6x8 state through a CNN, which trains far slower and worse.
     """
     values: dict[str, Any] = {}
     if env_id is not None:
-        family = family_of(env_id)
-        preset = FAMILY_PRESETS.get(family, {})
-        values.update(preset)
-        if not preset or ("encoder" not in preset and "encoder" not in overrides):
-            env = gym.make(env_id, **(overrides.get("env_kwargs") or {}))
-            try:
-                if not preset and isinstance(env.action_space, gym.spaces.Box):
-                    values.update(CONTINUOUS_PRESET)
-                if "encoder" not in preset and "encoder" not in overrides and _tables_only(env.observation_space):
-                    values["encoder"] = "mlp"
-            finally:
-                env.close()
+        env = gym.make(env_id, **(overrides.get("env_kwargs") or {}))
+        try:
+            continuous = isinstance(env.action_space, gym.spaces.Box)
+            values.update(CONTINUOUS_PRESET if continuous else FAMILY_PRESETS.get(family_of(env_id), {}))
+            if "encoder" not in values and "encoder" not in overrides and _tables_only(env.observation_space):
+                values["encoder"] = "mlp"
+        finally:
+            env.close()
     values.update(overrides)
     return PPOConfig.from_dict(values)
 

@@ -59,5 +59,14 @@ def test_an_explicit_encoder_wins_over_the_defaults():
 
 
 def test_flat_observations_keep_auto_and_cleanrl_values():
-    config = default_config("sysgym/CC-Discrete-v0")
+    config = default_config("sysgym/Appointments-P1-v0")
     assert (config.encoder, config.num_envs, config.n_steps, config.lr) == ("auto", 8, 128, 2.5e-4)
+    assert not (config.normalize_obs or config.normalize_reward)
+
+
+def test_cc_discrete_normalises_and_cc_continuous_keeps_cleanrl_continuous():
+    discrete = default_config("sysgym/CC-Discrete-v0")
+    assert (discrete.normalize_obs, discrete.normalize_reward, discrete.num_envs) == (True, True, 16)
+    assert (discrete.n_steps, discrete.lr) == (128, 2.5e-4)
+    continuous = default_config("sysgym/CC-v0")      # CleanRL ppo_continuous_action.py
+    assert (continuous.num_envs, continuous.n_steps, continuous.batch_size, continuous.ent_coef) == (1, 2048, 64, 0.0)
