@@ -38,7 +38,9 @@ sparse enough uses the dense products. Both give the dense result up to float ro
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -154,6 +156,8 @@ class SparseRows:
         self.prefix = np.empty((n_in // rows, width), np.float32)   # one image row of C at a time
         self.x: np.ndarray | None = None                    # the bound rollout, (N, n_in)
         self.bound: tuple | None = None                     # its encoding (indptr, cols, vals)
+        self.table: np.ndarray | None = None                # C while the weights are frozen
+        self.frozen = False
 
     def encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(indptr, cols, vals): the nonzero row differences of the observations ``x`` (N, n_in)."""
@@ -185,10 +189,20 @@ class SparseRows:
         return nnz <= SPARSE_MAX_DENSITY * len(ids) * self.n_in
 
     def forward(self, ids: np.ndarray, w0t: np.ndarray, out: np.ndarray, code: tuple | None = None) -> None:
-        """``out = x[ids] @ w0t`` from the sparse differences (of the bound rollout, or ``code``)."""
-        from sysgym.cython_core.ppo_sparse import sparse_rows_product
+        """``out = x[ids] @ w0t`` from the sparse differences (of the bound rollout, or ``code``).
+        While the weights are frozen (:meth:`ManualGradients.frozen_weights`), C is computed once."""
+        from sysgym.cython_core.ppo_sparse import sparse_rows_lookup, sparse_rows_product
 
-        sparse_rows_product(w0t, self.rows, *(code or self.bound), ids, out, self.prefix)
+        if not self.frozen:
+            sparse_rows_product(w0t, self.rows, *(code or self.bound), ids, out, self.prefix)
+            return
+        if self.table is None:   # the same sums, in the same order, as sparse_rows_product's
+            self.table = np.empty_like(w0t)
+            c, w = self.table.reshape(self.rows, -1), w0t.reshape(self.rows, -1)
+            np.copyto(c[0], w[0])
+            for t in range(1, self.rows):
+                np.add(c[t - 1], w[t], out=c[t])
+        sparse_rows_lookup(self.table, *(code or self.bound), ids, out)
 
     def backward(self, ids: np.ndarray, dz: np.ndarray, g_w0t: np.ndarray) -> float:
         """``g_w0t = x[ids]^T dz`` from the sparse differences of the bound rollout; returns the
@@ -348,6 +362,20 @@ class ManualGradients:
         if self.trunk.w0t is not None and len(self.keys) == 1:
             shape = model.encoder.encoders[self.keys[0]].shape   # differences run along the first axis
             self.trunk.sparse = SparseRows(shape[0] if len(shape) >= 2 else 1, self.n_in, self.trunk.widths[0])
+
+    @contextlib.contextmanager
+    def frozen_weights(self) -> Iterator[None]:
+        """Promise that the weights do not change inside: the sparse first layer then computes its
+        prefix sums once (a rollout's steps) instead of at every call."""
+        sparse = self.trunk.sparse
+        if sparse is None:
+            yield
+            return
+        sparse.frozen, sparse.table = True, None
+        try:
+            yield
+        finally:
+            sparse.frozen, sparse.table = False, None
 
     def known_squares(self) -> tuple[int, int, float] | None:
         """(start, end, sum of squares) of the gradient vector's first-layer slice when the last

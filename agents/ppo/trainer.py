@@ -427,7 +427,8 @@ class PPOTrainer:
         done_steps = np.zeros((cfg.n_steps, cfg.num_envs), dtype=bool)
         bonus = np.zeros((cfg.n_steps, cfg.num_envs))  # gamma * V(final obs) of truncated episodes
         all_valid = np.ones(cfg.num_envs, dtype=bool)
-        with torch.no_grad():
+        frozen = self.manual.frozen_weights() if self.manual is not None else contextlib.nullcontext()
+        with torch.no_grad(), frozen:
             for t in range(cfg.n_steps):
                 obs, reward, terminated, truncated, info = env.step(act(obs, info, t))
                 buf.rewards[t] = reward

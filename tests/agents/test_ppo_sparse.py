@@ -210,3 +210,24 @@ def test_training_matches_the_dense_layout(monkeypatch):
         weights.append(canonical(trainer.flat_params, trainer.flat_params, trainer.params))
         trainer.close()
     torch.testing.assert_close(weights[0], weights[1], rtol=0, atol=1e-5)
+
+
+def test_frozen_weights_reuse_the_prefix_sums():
+    """Inside ``frozen_weights`` (a rollout) the forward pass reads prefix sums computed once: the
+    same numbers as without, and as torch's forward."""
+    cfg = PPOConfig(shared_trunk=False, encoder="mlp", hidden_sizes=(16, 8))
+    model, order, flat, grads = _model(cfg, sparse=True)
+    manual = ManualGradients(model, flat, grads)
+    x = _images(16, 3)
+    w = manual.work(16)
+    manual.heads({"obs": x}, w)
+    plain = w.out.copy(), w.value.copy()
+    with manual.frozen_weights():
+        for _ in range(2):
+            manual.heads({"obs": x}, w)
+            np.testing.assert_array_equal(w.out, plain[0])
+            np.testing.assert_array_equal(w.value, plain[1])
+    assert manual.trunk.sparse.table is None   # nothing kept once the weights may change
+    with torch.no_grad():
+        logits, value = model({"obs": torch.from_numpy(x)})
+    np.testing.assert_allclose(plain[1], value.numpy(), rtol=1e-5, atol=1e-6)
