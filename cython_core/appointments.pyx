@@ -14,7 +14,10 @@
 # config.py (Params.multi), which is what makes cutting a subtree cheap and sampling uniform.
 
 from libc.stdint cimport uint64_t, int64_t, int8_t, uint8_t
-from libc.math cimport INFINITY
+from libc.math cimport INFINITY, nextafter
+from libc.float cimport DBL_EPSILON
+from libc.stdlib cimport calloc, free
+from libc.string cimport memcpy, memset
 from cpython.exc cimport PyErr_CheckSignals
 
 from rng cimport rng_uniform, rng_integers, rng_next
@@ -56,6 +59,15 @@ N_PERCENTILE_METRICS = 3
 # Costs closer than this (minutes) are ties when orderings are ranked.
 TIE_TOLERANCE = 1e-9
 
+# Scratch space of the exact ranking's shared tails (see _rank_cut): hash slots for the distinct
+# cut states of one day, the tails stored for them, and the list length past which a list is not
+# deduplicated any further. When either fills up, the rest of the day is walked as before.
+cdef enum:
+    MEMO_SLOTS = 1 << 15
+    MEMO_FILL = 1 << 14
+    MEMO_TAILS = 1 << 17
+    MEMO_DEDUPE = 256
+
 
 cdef struct Params:
     double slot, buffer, elasticity, alpha, noise, tol
@@ -85,6 +97,29 @@ cdef struct Placed:
 
 cdef struct Rank:
     double worse, ties, total, best
+
+
+cdef struct Tail:
+    double idle               # idle added by a group of completions (summed from the cut state on)
+    double late               # their largest wait
+    double count              # how many completions share this (idle, late)
+
+
+cdef struct Slot:
+    double booked, end        # the cut state's key: these (bitwise), prev and the counts left
+    int rem0, rem1, rem2, prev
+    unsigned int stamp        # the ranking that filled it (0: never)
+    int start, length         # its tails in Memo.tails
+    double idle_lo, idle_hi, late_lo, late_hi
+
+
+cdef struct Memo:
+    Slot* slots
+    Tail* tails
+    int used, filled          # tails and slots used by the current ranking
+    unsigned int stamp        # the current ranking
+    int cut                   # states with at most `cut` tasks left are cut states (-1: off)
+    double delta              # bound on |exact - approximate| cost of a completion
 
 
 cdef inline Placed _place(const Params* p, Day* d, int a, double factor) noexcept nogil:
@@ -213,6 +248,216 @@ cdef void _rank_tail(const Params* p, const Day* d, const double* fac, double c,
             ch = d[0]
             _place(p, &ch, a, _factor(p, &ch, fac, a))
             _rank_tail(p, &ch, fac, c, r)
+
+
+# ---------------------------------------------------------------------- shared tails
+# The subtree below a state depends on its idle and lateness only through C_alpha's sum and max;
+# what happens next depends on (booked, end, prev, counts left) alone. So states that agree on
+# those (bitwise) share their completions: for each such *cut state* (at most Memo.cut tasks
+# left) the distinct (idle added, largest wait) pairs of its completions are listed once per day,
+# with counts, and every prefix reaching it is ranked by scanning that list. A pair's cost is the
+# prefix's idle plus the pair's, summed in another order than the walk does, so it may differ from
+# the walked cost by Memo.delta at most: a pair that close to a tie boundary sends that prefix
+# back to the exact walk, so the counts stay exactly the walk's.
+
+cdef inline uint64_t _bits(double x) noexcept nogil:
+    cdef uint64_t u
+    memcpy(&u, &x, sizeof(double))
+    return u
+
+
+cdef inline uint64_t _key_hash(const Day* d) noexcept nogil:
+    cdef uint64_t h = _bits(d.end) * <uint64_t>0x9E3779B97F4A7C15
+    h = (h ^ (h >> 29)) + _bits(d.booked) * <uint64_t>0xBF58476D1CE4E5B9
+    h = (h ^ (h >> 32)) + <uint64_t>(d.rem[0] | (d.rem[1] << 8) | (d.rem[2] << 16) | ((d.prev + 1) << 24)) \
+        * <uint64_t>0x94D049BB133111EB
+    return h ^ (h >> 31)
+
+
+cdef int _find(Memo* m, const Day* d) noexcept nogil:
+    """The slot holding d's key in this ranking, or the empty slot where it goes (stamp differs);
+    -1 when the table is too full to add one."""
+    cdef uint64_t i = _key_hash(d) & <uint64_t>(MEMO_SLOTS - 1)
+    cdef int probe
+    cdef Slot* s
+    for probe in range(MEMO_SLOTS):
+        s = &m.slots[i]
+        if s.stamp != m.stamp:
+            return <int>i if m.filled < MEMO_FILL else -1
+        if _bits(s.end) == _bits(d.end) and _bits(s.booked) == _bits(d.booked) and s.prev == d.prev \
+                and s.rem0 == d.rem[0] and s.rem1 == d.rem[1] and s.rem2 == d.rem[2]:
+            return <int>i
+        i = (i + 1) & <uint64_t>(MEMO_SLOTS - 1)
+    return -1
+
+
+cdef inline bint _add_tail(Memo* m, int start, double idle, double late, double count) noexcept nogil:
+    """Append (idle, late) to the list being built at start, or add count to an equal pair."""
+    cdef int j
+    if m.used - start <= MEMO_DEDUPE:
+        for j in range(start, m.used):
+            if m.tails[j].idle == idle and m.tails[j].late == late:
+                m.tails[j].count += count
+                return True
+    if m.used >= MEMO_TAILS:
+        return False
+    m.tails[m.used].idle = idle
+    m.tails[m.used].late = late
+    m.tails[m.used].count = count
+    m.used += 1
+    return True
+
+
+cdef Slot* _tails(const Params* p, Memo* m, const Day* d, const double* fac) noexcept nogil:
+    """The list of the not-done state d (its idle and lateness ignored), built on first use from its
+    children's; NULL when the scratch space is full."""
+    cdef int i = _find(m, d), a, j, n = 0, start
+    cdef int kids[MAX_TYPES]
+    cdef Day ch[MAX_TYPES]
+    cdef Slot* s
+    cdef Slot* k
+    if i < 0:
+        return NULL
+    if m.slots[i].stamp == m.stamp:
+        return &m.slots[i]
+    for a in range(p.T):                      # the children's lists first (they do not move)
+        if d.rem[a] > 0:
+            ch[n] = d[0]
+            ch[n].idle = 0.0
+            ch[n].late_max = 0.0
+            _place(p, &ch[n], a, _factor(p, &ch[n], fac, a))
+            kids[n] = -1
+            if not _done(p, &ch[n]):
+                k = _tails(p, m, &ch[n], fac)
+                if k == NULL:
+                    return NULL
+                kids[n] = <int>(k - m.slots)
+            n += 1
+    i = _find(m, d)                           # children may have taken the slot found first
+    if i < 0:
+        return NULL
+    start = m.used
+    for j in range(n):
+        if kids[j] < 0:
+            if not _add_tail(m, start, ch[j].idle, ch[j].late_max, 1.0):
+                m.used = start
+                return NULL
+        else:
+            k = &m.slots[kids[j]]
+            for a in range(k.start, k.start + k.length):
+                if not _add_tail(m, start, ch[j].idle + m.tails[a].idle,
+                                 ch[j].late_max if ch[j].late_max > m.tails[a].late else m.tails[a].late,
+                                 m.tails[a].count):
+                    m.used = start
+                    return NULL
+    s = &m.slots[i]
+    s.booked = d.booked
+    s.end = d.end
+    s.prev = d.prev
+    s.rem0 = d.rem[0]
+    s.rem1 = d.rem[1]
+    s.rem2 = d.rem[2]
+    s.stamp = m.stamp
+    s.start = start
+    s.length = m.used - start
+    s.idle_lo = INFINITY
+    s.idle_hi = -INFINITY
+    s.late_lo = INFINITY
+    s.late_hi = -INFINITY
+    for a in range(start, m.used):
+        s.idle_lo = min(s.idle_lo, m.tails[a].idle)
+        s.idle_hi = max(s.idle_hi, m.tails[a].idle)
+        s.late_lo = min(s.late_lo, m.tails[a].late)
+        s.late_hi = max(s.late_hi, m.tails[a].late)
+    m.filled += 1
+    return s
+
+
+cdef inline double _cost_with(const Params* p, const Day* d, double idle, double late) noexcept nogil:
+    """C_alpha of d followed by a tail adding `idle` with largest wait `late` (approximate)."""
+    return p.alpha * ((d.idle + idle) / p.n_div) + (1.0 - p.alpha) * (d.late_max if d.late_max > late else late)
+
+
+cdef bint _count_tails(const Params* p, Memo* m, const Day* d, const double* fac, double c, Rank* r) noexcept nogil:
+    """Rank the completions of the cut state d from its list; False (nothing counted) when the
+    list is unavailable or a pair lies within 2 delta of a tie boundary."""
+    cdef Slot* s = _tails(p, m, d, fac)
+    cdef double hi, lo, x, n, worse = 0.0, ties = 0.0, e = 2.0 * m.delta
+    cdef int j
+    if s == NULL:
+        return False
+    hi = c + p.tol
+    lo = c - p.tol
+    n = _orderings(p, d)
+    if _cost_with(p, d, s.idle_lo, s.late_lo) > hi + e:          # all worse
+        r.worse += n
+        r.total += n
+        return True
+    if _cost_with(p, d, s.idle_hi, s.late_hi) < lo - e:          # all better
+        r.total += n
+        return True
+    for j in range(s.start, s.start + s.length):
+        x = _cost_with(p, d, m.tails[j].idle, m.tails[j].late)
+        if x > hi + e:
+            worse += m.tails[j].count
+        elif x >= lo + e and x <= hi - e:
+            ties += m.tails[j].count
+        elif not x < lo - e:                                     # too close to call (or NaN)
+            return False
+    r.worse += worse
+    r.ties += ties
+    r.total += n
+    return True
+
+
+cdef void _rank_cut(const Params* p, Memo* m, const Day* d, const double* fac, double c, Rank* r) noexcept nogil:
+    """_rank_tail's counts (not its best), scanning the lists of the cut states it reaches."""
+    cdef int a
+    cdef Day ch
+    cdef double n
+    if _cost(p, d) > c + p.tol:
+        n = _orderings(p, d)
+        r.worse += n
+        r.total += n
+        return
+    if _done(p, d) or d.rem[SHORT] + d.rem[LONG] <= m.cut:
+        if _done(p, d) or not _count_tails(p, m, d, fac, c, r):
+            _rank_tail(p, d, fac, c, r)
+        return
+    for a in range(p.T):
+        if d.rem[a] > 0:
+            ch = d[0]
+            _place(p, &ch, a, _factor(p, &ch, fac, a))
+            _rank_cut(p, m, &ch, fac, c, r)
+
+
+cdef void _rank_day(const Params* p, Memo* m, const double* fac, double c, Rank* r) noexcept nogil:
+    """Exact rank of c among the day's orderings: the same worse, ties, total and best as
+    _rank_tail over the whole day. best is the cheapest ordering costing at most c + tol (what the
+    walk sees), found by a separate branch and bound."""
+    cdef Day d
+    cdef double bound
+    _start_day(p, &d)
+    if m.cut >= 0 and m.slots == NULL:
+        m.slots = <Slot*>calloc(MEMO_SLOTS, sizeof(Slot))
+        m.tails = <Tail*>calloc(MEMO_TAILS, sizeof(Tail))
+    if m.cut < 0 or m.slots == NULL or m.tails == NULL:
+        _rank_tail(p, &d, fac, c, r)
+        return
+    m.stamp += 1
+    if m.stamp == 0:                          # wrapped: forget every slot
+        memset(m.slots, 0, MEMO_SLOTS * sizeof(Slot))
+        m.stamp = 1
+    m.used = 0
+    m.filled = 0
+    _rank_cut(p, m, &d, fac, c, r)
+    bound = nextafter(c + p.tol, INFINITY)          # the walk's best: cheapest leaf <= c + tol
+    if bound != bound:                              # c is NaN: the walk cuts nothing
+        bound = INFINITY
+    r.best = bound
+    _best_tail(p, &d, fac, &r.best)
+    if not r.best < bound:
+        r.best = INFINITY
 
 
 cdef inline void _start_day(const Params* p, Day* d) noexcept nogil:
@@ -415,8 +660,18 @@ cdef class Problem:
     """One configuration's constants (config.kernel_config) and multinomial table."""
 
     cdef Params p
+    cdef Memo memo
     cdef double[::1] multi_view
     cdef object multi_array
+
+    def __cinit__(self):
+        self.memo.slots = NULL
+        self.memo.tails = NULL
+        self.memo.cut = -1
+
+    def __dealloc__(self):
+        free(self.memo.slots)
+        free(self.memo.tails)
 
     def __init__(self, dict cfg):
         cdef int t
@@ -447,6 +702,23 @@ cdef class Problem:
             raise ValueError("multinomial table has the wrong size")
         self.multi_view = self.multi_array
         self.p.multi = &self.multi_view[0]
+        # A completion's cost from a list sums the same non-negative idle times (each at most the
+        # horizon) in another order: |difference| <= (N + 4) eps horizon; delta doubles that.
+        self.memo.delta = 2.0 * (self.p.N + 4) * DBL_EPSILON * (float(cfg["horizon"]) + 1.0)
+        self.rank_cut = cfg["rank_cut"]           # config.RANK_CUT on big days, else -1
+
+    @property
+    def rank_cut(self):
+        """Exact ranking shares the tails of states with at most this many tasks left (-1: the
+        plain walk of every ordering; also -1 where delta would not be well below the tie tolerance)."""
+        return self.memo.cut
+
+    @rank_cut.setter
+    def rank_cut(self, int cut):
+        if cut >= 0 and self.memo.delta <= self.p.tol / 8.0:
+            self.memo.cut = cut                 # scratch space allocated by the first ranking
+        else:
+            self.memo.cut = -1
 
     @property
     def num_types(self):
@@ -497,9 +769,8 @@ cdef class Problem:
         r.total = 0.0
         r.best = INFINITY
         if samples == 0:
-            _start_day(&self.p, &d)
             with nogil:
-                _rank_tail(&self.p, &d, &fac[0, 0], cost, &r)
+                _rank_day(&self.p, &self.memo, &fac[0, 0], cost, &r)
         else:
             if rng.shape[0] != 4:
                 raise ValueError("rng must be a 4-word xoshiro256** state")
@@ -578,6 +849,7 @@ cdef inline uint64_t _splitmix64(uint64_t* x) noexcept nogil:
 cdef class AppointmentsKernel:
     cdef readonly Problem problem
     cdef Params p
+    cdef Memo* memo
     cdef int B, boolean, perc_mode, samples, n_obs
     # per-env state
     cdef int64_t[::1] k, prev, prev2, invalid
@@ -598,6 +870,7 @@ cdef class AppointmentsKernel:
         import numpy as np
         self.problem = Problem(cfg)
         self.p = self.problem.p
+        self.memo = &self.problem.memo
         self.B = cfg["num_envs"]
         self.boolean = cfg["boolean"]
         self.perc_mode = cfg["percentile_mode"]
@@ -788,14 +1061,12 @@ cdef class AppointmentsKernel:
         """Rank the finished day's cost among the orderings of that day (exact or sampled)."""
         cdef double cost = self.metrics[b, M_COST]
         cdef Rank r
-        cdef Day start
         r.worse = 0.0
         r.ties = 0.0
         r.total = 0.0
         r.best = INFINITY
         if self.perc_mode == PERC_EXACT:
-            _start_day(&self.p, &start)
-            _rank_tail(&self.p, &start, &self.fac[b, 0, 0], cost, &r)
+            _rank_day(&self.p, self.memo, &self.fac[b, 0, 0], cost, &r)
         else:
             _rank_sampled(&self.p, &self.fac[b, 0, 0], cost, self.samples, &self.perc_rng[b, 0], &r)
         self.metrics[b, M_PERCENTILE] = 100.0 * (r.worse + 0.5 * r.ties) / r.total

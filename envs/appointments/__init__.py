@@ -97,7 +97,11 @@ average (the mid-rank makes that exact, ties included). This is the per-day read
 schedules' costs) is :func:`~sysgym.envs.appointments.oracle.percentile_of_mean` over many days.
 Exact by depth-first enumeration in the kernel, cutting subtrees whose partial cost already
 exceeds the episode's (C_alpha never decreases as items are added; those orderings are counted,
-not walked). ``percentile="exact"`` refuses a day with more than ``enumeration_limit`` orderings;
+not walked). On big days (at least 10,000 orderings, e.g. P3) prefixes that reach the same state
+(booked time, end, previous type, items left; at most 4 tasks left) share one list, built once
+per day, of the distinct (idle added, largest wait) pairs of its completions with their counts;
+a pair whose cost, summed in that other order, comes within a rounding bound of a tie boundary
+sends the prefix back to the walk, so the counts are exactly the walk's. ``percentile="exact"`` refuses a day with more than ``enumeration_limit`` orderings;
 ``"auto"`` samples ``percentile_samples`` uniformly random orderings above the limit; ``"sample"``
 always samples. A sample is drawn item by item: one uniform u on the sampling stream picks the
 first type (in type order) whose running sum of the completions after it exceeds u times the

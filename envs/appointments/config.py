@@ -26,6 +26,11 @@ BREAK_MODELS = ("paper", "slot")
 # orderings take ~5 ms): exact enumeration of at most 10^7 orderings, at most 10^5 samples.
 MAX_ENUMERATION = 10**7
 MAX_SAMPLES = 10**5
+# The exact percentile shares the tails of states with at most RANK_CUT tasks left on days with at
+# least SHARED_TAILS_FROM orderings (P3: 84,084); smaller days (P1, P2: 924) walk every ordering,
+# which is faster there (cython_core/appointments.pyx, _rank_day).
+RANK_CUT = 4
+SHARED_TAILS_FROM = 10_000
 BASE_METRICS = ("cost", "mean_idle", "max_lateness", "total_idle", "makespan", "invalid_actions")
 PERCENTILE_METRICS = ("percentile_efficacy", "best_cost", "orderings")
 
@@ -257,5 +262,6 @@ def kernel_config(cfg: AppointmentsConfig, num_envs: int = 1) -> dict:
         "multinomials": multinomial_table(cfg), "boolean": int(cfg.observation == "boolean"),
         "break_booked": cfg.break_booked, "n_div": float(cfg.cost_divisor),
         "optional_breaks": int(cfg.optional_breaks),
-        "percentile_mode": mode, "percentile_samples": cfg.percentile_samples,
+        "percentile_mode": mode, "percentile_samples": cfg.percentile_samples, "horizon": cfg.horizon,
+        "rank_cut": RANK_CUT if cfg.orderings >= SHARED_TAILS_FROM else -1,
     }
