@@ -11,6 +11,15 @@
 # the closure (Fulkerson's proof of Dilworth's theorem); the matching is kept between steps and
 # only augmented (edges only add comparabilities, so an old matching stays a matching). The same
 # holds per node k for the poset restricted to the nodes incomparable to k (lateral width).
+#
+# Every matching also keeps a witness: an antichain of its node set, of size |set| - |matching|
+# when the matching is maximum (the König cover of the last failed augmenting search gives it).
+# After an edge, the witness minus the nodes that left the set, pruned to an antichain again, is
+# a lower bound on the new width: augmenting stops as soon as the matching meets it, so the
+# final search that finds no path is only run when the width really dropped further. The
+# matchings are exactly those of augmenting to the end (the skipped search changes nothing).
+# Witnesses live in the kernel, not in the state: one is always checked (pruned against the
+# current closure) before use, so a stale one (after set_state) only costs time.
 
 from libc.stdint cimport uint64_t, int64_t, int32_t, uint8_t, int8_t
 from libc.string cimport memset, memcpy
@@ -18,8 +27,25 @@ from libc.string cimport memset, memcpy
 from rng cimport rng_uniform, rng_integers
 
 cdef extern from *:
-    int popcount64 "__builtin_popcountll"(unsigned long long) nogil
+    """
+    /* Bit count without a libgcc call (the build does not assume the POPCNT instruction). */
+    static inline int dag_popcount64(unsigned long long x) {
+        x = x - ((x >> 1) & 0x5555555555555555ULL);
+        x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+        x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0FULL;
+        return (int)((x * 0x0101010101010101ULL) >> 56);
+    }
+    """
+    int popcount64 "dag_popcount64"(unsigned long long) nogil
     int ctz64 "__builtin_ctzll"(unsigned long long) nogil
+
+# SPREAD[x] holds the 8 bits of byte x as 8 bytes 0/1 (bit k at byte k): a closure row's byte
+# becomes 8 int8 observation entries with one copy.
+cdef uint8_t SPREAD[256][8]
+cdef int _x, _k
+for _x in range(256):
+    for _k in range(8):
+        SPREAD[_x][_k] = (_x >> _k) & 1
 
 # Workload kinds (cfg["workload"]).
 cdef enum:
@@ -96,8 +122,11 @@ cdef class DAGKernel:
     # --- scratch (one call at a time; never part of the state)
     cdef int32_t[::1] queue, parent, order, counts, fj_made
     cdef int32_t[:, ::1] sml, smr
-    cdef uint64_t[::1] s_seen, s_free, s_set, s_up, s_down, s_valid
+    cdef uint64_t[::1] s_seen, s_free, s_set, s_up, s_down, s_valid, s_reach, s_wit, s_new_up, s_new_down
     cdef uint64_t[:, ::1] s_desc
+    # --- witnesses (antichains) of the matchings: kernel-owned, checked before every use
+    cdef uint64_t[:, ::1] wit
+    cdef uint64_t[:, :, ::1] lat_wit
     cdef int fj_count, fj_top
 
     def __init__(self, dict cfg, dict state, dict tasks):
@@ -185,6 +214,12 @@ cdef class DAGKernel:
         self.s_up = np.zeros(NW, dtype=np.uint64)
         self.s_down = np.zeros(NW, dtype=np.uint64)
         self.s_valid = np.zeros(NW, dtype=np.uint64)
+        self.s_reach = np.zeros(NW, dtype=np.uint64)
+        self.s_wit = np.zeros(NW, dtype=np.uint64)
+        self.s_new_up = np.zeros(NW, dtype=np.uint64)
+        self.s_new_down = np.zeros(NW, dtype=np.uint64)
+        self.wit = np.zeros((self.B, NW), dtype=np.uint64)
+        self.lat_wit = np.zeros((self.B, N, NW), dtype=np.uint64)
         self.s_desc = np.zeros((N, NW), dtype=np.uint64)
 
     # ------------------------------------------------------------------ entry points
@@ -306,6 +341,7 @@ cdef class DAGKernel:
             return
         bit_set(&self.added[b, i, 0], j)
         self._edge_sides(b, i, j, up, down)
+        self._new_sides(b, up, down)
         self._or_rows(&self.desc[b, 0, 0], up, down)
         self._or_rows(&self.anc[b, 0, 0], down, up)
         self._analysis(b, True)
@@ -494,6 +530,8 @@ cdef class DAGKernel:
         memset(&self.lat_l[b, 0, 0], -1, N * N * sizeof(int32_t))
         memset(&self.lat_r[b, 0, 0], -1, N * N * sizeof(int32_t))
         memset(&self.lateral[b, 0], 0, N * sizeof(int64_t))
+        memset(&self.wit[b, 0], 0, self.NW * sizeof(uint64_t))         # no witness: search to the end
+        memset(&self.lat_wit[b, 0, 0], 0, N * self.NW * sizeof(uint64_t))
         memset(&self.est[b, 0], 0, N * sizeof(int64_t))
         memset(&self.lft[b, 0], 0, N * sizeof(int64_t))
         self._analysis(b, False)
@@ -501,41 +539,58 @@ cdef class DAGKernel:
     cdef void _analysis(self, int b, bint incremental) noexcept nogil:
         """Times, L, W, lateral widths, critical nodes and the width lower bound of sub-env b.
 
-        incremental: an edge i -> j was just added with s_up = {i} + anc(i), s_down = {j} + desc(j);
-        a node's lateral matching is only revisited when its incomparable set meets both."""
+        incremental: an edge i -> j was just added with s_up = {i} + anc(i), s_down = {j} + desc(j),
+        and s_new_up / s_new_down the nodes of each side that gained a relation (see _new_sides); a
+        node's lateral matching is only revisited when its set or the order inside it changed."""
         cdef int NW = self.NW, nn = <int>self.n[b], k, w, size, n_set, touched_up, touched_down
+        cdef const uint64_t* gone
         cdef uint64_t* valid = &self.s_valid[0]
         cdef uint64_t* S = &self.s_set[0]
         cdef int64_t vol = 0, crit_sum = 0, lo_est = -1, hi_lft = -1, period, lb, D = self.deadline[b]
         if D < 1:
             D = 1           # never in a validated state; keeps the division below defined
         self._valid_set(nn, valid)
-        self._times(b, 1)
+        if incremental:
+            self._times_after_edge(b, valid)
+        else:
+            self._times(b, 1)
         # the node set never changes, so the old matching's size is n - W (0 on a fresh task)
         size = <int>(nn - self.width[b]) if incremental else 0
-        size = self._max_matching(&self.desc[b, 0, 0], valid, &self.mate_l[b, 0], &self.mate_r[b, 0], size)
+        size = self._max_matching(&self.desc[b, 0, 0], valid, &self.mate_l[b, 0], &self.mate_r[b, 0], size,
+                                  &self.wit[b, 0], NULL)
         self.width[b] = nn - size
         for k in range(nn):
+            if incremental and (bit_in(&self.s_up[0], k) or bit_in(&self.s_down[0], k)) \
+                    and not (bit_in(&self.s_new_up[0], k) or bit_in(&self.s_new_down[0], k)):
+                continue        # k was already comparable to the whole other side: nothing changed
             for w in range(NW):
                 S[w] = valid[w] & ~self.anc[b, k, w] & ~self.desc[b, k, w]
             bit_clear(S, k)
             n_set = self._count(S)
+            gone = NULL
             if not incremental:
                 size = 0
-            elif bit_in(&self.s_up[0], k) or bit_in(&self.s_down[0], k):
-                size = -1       # k gained comparabilities: its set shrank, drop stale pairs
+            elif bit_in(&self.s_new_up[0], k):
+                size = -1       # k gained descendants: its set lost nodes of s_down, drop their pairs
+                gone = &self.s_down[0]
+            elif bit_in(&self.s_new_down[0], k):
+                size = -1       # k gained ancestors: its set lost nodes of s_up
+                gone = &self.s_up[0]
             else:
+                # k's set is unchanged; the order inside it changed iff it holds both ends of a
+                # new pair (a new pair joins s_new_up to s_new_down)
                 touched_up = 0
                 touched_down = 0
                 for w in range(NW):
-                    if S[w] & self.s_up[w]:
+                    if S[w] & self.s_new_up[w]:
                         touched_up = 1
-                    if S[w] & self.s_down[w]:
+                    if S[w] & self.s_new_down[w]:
                         touched_down = 1
                 if not (touched_up and touched_down):
                     continue    # neither k's incomparable set nor the order inside it changed
                 size = n_set - <int>self.lateral[b, k]
-            size = self._max_matching(&self.desc[b, 0, 0], S, &self.lat_l[b, k, 0], &self.lat_r[b, k, 0], size)
+            size = self._max_matching(&self.desc[b, 0, 0], S, &self.lat_l[b, k, 0], &self.lat_r[b, k, 0], size,
+                                      &self.lat_wit[b, k, 0], gone)
             self.lateral[b, k] = n_set - size
         memset(&self.crit[b, 0], 0, NW * sizeof(uint64_t))
         for k in range(nn):
@@ -601,24 +656,121 @@ cdef class DAGKernel:
                         t = self.lft[b, a] - self.wcet[b, a]
             self.lft[b, v] = t
 
+    cdef void _times_after_edge(self, int b, const uint64_t* valid) noexcept nogil:
+        """After the edge (s_up, s_down): only the nodes of s_down gained ancestors and only those of
+        s_up gained descendants, so EST is recomputed on s_down and LFT on s_up (each in a
+        topological order of its own), L over all nodes: the values _times gives."""
+        cdef int NW = self.NW, nn = <int>self.n[b], v, a, w, idx, m
+        cdef int64_t t, L = 0
+        cdef uint64_t bits
+        cdef int32_t* order = &self.order[0]
+        m = self._sort_by_count(&self.s_down[0], valid, &self.anc[b, 0, 0], nn)
+        for idx in range(m):
+            v = order[idx]
+            t = 0
+            for w in range(NW):
+                bits = self.anc[b, v, w]
+                while bits:
+                    a = (w << 6) + ctz64(bits)
+                    bits &= bits - 1
+                    if self.est[b, a] + self.wcet[b, a] > t:
+                        t = self.est[b, a] + self.wcet[b, a]
+            self.est[b, v] = t
+        for v in range(nn):
+            if self.est[b, v] + self.wcet[b, v] > L:
+                L = self.est[b, v] + self.wcet[b, v]
+        self.length[b] = L
+        m = self._sort_by_count(&self.s_up[0], valid, &self.desc[b, 0, 0], nn)
+        for idx in range(m):
+            v = order[idx]
+            t = self.deadline[b]
+            for w in range(NW):
+                bits = self.desc[b, v, w]
+                while bits:
+                    a = (w << 6) + ctz64(bits)
+                    bits &= bits - 1
+                    if self.lft[b, a] - self.wcet[b, a] < t:
+                        t = self.lft[b, a] - self.wcet[b, a]
+            self.lft[b, v] = t
+
+    cdef int _sort_by_count(self, const uint64_t* which, const uint64_t* valid, const uint64_t* rows,
+                            int nn) noexcept nogil:
+        """The nodes of which & valid into self.order by |rows[v]| (counting sort, stable); their count."""
+        cdef int NW = self.NW, v, w, key, m = 0
+        cdef uint64_t bits
+        cdef int32_t* order = &self.order[0]
+        cdef int32_t* counts = &self.counts[0]
+        for v in range(nn + 2):
+            counts[v] = 0
+        for w in range(NW):
+            bits = which[w] & valid[w]
+            while bits:
+                v = (w << 6) + ctz64(bits)
+                bits &= bits - 1
+                key = self._count(rows + v * NW)
+                counts[(key if key < nn else nn) + 1] += 1
+        for v in range(nn + 1):
+            counts[v + 1] += counts[v]
+        for w in range(NW):
+            bits = which[w] & valid[w]
+            while bits:
+                v = (w << 6) + ctz64(bits)
+                bits &= bits - 1
+                key = self._count(rows + v * NW)
+                key = key if key < nn else nn
+                order[counts[key]] = v
+                counts[key] += 1
+                m += 1
+        return m
+
     cdef int _max_matching(self, const uint64_t* rows, const uint64_t* S, int32_t* ml,
-                           int32_t* mr, int size) noexcept nogil:
+                           int32_t* mr, int size, uint64_t* A, const uint64_t* gone) noexcept nogil:
         """Grow (ml, mr) into a maximum matching of {(u, v): u, v in S, v in rows[u]}; its size.
 
         ``size`` is the size of the matching given, all inside S; -1 means S may have lost nodes:
-        pairs with an end outside S are dropped and the rest counted. Then a greedy pass and BFS
-        augmenting paths from all free left vertices at once (bitset frontier).
+        pairs with an end outside S are dropped and the rest counted (with ``gone`` given, only
+        the pairs touching it: the caller knows every node that left S is in it, and none of it
+        is in S). ``A`` (in/out) is the
+        witness: cut to S and pruned to an antichain (then, unless that already proves the matching
+        maximum, greedily extended by nodes incomparable to all of it), it bounds the matching by
+        |S| - |A|, and augmenting stops there; a search that finds no path proves the matching maximum and
+        leaves its König antichain in A. Then a greedy pass and BFS augmenting paths from all
+        free left vertices at once (bitset frontier), as long as the bound is not met.
 
         Every loop is bounded by N whatever the arrays hold: at most N augmentations (+1 round
         that finds none), paths of at most N right vertices, and a BFS queue that takes each
         left vertex of S once plus one mate per right vertex seen (2N + 2 slots)."""
-        cdef int N = self.N, NW = self.NW, u, r, w, prev, qh, qt, found, rounds, hops
+        cdef int N = self.N, NW = self.NW, u, r, w, prev, qh, qt, found, rounds, hops, bound
         cdef uint64_t bits
         cdef uint64_t* free_r = &self.s_free[0]
         cdef uint64_t* seen = &self.s_seen[0]
         cdef int32_t* queue = &self.queue[0]
         cdef int32_t* parent = &self.parent[0]
-        if size < 0:
+        if size < 0 and gone != NULL:
+            for w in range(NW):
+                bits = gone[w]
+                while bits:
+                    u = (w << 6) + ctz64(bits)
+                    bits &= bits - 1
+                    if u >= N:
+                        break
+                    r = ml[u]
+                    if r >= 0:
+                        ml[u] = -1
+                        mr[r] = -1
+                    r = mr[u]
+                    if r >= 0:
+                        mr[u] = -1
+                        ml[r] = -1
+            size = 0
+            for w in range(NW):
+                bits = S[w]
+                while bits:
+                    u = (w << 6) + ctz64(bits)
+                    bits &= bits - 1
+                    if u < N and ml[u] >= 0:
+                        size += 1
+        elif size < 0:
             size = 0
             for u in range(N):
                 r = ml[u]
@@ -628,6 +780,50 @@ cdef class DAGKernel:
                     else:
                         ml[u] = -1
                         mr[r] = -1
+        # the witness, checked: inside S, and no node of it below another (a node with a
+        # descendant still in A leaves; what stays is an antichain of the current order)
+        bound = 0
+        for w in range(NW):
+            A[w] &= S[w]
+            bound += popcount64(S[w])
+        for w in range(NW):
+            bits = A[w]
+            while bits:
+                u = (w << 6) + ctz64(bits)
+                bits &= bits - 1
+                for prev in range(NW):
+                    if rows[u * NW + prev] & A[prev]:
+                        bit_clear(A, u)
+                        break
+        if size >= bound - self._count(A):
+            return size
+        # extend A greedily by the nodes of S incomparable to all of it: a tighter bound
+        for w in range(NW):
+            free_r[w] = 0                   # here: the descendants of A
+        for w in range(NW):
+            bits = A[w]
+            while bits:
+                u = (w << 6) + ctz64(bits)
+                bits &= bits - 1
+                for prev in range(NW):
+                    free_r[prev] |= rows[u * NW + prev]
+        for w in range(NW):
+            bits = S[w] & ~A[w] & ~free_r[w]
+            while bits:
+                u = (w << 6) + ctz64(bits)
+                bits &= bits - 1
+                if bit_in(free_r, u):
+                    continue
+                for prev in range(NW):
+                    if rows[u * NW + prev] & A[prev]:
+                        break
+                else:
+                    bit_set(A, u)
+                    for prev in range(NW):
+                        free_r[prev] |= rows[u * NW + prev]
+        bound -= self._count(A)
+        if size >= bound:
+            return size
         for w in range(NW):
             free_r[w] = 0
             bits = S[w]
@@ -638,7 +834,7 @@ cdef class DAGKernel:
                     free_r[w] |= (<uint64_t>1) << (r & 63)
         for w in range(NW):
             bits = S[w]
-            while bits:
+            while bits and size < bound:
                 u = (w << 6) + ctz64(bits)
                 bits &= bits - 1
                 if ml[u] >= 0:
@@ -652,6 +848,8 @@ cdef class DAGKernel:
                         size += 1
                         break
         for rounds in range(N + 1):
+            if size >= bound:
+                break
             qt = 0
             for w in range(NW):
                 bits = S[w]
@@ -685,6 +883,14 @@ cdef class DAGKernel:
                     if found >= 0:
                         break
             if found < 0:
+                # maximum: the left vertices reached and not their right copies form an
+                # antichain of |S| - size nodes (König's cover, Fulkerson's construction)
+                for w in range(NW):
+                    A[w] = 0
+                for qh in range(qt):
+                    bit_set(A, queue[qh])
+                for w in range(NW):
+                    A[w] &= ~seen[w]
                 break
             r = found
             for hops in range(N + 1):
@@ -711,20 +917,38 @@ cdef class DAGKernel:
         return self.est[b, i] + self.wcet[b, i] <= self.lft[b, j] - self.wcet[b, j]
 
     cdef bint _any_valid(self, int b) noexcept nogil:
-        cdef int NW = self.NW, i, j, w
+        return self._scan_valid(b, NULL)
+
+    cdef bint _scan_valid(self, int b, int8_t* m) noexcept nogil:
+        """The mask rule over every pair of critical nodes: whether any edge is valid; with m
+        given, m[i * N + j] = 1 for each valid edge (m not cleared here), else stop at the first."""
+        cdef int N = self.N, NW = self.NW, nn = <int>self.n[b], i, j, w, x
         cdef uint64_t bits, cand
+        cdef int64_t eft
+        cdef bint anyv = False
+        cdef uint64_t* crit = &self.s_reach[0]      # the critical nodes that are real nodes
+        self._valid_set(nn, crit)
         for w in range(NW):
-            bits = self.crit[b, w]
+            crit[w] &= self.crit[b, w]
+        for w in range(NW):
+            bits = crit[w]
             while bits:
                 i = (w << 6) + ctz64(bits)
                 bits &= bits - 1
-                for j in range(NW):
-                    cand = self.crit[b, j] & ~self.desc[b, i, j] & ~self.anc[b, i, j]
+                eft = self.est[b, i] + self.wcet[b, i]
+                for x in range(NW):
+                    cand = crit[x] & ~self.desc[b, i, x] & ~self.anc[b, i, x]
+                    if x == w:
+                        cand &= ~((<uint64_t>1) << (i & 63))
                     while cand:
-                        if self._edge_valid(b, i, (j << 6) + ctz64(cand)):
-                            return True
+                        j = (x << 6) + ctz64(cand)
                         cand &= cand - 1
-        return False
+                        if eft <= self.lft[b, j] - self.wcet[b, j]:
+                            if m == NULL:
+                                return True
+                            m[i * N + j] = 1
+                            anyv = True
+        return anyv
 
     cdef int64_t _width_with_edge(self, int b, int i, int j) noexcept nogil:
         cdef int N = self.N, NW = self.NW, nn = <int>self.n[b]
@@ -736,8 +960,9 @@ cdef class DAGKernel:
         self._edge_sides(b, i, j, up, down)
         self._or_rows(&self.s_desc[0, 0], up, down)
         self._valid_set(nn, &self.s_valid[0])
+        memcpy(&self.s_wit[0], &self.wit[b, 0], NW * sizeof(uint64_t))
         return nn - self._max_matching(&self.s_desc[0, 0], &self.s_valid[0], &self.sml[0, 0], &self.smr[0, 0],
-                                       <int>(nn - self.width[b]))
+                                       <int>(nn - self.width[b]), &self.s_wit[0], NULL)
 
     cdef int64_t _length_with_edge(self, int b, int i, int j) noexcept nogil:
         # longest path through i -> j: (EST_i + C_i) + (D - LST_j), since LST_j = D - tail(j)
@@ -749,23 +974,9 @@ cdef class DAGKernel:
         """Valid edges i*N + j; if there is none (only at an episode's end), action 0 alone, so a
         masked sampler always has a choice (the action is ignored there). Returns whether any
         edge is valid."""
-        cdef int N = self.N, NW = self.NW, i, j, w
-        cdef uint64_t bits, cand
-        cdef bint anyv = False
         cdef int8_t* m = &self.mask[b, 0]
-        memset(m, 0, N * N)
-        for w in range(NW):
-            bits = self.crit[b, w]
-            while bits:
-                i = (w << 6) + ctz64(bits)
-                bits &= bits - 1
-                for j in range(NW):
-                    cand = self.crit[b, j] & ~self.desc[b, i, j] & ~self.anc[b, i, j]
-                    while cand:
-                        if self._edge_valid(b, i, (j << 6) + ctz64(cand)):
-                            m[i * N + (j << 6) + ctz64(cand)] = 1
-                            anyv = True
-                        cand &= cand - 1
+        memset(m, 0, self.N * self.N)
+        cdef bint anyv = self._scan_valid(b, m)
         if not anyv:
             m[0] = 1
         return anyv
@@ -777,6 +988,7 @@ cdef class DAGKernel:
         cdef float* f
         cdef int8_t* c
         cdef float* fc
+        cdef const uint64_t* row
         if self.flat:
             f = &self.obs_flat[b, 0]
             memset(f, 0, self.obs_flat.shape[1] * sizeof(float))
@@ -802,8 +1014,11 @@ cdef class DAGKernel:
             c = &self.obs_closure[b, 0, 0]
             memset(c, 0, N * N)
             for u in range(nn):
-                for v in range(nn):
-                    c[u * N + v] = <int8_t>bit_in(&self.desc[b, u, 0], v)
+                row = &self.desc[b, u, 0]
+                for v in range(nn >> 3):        # whole bytes of the row: 8 entries per copy
+                    memcpy(c + u * N + (v << 3), &SPREAD[(row[v >> 3] >> ((v & 7) << 3)) & 0xFF][0], 8)
+                for v in range(nn & ~7, nn):
+                    c[u * N + v] = <int8_t>bit_in(row, v)
             memcpy(&self.obs_mask[b, 0], &self.mask[b, 0], N * N)
 
     cdef void _write_metrics(self, int b) noexcept nogil:
@@ -831,6 +1046,35 @@ cdef class DAGKernel:
             down[w] = self.desc[b, j, w]
         bit_set(up, i)
         bit_set(down, j)
+
+    cdef void _new_sides(self, int b, const uint64_t* up, const uint64_t* down) noexcept nogil:
+        """Before the closure takes the edge: s_new_up = the nodes of up not yet above all of down,
+        s_new_down = those of down not yet below all of up. The new comparable pairs are exactly
+        pairs (x, y), x in s_new_up, y in s_new_down (x in up already above y gains nothing)."""
+        cdef int NW = self.NW, w, x, v
+        cdef uint64_t bits
+        cdef uint64_t* nu = &self.s_new_up[0]
+        cdef uint64_t* nd = &self.s_new_down[0]
+        for w in range(NW):
+            nu[w] = 0
+            nd[w] = 0
+        for w in range(NW):
+            bits = up[w]
+            while bits:
+                v = (w << 6) + ctz64(bits)
+                bits &= bits - 1
+                for x in range(NW):
+                    if down[x] & ~self.desc[b, v, x]:
+                        bit_set(nu, v)
+                        break
+            bits = down[w]
+            while bits:
+                v = (w << 6) + ctz64(bits)
+                bits &= bits - 1
+                for x in range(NW):
+                    if up[x] & ~self.anc[b, v, x]:
+                        bit_set(nd, v)
+                        break
 
     cdef inline void _or_rows(self, uint64_t* rows, const uint64_t* which, const uint64_t* value) noexcept nogil:
         """rows[u] |= value for every node u in the set ``which`` (rows: N x NW words)."""

@@ -127,6 +127,12 @@ class DAGVectorEnv(BatchedKernelEnv):
 
     def _connect(self) -> None:
         self._kernel = DAGKernel(kernel_config(self.config, self.num_envs), self._state, self._tasks)
+        s = self._state
+        # one dict of views over the state (set_state copies into the arrays, never rebinds them),
+        # the same object every step: the single env then reads its scalars through memoryviews
+        self._extra_views = {"width": s["width"], "critical_path": s["length"],
+                             "width_lower_bound": s["lower_bound"], "deadline": s["deadline"],
+                             "invalid_action": np.zeros(self.num_envs, dtype=bool)}
 
     def _kernel_reset(self, mask: np.ndarray, options: dict[str, Any] | None) -> None:
         options = dict(options or {})
@@ -192,9 +198,8 @@ class DAGVectorEnv(BatchedKernelEnv):
         return None
 
     def _extra_infos(self) -> dict[str, np.ndarray]:
-        s = self._state
-        return {"width": s["width"], "critical_path": s["length"], "width_lower_bound": s["lower_bound"],
-                "deadline": s["deadline"], "invalid_action": s["reward_components"][:, 2] < 0}
+        np.less(self._state["reward_components"][:, 2], 0, out=self._extra_views["invalid_action"])
+        return self._extra_views
 
     def _check_state(self, arrays: dict[str, np.ndarray]) -> None:
         check_state(self.config, self._tasks, arrays)
