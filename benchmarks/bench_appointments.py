@@ -1,13 +1,14 @@
 """Appointment scheduling (Taub & Pianykh, PLoS ONE 2022): percentile efficacy and C_alpha of the
 baselines on P1-P3 at three alphas, a noise sweep (the paper's Fig 6 axis), and the speed of the
-exact routines (one day's full enumeration, labelling every reachable P3 state).
+exact routines (one day's full enumeration, one day's exact rank by the plain walk and with the
+shared tails, labelling every reachable P3 state).
 
 The paper reports 93 / 95 / 91 percentile efficacy for its learned small trees on P1 / P2 / P3
 at alpha 0.5 and 5% noise. Here "percentile" is the mean of each day's own mid-rank among its
 orderings (the env's ``percentile_efficacy``); ``benchmarks.paper_strategy`` reports the paper's
 reading (the percentile of the mean cost) for the published strategies.
 
-    python -m benchmarks.bench_appointments [--quick] [--out FILE]
+    python -m benchmarks.bench_appointments [--quick] [--speed-only] [--out FILE]
 """
 
 from __future__ import annotations
@@ -87,11 +88,18 @@ def speed_table(quick: bool) -> str:
     factors = 1.0 + cfg.noise * (2.0 * np.random.default_rng(0).random((2, cfg.factor_columns)) - 1.0)
     rng = np.ones(4, dtype=np.uint64)
     repeats = 5 if quick else 50
+    cut, problem.rank_cut = problem.rank_cut, -1         # the plain walk: every ordering's cost
     cpu = time.process_time()
     for _ in range(repeats):
         worse, ties, total, _ = problem.rank(np.inf, factors, 0, rng)    # nothing cut: every ordering
     per_day = (time.process_time() - cpu) / repeats
+    problem.rank_cut = cut
     rows.append([f"P3 day: cost of all {total:,.0f} orderings (no cuts)", f"{1000 * per_day:.1f} ms", "target < 100 ms"])
+    walk, shared = rank_times(problem, cfg, 5 if quick else 40)
+    rows.append(["P3 day: exact rank of a random ordering's cost, plain walk (rank_cut=-1)", f"{1e6 * walk:.0f} µs",
+                 "alternating with the next row"])
+    rows.append([f"P3 day: the same with shared tails (rank_cut={problem.rank_cut}, the default)",
+                 f"{1e6 * shared:.0f} µs", f"{walk / shared:.2f}x faster (ratio of the medians)"])
     draws = 4 if quick else 32
     cpu = time.process_time()
     labels = label_states("P3", draws=draws)
@@ -108,10 +116,31 @@ def speed_table(quick: bool) -> str:
     return format_table(rows, ["what", "result (CPU time of one core unless said)", "note"])
 
 
-def main(quick: bool = False, out: str | None = None) -> None:
-    parts = ["Appointments: percentile efficacy (mean per-day mid-rank) and mean C_alpha (higher / lower is "
-             "better)\n", efficacy_table(quick),
-             "\nAppointments: percentile efficacy against duration noise (Fig 6 axis)\n", noise_table(quick)]
+def rank_times(problem: Problem, cfg, days: int) -> tuple[float, float]:
+    """Median CPU seconds of one day's exact rank, by the plain walk and with the shared tails
+    (alternating, same days and costs: each day's multipliers and a uniformly random ordering's cost)."""
+    rng, state = np.random.default_rng(DAY_SEED), np.ones(4, dtype=np.uint64)
+    cut, times = problem.rank_cut, {-1: [], problem.rank_cut: []}
+    for _ in range(days):
+        factors = 1.0 + cfg.noise * (2.0 * rng.random((2, cfg.factor_columns)) - 1.0)
+        tasks = list(rng.permutation([0] * cfg.n_short + [1] * cfg.n_long))
+        for _ in range(int(rng.integers(0, cfg.n_breaks + 1))):
+            tasks.insert(int(rng.integers(0, len(tasks))), 2)
+        cost = problem.cost_of(np.array(tasks + [-1] * (cfg.num_items - len(tasks)), dtype=np.int64), factors)
+        for k in times:
+            problem.rank_cut = k
+            start = time.process_time()
+            problem.rank(cost, factors, 0, state)
+            times[k].append(time.process_time() - start)
+    problem.rank_cut = cut
+    return float(np.median(times[-1])), float(np.median(times[cut]))
+
+
+def main(quick: bool = False, out: str | None = None, speed_only: bool = False) -> None:
+    parts = [] if speed_only else [
+        "Appointments: percentile efficacy (mean per-day mid-rank) and mean C_alpha (higher / lower is "
+        "better)\n", efficacy_table(quick),
+        "\nAppointments: percentile efficacy against duration noise (Fig 6 axis)\n", noise_table(quick)]
     parts += ["\nAppointments: speed of the exact routines (this machine, this run)\n", speed_table(quick)]
     print("\n".join(parts))
     if out:
@@ -125,4 +154,4 @@ if __name__ == "__main__":
     import sys
 
     out = sys.argv[sys.argv.index("--out") + 1] if "--out" in sys.argv else None
-    main(quick="--quick" in sys.argv, out=out)
+    main(quick="--quick" in sys.argv, out=out, speed_only="--speed-only" in sys.argv)
