@@ -22,8 +22,8 @@ from libc.stdint cimport uint64_t, int64_t, int32_t, uint8_t
 from libc.math cimport exp, floor, fmod
 
 from rng cimport rng_between, rng_uniform, rng_integers
-from kernel cimport (check_batch, check_state, clip, episode_outputs, ratio, ring_next, ring_wrap,
-                     shift_left, zero_doubles)
+from kernel cimport (check_batch, check_index, check_state, clip, episode_outputs, ratio,
+                     ring_next, ring_wrap, shift_left, zero_doubles)
 
 cdef enum:
     MAX_LINKS = 8
@@ -428,15 +428,19 @@ cdef class CCKernel:
 
     def bottleneck_bandwidth(self, int b):
         """The smallest link bandwidth (packets/s) of sub-env ``b`` at its current time."""
+        check_index(b, self.B, "sub-env")
         return self._bottleneck_at(b, self.now[b])
 
     def link_bandwidth(self, int b, int k):
         """Bandwidth (packets/s) of link ``k`` of sub-env ``b`` at its current time."""
+        check_index(b, self.B, "sub-env")
+        check_index(k, self.L, "link")
         return self._bw_at(b, k, self.now[b])
 
     def bottleneck_queue(self, int b):
         """Packets held now by the link with the smallest bandwidth of sub-env ``b``."""
         cdef int k, best = 0
+        check_index(b, self.B, "sub-env")
         for k in range(1, self.L):
             if self._bw_at(b, k, self.now[b]) < self._bw_at(b, best, self.now[b]):
                 best = k
@@ -448,7 +452,10 @@ cdef class CCKernel:
         Counted from departure times: for links after the first this includes packets already
         on their way to the link, whose place in its queue is settled (see the note at the top).
         """
-        cdef int64_t i, n = 0, h = self.lq_head[b, k]
+        cdef int64_t i, n = 0, h
+        check_index(b, self.B, "sub-env")
+        check_index(k, self.L, "link")
+        h = self.lq_head[b, k]
         for i in range(self.lq_n[b, k]):
             if self.lq[b, k, (h + i) % self.QC] > self.now[b]:
                 n += 1

@@ -27,7 +27,8 @@ from libc.stdint cimport uint64_t, int64_t, int32_t, uint8_t, int8_t
 from libc.string cimport memset
 
 from rng cimport rng_uniform, rng_integers
-from kernel cimport check_batch, check_state, episode_outputs, ratio, ring_next, zero_doubles
+from kernel cimport (check_batch, check_index, check_state, episode_outputs, ratio, ring_next,
+                     zero_doubles)
 
 cdef extern from *:
     void __builtin_prefetch(const void* addr, int rw, int locality) nogil
@@ -244,8 +245,7 @@ cdef class ClusterKernel:
         """Draw sub-env b's DeepRM image into `out` (horizon x image_width), whatever the obs mode."""
         if out.shape[0] * out.shape[1] != self.H * self.width:
             raise ValueError("image buffer has the wrong shape")
-        if not 0 <= b < self.B:
-            raise IndexError("no such sub-env")
+        check_index(b, self.B, "sub-env")
         # a full draw into `out`: a blank image and a scratch draw cache that describes it
         cdef int32_t[:, ::1] used = np.zeros((self.R, self.H), dtype=np.int32)
         cdef int32_t[::1] span = np.zeros(self.W, dtype=np.int32)
@@ -256,7 +256,8 @@ cdef class ClusterKernel:
 
     def fits_offset(self, int b, int slot):
         """Start offset at which window slot `slot` of sub-env `b` would be placed, or -1."""
-        if slot >= self.n_wait[b] or slot >= self.W:
+        check_index(b, self.B, "sub-env")
+        if slot < 0 or slot >= self.n_wait[b] or slot >= self.W:
             return -1
         return self._fits(b, self.wait[b, slot])
 

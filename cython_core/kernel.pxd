@@ -23,7 +23,8 @@
 #    (rng.pxd), seeded by the env from the seed given to reset; nothing else is random.
 # 4. Bounds. Every loop is bounded by the configuration (sizes, capacities, a walk limit), never
 #    by the data alone; counts and indices read from the state (which a snapshot may have set)
-#    are compared with the buffer they index before a write (the env's set_state checks them too).
+#    are compared with the buffer they index before a write (the env's set_state checks them too);
+#    an index passed to a Python-level accessor is checked with `check_index`.
 #    Ring buffers advance with `ring_next` / `ring_wrap`.
 # 5. Finite outputs. No NaN/inf leaves a kernel: a mean over a count that may be 0 is `ratio`,
 #    a feature held in its declared range is `clip`, and accumulators start from `zero_doubles`.
@@ -48,6 +49,13 @@ cdef inline int check_batch(Py_ssize_t n, Py_ssize_t B, str name) except -1:
     """Raise a ValueError unless a per-sub-env buffer passed to an entry point has B entries."""
     if n != B:
         raise ValueError(f"{name} must have one entry per sub-env ({B}), got {n}")
+    return 0
+
+
+cdef inline int check_index(Py_ssize_t i, Py_ssize_t n, str name) except -1:
+    """Raise an IndexError unless 0 <= i < n (a sub-env, link or slot index a caller passed)."""
+    if not 0 <= i < n:
+        raise IndexError(f"{name} must be in [0, {n - 1}], got {i}")
     return 0
 
 

@@ -158,3 +158,20 @@ def test_robust_mpc_refuses_buffers_of_the_wrong_length():
         call(out_rows=3)
     with pytest.raises(ValueError, match="err must have the window of thr"):
         call(err_cols=W + 1)
+
+
+def test_accessors_refuse_an_index_out_of_range():
+    vec, kernel = _kernel("sysgym/CC-v0")
+    assert kernel.link_bandwidth(1, 0) > 0
+    with pytest.raises(IndexError, match="sub-env must be in \\[0, 1\\], got 2"):
+        kernel.link_bandwidth(2, 0)
+    with pytest.raises(IndexError, match="link must be in \\[0, 0\\], got 1"):
+        kernel.queue_length(0, 1)
+    with pytest.raises(IndexError, match="sub-env"):
+        kernel.bottleneck_bandwidth(2)
+    with pytest.raises(IndexError, match="sub-env"):
+        kernel.bottleneck_queue(-1)
+    vec, kernel = _kernel("sysgym/DeepRM-Compact-v0")
+    with pytest.raises(IndexError, match="sub-env must be in \\[0, 1\\], got 2"):
+        kernel.fits_offset(2, 0)
+    assert kernel.fits_offset(0, -1) == -1   # no job in a slot before the window
