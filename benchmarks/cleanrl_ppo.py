@@ -8,7 +8,9 @@ Written for this benchmark from the algorithm, not copied. It steps sysgym's nat
 loop, not the env. Settings are a :class:`sysgym.agents.ppo.config.PPOConfig` (the same values
 every trainer in the benchmark gets); observations are flattened; invalid actions get logit -1e8;
 rewards are scaled by the running std of the discounted return when ``normalize_reward`` is on
-(as Gymnasium's ``NormalizeReward``). Truncated episodes are treated as ended (CleanRL's rule).
+(as Gymnasium's ``NormalizeReward``) and observations standardised by running statistics, clipped
+to ``clip_obs``, when ``normalize_obs`` is on (as ``NormalizeObservation``; acting uses the stats
+as they are). Truncated episodes are treated as ended (CleanRL's rule).
 """
 
 from __future__ import annotations
@@ -38,6 +40,32 @@ def _mlp(n_in: int, sizes: tuple[int, ...], activation: type[nn.Module]) -> tupl
     return nn.Sequential(*layers), n_in
 
 
+class _RunningStats:
+    """Running mean and variance of batches (parallel-variance update, as Gymnasium's wrappers)."""
+
+    def __init__(self, shape: tuple[int, ...]):
+        self.count, self.mean, self.var = 1e-4, np.zeros(shape), np.ones(shape)
+
+    def update(self, batch: np.ndarray) -> None:
+        batch_mean, batch_var, n = batch.mean(0), batch.var(0), len(batch)
+        delta, total = batch_mean - self.mean, self.count + n
+        self.var = (self.var * self.count + batch_var * n + delta**2 * self.count * n / total) / total
+        self.mean = self.mean + delta * n / total
+        self.count = total
+
+
+class _ObsScaler:
+    """Standardise observations with running statistics and clip them (NormalizeObservation)."""
+
+    def __init__(self, n_obs: int, clip: float):
+        self.stats, self.clip = _RunningStats((n_obs,)), clip
+
+    def __call__(self, obs: np.ndarray, update: bool = False) -> np.ndarray:
+        if update:
+            self.stats.update(obs)
+        return np.clip((obs - self.stats.mean) / np.sqrt(self.stats.var + 1e-8), -self.clip, self.clip)
+
+
 class Agent(nn.Module):
     """Actor and critic MLPs (or one shared trunk) with CleanRL's orthogonal initialisation."""
 
@@ -48,6 +76,7 @@ class Agent(nn.Module):
         self.critic_body = self.actor_body if shared else _mlp(n_obs, sizes, act)[0]
         self.actor_head = _layer(width, n_actions, 0.01)
         self.critic_head = _layer(width, 1, 1.0)
+        self.obs_scaler: _ObsScaler | None = None
 
     def value(self, x: torch.Tensor) -> torch.Tensor:
         return self.critic_head(self.critic_body(x)).squeeze(-1)
@@ -60,7 +89,10 @@ class Agent(nn.Module):
             generator: torch.Generator | None = None) -> np.ndarray:
         """Actions for a batch: the mode, or samples drawn with ``generator``."""
         with torch.no_grad():
-            x = torch.as_tensor(obs, dtype=torch.float32).reshape(len(obs), -1)
+            flat = np.asarray(obs, dtype=np.float64).reshape(len(obs), -1)
+            if self.obs_scaler is not None:
+                flat = self.obs_scaler(flat)
+            x = torch.as_tensor(flat, dtype=torch.float32)
             m = None if mask is None else torch.as_tensor(mask, dtype=torch.bool)
             logits = self.logits(x, m)
             if greedy:
@@ -74,17 +106,13 @@ class _ReturnScaler:
     def __init__(self, num_envs: int, gamma: float, clip: float):
         self.ret = np.zeros(num_envs)
         self.gamma, self.clip = gamma, clip
-        self.count, self.mean, self.var = 1e-4, 0.0, 1.0
+        self.stats = _RunningStats(())
 
     def __call__(self, reward: np.ndarray, done: np.ndarray) -> np.ndarray:
         self.ret = self.ret * self.gamma + reward
-        batch_mean, batch_var, n = self.ret.mean(), self.ret.var(), len(self.ret)
-        delta, total = batch_mean - self.mean, self.count + n
-        self.var = (self.var * self.count + batch_var * n + delta**2 * self.count * n / total) / total
-        self.mean += delta * n / total
-        self.count = total
+        self.stats.update(self.ret)
         self.ret[done] = 0.0
-        return np.clip(reward / np.sqrt(self.var + 1e-8), -self.clip, self.clip)
+        return np.clip(reward / np.sqrt(self.stats.var + 1e-8), -self.clip, self.clip)
 
 
 def train(env_id: str, config: Any, total_steps: int,
@@ -104,6 +132,14 @@ def train(env_id: str, config: Any, total_steps: int,
     agent = Agent(n_obs, n_actions, config.hidden_sizes, config.activation, config.shared_trunk)
     optimizer = torch.optim.Adam(agent.parameters(), lr=config.lr, eps=config.adam_eps)
     scaler = _ReturnScaler(n, config.gamma, config.clip_reward) if config.normalize_reward else None
+    if config.normalize_obs:
+        agent.obs_scaler = _ObsScaler(n_obs, config.clip_obs)
+
+    def observe(raw: Any) -> torch.Tensor:
+        flat = np.asarray(raw, dtype=np.float64).reshape(n, -1)
+        if agent.obs_scaler is not None:
+            flat = agent.obs_scaler(flat, update=True)
+        return torch.as_tensor(flat, dtype=torch.float32)
 
     obs_buf = torch.zeros((t_len, n, n_obs))
     mask_buf = torch.ones((t_len, n, n_actions), dtype=torch.bool)
@@ -111,7 +147,7 @@ def train(env_id: str, config: Any, total_steps: int,
     logp_buf, rew_buf, done_buf, val_buf = (torch.zeros((t_len, n)) for _ in range(4))
 
     obs, info = envs.reset(seed=[config.seed * n + i for i in range(n)])
-    next_obs = torch.as_tensor(obs, dtype=torch.float32).reshape(n, -1)
+    next_obs = observe(obs)
     next_mask = torch.as_tensor(info["action_mask"], dtype=torch.bool) if "action_mask" in info else None
     next_done = torch.zeros(n)
     iterations = max(1, -(-total_steps // (n * t_len)))
@@ -134,7 +170,7 @@ def train(env_id: str, config: Any, total_steps: int,
                 done = np.logical_or(terminated, truncated)
                 reward = scaler(np.asarray(reward, dtype=np.float64), done) if scaler else reward
                 rew_buf[t] = torch.as_tensor(reward, dtype=torch.float32)
-                next_obs = torch.as_tensor(obs, dtype=torch.float32).reshape(n, -1)
+                next_obs = observe(obs)
                 next_mask = torch.as_tensor(info["action_mask"], dtype=torch.bool) if "action_mask" in info else None
                 next_done = torch.as_tensor(done, dtype=torch.float32)
             global_step += n * t_len

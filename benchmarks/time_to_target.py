@@ -22,8 +22,8 @@ Trainers, each run in its own subprocess (a fresh start; its peak RSS from ``wai
 * ``cleanrl``: :mod:`benchmarks.cleanrl_ppo`, a CleanRL-style single-file torch PPO.
 * ``sb3``: Stable-Baselines3 PPO (sb3-contrib MaskablePPO on DeepRM) on SB3's ``make_vec_env``;
   ``sb3-vec``: the same on sysgym's ``SB3VecEnv`` adapter. SB3 2.x has no shared trunk (DeepRM's
-  preset shares one): separate actor and critic MLPs of the same sizes. Reward normalisation
-  through ``VecNormalize(norm_obs=False)`` where the preset normalises rewards.
+  preset shares one): separate actor and critic MLPs of the same sizes. Observation and reward
+  normalisation through ``VecNormalize`` where the preset turns them on.
 * ``rllib``: RLlib PPO (new API stack, 2 env runners x 8 envs, :func:`ppo_defaults`: the same
   preset, without reward normalisation, which RLlib's PPO lacks), run in ``.venv-rllib``; skipped
   with a line when that venv is absent, and in ``--quick``.
@@ -231,6 +231,7 @@ def _run_sysgym(case: Case, seed: int, horizon: int, scorer: Scorer, defaults: b
     from sysgym.agents.ppo.trainer import PPOTrainer
 
     config = (cli_config if defaults else shared_config)(case, seed, horizon)
+    scorer.emit({"event": "settings", **config.to_dict()})
     trainer = PPOTrainer(case.env_id, config)
     step_once = trainer._iteration   # the trainer's own loop, scored between iterations
 
@@ -260,7 +261,9 @@ def _run_cleanrl(case: Case, seed: int, horizon: int, scorer: Scorer, greedy: bo
         act = lambda obs, mask: agent.act(obs, mask, greedy, generator)  # noqa: E731
         return scorer.after_iteration(steps, lambda: score(case, act_batch=act))
 
-    train(case.env_id, shared_config(case, seed, horizon), horizon, on_iteration)
+    config = shared_config(case, seed, horizon)
+    scorer.emit({"event": "settings", **config.to_dict()})
+    train(case.env_id, config, horizon, on_iteration)
 
 
 def sb3_settings(config: Any) -> dict[str, Any]:
@@ -286,6 +289,7 @@ def _run_sb3(case: Case, seed: int, horizon: int, scorer: Scorer, native: bool, 
     from stable_baselines3.common.vec_env import VecNormalize
 
     config = shared_config(case, seed, horizon)
+    scorer.emit({"event": "settings", **config.to_dict()})
     torch.set_num_threads(config.torch_threads)
     if native:
         from sysgym.integrations.sb3 import SB3VecEnv
@@ -294,9 +298,9 @@ def _run_sb3(case: Case, seed: int, horizon: int, scorer: Scorer, native: bool, 
     else:
         env = make_vec_env(case.env_id, n_envs=config.num_envs, seed=seed * config.num_envs,
                            env_kwargs=dict(case.train_kwargs))
-    if config.normalize_reward:
-        env = VecNormalize(env, norm_obs=False, norm_reward=True, gamma=config.gamma,
-                           clip_reward=config.clip_reward)
+    if config.normalize_reward or config.normalize_obs:
+        env = VecNormalize(env, norm_obs=config.normalize_obs, norm_reward=config.normalize_reward,
+                           gamma=config.gamma, clip_obs=config.clip_obs, clip_reward=config.clip_reward)
     if case.env_id.startswith("sysgym/DeepRM"):
         from sb3_contrib import MaskablePPO as algo
     else:
@@ -306,6 +310,8 @@ def _run_sb3(case: Case, seed: int, horizon: int, scorer: Scorer, native: bool, 
 
     def act(obs: Any, mask: Any) -> Any:
         kwargs = {"action_masks": mask} if masked and mask is not None else {}
+        if config.normalize_obs:
+            obs = env.normalize_obs(obs)      # the running stats as they are (no update)
         return np.asarray(model.predict(obs, deterministic=greedy, **kwargs)[0])
 
     def evaluate() -> float:
@@ -363,6 +369,7 @@ def _run_rllib(case: Case, seed: int, horizon: int, scorer: Scorer, greedy: bool
     from sysgym.integrations.rllib import RLlibPolicy, ppo_config, ppo_defaults
 
     defaults = ppo_defaults(case.env_id, dict(case.train_kwargs))
+    scorer.emit({"event": "settings", **defaults, "num_env_runners": 2, "num_envs_per_env_runner": 8})
     model = defaults.pop("model_config")
     config = (ppo_config(case.env_id, env_config=dict(case.train_kwargs), num_env_runners=2,
                          num_envs_per_env_runner=8, model_config=model)
@@ -595,6 +602,8 @@ def run_one(case: Case, trainer: str, seed: int, target: float, cap_s: float, ho
                     record["curve"].append({k: event[k] for k in ("steps", "train_s", "score", "eval_s")})
                 elif event.get("event") == "end":
                     record["end"] = event
+                elif event.get("event") == "settings":
+                    record["settings"] = {k: v for k, v in event.items() if k != "event"}
                 elif event.get("event") == "tree_rss":
                     record["tree_rss_mib"] = event["mib"]
                 on_event(event)

@@ -172,3 +172,14 @@ def test_cleanrl_return_scaler_divides_by_the_running_std():
     # count 2.0001 -> 4.0001; the batch (mean 2, var 0) adds weight but no spread: var ~ 1.0002 * 2.0001 / 4.0001
     var = 1.0002 * 2.0001 / 4.0001
     assert np.allclose(out, np.array([2.0, 2.0]) / np.sqrt(var), rtol=1e-3)
+
+
+def test_cleanrl_observation_scaler_standardises_with_running_stats_and_clips():
+    from benchmarks.cleanrl_ppo import _ObsScaler
+
+    scaler = _ObsScaler(n_obs=1, clip=1.5)
+    # one batch [0, 2]: mean 1, variance 1 (the 1e-4 prior count barely moves them)
+    out = scaler(np.array([[0.0], [2.0]]), update=True)
+    assert np.allclose(out, [[-1.0], [1.0]], atol=1e-3)
+    assert np.allclose(scaler(np.array([[1.5], [3.0]])), [[0.5], [1.5]], atol=1e-3)   # 2.0 clipped to 1.5
+    assert np.allclose(scaler.stats.mean, [1.0], atol=1e-3)     # acting does not update the stats
