@@ -228,17 +228,19 @@ class _OursEngine:
 
 
 class _RLlibEngine:
-    """RLlib's PPO with :func:`ppo_defaults` (the same preset), ``runners`` env runners."""
+    """RLlib's PPO with :func:`ppo_defaults` (the same preset), ``runners`` env runners; the
+    learner's torch threads as ``ppo_config``'s default (1) unless ``learner_torch_threads``."""
 
     name = "rllib ppo"
 
-    def __init__(self, env_id: str, kwargs: dict[str, Any], seed: int, runners: int, num_envs: int):
+    def __init__(self, env_id: str, kwargs: dict[str, Any], seed: int, runners: int, num_envs: int,
+                 **options: Any):
         from sysgym.integrations.rllib import ppo_config, ppo_defaults
 
         defaults = ppo_defaults(env_id, kwargs)
         model = defaults.pop("model_config")
         config = (ppo_config(env_id, env_config=dict(kwargs), num_env_runners=runners,
-                             num_envs_per_env_runner=num_envs, model_config=model)
+                             num_envs_per_env_runner=num_envs, model_config=model, **options)
                   .update_from_dict(defaults).debugging(seed=seed))
         self.algo = config.build_algo()
         probe = gym.make(env_id, **kwargs)
@@ -294,6 +296,99 @@ def time_to_score(case: str, budget_s: float, chunk: int, episodes: int, runners
             "metric": metric, "higher_is_better": higher, "target": target, "budget_s": budget_s,
             "chunk_steps": chunk, "eval_seeds": [EVAL_SEED, EVAL_SEED + episodes - 1],
             "train_seed": seed, "env_runners": runners, "engines": state}
+
+
+# ---------------------------------------------------------------------------------- profile
+def _timed_learner(algo: Any) -> list[float]:
+    """Wrap ``algo.learner_group.update`` (this instance only) to record each call's seconds."""
+    seconds: list[float] = []
+    update = algo.learner_group.update
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return update(*args, **kwargs)
+        finally:
+            seconds.append(time.perf_counter() - start)
+
+    algo.learner_group.update = timed
+    return seconds
+
+
+def profile_iterations(case: str, iterations: int, runners: int, threads: list[int | None],
+                       seed: int = 0) -> list[dict[str, Any]]:
+    """Where one RLlib PPO iteration's time goes, for each learner torch-threads setting
+    (``None``: torch's default), the settings' algorithms alternating iteration by iteration
+    under the same load. Each iteration's wall time is split into the learner update (timed
+    around ``learner_group.update``: the learner connectors, GAE and every minibatch step) and
+    the rest (env-runner sampling with its connectors and forward passes, weight sync, metrics)."""
+    import torch
+
+    env_id, train_kw = SCORE_CASES[case][:2]
+    default_threads = torch.get_num_threads()
+    engines = {t: _RLlibEngine(env_id, train_kw, seed, runners, num_envs=8, learner_torch_threads=t)
+               for t in threads}
+    learner = {t: _timed_learner(engine.algo) for t, engine in engines.items()}
+    rows: dict[int | None, list[dict[str, float]]] = {t: [] for t in threads}
+    try:
+        for _ in range(iterations):
+            for t, engine in engines.items():
+                torch.set_num_threads(t or default_threads)  # this process is every engine's learner
+                done = len(learner[t])
+                start = time.perf_counter()
+                engine.algo.train()
+                wall = time.perf_counter() - start
+                update = sum(learner[t][done:])
+                rows[t].append({"wall": wall, "learner": update, "rest": wall - update})
+    finally:
+        for engine in engines.values():
+            engine.close()
+        torch.set_num_threads(default_threads)
+    config = engines[threads[0]].algo.config
+    updates = -(-config.train_batch_size_per_learner // config.minibatch_size) * config.num_epochs
+    out = []
+    for t in threads:
+        kept = rows[t][1:] or rows[t]  # the first iteration builds and warms up
+        median = {k: float(np.median([r[k] for r in kept])) for k in kept[0]}
+        out.append({"case": case, "learner_torch_threads": t if t else f"default ({default_threads})",
+                    "iterations": len(kept), "env_steps_per_iteration": config.train_batch_size_per_learner,
+                    "minibatch_updates_per_iteration": updates, **median,
+                    "learner_s_per_minibatch": median["learner"] / updates,
+                    "env_steps_per_s": config.train_batch_size_per_learner / median["wall"]})
+    return out
+
+
+def main_profile(cases: list[str], iterations: int, runners: int, out: str | None) -> None:
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+
+    started = time.perf_counter()
+    load_before = os.getloadavg()[0]
+    # Ray CPUs are slots here, not cores: both settings' env runners must fit at once
+    ray.init(address="local", num_cpus=2 * runners + 1, include_dashboard=False, log_to_driver=False)
+    try:
+        runs = [row for case in cases for row in profile_iterations(case, iterations, runners, [None, 1])]
+    finally:
+        ray.shutdown()
+    header = ["case", "learner torch threads", "iterations", "env steps / iteration", "minibatch updates",
+              "wall s", "learner update s", "sampling and rest s", "learner ms / minibatch", "env steps/s"]
+    table = format_table([[r["case"], r["learner_torch_threads"], r["iterations"], r["env_steps_per_iteration"],
+                           r["minibatch_updates_per_iteration"], f"{r['wall']:.2f}", f"{r['learner']:.2f}",
+                           f"{r['rest']:.2f}", f"{1000 * r['learner_s_per_minibatch']:.1f}",
+                           f"{r['env_steps_per_s']:.0f}"]
+                          for r in runs], header)
+    note = (f"Medians over the iterations after the first; the settings alternate iteration by iteration. "
+            f"RLlib {runners} env runners x 8 sub-envs, ppo_defaults preset. {os.cpu_count()} CPU cores; "
+            f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after; "
+            f"{time.perf_counter() - started:.0f} s in all.")
+    print(table)
+    print(note)
+    if out:
+        os.makedirs(out, exist_ok=True)
+        with open(os.path.join(out, "profile.json"), "w") as handle:
+            json.dump({"runs": runs, "note": note}, handle, indent=1)
+        with open(os.path.join(out, "profile.md"), "w") as handle:
+            handle.write(table + "\n\n" + note + "\n")
 
 
 def _best(curve: list[list[float]], higher: bool) -> float:
@@ -358,9 +453,21 @@ if __name__ == "__main__":
     parser.add_argument("--chunk", type=int, default=4096, help="env steps between two scorings")
     parser.add_argument("--episodes", type=int, default=4, help="scoring episodes")
     parser.add_argument("--runners", type=int, default=2, help="RLlib env runners")
+    parser.add_argument("--profile", action="store_true",
+                        help="where an RLlib PPO iteration's time goes, learner torch threads default vs 1 "
+                             "(writes benchmarks/results/rllib/profile.{md,json})")
+    parser.add_argument("--iterations", type=int, default=6, help="--profile: iterations per setting")
     parser.add_argument("--out", default=RESULTS, help="where time_to_score.{md,json} go ('' : nowhere)")
     args = parser.parse_args()
-    if args.time_to_score:
+    if args.profile:
+        cases = [c for c in args.cases.split(",") if c]
+        unknown = sorted(set(cases) - set(SCORE_CASES))
+        if unknown or not cases:
+            parser.error(f"--cases: unknown {unknown}; known: {', '.join(SCORE_CASES)}")
+        if args.iterations < 2:
+            parser.error("--iterations must be >= 2 (the first one is left out)")
+        main_profile(cases, args.iterations, args.runners, args.out or None)
+    elif args.time_to_score:
         cases = [c for c in args.cases.split(",") if c]
         unknown = sorted(set(cases) - set(SCORE_CASES))
         if unknown or not cases:

@@ -428,9 +428,10 @@ def set_learner_threads(*, algorithm: Any, **kwargs: Any) -> None:
     ``num_learners=0``, RLlib's default, that is the algorithm's own process) to
     ``learner_config_dict["sysgym_torch_threads"]``, when set.
 
-    torch's default (one thread per core) made each 64-sample minibatch update of DeepRM's
-    2x64 network take about 0.35 s instead of about 16 ms on the shared 2-core machine, where
-    the learner's threads compete with the env runners and other work.
+    With torch's default (one thread per core), each 64-sample minibatch update of DeepRM's
+    2x64 network took 321 ms instead of 31 ms with one thread on the shared, loaded 2-core
+    machine, where the learner's threads compete with the env runners
+    (``python -m benchmarks.bench_rllib --profile``, benchmarks/results/rllib/profile.md).
     """
     threads = (getattr(algorithm.config, "learner_config_dict", None) or {}).get(LEARNER_THREADS)
     group = getattr(algorithm, "learner_group", None)
