@@ -485,7 +485,8 @@ def _score_text(value: float | None) -> str:
 
 def table_rows(runs: list[dict[str, Any]]) -> list[list[str]]:
     """One row per (case, trainer): reached k/n, time and steps to target as median [range] over
-    the seeds that reached it, SPS (median), peak RSS (max); "not reached (best X)" when none did."""
+    the seeds that reached it, SPS (median), peak RSS (max; RLlib's with its Ray processes);
+    "not reached (best X)" when none did."""
     from sysgym.bench import human
 
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -508,7 +509,7 @@ def table_rows(runs: list[dict[str, Any]]) -> list[list[str]]:
             seconds = f"not reached in {first['cap_s']:g} s (best {_score_text(best)})"
             steps = "-"
         sps = [r["sps"] for r in group if r.get("sps")]
-        rss = [r["peak_rss_mib"] for r in group if r.get("peak_rss_mib")]
+        rss = [r.get("tree_rss_mib") or r["peak_rss_mib"] for r in group if r.get("peak_rss_mib")]
         rows.append([label, trainer, f"{len(hits)}/{len(group)}", seconds, steps,
                      human(statistics.median(sps)) if sps else "-", f"{max(rss):.0f}" if rss else "-"])
     return rows
@@ -532,7 +533,9 @@ def render_markdown(data: dict[str, Any]) -> str:
              "that reached it. Scoring: "
              f"{EPISODES} episodes, seeds {EVAL_SEED:,}–{EVAL_SEED + EPISODES - 1:,}, actions "
              f"{'/'.join(sorted({r.get('actions', 'sampled') for r in data['runs']}))}; "
-             "training seeds below 1,000. " + load_text, "",
+             "training seeds below 1,000. Env steps/s: all the run's steps over its training seconds. "
+             "Peak RSS: the trainer's process (wait4); for RLlib the largest sum over its process tree "
+             "(Ray's workers included) seen at an evaluation. " + load_text, "",
              format_table(table_rows(data["runs"]), HEADERS), ""]
     skipped = meta.get("skipped") or []
     if skipped:

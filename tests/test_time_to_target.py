@@ -73,8 +73,9 @@ def test_table_gives_median_and_range_over_the_seeds_that_reached():
 
 
 def test_table_says_not_reached_with_the_best_score_over_seeds():
-    runs = [_record("sb3", 0, [9.0, 7.5]), _record("sb3", 1, [8.0, 6.25, 7.0])]
+    runs = [_record("sb3", 0, [9.0, 7.5]), {**_record("sb3", 1, [8.0, 6.25, 7.0]), "tree_rss_mib": 1500.0}]
     (row,) = ttt.table_rows(runs)
+    assert row[6] == "1500"      # a process tree's RSS (RLlib's Ray workers) counts where recorded
     assert row[2] == "0/2" and row[3] == "not reached in 300 s (best 6.25)" and row[4] == "-"
     runs = [_record("sb3", 0, [10.0, 20.0], target=40.0, higher=True)]
     assert ttt.table_rows(runs)[0][3] == "not reached in 300 s (best 20)"
