@@ -42,8 +42,8 @@ def _model(config):
 # envs, minibatch 64, 10 epochs, lr 1e-4, one shared 2x64 trunk); RLlib's own defaults differ in
 # every one of them (train batch 4000, minibatch 128, 30 epochs, lr 5e-5, [256, 256], KL loss on).
 @pytest.mark.parametrize("env, batch, minibatch, epochs, lr, entropy, shared", [
-    ("sysgym/ABR-v0", 1024, 256, 4, 2.5e-4, 0.01, False),
-    ("sysgym/DAG-EGS-v0", 1024, 256, 4, 2.5e-4, 0.01, False),
+    ("sysgym/ABR-v0", 4096, 512, 4, 2.5e-4, 0.01, False),       # ABR preset: 64 envs x 64 steps, minibatch 512
+    ("sysgym/Appointments-P1-v0", 1024, 256, 4, 2.5e-4, 0.01, False),
     ("sysgym/DeepRM-CompactSparse-v0", 400, 64, 10, 1e-4, 0.01, True),
     ("sysgym/CC-v0", 2048, 64, 10, 3e-4, 0.0, False),
     (srl.MULTI_FLOW_CC, 2048, 64, 10, 3e-4, 0.0, False),
@@ -64,7 +64,7 @@ def test_overrides_win_over_the_defaults():
     config = srl.train_config(_args("--env", "sysgym/ABR-v0", "--steps", "1", "lr=0.001", "num_epochs=2",
                                     "fcnet_hiddens=32,16", "vf_share_layers=true"))
     assert config.lr == pytest.approx(0.001) and config.num_epochs == 2
-    assert config.minibatch_size == 256  # not overridden: the preset's
+    assert config.minibatch_size == 512  # not overridden: the ABR preset's
     model = _model(config)
     assert list(model["fcnet_hiddens"]) == [32, 16] and model["vf_share_layers"] is True
 
