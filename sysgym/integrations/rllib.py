@@ -396,6 +396,8 @@ def _restarted_actor() -> bool:
     """Whether this process is a Ray actor that Ray restarted (False in the driver)."""
     import ray
 
+    if not ray.is_initialized():  # get_runtime_context() would start a local Ray instance
+        return False
     context = ray.get_runtime_context()
     if context.get_actor_id() is None:
         return False

@@ -76,6 +76,51 @@ def test_one_layer_size_is_a_one_layer_network_and_a_bad_size_is_refused():
         srl.train_config(_args("--env", "sysgym/ABR-v0", "--steps", "1", "fcnet_hiddens=64,0"))
 
 
+def test_learners_get_one_torch_thread_unless_asked_otherwise():
+    class Group:
+        def foreach_learner(self, func, **kwargs):
+            self.kwargs = kwargs
+
+    class Algo:
+        def __init__(self, config):
+            self.config, self.learner_group = config, Group()
+
+    config = srl.ppo_config("sysgym/CC-v0")
+    assert config.learner_config_dict[srl.LEARNER_THREADS] == 1
+    algo = Algo(config)
+    srl.set_learner_threads(algorithm=algo)
+    assert algo.learner_group.kwargs == {"threads": 1}
+    untouched = Algo(srl.ppo_config("sysgym/CC-v0", learner_torch_threads=None))
+    srl.set_learner_threads(algorithm=untouched)
+    assert not hasattr(untouched.learner_group, "kwargs")
+    with pytest.raises(ValueError, match="learner_torch_threads must be >= 1"):
+        srl.ppo_config("sysgym/CC-v0", learner_torch_threads=0)
+
+
+def test_a_restarted_env_runner_counts_itself_and_its_sub_envs(monkeypatch):
+    class Logger:
+        def __init__(self):
+            self.logged = {}
+
+        def log_value(self, key, value, reduce=None):
+            self.logged[key] = (value, reduce)
+
+    class Runner:
+        num_envs = 3
+
+    import ray
+
+    logger = Logger()
+    ray_was_up = ray.is_initialized()
+    srl.count_restarted_env_runner(env_runner=Runner(), metrics_logger=logger)
+    assert logger.logged == {}  # this process is no restarted actor
+    assert ray.is_initialized() == ray_was_up  # asking did not start Ray
+    monkeypatch.setattr(srl, "_restarted_actor", lambda: True)
+    srl.count_restarted_env_runner(env_runner=Runner(), metrics_logger=logger)
+    assert logger.logged == {(srl.FAULTS_KEY, "env_runners_restarted"): (1, "lifetime_sum"),
+                             (srl.FAULTS_KEY, "episodes_in_flight_dropped"): (3, "lifetime_sum")}
+
+
 def test_a_non_empty_out_is_refused_before_any_work(tmp_path, capsys):
     (tmp_path / "keep.txt").write_text("mine")
     code = srl.main(["--env", "sysgym/CC-v0", "--steps", "10", "--out", str(tmp_path)])
