@@ -1,6 +1,6 @@
 """Do ``sysgym train``'s defaults train? Each family's default PPO settings against its baseline.
 
-    python -m benchmarks.defaults_train [--cases deeprm,abr,cc,dag,appointments] [--seeds 3]
+    python -m benchmarks.defaults_train [--cases deeprm,abr,cc,dag,appointments] [--seeds 3] [--first-seed 0]
         [--cap-s 120] [--horizon 2000000] [--set key=value ...] [--label NAME]
         [--out benchmarks/results/defaults] [--report]
 
@@ -13,8 +13,8 @@ on a shared machine wall time measures the load more than the trainer). Cases an
 from :mod:`benchmarks.targets` (DeepRM-CompactSparse scenario 3 vs SJF's mean slowdown, ABR-v0
 trained on the training traces and scored on the test traces vs BufferBased's return, CC-Discrete
 vs AIMD's return) plus DAG-EGS-v0 vs the greedy EGS heuristic's return and Appointments-P1 vs
-its best heuristic's return (``p1_rule``). Training seeds are 0 ... seeds-1 (sub-env seeds below
-1,000); scoring seeds 1,000,000 ... 1,000,063: disjoint.
+its best heuristic's return (``p1_rule``). Training seeds are first-seed ... first-seed+seeds-1 (sub-env seeds
+below 1,000,000); scoring seeds 1,000,000 ... 1,000,063: disjoint.
 
 Each finished run is appended to ``DIR/runs.jsonl`` (so Ctrl-C keeps what finished) and the table
 ``DIR/results.md`` is rewritten: per label and case, runs that reached the target, median training
@@ -155,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", default="deeprm,abr,cc,dag,appointments")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="train seeds first-seed ... first-seed+seeds-1")
     parser.add_argument("--cap-s", type=float, default=120.0)
     parser.add_argument("--horizon", type=int, default=2_000_000)
     parser.add_argument("--set", action="append", default=[], metavar="key=value",
@@ -171,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown cases {unknown}; known: {', '.join(ALL_CASES)}")
     if not 1 <= args.seeds <= 100 or not 0 < args.cap_s <= 86_400 or not 1 <= args.horizon <= 10**10:
         parser.error("--seeds in [1, 100], --cap-s in (0, 86400], --horizon in [1, 1e10]")
+    if not 0 <= args.first_seed <= 900:   # sub-env seeds (seed * num_envs + i) stay below the scoring seeds
+        parser.error("--first-seed must lie in [0, 900]")
     from sysgym.agents.ppo.config import parse_overrides
 
     sets, env_sets = parse_overrides(args.set)
@@ -181,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     log = out / "runs.jsonl"
     command = "python -m benchmarks.defaults_train " + " ".join(argv if argv is not None else sys.argv[1:])
     targets = {c: target_score(ALL_CASES[c]) for c in cases}
-    plan = [(seed, c) for seed in range(args.seeds) for c in cases]
+    plan = [(seed, c) for seed in range(args.first_seed, args.first_seed + args.seeds) for c in cases]
     started = time.perf_counter()
     for k, (seed, c) in enumerate(plan):
         result = run(ALL_CASES[c], seed, args.horizon, args.cap_s, targets[c], sets)
