@@ -231,3 +231,27 @@ def test_frozen_weights_reuse_the_prefix_sums():
     with torch.no_grad():
         logits, value = model({"obs": torch.from_numpy(x)})
     np.testing.assert_allclose(plain[1], value.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_a_resumed_sparse_run_ends_with_the_uninterrupted_runs_weights(tmp_path):
+    """Checkpoints hold the Adam moments in the canonical layout and the weights through the
+    transposed views: a run saved after two iterations and resumed ends where an uninterrupted
+    run ends, bit for bit."""
+    import sysgym  # noqa: F401
+
+    kwargs = {"scenario": 1, "protocol": "bracis", "episode_length": 100}
+    cfg = PPOConfig(shared_trunk=False, encoder="mlp", hidden_sizes=(16, 16), n_steps=10, num_envs=2,
+                    batch_size=10, n_epochs=2, progress=False, tensorboard=False, env_kwargs=kwargs, seed=5, anneal_lr=False,
+                    total_steps=80)
+    reference = PPOTrainer("sysgym/DeepRM-Image-v0", cfg)
+    assert reference.manual.sparse_rows
+    reference.train()
+    reference.close()
+    first = PPOTrainer("sysgym/DeepRM-Image-v0", cfg, tmp_path / "run")
+    first.train(40)
+    first.close()
+    resumed = PPOTrainer.resume(tmp_path / "run", total_steps=80)
+    resumed.train()
+    resumed.close()
+    assert torch.equal(resumed.flat_params, reference.flat_params)
+    assert torch.equal(resumed.optimizer.exp_avg_sq, reference.optimizer.exp_avg_sq)
