@@ -20,7 +20,8 @@ from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memset
 from cpython.exc cimport PyErr_CheckSignals
 
-from rng cimport rng_uniform, rng_integers, rng_next
+from rng cimport rng_uniform, rng_integers, rng_seed_child
+from kernel cimport check_batch, check_state, episode_outputs, zero_doubles
 
 cdef enum:
     SHORT = 0
@@ -759,11 +760,16 @@ cdef class Problem:
 
     def rank(self, double cost, const double[:, ::1] fac, int samples, uint64_t[::1] rng):
         """(worse, ties, total, best) of `cost` among the orderings of the day with multipliers
-        fac (2, M): all of them if samples == 0, else `samples` random ones drawn from rng."""
+        fac (2, M): all of them if samples == 0, else `samples` random ones drawn from rng (a
+        4-word xoshiro256** state, advanced in place; checked even when unused)."""
         cdef Rank r
         cdef Day d
         if fac.shape[0] != 2 or fac.shape[1] != self.p.M:
             raise ValueError(f"factors must have shape (2, {self.p.M})")
+        if rng.shape[0] != 4:
+            raise ValueError(f"rng must be a 4-word xoshiro256** state, got {rng.shape[0]} words")
+        if samples < 0:
+            raise ValueError(f"samples must be >= 0 (0: every ordering), got {samples}")
         r.worse = 0.0
         r.ties = 0.0
         r.total = 0.0
@@ -772,8 +778,6 @@ cdef class Problem:
             with nogil:
                 _rank_day(&self.p, &self.memo, &fac[0, 0], cost, &r)
         else:
-            if rng.shape[0] != 4:
-                raise ValueError("rng must be a 4-word xoshiro256** state")
             with nogil:
                 _rank_sampled(&self.p, &fac[0, 0], cost, samples, &rng[0], &r)
         return r.worse, r.ties, r.total, r.best
@@ -837,15 +841,6 @@ cdef class Problem:
 
 
 # ---------------------------------------------------------------------- the batched env
-cdef inline uint64_t _splitmix64(uint64_t* x) noexcept nogil:
-    cdef uint64_t z
-    x[0] += <uint64_t>0x9E3779B97F4A7C15
-    z = x[0]
-    z = (z ^ (z >> 30)) * <uint64_t>0xBF58476D1CE4E5B9
-    z = (z ^ (z >> 27)) * <uint64_t>0x94D049BB133111EB
-    return z ^ (z >> 31)
-
-
 cdef class AppointmentsKernel:
     cdef readonly Problem problem
     cdef Params p
@@ -875,6 +870,15 @@ cdef class AppointmentsKernel:
         self.boolean = cfg["boolean"]
         self.perc_mode = cfg["percentile_mode"]
         self.samples = cfg["percentile_samples"]
+        check_state(state, self.B)
+        n_metrics = N_BASE_METRICS + (N_PERCENTILE_METRICS if self.perc_mode != PERC_OFF else 0)
+        for key, row in (("rem", (MAX_TYPES,)), ("seq", (self.p.N,)), ("start", (self.p.N,)),
+                         ("finish", (self.p.N,)), ("fac", (2, self.p.M)), ("perc_rng", (4,)),
+                         ("reward_components", (3,)), ("metrics", (n_metrics,)),
+                         ("action_mask", (self.p.T,))):
+            if state[key].shape[1:] != row:          # the nogil loops index these rows unchecked
+                raise ValueError(f"state array {key!r} must have rows of shape {row}, "
+                                 f"got shape {state[key].shape}")
         self.k = state["k"]
         self.prev = state["prev"]
         self.prev2 = state["prev2"]
@@ -895,16 +899,14 @@ cdef class AppointmentsKernel:
         else:
             self.obs_num = state["obs"]
             self.n_obs = self.obs_num.shape[1]
-        self.comps = state["reward_components"]
-        self.metrics = state["metrics"]
-        self.terminated = state["terminated"]
-        self.truncated = state["truncated"]
+        self.comps, self.metrics, self.terminated, self.truncated = episode_outputs(state)
         self.mask = state["action_mask"]
         self.actions = state["actions"]
 
     # ------------------------------------------------------------------ entry points
     def reset(self, const uint8_t[::1] which):
         cdef int b
+        check_batch(which.shape[0], self.B, "which")
         with nogil:
             for b in range(self.B):
                 if which[b]:
@@ -914,6 +916,7 @@ cdef class AppointmentsKernel:
         """Step the active sub-envs; then rank each finished day (one day at a time, checking for
         Ctrl-C between days, so that a long percentile pass stays interruptible)."""
         cdef int b
+        check_batch(active.shape[0], self.B, "active")
         with nogil:
             for b in range(self.B):
                 if active[b]:
@@ -931,6 +934,7 @@ cdef class AppointmentsKernel:
         cdef int b
         cdef Day d
         cdef int K = draws.shape[0]
+        check_batch(which.shape[0], self.B, "which")
         self.problem._check_draws(draws)
         if out.shape[0] != self.B or out.shape[1] != self.p.T:
             raise ValueError(f"out must have shape ({self.B}, {self.p.T})")
@@ -944,8 +948,7 @@ cdef class AppointmentsKernel:
         """The Boolean features of every sub-env now, whatever the observation mode."""
         cdef int b
         cdef Day d
-        if out.shape[0] != self.B:
-            raise ValueError("one row per sub-env")
+        check_batch(out.shape[0], self.B, "out")
         with nogil:
             for b in range(self.B):
                 self._load(b, &d)
@@ -977,7 +980,6 @@ cdef class AppointmentsKernel:
 
     cdef void _reset_one(self, int b) noexcept nogil:
         cdef uint64_t* s = &self.rng[b, 0]
-        cdef uint64_t seed
         cdef int t, j
         cdef Day d
         for t in range(2):
@@ -986,12 +988,7 @@ cdef class AppointmentsKernel:
                     self.fac[b, t, j] = 1.0 + self.p.noise * (2.0 * rng_uniform(s) - 1.0)
                 else:
                     self.fac[b, t, j] = 1.0
-        seed = rng_next(s)
-        for j in range(4):
-            self.perc_rng[b, j] = _splitmix64(&seed)
-        if self.perc_rng[b, 0] == 0 and self.perc_rng[b, 1] == 0 and self.perc_rng[b, 2] == 0 \
-                and self.perc_rng[b, 3] == 0:
-            self.perc_rng[b, 0] = 1
+        rng_seed_child(s, &self.perc_rng[b, 0])
         _start_day(&self.p, &d)
         self._store(b, &d)
         self.invalid[b] = 0
@@ -999,8 +996,7 @@ cdef class AppointmentsKernel:
             self.seq[b, j] = -1
             self.start[b, j] = 0.0
             self.finish[b, j] = 0.0
-        for j in range(self.comps.shape[1]):
-            self.comps[b, j] = 0.0
+        zero_doubles(&self.comps[b, 0], self.comps.shape[1])
         self.terminated[b] = 0
         self.truncated[b] = 0
         self._write_outputs(b, &d)
@@ -1009,9 +1005,7 @@ cdef class AppointmentsKernel:
         cdef int64_t a = self.actions[b]
         cdef Day d
         cdef Placed r
-        cdef int j
-        for j in range(self.comps.shape[1]):
-            self.comps[b, j] = 0.0
+        zero_doubles(&self.comps[b, 0], self.comps.shape[1])
         self._load(b, &d)
         if _done(&self.p, &d):               # nothing left to place (only via an edited snapshot)
             self.terminated[b] = 1

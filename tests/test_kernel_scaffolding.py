@@ -21,7 +21,7 @@ CORE = Path(__file__).resolve().parents[1] / "cython_core"
 SHARED = ("kernel.pxd", "rng.pxd")
 # Kernels that still carry their own scaffolding, to be converted once the speed work on them
 # lands (issue #26); the test below fails as soon as one is converted, so the list cannot go stale.
-PENDING = {"dag.pyx", "appointments.pyx"}
+PENDING: set[str] = set()
 
 
 def _env_kernels() -> list[Path]:
@@ -58,7 +58,8 @@ def test_the_shared_files_define_the_helpers():
 
 
 def test_the_env_kernels_are_the_expected_ones():
-    assert {p.name for p in _env_kernels()} >= {"cluster.pyx", "abr.pyx", "cc.pyx"} | PENDING
+    expected = {"cluster.pyx", "abr.pyx", "cc.pyx", "appointments.pyx", "dag.pyx"}
+    assert {p.name for p in _env_kernels()} >= expected | PENDING
 
 
 @pytest.mark.parametrize("name", sorted({p.name for p in _env_kernels()} - PENDING))
@@ -78,19 +79,25 @@ def test_pending_kernels_are_still_pending(name):
     assert "from kernel cimport" not in text, f"{name} uses kernel.pxd now: remove it from PENDING"
 
 
+def _private_copies(text: str) -> list[str]:
+    """The functions a .pyx defines under the name of a shared helper (give or take `_`/`rng_`)."""
+    shared = {_bare(n) for n in _shared_helpers()}
+    defined = re.findall(r"^\s*cdef (?:inline\s+)?[\w*]+\s+(\w+)\(", text, re.M)
+    return sorted(n for n in defined if _bare(n) in shared)
+
+
 @pytest.mark.parametrize("name", sorted(p.name for p in CORE.glob("*.pyx") if p.name not in PENDING))
 def test_no_private_copy_of_a_shared_helper(name):
-    shared = {_bare(n) for n in _shared_helpers()}
-    defined = re.findall(r"^\s*cdef (?:inline\s+)?[\w*]+\s+(\w+)\(", (CORE / name).read_text(), re.M)
-    copies = sorted(n for n in defined if _bare(n) in shared)
+    copies = _private_copies((CORE / name).read_text())
     assert not copies, f"{name} defines its own {copies}: cimport them from {' / '.join(SHARED)}"
 
 
 def test_private_copy_detection_can_fail():
-    # the pending kernels hold the copies this test was written against
-    text = (CORE / "appointments.pyx").read_text()
-    defined = re.findall(r"^\s*cdef (?:inline\s+)?[\w*]+\s+(\w+)\(", text, re.M)
-    assert "splitmix64" in {_bare(n) for n in defined} & {_bare(n) for n in _shared_helpers()}
+    # the copies appointments.pyx held before it was converted (issue #26)
+    text = ("cdef inline uint64_t _splitmix64(uint64_t* x) noexcept nogil:\n    pass\n"
+            "cdef class K:\n    cdef void _zero_doubles(self, double* row) noexcept nogil:\n        pass\n"
+            "cdef double _cost(const Params* p) noexcept nogil:\n    pass\n")
+    assert _private_copies(text) == ["_splitmix64", "_zero_doubles"]
 
 
 # ---------------------------------------------------------------------- behaviour
@@ -100,7 +107,8 @@ def _kernel(env_id: str, num_envs: int = 2):
     return vec, vec.unwrapped._kernel
 
 
-@pytest.mark.parametrize("env_id", ["sysgym/DeepRM-Compact-v0", "sysgym/ABR-v0", "sysgym/CC-v0"])
+@pytest.mark.parametrize("env_id", ["sysgym/DeepRM-Compact-v0", "sysgym/ABR-v0", "sysgym/CC-v0",
+                                    "sysgym/Appointments-P1-v0"])
 def test_step_refuses_a_flag_buffer_of_the_wrong_length(env_id):
     vec, kernel = _kernel(env_id)
     with pytest.raises(ValueError, match="active must have one entry per sub-env \\(2\\), got 3"):
@@ -120,6 +128,9 @@ def test_reset_refuses_buffers_of_the_wrong_length():
     vec, kernel = _kernel("sysgym/CC-v0")
     with pytest.raises(ValueError, match="which"):
         kernel.reset(np.ones(3, dtype=np.uint8))
+    vec, kernel = _kernel("sysgym/Appointments-P1-v0")
+    with pytest.raises(ValueError, match="which must have one entry per sub-env \\(2\\), got 1"):
+        kernel.reset(np.ones(1, dtype=np.uint8))
 
 
 def test_kernel_refuses_state_arrays_of_the_wrong_shape():
@@ -175,3 +186,54 @@ def test_accessors_refuse_an_index_out_of_range():
     with pytest.raises(IndexError, match="sub-env must be in \\[0, 1\\], got 2"):
         kernel.fits_offset(2, 0)
     assert kernel.fits_offset(0, -1) == -1   # no job in a slot before the window
+
+
+def test_dag_kernel_refuses_buffers_and_indices_out_of_range():
+    """Every DAGKernel entry point checks its sub-env index and buffer lengths before its loops
+    (compiled without bounds checks) read them; the right lengths are still accepted."""
+    from sysgym.cython_core.dag import DAGKernel
+    from sysgym.envs.dag.config import kernel_config
+    from sysgym.envs.dag.state import kernel_buffers
+
+    vec, kernel = _kernel("sysgym/DAG-EGS-v0")
+    n = vec.unwrapped.config.max_nodes
+    a = n * n
+    with pytest.raises(ValueError, match="active must have one entry per sub-env \\(2\\), got 3"):
+        kernel.step(np.ones(3, dtype=np.uint8))
+    with pytest.raises(ValueError, match="which must have one entry per sub-env \\(2\\), got 1"):
+        kernel.reset(np.ones(1, dtype=np.uint8), np.full(2, -1, dtype=np.int64))
+    with pytest.raises(ValueError, match="choice must have one entry per sub-env \\(2\\), got 3"):
+        kernel.reset(np.ones(2, dtype=np.uint8), np.full(3, -1, dtype=np.int64))
+
+    def outcomes(b=1, cand=a, width=a, length=a):
+        kernel.edge_outcomes(b, np.ones(cand, dtype=np.int8), np.empty(width, dtype=np.int64),
+                             np.empty(length, dtype=np.int64))
+
+    outcomes()
+    with pytest.raises(IndexError, match="sub-env must be in \\[0, 1\\], got 2"):
+        outcomes(b=2)
+    with pytest.raises(ValueError, match=f"candidates must have one entry per action \\({a}\\), got {a - 1}"):
+        outcomes(cand=a - 1)
+    with pytest.raises(ValueError, match="width_out must have one entry per action"):
+        outcomes(width=a - 1)
+    with pytest.raises(ValueError, match="length_out must have one entry per action"):
+        outcomes(length=a + 1)
+
+    assert kernel.processors_of(1, np.zeros(n, dtype=np.int64)) >= 1
+    with pytest.raises(IndexError, match="sub-env must be in \\[0, 1\\], got -1"):
+        kernel.processors_of(-1, np.zeros(n, dtype=np.int64))
+    with pytest.raises(ValueError, match=f"out must have one entry per node \\({n}\\), got {n - 1}"):
+        kernel.processors_of(0, np.zeros(n - 1, dtype=np.int64))
+    with pytest.raises(IndexError, match="sub-env must be in \\[0, 1\\], got 2"):
+        kernel.done(2)
+    with pytest.raises(IndexError, match="sub-env must be in \\[0, 1\\], got 5"):
+        kernel.edge_valid(5, 0, 1)
+    assert kernel.edge_valid(0, n, 0) is False     # a node index out of range is an invalid edge
+
+    cfg = vec.unwrapped.config
+    state = kernel_buffers(cfg, 2)
+    DAGKernel(kernel_config(cfg, 2), state, vec.unwrapped._tasks)   # right rows: accepted
+    state["width"] = np.zeros(3, dtype=np.int64)
+    with pytest.raises(ValueError, match="'width' must have one row per sub-env \\(2\\)"):
+        DAGKernel(kernel_config(cfg, 2), state, vec.unwrapped._tasks)
+    vec.close()
