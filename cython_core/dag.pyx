@@ -24,6 +24,7 @@
 from libc.stdint cimport uint64_t, int64_t, int32_t, uint8_t, int8_t
 from libc.string cimport memset, memcpy
 
+from kernel cimport check_batch, check_index, check_state, episode_outputs, zero_doubles
 from rng cimport rng_uniform, rng_integers
 
 cdef extern from *:
@@ -149,6 +150,7 @@ cdef class DAGKernel:
         self.max_depth = cfg["max_depth"]
         self.util_min = cfg["utilisation_min"]
 
+        check_state(state, self.B)
         self.n = state["n"]
         self.deadline = state["deadline"]
         self.task = state["task"]
@@ -175,10 +177,7 @@ cdef class DAGKernel:
         self.lat_l = state["lat_l"]
         self.lat_r = state["lat_r"]
         self.rng = state["rng"]
-        self.comps = state["reward_components"]
-        self.metrics = state["metrics"]
-        self.terminated = state["terminated"]
-        self.truncated = state["truncated"]
+        self.comps, self.metrics, self.terminated, self.truncated = episode_outputs(state)
         self.mask = state["action_mask"]
         self.actions = state["actions"]
         import numpy as np
@@ -228,6 +227,8 @@ cdef class DAGKernel:
         choice[b] (task-set workloads), -1 draws one. Returns the index of the first sub-env whose
         generator failed (see RESET_NO_TASK), or -1."""
         cdef int b, failed = -1
+        check_batch(which.shape[0], self.B, "which")
+        check_batch(choice.shape[0], self.B, "choice")
         with nogil:
             for b in range(self.B):
                 if which[b]:
@@ -237,6 +238,7 @@ cdef class DAGKernel:
 
     def step(self, const uint8_t[::1] active):
         cdef int b
+        check_batch(active.shape[0], self.B, "active")
         with nogil:
             for b in range(self.B):
                 if active[b]:
@@ -247,6 +249,11 @@ cdef class DAGKernel:
         """For every action a with candidates[a] that is a valid edge of sub-env b: the width and
         critical-path length after adding it (state untouched); -1 elsewhere."""
         cdef int a, i, j, N = self.N
+        check_index(b, self.B, "sub-env")
+        for name, size in (("candidates", candidates.shape[0]), ("width_out", width_out.shape[0]),
+                           ("length_out", length_out.shape[0])):
+            if size != N * N:
+                raise ValueError(f"{name} must have one entry per action ({N * N}), got {size}")
         with nogil:
             for a in range(N * N):
                 width_out[a] = -1
@@ -261,7 +268,11 @@ cdef class DAGKernel:
     def processors_of(self, int b, int64_t[::1] out):
         """Processor of every node from the minimum chain cover (chains numbered by their first
         node's index); -1 for padding. Uses the kernel's current maximum matching."""
-        cdef int v, u, hops, c = 0, nn = <int>self.n[b]
+        cdef int v, u, hops, c = 0, nn
+        check_index(b, self.B, "sub-env")
+        if out.shape[0] != self.N:
+            raise ValueError(f"out must have one entry per node ({self.N}), got {out.shape[0]}")
+        nn = <int>self.n[b]
         for v in range(self.N):
             out[v] = -1
         for v in range(nn):
@@ -277,10 +288,12 @@ cdef class DAGKernel:
 
     def done(self, int b):
         """Whether sub-env b's current state is terminal (W at its bound or target, or no valid edge)."""
+        check_index(b, self.B, "sub-env")
         return self._done(b)
 
     def edge_valid(self, int b, int i, int j):
         """Whether adding i -> j is a valid action of sub-env b (mask rule, ignoring the episode end)."""
+        check_index(b, self.B, "sub-env")
         if i < 0 or j < 0 or i >= self.N or j >= self.N:
             return False
         return self._edge_valid(b, i, j)
@@ -311,8 +324,7 @@ cdef class DAGKernel:
         self.steps[b] = 0
         self.edges_added[b] = 0
         self.invalid[b] = 0
-        for k in range(self.comps.shape[1]):
-            self.comps[b, k] = 0.0
+        zero_doubles(&self.comps[b, 0], self.comps.shape[1])
         self.terminated[b] = 0
         self.truncated[b] = 0
         self._write_outputs(b)

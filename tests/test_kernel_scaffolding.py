@@ -21,7 +21,7 @@ CORE = Path(__file__).resolve().parents[1] / "cython_core"
 SHARED = ("kernel.pxd", "rng.pxd")
 # Kernels that still carry their own scaffolding, to be converted once the speed work on them
 # lands (issue #26); the test below fails as soon as one is converted, so the list cannot go stale.
-PENDING = {"dag.pyx"}
+PENDING: set[str] = set()
 
 
 def _env_kernels() -> list[Path]:
@@ -58,7 +58,8 @@ def test_the_shared_files_define_the_helpers():
 
 
 def test_the_env_kernels_are_the_expected_ones():
-    assert {p.name for p in _env_kernels()} >= {"cluster.pyx", "abr.pyx", "cc.pyx", "appointments.pyx"} | PENDING
+    expected = {"cluster.pyx", "abr.pyx", "cc.pyx", "appointments.pyx", "dag.pyx"}
+    assert {p.name for p in _env_kernels()} >= expected | PENDING
 
 
 @pytest.mark.parametrize("name", sorted({p.name for p in _env_kernels()} - PENDING))
@@ -185,3 +186,54 @@ def test_accessors_refuse_an_index_out_of_range():
     with pytest.raises(IndexError, match="sub-env must be in \\[0, 1\\], got 2"):
         kernel.fits_offset(2, 0)
     assert kernel.fits_offset(0, -1) == -1   # no job in a slot before the window
+
+
+def test_dag_kernel_refuses_buffers_and_indices_out_of_range():
+    """Every DAGKernel entry point checks its sub-env index and buffer lengths before its loops
+    (compiled without bounds checks) read them; the right lengths are still accepted."""
+    from sysgym.cython_core.dag import DAGKernel
+    from sysgym.envs.dag.config import kernel_config
+    from sysgym.envs.dag.state import kernel_buffers
+
+    vec, kernel = _kernel("sysgym/DAG-EGS-v0")
+    n = vec.unwrapped.config.max_nodes
+    a = n * n
+    with pytest.raises(ValueError, match="active must have one entry per sub-env \\(2\\), got 3"):
+        kernel.step(np.ones(3, dtype=np.uint8))
+    with pytest.raises(ValueError, match="which must have one entry per sub-env \\(2\\), got 1"):
+        kernel.reset(np.ones(1, dtype=np.uint8), np.full(2, -1, dtype=np.int64))
+    with pytest.raises(ValueError, match="choice must have one entry per sub-env \\(2\\), got 3"):
+        kernel.reset(np.ones(2, dtype=np.uint8), np.full(3, -1, dtype=np.int64))
+
+    def outcomes(b=1, cand=a, width=a, length=a):
+        kernel.edge_outcomes(b, np.ones(cand, dtype=np.int8), np.empty(width, dtype=np.int64),
+                             np.empty(length, dtype=np.int64))
+
+    outcomes()
+    with pytest.raises(IndexError, match="sub-env must be in \\[0, 1\\], got 2"):
+        outcomes(b=2)
+    with pytest.raises(ValueError, match=f"candidates must have one entry per action \\({a}\\), got {a - 1}"):
+        outcomes(cand=a - 1)
+    with pytest.raises(ValueError, match="width_out must have one entry per action"):
+        outcomes(width=a - 1)
+    with pytest.raises(ValueError, match="length_out must have one entry per action"):
+        outcomes(length=a + 1)
+
+    assert kernel.processors_of(1, np.zeros(n, dtype=np.int64)) >= 1
+    with pytest.raises(IndexError, match="sub-env must be in \\[0, 1\\], got -1"):
+        kernel.processors_of(-1, np.zeros(n, dtype=np.int64))
+    with pytest.raises(ValueError, match=f"out must have one entry per node \\({n}\\), got {n - 1}"):
+        kernel.processors_of(0, np.zeros(n - 1, dtype=np.int64))
+    with pytest.raises(IndexError, match="sub-env must be in \\[0, 1\\], got 2"):
+        kernel.done(2)
+    with pytest.raises(IndexError, match="sub-env must be in \\[0, 1\\], got 5"):
+        kernel.edge_valid(5, 0, 1)
+    assert kernel.edge_valid(0, n, 0) is False     # a node index out of range is an invalid edge
+
+    cfg = vec.unwrapped.config
+    state = kernel_buffers(cfg, 2)
+    DAGKernel(kernel_config(cfg, 2), state, vec.unwrapped._tasks)   # right rows: accepted
+    state["width"] = np.zeros(3, dtype=np.int64)
+    with pytest.raises(ValueError, match="'width' must have one row per sub-env \\(2\\)"):
+        DAGKernel(kernel_config(cfg, 2), state, vec.unwrapped._tasks)
+    vec.close()
