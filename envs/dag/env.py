@@ -221,7 +221,7 @@ class DAGVectorEnv(BatchedKernelEnv):
 
     # ------------------------------------------------------------------ read-only views for agents
     def _sub_env(self, index: Any) -> int:
-        """``index`` checked as a sub-env number (the kernel does not bounds-check it)."""
+        """``index`` checked as a sub-env number, so the error names the argument (the kernel's own check raises IndexError)."""
         return integer("index", index, 0, self.num_envs - 1)
 
     def _started(self, index: Any) -> int:
