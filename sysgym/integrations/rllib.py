@@ -672,16 +672,18 @@ MODEL_KEYS = ("fcnet_hiddens", "fcnet_activation", "head_fcnet_hiddens", "vf_sha
 def ppo_defaults(env: str, env_config: dict[str, Any] | None = None) -> dict[str, Any]:
     """RLlib PPO settings equal to sysgym's own PPO preset for ``env``'s family.
 
-    The preset is :func:`sysgym.agents.ppo.config.default_config` (BRACIS'21 Table 2 for DeepRM,
-    CleanRL's ``ppo.py`` for other discrete envs, ``ppo_continuous_action.py`` for continuous ones;
-    :data:`MULTI_FLOW_CC` takes CC-v0's). Mapped onto RLlib's PPOConfig: the rollout
+    The preset is :func:`sysgym.agents.ppo.config.default_config` (BRACIS'21 Table 2 for DeepRM;
+    the reference runs' settings for ABR, DAG and CC-Discrete; CleanRL's ``ppo.py`` for other
+    discrete envs, ``ppo_continuous_action.py`` for continuous ones; :data:`MULTI_FLOW_CC` takes
+    CC-v0's). Mapped onto RLlib's PPOConfig: the rollout
     (``n_steps * num_envs``) is ``train_batch_size_per_learner``; ``batch_size`` is
     ``minibatch_size``; ``n_epochs`` ``num_epochs``; ``gae_lambda`` ``lambda_``; ``clip_coef``
     ``clip_param``; ``ent_coef`` ``entropy_coeff``; ``vf_coef`` ``vf_loss_coeff``;
     ``max_grad_norm`` ``grad_clip`` (global norm); no KL penalty (``use_kl_loss=False``, as our
     PPO); the network (``hidden_sizes``, ``activation``, ``shared_trunk``) goes to ``model_config``
     with linear heads. Not carried over (RLlib's PPO has no such switch): learning-rate annealing,
-    observation and reward normalisation. Returns ``{setting: value, ..., "model_config": {...}}``.
+    observation and reward normalisation (which the ABR and CC-Discrete presets rely on to train),
+    and the encoder (DAG's graph network becomes an MLP of the same widths). Returns ``{setting: value, ..., "model_config": {...}}``.
     """
     from sysgym.agents.ppo.config import default_config
 
