@@ -624,9 +624,8 @@ cdef class DAGKernel:
 
     cdef void _times(self, int b, bint backward) noexcept nogil:
         """EST forward over a topological order (nodes by ancestor count), L; LFT backward from D."""
-        cdef int NW = self.NW, nn = <int>self.n[b], v, a, w, idx
+        cdef int nn = <int>self.n[b], v, idx
         cdef int64_t t, L = 0
-        cdef uint64_t bits
         cdef int32_t* order = &self.order[0]
         cdef int32_t* counts = &self.counts[0]
         # counting sort by |anc(v)|: an ancestor always has strictly fewer ancestors
@@ -642,14 +641,7 @@ cdef class DAGKernel:
             counts[idx] += 1
         for idx in range(nn):
             v = order[idx]
-            t = 0
-            for w in range(NW):
-                bits = self.anc[b, v, w]
-                while bits:
-                    a = (w << 6) + ctz64(bits)
-                    bits &= bits - 1
-                    if self.est[b, a] + self.wcet[b, a] > t:
-                        t = self.est[b, a] + self.wcet[b, a]
+            t = self._est_from_ancestors(b, v)
             self.est[b, v] = t
             if t + self.wcet[b, v] > L:
                 L = t + self.wcet[b, v]
@@ -658,36 +650,19 @@ cdef class DAGKernel:
             return
         for idx in range(nn - 1, -1, -1):
             v = order[idx]
-            t = self.deadline[b]
-            for w in range(NW):
-                bits = self.desc[b, v, w]
-                while bits:
-                    a = (w << 6) + ctz64(bits)
-                    bits &= bits - 1
-                    if self.lft[b, a] - self.wcet[b, a] < t:
-                        t = self.lft[b, a] - self.wcet[b, a]
-            self.lft[b, v] = t
+            self.lft[b, v] = self._lft_from_descendants(b, v)
 
     cdef void _times_after_edge(self, int b, const uint64_t* valid) noexcept nogil:
         """After the edge (s_up, s_down): only the nodes of s_down gained ancestors and only those of
         s_up gained descendants, so EST is recomputed on s_down and LFT on s_up (each in a
         topological order of its own), L over all nodes: the values _times gives."""
-        cdef int NW = self.NW, nn = <int>self.n[b], v, a, w, idx, m
-        cdef int64_t t, L = 0
-        cdef uint64_t bits
+        cdef int nn = <int>self.n[b], v, idx, m
+        cdef int64_t L = 0
         cdef int32_t* order = &self.order[0]
         m = self._sort_by_count(&self.s_down[0], valid, &self.anc[b, 0, 0], nn)
         for idx in range(m):
             v = order[idx]
-            t = 0
-            for w in range(NW):
-                bits = self.anc[b, v, w]
-                while bits:
-                    a = (w << 6) + ctz64(bits)
-                    bits &= bits - 1
-                    if self.est[b, a] + self.wcet[b, a] > t:
-                        t = self.est[b, a] + self.wcet[b, a]
-            self.est[b, v] = t
+            self.est[b, v] = self._est_from_ancestors(b, v)
         for v in range(nn):
             if self.est[b, v] + self.wcet[b, v] > L:
                 L = self.est[b, v] + self.wcet[b, v]
@@ -695,15 +670,35 @@ cdef class DAGKernel:
         m = self._sort_by_count(&self.s_up[0], valid, &self.desc[b, 0, 0], nn)
         for idx in range(m):
             v = order[idx]
-            t = self.deadline[b]
-            for w in range(NW):
-                bits = self.desc[b, v, w]
-                while bits:
-                    a = (w << 6) + ctz64(bits)
-                    bits &= bits - 1
-                    if self.lft[b, a] - self.wcet[b, a] < t:
-                        t = self.lft[b, a] - self.wcet[b, a]
-            self.lft[b, v] = t
+            self.lft[b, v] = self._lft_from_descendants(b, v)
+
+    cdef inline int64_t _est_from_ancestors(self, int b, int v) noexcept nogil:
+        """EST of v from its ancestors' current values: their latest finish (EST + WCET), 0 if none."""
+        cdef int w, a
+        cdef int64_t t = 0
+        cdef uint64_t bits
+        for w in range(self.NW):
+            bits = self.anc[b, v, w]
+            while bits:
+                a = (w << 6) + ctz64(bits)
+                bits &= bits - 1
+                if self.est[b, a] + self.wcet[b, a] > t:
+                    t = self.est[b, a] + self.wcet[b, a]
+        return t
+
+    cdef inline int64_t _lft_from_descendants(self, int b, int v) noexcept nogil:
+        """LFT of v from its descendants' current values: their earliest latest start (LFT - WCET), D if none."""
+        cdef int w, a
+        cdef int64_t t = self.deadline[b]
+        cdef uint64_t bits
+        for w in range(self.NW):
+            bits = self.desc[b, v, w]
+            while bits:
+                a = (w << 6) + ctz64(bits)
+                bits &= bits - 1
+                if self.lft[b, a] - self.wcet[b, a] < t:
+                    t = self.lft[b, a] - self.wcet[b, a]
+        return t
 
     cdef int _sort_by_count(self, const uint64_t* which, const uint64_t* valid, const uint64_t* rows,
                             int nn) noexcept nogil:
