@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.targets import CASES, Case, reached, score, target_score
+from benchmarks.targets import CASES, Case, reached, score, target_score, train_scored
 from sysgym.bench import format_table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,10 +48,6 @@ ALL_CASES: dict[str, Case] = {
     "dag": Case("dag", "sysgym/DAG-EGS-v0", {}, {}, "greedy", "return", True, 25_000),
     "appointments": Case("appointments", "sysgym/Appointments-P1-v0", {}, {}, "p1_rule", "return", True, 25_000),
 }
-
-
-class _Stop(Exception):
-    """Ends a run from inside the trainer's loop."""
 
 
 class CpuScorer:
@@ -91,7 +87,6 @@ def run(case: Case, seed: int, horizon: int, cap_s: float, target: float, sets: 
     scorer = CpuScorer(case, target, cap_s)
     events = scorer.events
     trainer = PPOTrainer(case.env_id, config)
-    step_once = trainer._iteration
     actions: Counter = Counter()
 
     def act_fn(policy: Any, record: bool) -> Any:
@@ -102,20 +97,12 @@ def run(case: Case, seed: int, horizon: int, cap_s: float, target: float, sets: 
             return out
         return act
 
-    def iteration(it: int, iterations: int) -> None:
-        step_once(it, iterations)
+    def scored() -> bool:
         policy = trainer.policy(deterministic=True)
         actions.clear()
-        if scorer.after_iteration(trainer.global_step, lambda: score(case, act_batch=act_fn(policy, True))):
-            raise _Stop
+        return scorer.after_iteration(trainer.global_step, lambda: score(case, act_batch=act_fn(policy, True)))
 
-    trainer._iteration = iteration
-    try:
-        trainer.train(horizon)
-    except _Stop:
-        pass
-    finally:
-        trainer.close()
+    train_scored(trainer, horizon, scored)
     scores = [e["score"] for e in events]
     first = next((e for e in events if reached(e["score"], target, case.higher_is_better)), None)
     top = max(actions.values()) / sum(actions.values()) if actions else float("nan")

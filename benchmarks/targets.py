@@ -105,6 +105,29 @@ def score(case: Case, policy: Any = None, act_batch: Any = None) -> float:
     return float(result.mean()[case.metric])
 
 
+class StopRun(Exception):
+    """Raised inside a trainer's loop (a callback, an iteration hook) to end the run there."""
+
+
+def train_scored(trainer: Any, horizon: int, after_iteration: Any) -> None:
+    """Run sysgym's ``PPOTrainer.train(horizon)`` with ``after_iteration()`` called after each of its
+    own iterations; the run ends when it returns True (or at ``horizon``), and the trainer is closed."""
+    step_once = trainer._iteration
+
+    def iteration(it: int, iterations: int) -> None:
+        step_once(it, iterations)
+        if after_iteration():
+            raise StopRun
+
+    trainer._iteration = iteration
+    try:
+        trainer.train(horizon)
+    except StopRun:
+        pass
+    finally:
+        trainer.close()
+
+
 def target_score(case: Case) -> float:
     """The family heuristic's score on the scoring episodes (the target every trainer must reach)."""
     from sysgym.agents.heuristics import heuristics_for

@@ -61,10 +61,12 @@ from benchmarks.targets import (
     EPISODES,
     EVAL_SEED,
     Case,
+    StopRun,
     best_score,
     first_reach,
     reached,
     score,
+    train_scored,
 )
 from sysgym.bench import bounded_int
 
@@ -174,10 +176,6 @@ def defaults_differ(case: Case) -> bool:
     return shared != cli_values
 
 
-class _Stop(Exception):
-    """Raised inside a trainer's loop to end the run."""
-
-
 class Scorer:
     """Evaluates at the cadence, keeps the training clock (scoring excluded), prints JSON lines."""
 
@@ -233,22 +231,13 @@ def _run_sysgym(case: Case, seed: int, horizon: int, scorer: Scorer, defaults: b
     config = (cli_config if defaults else shared_config)(case, seed, horizon)
     scorer.emit({"event": "settings", **config.to_dict()})
     trainer = PPOTrainer(case.env_id, config)
-    step_once = trainer._iteration   # the trainer's own loop, scored between iterations
 
-    def iteration(it: int, iterations: int) -> None:
-        step_once(it, iterations)
+    def scored() -> bool:
         policy = trainer.policy(deterministic=greedy, seed=EVAL_SEED)
         act = lambda obs, mask: policy.act(obs, {} if mask is None else {"action_mask": mask})  # noqa: E731
-        if scorer.after_iteration(trainer.global_step, lambda: score(case, act_batch=act)):
-            raise _Stop
+        return scorer.after_iteration(trainer.global_step, lambda: score(case, act_batch=act))
 
-    trainer._iteration = iteration
-    try:
-        trainer.train(horizon)
-    except _Stop:
-        pass
-    finally:
-        trainer.close()
+    train_scored(trainer, horizon, scored)
 
 
 def _run_cleanrl(case: Case, seed: int, horizon: int, scorer: Scorer, greedy: bool) -> None:
@@ -324,12 +313,12 @@ def _run_sb3(case: Case, seed: int, horizon: int, scorer: Scorer, native: bool, 
 
         def _on_rollout_start(self) -> None:   # after each update
             if self.num_timesteps and scorer.after_iteration(self.num_timesteps, evaluate):
-                raise _Stop
+                raise StopRun
 
     try:
         model.learn(total_timesteps=horizon, callback=Scoring())
         scorer.after_iteration(model.num_timesteps, evaluate)
-    except _Stop:
+    except StopRun:
         pass
     finally:
         env.close()
