@@ -130,30 +130,38 @@ def test_a_non_empty_out_is_refused_before_any_work(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
 
 
-def test_ctrl_c_leaves_a_checkpoint_that_restores(tmp_path):
-    out = tmp_path / "run"
+TINY = ["--num-env-runners", "0", "--num-envs", "2", "train_batch_size_per_learner=64", "minibatch_size=32",
+        "num_epochs=1", "env.max_steps=16"]
+
+
+def _train_then_signal(out: Path, rows: int, sig: int, *extra: str) -> tuple[int, str]:
+    """``sysgym train --engine rllib`` on CC-Discrete (TINY sizes, endless), sent ``sig`` once
+    ``out/progress.csv`` has ``rows`` rows (300 s at most); its exit code and stderr. The process
+    group is killed if anything fails on the way."""
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-m", "sysgym", "train", "--engine", "rllib", "--env", "sysgym/CC-Discrete-v0",
-               "--steps", "100000000", "--num-env-runners", "0", "--num-envs", "2", "--out", str(out),
-               "train_batch_size_per_learner=64", "minibatch_size=32", "num_epochs=1", "env.max_steps=16"]
+               "--steps", "100000000", "--out", str(out), *extra, *TINY]
     proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and proc.poll() is None:
-            rows = _rows(out / "progress.csv")
-            if len(rows) >= 2:
-                break
+        while time.monotonic() < deadline and proc.poll() is None and len(_rows(out / "progress.csv")) < rows:
             time.sleep(0.5)
         assert proc.poll() is None, proc.communicate()[1][-3000:]
-        assert len(_rows(out / "progress.csv")) >= 2, "no iteration finished in time"
-        proc.send_signal(signal.SIGINT)
+        assert len(_rows(out / "progress.csv")) >= rows, "no iteration finished in time"
+        proc.send_signal(sig)
         _, err = proc.communicate(timeout=180)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    assert proc.returncode == 130, err[-3000:]
+    return proc.returncode, err
+
+
+def test_ctrl_c_leaves_a_checkpoint_that_restores(tmp_path):
+    out = tmp_path / "run"
+    code, err = _train_then_signal(out, 2, signal.SIGINT)
+    assert code == 130, err[-3000:]
     last = err.strip().splitlines()[-1]
     assert last.startswith("sysgym train: interrupted") and str(out / "checkpoint") in last, err[-3000:]
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")], "temporary files left behind"
@@ -161,10 +169,6 @@ def test_ctrl_c_leaves_a_checkpoint_that_restores(tmp_path):
     probe = gym.make("sysgym/CC-Discrete-v0", max_steps=16)
     obs, info = probe.reset(seed=0)
     assert probe.action_space.contains(policy.act(obs, info))
-
-
-TINY = ["--num-env-runners", "0", "--num-envs", "2", "train_batch_size_per_learner=64", "minibatch_size=32",
-        "num_epochs=1", "env.max_steps=16"]
 
 
 def _weights(checkpoint: Path) -> dict:
@@ -185,23 +189,8 @@ def test_sigterm_then_resume_continues_the_iterations_steps_and_weights(tmp_path
     import ray
 
     out = tmp_path / "run"
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "sysgym", "train", "--engine", "rllib", "--env", "sysgym/CC-Discrete-v0",
-               "--steps", "100000000", "--out", str(out), "--checkpoint-every", "1", *TINY]
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and proc.poll() is None and len(_rows(out / "progress.csv")) < 3:
-            time.sleep(0.5)
-        assert proc.poll() is None, proc.communicate()[1][-3000:]
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=180)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    assert proc.returncode == 130, err[-3000:]
+    code, err = _train_then_signal(out, 3, signal.SIGTERM, "--checkpoint-every", "1")
+    assert code == 130, err[-3000:]
     before = _rows(out / "progress.csv")
     done, steps = len(before), int(before[-1]["global_step"])
     assert [int(r["iteration"]) for r in before] == list(range(1, done + 1)) and steps == 64 * done
