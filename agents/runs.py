@@ -12,7 +12,9 @@ same three rules, so a user can stop any of them and keep what is done:
 3. :func:`stop_signals` turns SIGINT, SIGTERM and SIGHUP into ``KeyboardInterrupt`` inside its block
    (and records them, for loops that check between units of work), so
    a command catches one exception for Ctrl-C and ``kill``, saves, and exits with status 130
-   and a one-line message (:data:`INTERRUPTED_EXIT`).
+   and a one-line message (:data:`INTERRUPTED_EXIT`). Work that must not stop half-way (an
+   RLlib iteration, whose state a save would capture half-updated) runs inside
+   :meth:`StopRequest.deferred`: the first signal lets it finish, a second stops it at once.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -95,6 +98,18 @@ class StopRequest:
 
     def __init__(self) -> None:
         self.signal: str | None = None
+        self.deferred_notice: str | None = None
+
+    @contextlib.contextmanager
+    def deferred(self, notice: str) -> Iterator[None]:
+        """Inside the block the first stop signal is only recorded (and ``notice`` printed to
+        stderr), so a unit of work that cannot be interrupted cleanly can finish; a second signal
+        raises ``KeyboardInterrupt`` at once. Callers check :attr:`requested` after the block."""
+        self.deferred_notice = notice
+        try:
+            yield
+        finally:
+            self.deferred_notice = None
 
     @property
     def requested(self) -> bool:
@@ -119,7 +134,11 @@ def stop_signals() -> Iterator[StopRequest]:
         return
 
     def interrupt(signum: int, frame: object) -> None:
+        first = stop.signal is None
         stop.signal = signal.Signals(signum).name
+        if first and stop.deferred_notice is not None:
+            print(stop.deferred_notice, file=sys.stderr, flush=True)
+            return
         raise KeyboardInterrupt(stop.signal)
 
     wanted = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])

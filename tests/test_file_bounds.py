@@ -161,3 +161,25 @@ def test_a_stop_signal_is_recorded_so_loops_can_check_it_even_if_the_exception_w
         assert stop.requested and stop.signal == "SIGINT"
         with pytest.raises(KeyboardInterrupt, match="SIGINT"):
             stop.check()
+
+
+def test_a_deferred_block_finishes_on_the_first_stop_signal_and_stops_on_the_second(capsys):
+    def spin():
+        for _ in range(10_000):  # the handler runs between bytecodes
+            pass
+
+    with runs.stop_signals() as stop:
+        with stop.deferred("finishing the unit of work"):
+            os.kill(os.getpid(), signal.SIGTERM)
+            spin()
+            finished = True  # the first signal did not interrupt the block
+        assert finished and stop.requested and stop.signal == "SIGTERM"
+        assert "finishing the unit of work" in capsys.readouterr().err
+        with pytest.raises(KeyboardInterrupt, match="SIGINT"):
+            with stop.deferred("not printed: a signal arrived already"):
+                os.kill(os.getpid(), signal.SIGINT)
+                spin()
+        assert "not printed" not in capsys.readouterr().err
+        with pytest.raises(KeyboardInterrupt, match="SIGTERM"):  # outside the block: at once
+            os.kill(os.getpid(), signal.SIGTERM)
+            spin()

@@ -49,12 +49,14 @@ What it does for RLlib:
   ``result["env_runners"]["sysgym_faults"]``; :func:`count_recreated_env_runners` counts those
   RLlib noticed: ``result["sysgym_faults"]``.
 * :func:`run_train` is ``sysgym train --engine rllib`` (also ``examples/rllib_train.py``); Ctrl-C
-  saves its checkpoint (:func:`save_checkpoint`, atomic) and exits 130.
+  lets the iteration under way finish, saves its checkpoint (:func:`save_checkpoint`, atomic) and
+  exits 130; a second Ctrl-C stops at once and keeps the last checkpoint saved.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import difflib
 import os
@@ -850,18 +852,22 @@ def run_train(args: argparse.Namespace) -> int:
         print(interrupted_message("train", "stopped before training started; nothing saved"), file=sys.stderr)
         return INTERRUPTED_EXIT
     try:
-        with stop_signals():
+        with stop_signals() as stop:
             try:
                 algo = _build(config, checkpoint if resume is not None else None)
             except KeyboardInterrupt:
                 print(interrupted_message("train", "stopped before training started; nothing saved"),
                       file=sys.stderr)
                 return INTERRUPTED_EXIT
-            done = len(rows)
             try:
                 if resume is not None:
                     _check_resumed(algo, config, checkpoint)
-                _train_loop(algo, args.steps, out, rows, every=getattr(args, "checkpoint_every", 10))
+                    rows = _rows_of_checkpoint(rows, algo.iteration, out)
+                done = len(rows)
+                _train_loop(algo, args.steps, out, rows, every=getattr(args, "checkpoint_every", 10), stop=stop)
+            except StoppedMidIteration as exc:
+                print(interrupted_message("train", exc.kept(checkpoint)), file=sys.stderr)
+                return INTERRUPTED_EXIT
             except KeyboardInterrupt:
                 kept = _save_on_interrupt(algo, checkpoint, rows[done:], algo.iteration)
                 print(interrupted_message("train", kept), file=sys.stderr)
@@ -1029,29 +1035,71 @@ def _build(config: Any, checkpoint: Path | None = None) -> Any:
     return config.build_algo()
 
 
-def _train_loop(algo: Any, steps: int, out: Path, rows: list[dict[str, Any]], every: int = 0) -> None:
+class StoppedMidIteration(KeyboardInterrupt):
+    """A second stop signal ended an RLlib iteration half-way: the Algorithm's state (weights,
+    step counters) is half-updated, so it is not saved; the last checkpoint on disk stays."""
+
+    def __init__(self, iteration: int, saved: int | None) -> None:
+        super().__init__(iteration)
+        self.iteration, self.saved = iteration, saved
+
+    def kept(self, checkpoint: Path) -> str:
+        """The interrupted message's account of what was kept."""
+        if self.saved is None:
+            return f"stopped during iteration {self.iteration}; no checkpoint was saved in this run"
+        return (f"stopped during iteration {self.iteration}, not saved (half-updated); the checkpoint of "
+                f"iteration {self.saved} in {checkpoint} is kept (--resume {checkpoint.parent} continues it)")
+
+
+def _rows_of_checkpoint(rows: list[dict[str, Any]], iteration: int, out: Path) -> list[dict[str, Any]]:
+    """A resumed run's ``progress.csv`` rows up to the checkpoint's ``iteration``: rows after it
+    (a run stopped hard after its last save) are said and dropped, as they are trained again."""
+    kept = [row for row in rows if int(row["iteration"]) <= iteration]
+    if len(kept) < len(rows):
+        print(f"sysgym train: {out / 'progress.csv'} has {len(rows) - len(kept)} row(s) after the checkpoint's "
+              f"iteration {iteration}; they are dropped and trained again", file=sys.stderr)
+    return kept
+
+
+def _train_loop(algo: Any, steps: int, out: Path, rows: list[dict[str, Any]], every: int = 0,
+                stop: Any = None) -> None:
     """``algo.train()`` until ``steps`` env steps; a ``progress.csv`` row per iteration (after the
-    ``rows`` already there: a resumed run's) and the checkpoint every ``every`` iterations."""
+    ``rows`` already there: a resumed run's) and the checkpoint every ``every`` iterations.
+
+    With ``stop`` (a :class:`sysgym.agents.runs.StopRequest`), a stop signal during an iteration
+    lets it finish and be logged, then raises ``KeyboardInterrupt`` at that boundary (where a
+    save is consistent); a second signal raises :class:`StoppedMidIteration` at once."""
     start = time.perf_counter() - (float(rows[-1]["seconds"]) if rows else 0.0)
     done = len(rows)
+    saved = algo.iteration or None  # the iteration of the checkpoint on disk (a resumed run's)
     with open(out / "progress.csv", "w", newline="") as handle:
         writer: csv.DictWriter | None = _rewrite(handle, rows) if rows else None
         while not rows or int(rows[-1]["global_step"]) < steps:
-            result = algo.train()
-            row = progress_row(result, time.perf_counter() - start)
-            row["sps"] = round(row["global_step"] / max(row["seconds"], 1e-9), 1)
-            rows.append(row)
-            if writer is None or set(row) - set(writer.fieldnames):
-                writer = _rewrite(handle, rows)
-            else:
-                writer.writerow(row)
-            handle.flush()
+            current = algo.iteration + 1
+            notice = (f"sysgym train: stop requested; finishing iteration {current}, then saving "
+                      "the checkpoint (signal again to stop now without saving it)")
+            try:
+                with stop.deferred(notice) if stop is not None else contextlib.nullcontext():
+                    result = algo.train()
+                    row = progress_row(result, time.perf_counter() - start)
+                    row["sps"] = round(row["global_step"] / max(row["seconds"], 1e-9), 1)
+                    rows.append(row)
+                    if writer is None or set(row) - set(writer.fieldnames):
+                        writer = _rewrite(handle, rows)
+                    else:
+                        writer.writerow(row)
+                    handle.flush()
+            except KeyboardInterrupt:
+                raise StoppedMidIteration(current, saved) from None
             ret = f"{row['return_mean']:.4g}" if "return_mean" in row else "-"
             print(f"iter {row['iteration']}: {row['global_step']} steps, {row['sps']:.0f} steps/s, "
                   f"return {ret}", file=sys.stderr)
+            if stop is not None:
+                stop.check()
             if every and (len(rows) - done) % every == 0 and int(rows[-1]["global_step"]) < steps:
                 with _ignoring_sigint():
                     save_checkpoint(algo, out / "checkpoint")
+                saved = int(row["iteration"])
 
 
 def _save_on_interrupt(algo: Any, checkpoint: Path, rows: list[dict[str, Any]], iteration: int) -> str:

@@ -180,9 +180,6 @@ def _same(a: dict, b: dict) -> bool:
     return set(a) == set(b) and all(bool((a[k] == b[k]).all()) for k in a)
 
 
-@pytest.mark.xfail(strict=False, reason="issue #23 (open): in about 1 of 5 runs the resumed run trains one "
-                   "iteration instead of two: the checkpoint's env-step counter seems to include the samples of "
-                   "the iteration SIGTERM interrupted, which progress.csv does not count")
 @pytest.mark.filterwarnings("ignore:.*Overriding environment rllib-:UserWarning")
 def test_sigterm_then_resume_continues_the_iterations_steps_and_weights(tmp_path, capsys):
     """SIGTERM mid-run saves the checkpoint; ``--resume`` restores it (a resume with nothing left
@@ -221,8 +218,14 @@ def test_sigterm_then_resume_continues_the_iterations_steps_and_weights(tmp_path
         capsys.readouterr()
         assert srl.main(["--resume", str(other)]) == 2
         assert "was trained with num_epochs=1, this run has num_epochs=2" in capsys.readouterr().err
+        # a row logged after the checkpoint (as a hard stop after the last save leaves) is dropped
+        with open(out / "progress.csv", "a", newline="") as handle:
+            csv.DictWriter(handle, fieldnames=list(before[0])).writerow(
+                {**before[-1], "iteration": done + 1, "global_step": steps + 64})
+        capsys.readouterr()
         # two more iterations, counters going on
         assert srl.main(["--resume", str(out), "--steps", str(steps + 128)]) == 0
+        assert "1 row(s) after the checkpoint's iteration" in capsys.readouterr().err
     finally:
         ray.shutdown()
     after = _rows(out / "progress.csv")
@@ -230,6 +233,55 @@ def test_sigterm_then_resume_continues_the_iterations_steps_and_weights(tmp_path
     assert [int(r["iteration"]) for r in after[done:]] == [done + 1, done + 2]
     assert [int(r["global_step"]) for r in after[done:]] == [steps + 64, steps + 128]
     assert not _same(_weights(out / "checkpoint"), saved)  # it trained on
+
+
+class _SignallingAlgo:
+    """What ``_train_loop`` uses of an Algorithm (``iteration``, ``train()``); iteration ``k``
+    sends this process ``signals[k]`` half-way through, so a stop lands mid-iteration for sure."""
+
+    def __init__(self, signals: dict[int, list[int]]) -> None:
+        self.iteration, self.signals = 0, signals
+
+    def train(self) -> dict:
+        for sig in self.signals.get(self.iteration + 1, []):
+            os.kill(os.getpid(), sig)
+            for _ in range(10_000):  # the handler runs between bytecodes
+                pass
+        self.iteration += 1  # the iteration's update, done only if nothing stopped it
+        return {"training_iteration": self.iteration,
+                "env_runners": {"num_env_steps_sampled_lifetime": 64 * self.iteration}}
+
+
+def test_a_stop_mid_iteration_lets_it_finish_then_stops_at_the_boundary(tmp_path, capsys):
+    from sysgym.agents.runs import stop_signals
+
+    algo, rows = _SignallingAlgo({2: [signal.SIGTERM]}), []
+    with stop_signals() as stop, pytest.raises(KeyboardInterrupt) as raised:
+        srl._train_loop(algo, 10_000, tmp_path, rows, stop=stop)
+    assert not isinstance(raised.value, srl.StoppedMidIteration)
+    assert algo.iteration == 2 and [r["global_step"] for r in rows] == [64, 128]
+    assert [int(r["iteration"]) for r in _rows(tmp_path / "progress.csv")] == [1, 2]  # logged before the stop
+    assert "finishing iteration 2, then saving" in capsys.readouterr().err
+
+
+def test_a_second_stop_signal_ends_the_iteration_at_once_and_keeps_only_the_last_save(tmp_path):
+    from sysgym.agents.runs import stop_signals
+
+    algo, rows = _SignallingAlgo({3: [signal.SIGINT, signal.SIGINT]}), []
+    with stop_signals() as stop, pytest.raises(srl.StoppedMidIteration) as raised:
+        srl._train_loop(algo, 10_000, tmp_path, rows, stop=stop)
+    assert algo.iteration == 2 and len(rows) == 2  # iteration 3 never completed nor logged
+    assert raised.value.iteration == 3 and raised.value.saved is None
+    assert "no checkpoint was saved" in raised.value.kept(tmp_path / "checkpoint")
+    resumed = srl.StoppedMidIteration(7, 5).kept(tmp_path / "checkpoint")
+    assert "iteration 7, not saved" in resumed and "checkpoint of iteration 5" in resumed
+
+
+def test_a_resume_drops_the_rows_after_its_checkpoint_and_says_so(tmp_path, capsys):
+    rows = [{"iteration": k, "global_step": 64 * k} for k in (1, 2, 3, 4)]
+    assert srl._rows_of_checkpoint(rows, 4, tmp_path) == rows and capsys.readouterr().err == ""
+    assert srl._rows_of_checkpoint(rows, 2, tmp_path) == rows[:2]
+    assert "has 2 row(s) after the checkpoint's iteration 2" in capsys.readouterr().err
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
