@@ -112,16 +112,8 @@ class StopRun(Exception):
 def train_scored(trainer: Any, horizon: int, after_iteration: Any) -> None:
     """Run sysgym's ``PPOTrainer.train(horizon)`` with ``after_iteration()`` called after each of its
     own iterations; the run ends when it returns True (or at ``horizon``), and the trainer is closed."""
-    step_once = trainer._iteration
-
-    def iteration(it: int, iterations: int) -> None:
-        step_once(it, iterations)
-        if after_iteration():
-            raise StopRun
-
-    trainer._iteration = iteration
     try:
-        trainer.train(horizon)
+        trainer.train(horizon, until=lambda _: after_iteration())
     except StopRun:
         pass
     finally:

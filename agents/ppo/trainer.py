@@ -27,9 +27,8 @@ import dataclasses
 import json
 import math
 import os
-import signal
-import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 
-from ..runs import atomic_write_text
+from ..runs import StopRequest, atomic_write_text, stop_signals
 from ..serialization import check_finite_tensors, load_json_text
 from .buffer import RolloutBuffer
 from .checkpoint import (
@@ -170,14 +169,17 @@ class PPOTrainer:
         self._position = (0, config.num_updates)   # (iterations done, iterations planned) of this run
         self._resume_at: int | None = None          # set by load_training_state
         self._logger_state: dict[str, Any] | None = None
-        self._stop: str | None = None               # the signal asking training to stop
         self._last_save = time.monotonic()
         self.last_checkpoint: tuple[Path, int] | None = None  # (path, global step) of the last save
 
     # ------------------------------------------------------------------ public API
-    def train(self, total_steps: int | None = None) -> TrainResult:
+    def train(self, total_steps: int | None = None,
+              until: Callable[[PPOTrainer], bool] | None = None) -> TrainResult:
         """Run PPO for ``total_steps`` env steps (default ``config.total_steps``).
 
+        ``until(trainer)``, if given, is called after every iteration (``trainer.policy``,
+        ``global_step`` and ``logger.history`` are current); when it returns True training ends
+        there, as if the total had been reached (e.g. ``until=lambda t: score(t.policy) >= target``).
         After :meth:`resume` it continues the restored run up to that total. With an output folder
         a first SIGINT / SIGTERM / SIGHUP stops after the iteration in progress, saves
         ``checkpoint.pt`` and raises :class:`TrainingInterrupted`; a second one stops at once.
@@ -207,13 +209,18 @@ class PPOTrainer:
         self._last_save = time.monotonic()
         try:
             # overflow on the way to NaN is reported once, by _check_finite, not as numpy warnings
-            with _blas_threads(cfg.torch_threads), self._stop_at_iteration_end(), \
+            with _blas_threads(cfg.torch_threads), self._stop_requests() as stop, \
                     np.errstate(over="ignore", invalid="ignore"):
                 for it in range(first, iterations):
-                    self._iteration(it, iterations)
-                    if self._stop is not None:
+                    with stop.deferred(f"sysgym train: stop requested; finishing iteration {it + 1}, then saving "
+                                       "checkpoint.pt (signal again to stop now without saving it)"):
+                        self._iteration(it, iterations)
+                        reached = until is not None and bool(until(self))
+                    if stop.requested:
                         path = self.save(self.out_dir / "checkpoint.pt")
-                        raise TrainingInterrupted(self._stop, path, self.global_step)
+                        raise TrainingInterrupted(stop.signal, path, self.global_step)
+                    if reached:
+                        break
         finally:
             result.seconds = time.perf_counter() - start
             self.logger.close()
@@ -223,27 +230,10 @@ class PPOTrainer:
             result.checkpoint = self.save(self.out_dir / "checkpoint.pt")
         return result
 
-    @contextlib.contextmanager
-    def _stop_at_iteration_end(self) -> Any:
-        """Signals ask the loop to stop after the current iteration (which then saves); a second
-        signal raises ``KeyboardInterrupt`` at once. Only with an output folder, in the main thread."""
-        self._stop = None
-        if self.out_dir is None or threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def request(signum: int, frame: Any) -> None:
-            if self._stop is not None:
-                raise KeyboardInterrupt(signal.Signals(signum).name)
-            self._stop = signal.Signals(signum).name
-
-        wanted = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
-        previous = {s: signal.signal(s, request) for s in wanted}
-        try:
-            yield
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
+    def _stop_requests(self) -> contextlib.AbstractContextManager[StopRequest]:
+        """Stop signals, recorded for the loop (only with an output folder: without one there is
+        nowhere to save, and Ctrl-C stops at once as usual)."""
+        return stop_signals() if self.out_dir is not None else contextlib.nullcontext(StopRequest())
 
     def _iteration(self, it: int, iterations: int) -> None:
         cfg = self.config
@@ -721,8 +711,10 @@ def _episode_metrics(info: dict[str, Any], i: int) -> dict[str, float]:
 
 
 def train(env_id: str, steps: int | None = None, out_dir: str | Path | None = None,
-          config: PPOConfig | None = None, **overrides: Any) -> tuple[PPOPolicy, TrainResult]:
-    """Train PPO on ``env_id`` with the family preset (plus ``overrides``); returns (policy, result)."""
+          config: PPOConfig | None = None, until: Callable[[PPOTrainer], bool] | None = None,
+          **overrides: Any) -> tuple[PPOPolicy, TrainResult]:
+    """Train PPO on ``env_id`` with the family preset (plus ``overrides``); returns (policy, result).
+    ``until(trainer)`` may end training early (see :meth:`PPOTrainer.train`)."""
     from .config import default_config
 
     if config is None:
@@ -733,7 +725,7 @@ def train(env_id: str, steps: int | None = None, out_dir: str | Path | None = No
         config = config.replace(total_steps=int(steps))
     trainer = PPOTrainer(env_id, config, out_dir)
     try:
-        result = trainer.train()
+        result = trainer.train(until=until)
     finally:
         trainer.close()
     return trainer.policy(), result

@@ -4,6 +4,7 @@ line, and ``--resume`` gives exactly the run an uninterrupted training would hav
 from __future__ import annotations
 
 import csv
+import os
 import signal
 import subprocess
 import sys
@@ -52,10 +53,12 @@ def test_a_run_stopped_and_resumed_ends_with_the_uninterrupted_runs_weights(tmp_
     stopped = PPOTrainer(env_id, cfg, tmp_path / "run")
     step = stopped._iteration
 
-    def stop_after_two(it, n):  # what the signal handler does: ask to stop at the iteration's end
+    def stop_after_two(it, n):  # a real SIGINT in the second iteration: it finishes, then stops
         step(it, n)
         if it == 1:
-            stopped._stop = "SIGINT"
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(10_000):  # the handler runs between bytecodes
+                pass
 
     stopped._iteration = stop_after_two
     with pytest.raises(TrainingInterrupted) as info:
@@ -150,7 +153,7 @@ def test_a_signal_saves_exits_130_with_one_line_and_the_run_resumes_to_the_same_
     out = tmp_path / "run"
     code, err = _signal_mid_run(out, signum)
     assert code == 130, err
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert _notice_then_one_line(err) and "Traceback" not in err, err
     assert "interrupted" in err and f"sysgym train --resume {out}" in err
     saved = load_checkpoint(out)
     assert 0 < saved["global_step"] < 2000
@@ -182,7 +185,13 @@ def test_a_second_signal_stops_at_once_with_one_line(tmp_path):
         proc.kill()
         pytest.fail("a second SIGINT did not stop training at once")
     assert proc.returncode == 130, err
-    assert len(err.strip().splitlines()) == 1 and "stopped at once" in err, err
+    assert _notice_then_one_line(err) and "stopped at once" in err, err
+
+
+def _notice_then_one_line(err: str) -> bool:
+    """stderr of a stopped run: the first signal's notice (why it goes on), then the one final line."""
+    lines = err.strip().splitlines()
+    return len(lines) == 2 and lines[0].startswith("sysgym train: stop requested; finishing iteration ")
 
 
 def test_resume_errors_are_one_line(tmp_path, capsys):
@@ -230,3 +239,20 @@ def test_tensorboard_writes_at_most_once_per_interval_and_always_the_last_iterat
     tags = {t for t, _ in recorder.scalars}
     assert {"losses/policy_loss", "charts/sps", "charts/episodic_return", "episode_metrics/slowdown"} <= tags
     assert len(recorder.scalars) == len(expected_steps) * len(tags)
+
+
+def test_until_ends_training_after_the_iteration_where_it_first_returns_true(tmp_path):
+    env_id, settings = CASES[0]
+    cfg = _config(env_id, settings)
+    seen = []
+
+    def until(trainer):  # sees the trainer as it stands after each iteration
+        seen.append((trainer.global_step, len(trainer.logger.history)))
+        return trainer.global_step >= 3 * cfg.rollout_size
+
+    trainer = PPOTrainer(env_id, cfg, tmp_path / "run")
+    result = trainer.train(until=until)
+    trainer.close()
+    assert seen == [(k * cfg.rollout_size, k) for k in (1, 2, 3)]
+    assert result.global_step == 3 * cfg.rollout_size < cfg.total_steps
+    assert load_checkpoint(tmp_path / "run")["global_step"] == 3 * cfg.rollout_size  # saved where it ended
