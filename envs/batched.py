@@ -93,9 +93,11 @@ class KernelPickling:
     pickled: it is left out and rebuilt by ``_connect()`` from the unpickled arrays; the thread
     guard is made anew. The state arrays are copied under the guard (as ``get_state`` reads them):
     pickling while another thread steps raises instead of saving a torn state that unpickling
-    would hand to the kernel unchecked."""
+    would hand to the kernel unchecked. Other attributes that ``_connect()`` makes (views bound to
+    the kernel or the state arrays) are named in ``_connected``; they are left out too."""
 
     _state: dict[str, np.ndarray]
+    _connected: ClassVar[tuple[str, ...]] = ()
 
     def _connect(self) -> None:
         raise NotImplementedError
@@ -104,8 +106,8 @@ class KernelPickling:
         with self._guard:
             state = self.__dict__.copy()
             state["_state"] = {k: v.copy() for k, v in self._state.items()}
-        state.pop("_kernel", None)
-        state.pop("_guard", None)
+        for key in ("_kernel", "_guard", *self._connected):
+            state.pop(key, None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -195,6 +197,12 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
 
     def _kernel_step(self, active: np.ndarray) -> None:
         raise NotImplementedError
+
+    def _single_kernel_step(self) -> Callable[[np.ndarray], Any]:
+        """What the single env calls with its (1,) active flag: ``_kernel_step`` unless the family
+        hands over its kernel's own entry point where ``_kernel_step`` adds nothing to it (the same
+        call, one Python frame less). Called again after unpickling (``_connect`` makes a new kernel)."""
+        return self._kernel_step
 
     def _first_masked_action(self, active: np.ndarray) -> int | None:
         """The first active sub-env whose loaded action its action mask rules out, or None."""
@@ -311,7 +319,7 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
 
     def _reset_masked(self, mask: np.ndarray, options: dict[str, Any] | None) -> None:
         s = self._state
-        chosen = mask.astype(bool)
+        chosen = slice(None) if mask is self._all else mask.astype(bool)    # every sub-env: no mask indexing
         s["reward_components"][chosen] = 0.0
         s["terminated"][chosen] = 0
         s["truncated"][chosen] = 0
@@ -530,12 +538,14 @@ class KernelEnv(gym.Env):
       ``__init__``), ``reset`` (it calls the vector env's ``_reset_masked``), action checks
       (``_discrete_action``), observations (the vector env's buffers), ``get_state`` /
       ``set_state`` / pickling, ``render`` and the families' extra infos (``_extra_infos``);
-    * its own, for speed (the per-call path most users pay for): ``step`` calls the kernel step
-      bound once, reads flags and counts through memoryviews bound once (the state arrays are
-      never reallocated: ``set_state`` copies into them), applies ``max_episode_steps`` as
-      ``BatchedKernelEnv._step_limit`` does, sums the reward as :func:`weighted_sum` does, and
-      builds its info as ``BatchedKernelEnv._single_info`` does. Change one of those and change
-      its twin here.
+    * its own, for speed (the per-call path most users pay for): ``step`` checks an int action
+      inline (anything else goes through ``_discrete_action``), calls the callable the family's
+      ``_single_kernel_step`` gives, bound once, reads flags and counts through memoryviews bound
+      once (the state arrays are never reallocated: ``set_state`` copies into them), applies
+      ``max_episode_steps`` as ``BatchedKernelEnv._step_limit`` does, sums the reward as
+      :func:`weighted_sum` does, and builds its info as ``BatchedKernelEnv._single_info`` does.
+      Change one of those and change its twin here; ``tests/test_single_step.py`` checks each
+      against the general path.
     """
 
     vector_class: ClassVar[type[BatchedKernelEnv]]
@@ -570,9 +580,12 @@ class KernelEnv(gym.Env):
         self._needs_reset, self._actions = memoryview(s["needs_reset"]), s["actions"]
         self._terminated, self._truncated = memoryview(s["terminated"]), memoryview(s["truncated"])
         self._steps, self._comps = memoryview(s["episode_steps"]), s["reward_components"][0]
-        self._kernel_step = self._vec._kernel_step
+        # a discrete action is stored through a memoryview too (the value is checked first)
+        self._action_slot = memoryview(s["actions"]) if self._discrete else None
+        self._kernel_step = self._vec._single_kernel_step()
         self._mask = s["action_mask"][0] if self._discrete else None
-        self._obs_rows = {k: s[f"obs:{k}"][0] for k in self.observation_space.spaces} if self._dict_obs \
+        # (key, row) pairs of a Dict observation, or the row of a Box one
+        self._obs_rows = tuple((k, s[f"obs:{k}"][0]) for k in self.observation_space.spaces) if self._dict_obs \
             else s["obs"][0]
         self._extras: dict[str, np.ndarray] | None = None
         self._extras_views: list[tuple[str, Any, bool]] | None = None   # (info key, view, scalar)
@@ -580,8 +593,8 @@ class KernelEnv(gym.Env):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for key in ("_lock", "_needs_reset", "_actions", "_terminated", "_truncated", "_steps", "_comps", "_kernel_step",
-                    "_mask", "_obs_rows", "_extras", "_extras_views"):
+        for key in ("_lock", "_needs_reset", "_actions", "_action_slot", "_terminated", "_truncated", "_steps", "_comps",
+                    "_kernel_step", "_mask", "_obs_rows", "_extras", "_extras_views"):
             state.pop(key, None)
         return state
 
@@ -600,7 +613,7 @@ class KernelEnv(gym.Env):
         with vec._guard:
             if seed is not None:
                 vec._state["rng"][0] = rng_state(seed)
-            vec._reset_masked(self._one, options)
+            vec._reset_masked(vec._all, options)
             return self._obs(), self._info(False)
 
     def step(self, action: Any):
@@ -611,7 +624,7 @@ class KernelEnv(gym.Env):
             if self._needs_reset[0]:
                 raise RuntimeError("step() called after the episode ended (or before reset()); call reset()")
             if self._discrete:
-                self._actions[0] = action if type(action) is int and 0 <= action < self._n_actions \
+                self._action_slot[0] = action if type(action) is int and 0 <= action < self._n_actions \
                     else _discrete_action(action, self._n_actions)
             else:
                 self._load_continuous(action)
@@ -629,9 +642,12 @@ class KernelEnv(gym.Env):
                 self._needs_reset[0] = 1
             comps = self._comps.copy()
             c, w = comps.tolist(), self._weights
-            reward = c[0] * w[0]
-            for k in range(1, len(w)):   # weighted_sum's order, on Python floats
-                reward += c[k] * w[k]
+            if len(w) == 3:     # weighted_sum's order, on Python floats: ((c0 w0 + c1 w1) + c2 w2)
+                reward = c[0] * w[0] + c[1] * w[1] + c[2] * w[2]
+            else:
+                reward = c[0] * w[0]
+                for k in range(1, len(w)):
+                    reward += c[k] * w[k]
             return (self._obs(), reward, terminated, truncated,
                     self._info(kernel_ended, comps))
         finally:
@@ -650,21 +666,25 @@ class KernelEnv(gym.Env):
 
     def _info(self, ended: bool, comps: np.ndarray | None = None) -> dict[str, Any]:
         """The step's info: what ``BatchedKernelEnv._single_info(0, ended)`` gives."""
-        info: dict[str, Any] = {"reward_components": self._comps.copy() if comps is None else comps}
-        if self._discrete:
-            info["action_mask"] = self._mask.copy()
+        if comps is None:
+            comps = self._comps.copy()
+        info: dict[str, Any] = {"reward_components": comps, "action_mask": self._mask.copy()} if self._discrete \
+            else {"reward_components": comps}
         extras = self._vec._extra_infos()
-        if extras is self._extras and self._extras_views is None:
-            # The family keeps one dict of views: read its scalars through memoryviews from now on
-            # (indexing one gives the Python int/float/bool that .item gives, in a third of the time).
-            self._extras_views = [(k, memoryview(v) if v.ndim == 1 else v, v.ndim == 1) for k, v in extras.items()]
-        if extras is self._extras:
-            for key, view, scalar in self._extras_views:
-                info[key] = view[0] if scalar else view[0].copy()
-        else:
+        if extras is not self._extras:
+            # first call, or a family that builds a new dict per call: read it as _single_info does
             self._extras, self._extras_views = extras, None
             for key, value in extras.items():
                 info[key] = value.item(0) if value.ndim == 1 else value[0].copy()
+        else:
+            views = self._extras_views
+            if views is None:
+                # The family keeps one dict of views: read its scalars through memoryviews from now on
+                # (indexing one gives the Python int/float/bool that .item gives, in a third of the time).
+                views = self._extras_views = [(k, memoryview(v) if v.ndim == 1 else v, v.ndim == 1)
+                                              for k, v in extras.items()]
+            for key, view, scalar in views:
+                info[key] = view[0] if scalar else view[0].copy()
         if ended:
             vec = self._vec
             info["episode_metrics"] = dict(zip(vec.metric_names, vec._state["metrics"][0].tolist()))
@@ -672,7 +692,10 @@ class KernelEnv(gym.Env):
 
     def _obs(self) -> Any:
         if self._dict_obs:
-            return {k: v.copy() for k, v in self._obs_rows.items()}
+            obs = {}
+            for key, row in self._obs_rows:
+                obs[key] = row.copy()
+            return obs
         return self._obs_rows.copy()
 
     def action_masks(self) -> np.ndarray:

@@ -67,6 +67,8 @@ class AbrVectorEnv(BatchedKernelEnv):
         self._kernel = AbrKernel(self.config.kernel_config(self.num_envs), self._state, self._bank)
         # views of the state arrays (never reallocated: set_state copies into them)
         self._info_views = {key: self._state[name] for key, name in INFO_KEYS.items()}
+        self._draw_traces = np.full(self.num_envs, -1, dtype=np.int64)
+        self._draw_traces.flags.writeable = False
 
     # ------------------------------------------------------------------ reset / step
     def reset(self, *, seed: int | list[int | None] | None = None,
@@ -79,8 +81,17 @@ class AbrVectorEnv(BatchedKernelEnv):
             self._rewind = None
 
     def _kernel_reset(self, mask: np.ndarray, options: dict[str, Any] | None) -> None:
+        forced = self._draw_traces        # -1: every sub-env picks its trace
+        if options:
+            forced = self._forced_traces(options)
+        if self._rewind is not None:
+            self._state["counter"][self._rewind & mask.astype(bool)] = 0
+        self._kernel.reset(mask, forced)
+
+    def _forced_traces(self, options: dict[str, Any]) -> np.ndarray:
+        """The trace per sub-env that ``options`` asks for (-1: the kernel picks), checked."""
         forced = np.full(self.num_envs, -1, dtype=np.int64)
-        options = dict(options or {})
+        options = dict(options)
         given = [key for key in RESET_OPTIONS if key in options]
         if len(given) > 1:
             raise ValueError("pass options['trace'] or its alias options['trace_index'], not both")
@@ -95,12 +106,13 @@ class AbrVectorEnv(BatchedKernelEnv):
         if options:
             raise ValueError(f"ABR reset takes options 'trace' (alias 'trace_index') and 'reset_mask' only, "
                              f"got {sorted(options)}")
-        if self._rewind is not None:
-            self._state["counter"][self._rewind & mask.astype(bool)] = 0
-        self._kernel.reset(mask, forced)
+        return forced
 
     def _kernel_step(self, active: np.ndarray) -> None:
         self._kernel.step(active)
+
+    def _single_kernel_step(self) -> Any:
+        return self._kernel.step
 
     def _extra_infos(self) -> dict[str, np.ndarray]:
         return self._info_views

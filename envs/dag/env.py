@@ -72,6 +72,7 @@ class DAGVectorEnv(BatchedKernelEnv):
     metric_names = METRIC_NAMES
     reward_components = REWARD_COMPONENTS
     config_builder = staticmethod(build_config)
+    _connected = ("_invalid_one",)
 
     def _build(self, **kwargs: Any) -> dict[str, np.ndarray]:
         self.config: DAGConfig = build_config(**kwargs)
@@ -133,14 +134,20 @@ class DAGVectorEnv(BatchedKernelEnv):
         self._extra_views = {"width": s["width"], "critical_path": s["length"],
                              "width_lower_bound": s["lower_bound"], "deadline": s["deadline"],
                              "invalid_action": np.zeros(self.num_envs, dtype=bool)}
+        self._draw_tasks = np.full(self.num_envs, -1, dtype=np.int64)
+        self._draw_tasks.flags.writeable = False
+        # B = 1 (the single env): the flag through memoryviews, a tenth of a one-element ufunc call
+        self._invalid_one = (memoryview(self._extra_views["invalid_action"]), memoryview(s["reward_components"])) \
+            if self.num_envs == 1 else None
 
     def _kernel_reset(self, mask: np.ndarray, options: dict[str, Any] | None) -> None:
-        options = dict(options or {})
-        choice = np.full(self.num_envs, -1, dtype=np.int64)
-        if "task" in options:
-            choice[:] = self._task_choice(options.pop("task"))
+        choice = self._draw_tasks         # -1: every sub-env draws its task
         if options:
-            raise ValueError(f"DAG reset takes only the options 'task' and 'reset_mask', got {sorted(options)}")
+            options = dict(options)
+            if "task" in options:
+                choice = self._task_choice(options.pop("task"))
+            if options:
+                raise ValueError(f"DAG reset takes only the options 'task' and 'reset_mask', got {sorted(options)}")
         failed = self._kernel.reset(mask, choice)
         if failed >= 0:
             cfg = self.config
@@ -163,6 +170,10 @@ class DAGVectorEnv(BatchedKernelEnv):
                 why = next(r for i, _, r in self.skipped_tasks if i == int(k))
                 raise ValueError(f"task {int(k)} ({cfg.tasks[int(k)].name}) cannot start an episode: {why}")
         return values.astype(np.int64)
+
+    def _single_kernel_step(self) -> Any:
+        # "reject" (the default): nothing to check before the kernel call
+        return self._kernel_step if self.config.invalid_action == "raise" else self._kernel.step
 
     def _kernel_step(self, active: np.ndarray) -> None:
         if self.config.invalid_action == "raise" and (b := self._first_masked_action(active)) is not None:
@@ -198,7 +209,11 @@ class DAGVectorEnv(BatchedKernelEnv):
         return None
 
     def _extra_infos(self) -> dict[str, np.ndarray]:
-        np.less(self._state["reward_components"][:, 2], 0, out=self._extra_views["invalid_action"])
+        if self._invalid_one is not None:
+            flag, comps = self._invalid_one
+            flag[0] = comps[0, 2] < 0
+        else:
+            np.less(self._state["reward_components"][:, 2], 0, out=self._extra_views["invalid_action"])
         return self._extra_views
 
     def _check_state(self, arrays: dict[str, np.ndarray]) -> None:

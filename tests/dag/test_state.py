@@ -243,7 +243,8 @@ THREADS = textwrap.dedent('''
         hold.set()
         time.sleep(0.3)
         original(self, active)
-    DAGVectorEnv._kernel_step = slow_step   # (the single env binds its kernel step when built)
+    # the single env binds what _single_kernel_step gives when it is built
+    DAGVectorEnv._single_kernel_step = lambda self: (lambda active: slow_step(self, active))
     single = DAGEnv(num_nodes=(60, 60))
     _, info = single.reset(seed=0)
     first = threading.Thread(target=single.step, args=(int(np.flatnonzero(info["action_mask"])[0]),))
