@@ -59,6 +59,7 @@ import argparse
 import contextlib
 import csv
 import difflib
+import math
 import os
 import sys
 import time
@@ -680,9 +681,12 @@ def ppo_defaults(env: str, env_config: dict[str, Any] | None = None) -> dict[str
     CC-v0's). Mapped onto RLlib's PPOConfig: the rollout
     (``n_steps * num_envs``) is ``train_batch_size_per_learner``; ``batch_size`` is
     ``minibatch_size``; ``n_epochs`` ``num_epochs``; ``gae_lambda`` ``lambda_``; ``clip_coef``
-    ``clip_param``; ``ent_coef`` ``entropy_coeff``; ``vf_coef`` ``vf_loss_coeff``;
-    ``max_grad_norm`` ``grad_clip`` (global norm); no KL penalty (``use_kl_loss=False``, as our
-    PPO); the network (``hidden_sizes``, ``activation``, ``shared_trunk``) goes to ``model_config``
+    ``clip_param``; ``ent_coef`` ``entropy_coeff``; ``max_grad_norm`` ``grad_clip`` (global
+    norm); no KL penalty (``use_kl_loss=False``, as our PPO). The value loss: ours is
+    ``vf_coef * 0.5 * (V - target)^2``, RLlib's ``vf_loss_coeff * min((V - target)^2,
+    vf_clip_param)``, so ``vf_loss_coeff = vf_coef / 2`` and ``vf_clip_param = inf``. (RLlib's
+    default ``vf_clip_param=10`` zeroes the critic's gradient wherever the squared error passes 10:
+    with DeepRM's returns near -100 or CC's near 5e5 the critic then hardly learns.) The network (``hidden_sizes``, ``activation``, ``shared_trunk``) goes to ``model_config``
     with linear heads. Not carried over (RLlib's PPO has no such switch): learning-rate annealing,
     observation and reward normalisation (which the ABR and CC-Discrete presets rely on to train),
     and the encoder (DAG's graph network becomes an MLP of the same widths). Returns ``{setting: value, ..., "model_config": {...}}``.
@@ -703,7 +707,9 @@ def ppo_defaults(env: str, env_config: dict[str, Any] | None = None) -> dict[str
         "lambda_": float(preset.gae_lambda),
         "clip_param": float(preset.clip_coef),
         "entropy_coeff": float(preset.ent_coef),
-        "vf_loss_coeff": float(preset.vf_coef),
+        # ours is vf_coef * 0.5 * (V - target)^2, RLlib's vf_loss_coeff * min((V - target)^2, vf_clip_param)
+        "vf_loss_coeff": 0.5 * float(preset.vf_coef),
+        "vf_clip_param": math.inf,
         "grad_clip": float(preset.max_grad_norm),
         "grad_clip_by": "global_norm",
         "use_kl_loss": False,
@@ -903,7 +909,7 @@ RUN_SETTINGS = ("env", "steps", "seed", "num_envs", "num_env_runners", "vectoriz
 RUN_FILE = "run.json"
 #: The config fields a resumed run must share with the checkpoint it continues.
 RESUME_FIELDS = ("env", "env_config", "train_batch_size_per_learner", "minibatch_size", "num_epochs", "lr",
-                 "gamma", "lambda_", "clip_param", "entropy_coeff", "vf_loss_coeff", "grad_clip")
+                 "gamma", "lambda_", "clip_param", "entropy_coeff", "vf_loss_coeff", "vf_clip_param", "grad_clip")
 
 
 def _write_run_settings(out: Path, args: argparse.Namespace) -> None:

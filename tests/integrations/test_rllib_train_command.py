@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import shutil
 import signal
@@ -53,7 +54,9 @@ def test_train_defaults_are_our_ppo_presets(env, batch, minibatch, epochs, lr, e
     assert (config.train_batch_size_per_learner, config.minibatch_size, config.num_epochs) == (batch, minibatch, epochs)
     assert config.lr == pytest.approx(lr) and config.entropy_coeff == pytest.approx(entropy)
     assert config.gamma == pytest.approx(0.99) and config.lambda_ == pytest.approx(0.95)
-    assert config.clip_param == pytest.approx(0.2) and config.vf_loss_coeff == pytest.approx(0.5)
+    assert config.clip_param == pytest.approx(0.2)
+    # our loss is vf_coef (0.5) * 0.5 * err^2, unclamped; RLlib's is vf_loss_coeff * min(err^2, vf_clip_param)
+    assert config.vf_loss_coeff == pytest.approx(0.25) and config.vf_clip_param == math.inf
     assert config.grad_clip == pytest.approx(0.5) and config.use_kl_loss is False
     model = _model(config)
     assert list(model["fcnet_hiddens"]) == [64, 64] and model["fcnet_activation"] == "tanh"
