@@ -3,8 +3,9 @@
 # the same cells for its whole duration), so the row differences D[t] = x[t] - x[t+1] (x[T] = 0)
 # are far sparser than the image. With C[t] = W[0] + ... + W[t] (prefix sums over rows of the
 # weights, stored one input per row), x . W = D . C; and the weight gradient is the suffix sum
-# over rows of D^T dz. This module only encodes D and runs the two sparse products; the callers
-# check every shape and index first (the loops below trust them).
+# over rows of D^T dz. This module encodes D, runs the two sparse products, and runs Adam (on the
+# whole flat parameter vector, or on the first layer with its gradient made one image row at a
+# time and never written out); the callers check every shape and index first (the loops trust them).
 
 import numpy as np
 
@@ -111,6 +112,92 @@ def sparse_rows_lookup(const float[:, ::1] table, const int64_t[::1] indptr, con
                     row[h] += v * src[h]
 
 
+cdef extern from *:
+    """
+    #include <math.h>
+    #if defined(__SSE2__)
+    #include <emmintrin.h>
+    #endif
+    /* One Adam step (float32) on n entries, the gradient times coef (1 when not clipping). The
+       update is PyTorch's lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps) with sqrt(bc2) folded into
+       step = lr sqrt(bc2) / bc1 and eps_hat = eps sqrt(bc2): one division per entry instead of two. */
+    static void sysgym_adam(float *restrict p, const float *restrict g, float *restrict m, float *restrict v,
+                            Py_ssize_t n, float coef, float b1, float c1, float b2, float c2, float step,
+                            float eps_hat) {
+        Py_ssize_t i = 0;
+    #if defined(__SSE2__)  /* four entries at a time, the same IEEE operations as the loop below */
+        const __m128 vcoef = _mm_set1_ps(coef), vb1 = _mm_set1_ps(b1), vc1 = _mm_set1_ps(c1),
+                     vb2 = _mm_set1_ps(b2), vc2 = _mm_set1_ps(c2), vstep = _mm_set1_ps(step),
+                     veps = _mm_set1_ps(eps_hat);
+        for (; i + 4 <= n; i += 4) {
+            __m128 gi = _mm_mul_ps(_mm_loadu_ps(g + i), vcoef);
+            __m128 mi = _mm_add_ps(_mm_mul_ps(vb1, _mm_loadu_ps(m + i)), _mm_mul_ps(vc1, gi));
+            __m128 vi = _mm_add_ps(_mm_mul_ps(vb2, _mm_loadu_ps(v + i)), _mm_mul_ps(_mm_mul_ps(vc2, gi), gi));
+            _mm_storeu_ps(m + i, mi);
+            _mm_storeu_ps(v + i, vi);
+            __m128 d = _mm_add_ps(_mm_sqrt_ps(vi), veps);
+            _mm_storeu_ps(p + i, _mm_sub_ps(_mm_loadu_ps(p + i), _mm_div_ps(_mm_mul_ps(vstep, mi), d)));
+        }
+    #endif
+        for (; i < n; i++) {
+            float gi = g[i] * coef;
+            float mi = b1 * m[i] + c1 * gi;
+            float vi = b2 * v[i] + c2 * gi * gi;
+            m[i] = mi;
+            v[i] = vi;
+            p[i] = p[i] - step * mi / (sqrtf(vi) + eps_hat);
+        }
+    }
+    """
+    void sysgym_adam(float* p, const float* g, float* m, float* v, Py_ssize_t n, float coef, float b1, float c1,
+                     float b2, float c2, float step, float eps_hat) nogil
+
+
+cdef inline void _gradient_row(float* dst, const float* below, Py_ssize_t t, Py_ssize_t L, Py_ssize_t H,
+                               Py_ssize_t n, const int64_t* indptr, const int32_t* cols, const float* vals,
+                               const int64_t* ids, const float* dz, int64_t* cur, float* sq) noexcept nogil:
+    """Image row t of x^T dz into ``dst`` ((L, H)): ``below`` (row t + 1, already in ``dst`` when
+    the two are the same buffer; NULL for the last row: zeros) plus the entries of row t, samples in
+    order, entries in descending order; adds the squares of the row to ``sq`` (H) unless NULL.
+    Every caller runs these same operations, so their rows agree bit for bit."""
+    cdef Py_ssize_t i, h, j, c
+    cdef int64_t k, start
+    cdef float v
+    cdef const float* src
+    if below == NULL:
+        memset(dst, 0, L * H * sizeof(float))
+    elif below != dst:
+        for j in range(L * H):
+            dst[j] = below[j]
+    for i in range(n):
+        src = dz + i * H
+        start = indptr[ids[i]]
+        k = cur[i]
+        while k > start and cols[k - 1] >= t * L:
+            k -= 1
+            c = cols[k] - t * L
+            if c >= L:
+                continue
+            v = vals[k]
+            for h in range(H):
+                dst[c * H + h] += v * src[h]
+        cur[i] = k
+    if sq != NULL:
+        for j in range(L):
+            for h in range(H):
+                sq[h] += dst[j * H + h] * dst[j * H + h]
+
+
+cdef int64_t[::1] _cursors(const int64_t[::1] indptr, const int64_t[::1] ids):
+    """Per sample, one past its last entry (the backward walks the entries from the end)."""
+    cursor = np.empty(ids.shape[0], dtype=np.int64)
+    cdef int64_t[::1] cur = cursor
+    cdef Py_ssize_t i
+    for i in range(ids.shape[0]):
+        cur[i] = indptr[ids[i] + 1]
+    return cur
+
+
 def sparse_rows_gradient(Py_ssize_t rows, const int64_t[::1] indptr, const int32_t[::1] cols,
                          const float[::1] vals, const int64_t[::1] ids, const float[:, ::1] dz,
                          float[:, ::1] out):
@@ -118,43 +205,75 @@ def sparse_rows_gradient(Py_ssize_t rows, const int64_t[::1] indptr, const int32
     image rows of D^T dz, image row by image row from the last: out[t] = out[t + 1] + the
     entries of row t (samples in order, entries in descending order) times dz. Returns the sum of
     the squares of ``out`` (float32 partial sums per column of ``out``, added in double)."""
-    cdef Py_ssize_t n = ids.shape[0], H = dz.shape[1], L = out.shape[0] // rows, i, h, j, t, c
-    cdef int64_t k, start
-    cdef float v
-    cdef float* dst
-    cdef const float* src
+    cdef Py_ssize_t n = ids.shape[0], H = dz.shape[1], L = out.shape[0] // rows, t, h
     cdef float* g = &out[0, 0]
     cdef double total = 0
-    cursor = np.empty(n, dtype=np.int64)
-    cdef int64_t[::1] cur = cursor
+    cdef int64_t[::1] cur = _cursors(indptr, ids)
     squares = np.zeros(H, dtype=np.float32)
     cdef float[::1] sq = squares
     with nogil:
-        for i in range(n):
-            cur[i] = indptr[ids[i] + 1]
         for t in range(rows - 1, -1, -1):
-            dst = g + t * L * H
-            if t == rows - 1:
-                memset(dst, 0, L * H * sizeof(float))
-            else:
-                for j in range(L * H):
-                    dst[j] = dst[L * H + j]
-            for i in range(n):
-                src = &dz[i, 0]
-                start = indptr[ids[i]]
-                k = cur[i]
-                while k > start and cols[k - 1] >= t * L:
-                    k -= 1
-                    c = cols[k] - t * L
-                    if c >= L:
-                        continue
-                    v = vals[k]
-                    for h in range(H):
-                        dst[c * H + h] += v * src[h]
-                cur[i] = k
-            for j in range(L):
-                for h in range(H):
-                    sq[h] += dst[j * H + h] * dst[j * H + h]
+            _gradient_row(g + t * L * H, g + (t + 1) * L * H if t < rows - 1 else NULL, t, L, H, n, &indptr[0],
+                          &cols[0] if cols.shape[0] else NULL, &vals[0] if vals.shape[0] else NULL, &ids[0] if n else NULL,
+                          &dz[0, 0] if n else NULL, &cur[0] if n else NULL, &sq[0])
         for h in range(H):
             total += sq[h]
     return total
+
+
+def sparse_rows_squares(Py_ssize_t rows, const int64_t[::1] indptr, const int32_t[::1] cols,
+                        const float[::1] vals, const int64_t[::1] ids, const float[:, ::1] dz,
+                        float[:, ::1] row):
+    """What :func:`sparse_rows_gradient` returns (the sum of the squares of x^T dz, the same
+    number bit for bit) without writing x^T dz: each image row is built in ``row`` ((L, H)) and
+    dropped."""
+    cdef Py_ssize_t n = ids.shape[0], H = dz.shape[1], L = row.shape[0], t, h
+    cdef double total = 0
+    cdef int64_t[::1] cur = _cursors(indptr, ids)
+    squares = np.zeros(H, dtype=np.float32)
+    cdef float[::1] sq = squares
+    with nogil:
+        for t in range(rows - 1, -1, -1):
+            _gradient_row(&row[0, 0], &row[0, 0] if t < rows - 1 else NULL, t, L, H, n, &indptr[0],
+                          &cols[0] if cols.shape[0] else NULL, &vals[0] if vals.shape[0] else NULL, &ids[0] if n else NULL,
+                          &dz[0, 0] if n else NULL, &cur[0] if n else NULL, &sq[0])
+        for h in range(H):
+            total += sq[h]
+    return total
+
+
+def sparse_rows_adam(Py_ssize_t rows, const int64_t[::1] indptr, const int32_t[::1] cols,
+                     const float[::1] vals, const int64_t[::1] ids, const float[:, ::1] dz,
+                     float[:, ::1] row, float[::1] param, float[::1] exp_avg, float[::1] exp_avg_sq,
+                     float coef, double beta1, double beta2, float step_size, float eps_hat):
+    """:func:`adam_step` on the first-layer weights ``param`` (rows * L * H entries, one input per
+    row of H) with the gradient x^T dz, built image row by image row in ``row`` ((L, H)) as
+    :func:`sparse_rows_gradient` builds it (the same numbers) and used while it is in cache: the
+    gradient is never written out."""
+    cdef Py_ssize_t n = ids.shape[0], H = dz.shape[1], L = row.shape[0], t, block = L * H
+    cdef float b1 = <float>beta1, b2 = <float>beta2, c1 = <float>(1.0 - beta1), c2 = <float>(1.0 - beta2)
+    cdef int64_t[::1] cur = _cursors(indptr, ids)
+    if param.shape[0] != rows * block or exp_avg.shape[0] != rows * block or exp_avg_sq.shape[0] != rows * block:
+        raise ValueError(f"param, exp_avg and exp_avg_sq must have {rows} x {L} x {H} entries")
+    with nogil:
+        for t in range(rows - 1, -1, -1):
+            _gradient_row(&row[0, 0], &row[0, 0] if t < rows - 1 else NULL, t, L, H, n, &indptr[0],
+                          &cols[0] if cols.shape[0] else NULL, &vals[0] if vals.shape[0] else NULL, &ids[0] if n else NULL,
+                          &dz[0, 0] if n else NULL, &cur[0] if n else NULL, NULL)
+            sysgym_adam(&param[t * block], &row[0, 0], &exp_avg[t * block], &exp_avg_sq[t * block], block,
+                        coef, b1, c1, b2, c2, step_size, eps_hat)
+
+
+def adam_step(float[::1] param, const float[::1] grad, float[::1] exp_avg, float[::1] exp_avg_sq, float coef,
+              double beta1, double beta2, float step_size, float eps_hat):
+    """One Adam step in place on ``param`` / ``exp_avg`` / ``exp_avg_sq`` with the gradient
+    ``grad * coef`` (``grad`` is not written): m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g g,
+    param -= step_size m / (sqrt(v) + eps_hat)."""
+    cdef Py_ssize_t n = param.shape[0]
+    cdef float b1 = <float>beta1, b2 = <float>beta2, c1 = <float>(1.0 - beta1), c2 = <float>(1.0 - beta2)
+    if grad.shape[0] != n or exp_avg.shape[0] != n or exp_avg_sq.shape[0] != n:
+        raise ValueError("param, grad, exp_avg and exp_avg_sq must have the same length")
+    if n == 0:
+        return
+    with nogil:
+        sysgym_adam(&param[0], &grad[0], &exp_avg[0], &exp_avg_sq[0], n, coef, b1, c1, b2, c2, step_size, eps_hat)

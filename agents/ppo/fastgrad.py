@@ -33,14 +33,18 @@ row ids into the rollout bound with :meth:`ManualGradients.bind_rows`: :class:`S
 each observation once per rollout as the differences of its consecutive rows (an image row seldom
 differs from the next one) and computes the first layer's product and weight gradient from those
 nonzero differences (``sysgym.cython_core.ppo_sparse``); a minibatch whose differences are not
-sparse enough uses the dense products. Both give the dense result up to float rounding.
+sparse enough uses the dense products. Both give the dense result up to float rounding. During the
+trainer's updates (:attr:`ManualGradients.defer_first_layer`) that weight gradient is not even
+written: the backward returns its sum of squares (for the norm clip) and the Adam step makes it
+again one image row at a time, applying it while the row is in cache (the same numbers as writing
+it; ``tests/agents/test_ppo_sparse.py`` checks the weights and moments bit for bit).
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -154,6 +158,7 @@ class SparseRows:
             raise ValueError(f"cannot split {n_in} inputs into {rows} rows")
         self.rows, self.n_in = rows, n_in
         self.prefix = np.empty((n_in // rows, width), np.float32)   # one image row of C at a time
+        self.row = np.empty((n_in // rows, width), np.float32)      # one image row of the gradient
         self.x: np.ndarray | None = None                    # the bound rollout, (N, n_in)
         self.bound: tuple | None = None                     # its encoding (indptr, cols, vals)
         self.table: np.ndarray | None = None                # C while the weights are frozen
@@ -211,6 +216,20 @@ class SparseRows:
 
         return sparse_rows_gradient(self.rows, *self.bound, ids, np.ascontiguousarray(dz), g_w0t)
 
+    def squares(self, ids: np.ndarray, dz: np.ndarray) -> float:
+        """What :meth:`backward` returns (the same number) without writing the gradient."""
+        from sysgym.cython_core.ppo_sparse import sparse_rows_squares
+
+        return sparse_rows_squares(self.rows, *self.bound, ids, dz, self.row)
+
+    def adam(self, ids: np.ndarray, dz: np.ndarray, params: np.ndarray, exp_avg: np.ndarray,
+             exp_avg_sq: np.ndarray, *args: float) -> None:
+        """Adam on the first-layer weights with the gradient ``x[ids]^T dz`` (the numbers
+        :meth:`backward` writes), made one image row at a time and never written out."""
+        from sysgym.cython_core.ppo_sparse import sparse_rows_adam
+
+        sparse_rows_adam(self.rows, *self.bound, ids, dz, self.row, params, exp_avg, exp_avg_sq, *args)
+
 
 class Trunk:
     """The actor trunk, or actor and critic trunks side by side, as one MLP of width ``blocks * H``.
@@ -238,6 +257,8 @@ class Trunk:
             self.span = (start, start + self.g_w0t.size)
         self.sparse: SparseRows | None = None
         self.squares: float | None = None  # sum of squares of g_w0t when the sparse backward ran
+        self.defer = False                 # sparse backward: leave g_w0t unwritten (see ManualGradients.deferred)
+        self.pending: tuple[np.ndarray, np.ndarray] | None = None   # (ids, dz) of a deferred g_w0t
         self.w = [[_view(m.weight, flat, params) for m in layer] for layer in layers]
         self.g_w = [[_view(m.weight, flat, grads) for m in layer] for layer in layers]
         self.b = [_stacked([m.bias for m in layer], flat, params) for layer in layers]
@@ -288,8 +309,10 @@ class Trunk:
                 dz -= t
             np.matmul(w.ones, dz, out=self.g_b[k])
             if k == 0:
-                self.squares = None
-                if x.dtype.kind in "iu":
+                self.squares, self.pending = None, None
+                if x.dtype.kind in "iu" and self.defer:
+                    self.squares, self.pending = self.sparse.squares(x, dz), (x, dz)
+                elif x.dtype.kind in "iu":
                     self.squares = self.sparse.backward(x, dz, self.g_w0t)
                 elif self.w0t is None:
                     np.matmul(dz.T, x, out=self.g_w0)
@@ -383,6 +406,26 @@ class ManualGradients:
         if self.trunk.squares is None:
             return None
         return (*self.trunk.span, self.trunk.squares)
+
+    @property
+    def defer_first_layer(self) -> bool:
+        """When True, a sparse backward (row ids) does not write the first layer's weight gradient:
+        :meth:`known_squares` still gives its sum of squares, and :meth:`deferred` the Adam update
+        that makes it again one image row at a time while applying it (the trainer's update passes
+        both to :meth:`FlatAdam.step`); the gradient vector's first-layer slice is stale meanwhile."""
+        return self.trunk.defer
+
+    @defer_first_layer.setter
+    def defer_first_layer(self, value: bool) -> None:
+        self.trunk.defer = bool(value)
+
+    def deferred(self) -> Callable[..., None] | None:
+        """The Adam update of the first-layer weights whose gradient the last call left unwritten
+        (``FlatAdam.step``'s ``deferred``); None when that call wrote the whole gradient."""
+        pending = self.trunk.pending
+        if pending is None:
+            return None
+        return lambda *args: self.trunk.sparse.adam(*pending, *args)
 
     @property
     def sparse_rows(self) -> bool:

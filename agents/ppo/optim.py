@@ -1,15 +1,15 @@
 """All network parameters in one flat vector, and Adam + gradient-norm clipping on that vector.
 
 Small PPO networks are dominated by per-tensor overhead, not arithmetic: one Adam step over a
-single contiguous vector is one call of torch's fused Adam kernel (the one ``torch.optim.Adam(
-fused=True)`` runs) however many layers there are. :class:`FlatAdam` reproduces
-``torch.optim.Adam`` (Kingma & Ba 2015, PyTorch's bias-correction form) and
-``torch.nn.utils.clip_grad_norm_`` on the flat vector (to float32 rounding).
+single contiguous vector is one pass of a small C kernel however many layers there are.
+:class:`FlatAdam` reproduces ``torch.optim.Adam`` (Kingma & Ba 2015, PyTorch's bias-correction
+form) and ``torch.nn.utils.clip_grad_norm_`` on the flat vector (to float32 rounding).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -84,8 +84,11 @@ def _entries(vector: torch.Tensor, flat: torch.Tensor, p: torch.Tensor) -> torch
 class FlatAdam:
     """Adam on a flat parameter vector with global gradient-norm clipping (``max_grad_norm``).
 
-    The norm and the clipping run in numpy on a view of the gradient vector, the update in one call
-    of ``torch._fused_adam_`` (a handful of passes over memory in C++, whatever the number of layers).
+    The norm runs in numpy on a view of the gradient vector; the clipping factor and the update
+    are one pass of ``sysgym.cython_core.ppo_sparse.adam_step`` in float32: PyTorch's update
+    ``lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps)`` written as ``s * m / (sqrt(v) + eps sqrt(bc2))``
+    with ``s = lr sqrt(bc2) / bc1`` (one division per entry instead of two; equal up to float
+    rounding). An entry whose gradient and moments are 0 is left exactly as it is.
     """
 
     def __init__(self, params: torch.Tensor, lr: float, eps: float = 1e-8, betas: tuple[float, float] = (0.9, 0.999),
@@ -98,15 +101,24 @@ class FlatAdam:
         self.max_grad_norm = max_grad_norm
         self.exp_avg = torch.zeros_like(self.params)
         self.exp_avg_sq = torch.zeros_like(self.params)
-        self._step = torch.zeros((), dtype=torch.float32)  # the fused kernel reads the step count here
         self.steps = 0
 
-    def step(self, grads: torch.Tensor, known: tuple[int, int, float] | None = None) -> float:
-        """Clip ``grads`` in place, apply one Adam step; returns the gradient norm before clipping.
+    def step(self, grads: torch.Tensor, known: tuple[int, int, float] | None = None,
+             deferred: Callable[..., None] | None = None) -> float:
+        """One Adam step with ``grads`` clipped to norm ``max_grad_norm`` (``grads`` is not
+        written); returns the gradient norm before clipping.
 
-        ``known`` = (start, end, s): ``s`` is the sum of the squares of ``grads[start:end]``
-        (computed where that slice was written), which the norm then does not read again.
+        ``known`` = (start, end, s): ``s`` is the sum of the squares of the gradient's slice
+        ``[start, end)`` (computed where it was made), which the norm then does not read again.
+        ``deferred``, with ``known``: that slice of ``grads`` was not written at all, and
+        ``deferred(params, exp_avg, exp_avg_sq, coef, beta1, beta2, step_size, eps_hat)`` runs
+        :func:`~sysgym.cython_core.ppo_sparse.adam_step`'s update on the slices of the parameters
+        and moments with that gradient times ``coef`` (see ``fastgrad.ManualGradients.deferred``).
         """
+        from sysgym.cython_core.ppo_sparse import adam_step
+
+        if deferred is not None and known is None:
+            raise ValueError("a deferred slice needs known = (start, end, sum of squares)")
         g = grads.numpy()
         if known is None:
             squares = float(np.dot(g, g))
@@ -114,15 +126,21 @@ class FlatAdam:
             start, end, squares = known
             squares += float(np.dot(g[:start], g[:start])) + float(np.dot(g[end:], g[end:]))
         norm = math.sqrt(squares)
+        coef = 1.0
         if self.max_grad_norm is not None:
-            coef = self.max_grad_norm / (norm + 1e-6)
-            if coef < 1.0:
-                g *= np.float32(coef)
+            coef = min(1.0, self.max_grad_norm / (norm + 1e-6))
         self.steps += 1
-        self._step.fill_(self.steps)
-        torch._fused_adam_([self.params], [grads], [self.exp_avg], [self.exp_avg_sq], [], [self._step],
-                           lr=float(self.lr), beta1=self.beta1, beta2=self.beta2, weight_decay=0.0, eps=self.eps,
-                           amsgrad=False, maximize=False)
+        root = math.sqrt(1.0 - self.beta2 ** self.steps)
+        args = (coef, self.beta1, self.beta2, self.lr * root / (1.0 - self.beta1 ** self.steps), self.eps * root)
+        state = [t.numpy() for t in (self.params, self.exp_avg, self.exp_avg_sq)]
+        p, m, v = state
+        if deferred is None:
+            adam_step(p, g, m, v, *args)
+        else:
+            for lo, hi in ((0, start), (end, len(g))):
+                if hi > lo:
+                    adam_step(p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi], *args)
+            deferred(p[start:end], m[start:end], v[start:end], *args)
         return norm
 
     def state_dict(self) -> dict[str, object]:

@@ -567,6 +567,7 @@ class PPOTrainer:
             fields = [_as_numpy(f) for f in fields]
             if self.manual.sparse_rows:  # the observations are encoded once; minibatches are row ids
                 self.manual.bind_rows(fields[0])
+                self.manual.defer_first_layer = True
                 fields[0] = np.arange(len(data["logprobs"]))
         n = len(valid)
         totals = np.zeros(5)
@@ -587,7 +588,10 @@ class PPOTrainer:
                     stats = self.manual(*batch, cfg, stats=want_stats)
                 else:
                     stats = self._autograd_step(*batch, cfg=cfg).numpy()
-                self.optimizer.step(self.flat_grads, self.manual.known_squares() if self.manual is not None else None)
+                if self.manual is not None:  # a sparse first layer's gradient is made inside the Adam step
+                    self.optimizer.step(self.flat_grads, self.manual.known_squares(), self.manual.deferred())
+                else:
+                    self.optimizer.step(self.flat_grads)
                 if want_stats:
                     totals += stats
                     count += 1

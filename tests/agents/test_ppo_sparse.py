@@ -255,3 +255,112 @@ def test_a_resumed_sparse_run_ends_with_the_uninterrupted_runs_weights(tmp_path)
     resumed.close()
     assert torch.equal(resumed.flat_params, reference.flat_params)
     assert torch.equal(resumed.optimizer.exp_avg_sq, reference.optimizer.exp_avg_sq)
+
+
+def _bits(t: torch.Tensor) -> np.ndarray:
+    return t.detach().numpy().view(np.int32)
+
+
+def test_deferred_first_layer_adam_equals_adam_on_the_written_gradient():
+    """A minibatch whose first-layer gradient is never written (``defer_first_layer``: its sum of
+    squares, then Adam making it again one image row at a time) moves the weights and both Adam
+    moments exactly as writing the gradient and running Adam on it; the norm, and so the clipping
+    (max_grad_norm small enough that every step clips), agree too."""
+    cfg = PPOConfig(shared_trunk=False, encoder="mlp", hidden_sizes=(16, 8), ent_coef=0.05)
+    runs = []
+    for defer in (False, True):
+        model, order, flat, grads = _model(cfg, sparse=True)
+        manual = ManualGradients(model, flat, grads)
+        manual.defer_first_layer = defer
+        opt = FlatAdam(flat, lr=0.01, eps=1e-5, max_grad_norm=0.05)
+        x = _images(40, 6)
+        manual.bind_rows({"obs": x})
+        rng = np.random.default_rng(8)
+        norms = []
+        for seed in range(4):
+            ids = rng.choice(len(x), 16, replace=False)
+            batch = [b.numpy() if isinstance(b, torch.Tensor) else b for b in _batch(model, x[ids], seed)[1:]]
+            manual(ids, *batch, cfg)
+            assert (manual.deferred() is not None) == defer
+            norms.append(opt.step(grads, manual.known_squares(), manual.deferred()))
+        runs.append((norms, flat.clone(), opt.exp_avg.clone(), opt.exp_avg_sq.clone()))
+    assert min(runs[0][0]) > 0.05   # every step clipped
+    assert runs[0][0] == runs[1][0]
+    for a, b in zip(runs[0][1:], runs[1][1:]):
+        np.testing.assert_array_equal(_bits(a), _bits(b))
+
+
+def test_deferred_first_layer_needs_every_image_row():
+    """The comparison above can fail: an Adam step that skips the first image row's gradient (its
+    entries dropped after the sum of squares) leaves different weights."""
+    cfg = PPOConfig(shared_trunk=False, encoder="mlp", hidden_sizes=(16, 8))
+    x = _images(12, 9)
+    ids = np.arange(12)
+    results = []
+    for drop in (False, True):
+        model, order, flat, grads = _model(cfg, sparse=True)
+        manual = ManualGradients(model, flat, grads)
+        manual.defer_first_layer = True
+        opt = FlatAdam(flat, lr=0.01)
+        manual.bind_rows({"obs": x})
+        manual(ids, *[b.numpy() if isinstance(b, torch.Tensor) else b for b in _batch(model, x, 0)[1:]], cfg)
+        if drop:
+            rows = manual.trunk.sparse
+            indptr, cols, vals = rows.bound
+            rows.bound = (indptr, cols, np.where(cols < COLS, np.float32(0), vals))
+        opt.step(grads, manual.known_squares(), manual.deferred())
+        results.append(flat.clone())
+    assert not torch.equal(results[0], results[1])
+
+
+def test_adam_kernel_follows_the_adam_formula():
+    """adam_step against Adam written out in float64 (PyTorch's bias-corrected form, gradient
+    times the clip factor); entries whose gradient and moments are 0 stay exactly as they were."""
+    from sysgym.cython_core.ppo_sparse import adam_step
+
+    rng = np.random.default_rng(0)
+    n = 1003   # not a multiple of the kernel's 4-wide steps
+    p = rng.standard_normal(n).astype(np.float32)
+    m = (rng.standard_normal(n) * 1e-2).astype(np.float32)
+    v = (rng.random(n) * 1e-3).astype(np.float32)
+    g = (rng.standard_normal(n) * 0.1).astype(np.float32)
+    p[:5], m[:5], v[:5], g[:5] = [1.5, -2.0, 0.0, -0.0, 3.0], 0, 0, 0
+    lr, b1, b2, eps, coef, step = 3e-3, 0.9, 0.999, 1e-5, 0.7, 4
+    gd = g.astype(np.float64) * coef
+    m_ref = b1 * m + (1 - b1) * gd
+    v_ref = b2 * v + (1 - b2) * gd * gd
+    p_ref = p - lr / (1 - b1 ** step) * m_ref / (np.sqrt(v_ref) / np.sqrt(1 - b2 ** step) + eps)
+    before = p.copy()
+    root = np.sqrt(1 - b2 ** step)
+    adam_step(p, g, m, v, coef, b1, b2, lr * root / (1 - b1 ** step), eps * root)
+    np.testing.assert_allclose(m, m_ref, rtol=1e-6, atol=1e-8)    # float32 rounding of terms ~0.01
+    np.testing.assert_allclose(v, v_ref, rtol=1e-6, atol=1e-10)
+    np.testing.assert_allclose(p, p_ref, rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(p[:5].view(np.int32), before[:5].view(np.int32))
+    np.testing.assert_array_equal(m[:5].view(np.int32), np.zeros(5, np.int32))
+    assert (p[5:] != before[5:]).mean() > 0.9   # the others moved
+
+
+def test_training_with_the_deferred_first_layer_is_bit_identical(monkeypatch):
+    """PPO on DeepRM's image: a run whose updates make the first layer's gradient inside the Adam
+    step ends with the weights and Adam moments, bit for bit, of a run that writes the gradient."""
+    import sysgym  # noqa: F401
+
+    kwargs = {"scenario": 1, "protocol": "bracis", "episode_length": 100}
+    cfg = PPOConfig(shared_trunk=False, encoder="mlp", hidden_sizes=(16, 16), n_steps=10, num_envs=2,
+                    batch_size=10, n_epochs=2, progress=False, tensorboard=False, env_kwargs=kwargs, seed=4,
+                    max_grad_norm=0.1)
+    states, calls = [], []
+    for defer in (True, False):
+        if not defer:
+            monkeypatch.setattr(ManualGradients, "defer_first_layer",
+                                property(lambda self: False, lambda self, value: None))
+        trainer = PPOTrainer("sysgym/DeepRM-Image-v0", cfg)
+        step = trainer.optimizer.step
+        monkeypatch.setattr(trainer.optimizer, "step", lambda g, k=None, d=None: calls.append(d is not None) or step(g, k, d))
+        trainer.train(80)
+        trainer.close()
+        states.append([trainer.flat_params, trainer.optimizer.exp_avg, trainer.optimizer.exp_avg_sq])
+    assert calls[:len(calls) // 2] == [True] * (len(calls) // 2) and not any(calls[len(calls) // 2:])
+    for a, b in zip(*states):
+        np.testing.assert_array_equal(_bits(a), _bits(b))
