@@ -934,6 +934,13 @@ cdef class DAGKernel:
         cdef int64_t eft
         cdef bint anyv = False
         cdef uint64_t* crit = &self.s_reach[0]      # the critical nodes that are real nodes
+        # sub-env b's rows as plain pointers: the int8 stores into m may alias anything, so the
+        # compiler would otherwise reload every memoryview's data pointer and strides per access
+        cdef const int64_t* est = &self.est[b, 0]
+        cdef const int64_t* lft = &self.lft[b, 0]
+        cdef const int64_t* wcet = &self.wcet[b, 0]
+        cdef const uint64_t* desc = &self.desc[b, 0, 0]
+        cdef const uint64_t* anc = &self.anc[b, 0, 0]
         self._valid_set(nn, crit)
         for w in range(NW):
             crit[w] &= self.crit[b, w]
@@ -942,15 +949,15 @@ cdef class DAGKernel:
             while bits:
                 i = (w << 6) + ctz64(bits)
                 bits &= bits - 1
-                eft = self.est[b, i] + self.wcet[b, i]
+                eft = est[i] + wcet[i]
                 for x in range(NW):
-                    cand = crit[x] & ~self.desc[b, i, x] & ~self.anc[b, i, x]
+                    cand = crit[x] & ~desc[i * NW + x] & ~anc[i * NW + x]
                     if x == w:
                         cand &= ~((<uint64_t>1) << (i & 63))
                     while cand:
                         j = (x << 6) + ctz64(cand)
                         cand &= cand - 1
-                        if eft <= self.lft[b, j] - self.wcet[b, j]:
+                        if eft <= lft[j] - wcet[j]:
                             if m == NULL:
                                 return True
                             m[i * N + j] = 1
