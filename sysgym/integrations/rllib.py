@@ -457,7 +457,8 @@ def configure(config: Any, env: str, *, env_config: dict[str, Any] | None = None
               num_env_runners: int | None = None, num_envs_per_env_runner: int | None = None,
               vectorize: str = "vector_entry_point", action_masking: bool | None = None,
               model_config: dict[str, Any] | None = None, policies: str = "shared",
-              register: bool = True, learner_torch_threads: int | None = 1) -> Any:
+              register: bool = True, learner_torch_threads: int | None = 1,
+              normalize_reward: bool | None = None) -> Any:
     """Set up an RLlib ``AlgorithmConfig`` (new API stack) for a sysgym env; returns it.
 
     Args:
@@ -478,6 +479,9 @@ def configure(config: Any, env: str, *, env_config: dict[str, Any] | None = None
         register: call :func:`register_all` first (needed once per driver).
         learner_torch_threads: torch threads of each learner (:func:`set_learner_threads`); 1 as
             our PPO's ``torch_threads``; None leaves torch's default (all cores).
+        normalize_reward: PPO only: the learner divides rewards by the running std of the
+            discounted return, as sysgym's PPO (:mod:`sysgym.integrations.rllib_rewards`); default:
+            what sysgym's PPO preset for ``env`` does (on for DeepRM, ABR, DAG, CC).
     """
     _require_ray()
     from ray.rllib.algorithms.ppo import PPOConfig
@@ -506,6 +510,16 @@ def configure(config: Any, env: str, *, env_config: dict[str, Any] | None = None
             raise ValueError(f"learner_torch_threads must be >= 1 or None, got {learner_torch_threads}")
         config = config.learners(learner_config_dict={**(config.learner_config_dict or {}),
                                                       LEARNER_THREADS: int(learner_torch_threads)})
+    if normalize_reward is None:
+        normalize_reward = isinstance(config, PPOConfig) and _preset(env, env_config).normalize_reward
+    if normalize_reward:
+        if not isinstance(config, PPOConfig):
+            raise ValueError("normalize_reward uses sysgym's PPO learner; pass normalize_reward=False "
+                             "for other algorithms")
+        from .rllib_rewards import NORMALIZE_REWARD, RewardNormalizingPPOTorchLearner
+
+        config = config.training(learner_class=RewardNormalizingPPOTorchLearner).learners(
+            learner_config_dict={**(config.learner_config_dict or {}), NORMALIZE_REWARD: True})
 
     if multi_agent:
         config = config.environment(env, env_config=env_config)
@@ -687,17 +701,13 @@ def ppo_defaults(env: str, env_config: dict[str, Any] | None = None) -> dict[str
     vf_clip_param)``, so ``vf_loss_coeff = vf_coef / 2`` and ``vf_clip_param = inf``. (RLlib's
     default ``vf_clip_param=10`` zeroes the critic's gradient wherever the squared error passes 10:
     with DeepRM's returns near -100 or CC's near 5e5 the critic then hardly learns.) The network (``hidden_sizes``, ``activation``, ``shared_trunk``) goes to ``model_config``
-    with linear heads. Not carried over (RLlib's PPO has no such switch): learning-rate annealing,
-    observation and reward normalisation (which the ABR and CC-Discrete presets rely on to train),
-    and the encoder (DAG's graph network becomes an MLP of the same widths). Returns ``{setting: value, ..., "model_config": {...}}``.
+    with linear heads. Reward normalisation is carried over by :func:`configure` (a learner
+    connector, :mod:`sysgym.integrations.rllib_rewards`), not by these settings. Not carried over
+    (RLlib's PPO has no such switch): learning-rate annealing, observation normalisation (which
+    the ABR and CC-Discrete presets also use), and the encoder (DAG's graph network becomes an MLP
+    of the same widths). Returns ``{setting: value, ..., "model_config": {...}}``.
     """
-    from sysgym.agents.ppo.config import default_config
-
-    env_id = "sysgym/CC-v0" if env == MULTI_FLOW_CC else env
-    kwargs = {k: v for k, v in (env_config or {}).items() if k != ACTION_MASKING}
-    if env == MULTI_FLOW_CC:
-        kwargs = {}
-    preset = default_config(env_id, env_kwargs=kwargs)
+    preset = _preset(env, env_config)
     return {
         "train_batch_size_per_learner": int(preset.n_steps * preset.num_envs),
         "minibatch_size": int(preset.batch_size),
@@ -718,6 +728,15 @@ def ppo_defaults(env: str, env_config: dict[str, Any] | None = None) -> dict[str
                          "head_fcnet_hiddens": [],
                          "vf_share_layers": bool(preset.shared_trunk)},
     }
+
+
+def _preset(env: str, env_config: dict[str, Any] | None) -> Any:
+    """sysgym PPO's preset (``default_config``) for ``env``; :data:`MULTI_FLOW_CC` takes CC-v0's."""
+    from sysgym.agents.ppo.config import default_config
+
+    if env == MULTI_FLOW_CC:
+        return default_config("sysgym/CC-v0", env_kwargs={})
+    return default_config(env, env_kwargs={k: v for k, v in (env_config or {}).items() if k != ACTION_MASKING})
 
 
 # ---------------------------------------------------------------------------------- sysgym train
@@ -996,9 +1015,13 @@ def train_config(args: argparse.Namespace) -> Any:
     defaults = ppo_defaults(args.env, env_kwargs)
     model_config = {**defaults.pop("model_config"),
                     **{k: _model_value(k, settings.pop(k)) for k in MODEL_KEYS if k in settings}}
+    normalize = settings.pop("normalize_reward", None)
+    if normalize is not None and not isinstance(normalize, bool):
+        raise ValueError(f"normalize_reward takes true or false, got {normalize!r}")
     config = ppo_config(args.env, env_config=env_kwargs, num_env_runners=args.num_env_runners,
                         num_envs_per_env_runner=num_envs, vectorize=getattr(args, "vectorize", "vector_entry_point"),
-                        policies=getattr(args, "policies", "shared"), model_config=model_config)
+                        policies=getattr(args, "policies", "shared"), model_config=model_config,
+                        normalize_reward=normalize)
     config = config.debugging(seed=args.seed)
     known = _config_settings(config) if settings else set()
     for key in settings:
