@@ -13,7 +13,11 @@ env steps per CPU second of this process while it trains (``time.process_time``,
 updates included; SPS = env steps / wall-clock time is printed too). Every configuration trains
 ``reps`` times; the repetitions are interleaved (the order rotates each round) so that load
 changes hit every side alike. Rates are medians over the repetitions, speed-ups the median (and
-min-max) of the ratios measured within one round.
+min-max) of the ratios measured within one round. ``--baseline REV`` (without ``--bracis``) also
+trains ours at an earlier revision in the same rounds (both revisions in fresh subprocesses) and
+reports the speed-up against it::
+
+    python -m benchmarks.bench_ppo --reps 3 --baseline b00a8f6
 
 ``--bracis --baseline REV`` times the BRACIS'21 preset (``BRACIS_PRESET``: separate 2x64 actor
 and critic, 16 sub-envs, n_steps 50, minibatch 64, 10 epochs) against an earlier revision, in
@@ -73,6 +77,24 @@ def ours_sps(env_id: str, steps: int, manual_gradients: bool = True) -> tuple[fl
     return result.sps, result.global_step / cpu
 
 
+OURS_MEASURE = """
+import json, sys
+from benchmarks.bench_ppo import ours_sps
+print(json.dumps(ours_sps(sys.argv[1], int(sys.argv[2]))))
+"""
+
+
+def ours_sps_at(site, env_id: str, steps: int) -> tuple[float, float]:
+    """:func:`ours_sps` in a fresh subprocess importing sysgym from ``site`` (an earlier revision's
+    import root, ``benchmarks.compare_revisions.baseline_root``; None: this tree)."""
+    import json
+
+    from benchmarks.compare_revisions import ROOT, _in
+
+    code = f"import sys; sys.path.append({str(ROOT)!r})" + OURS_MEASURE  # this file's ours_sps; sysgym from site
+    return tuple(json.loads(_in(site, [code, env_id, str(steps)]).strip().splitlines()[-1]))
+
+
 def sb3_sps(env_id: str, steps: int, native: bool = False) -> tuple[float, float, str]:
     """(wall-clock SPS, SPS per CPU second, algorithm name) of Stable-Baselines3 on ``make_vec_env``
     or (``native``) on the native vector env through ``SB3VecEnv``."""
@@ -109,13 +131,20 @@ def _ratio(nums: list[float], dens: list[float]) -> str:
     return text if len(ratios) == 1 else f"{text} ({min(ratios):.1f}-{max(ratios):.1f})"
 
 
-def measure(env_id: str, ours_steps: int, sb3_steps: int, reps: int) -> tuple[dict, str]:
-    """Per side: lists (one entry per round) of (wall SPS, CPU SPS); and SB3's algorithm name."""
-    runs: dict[str, list[tuple[float, float]]] = {side: [] for side in SIDES}
+def measure(env_id: str, ours_steps: int, sb3_steps: int, reps: int, site=None) -> tuple[dict, str]:
+    """Per side: lists (one entry per round) of (wall SPS, CPU SPS); and SB3's algorithm name.
+    With ``site`` (a baseline revision's import root) ours also runs at that revision ("ours-base"),
+    and both revisions of ours run in fresh subprocesses."""
+    sides = SIDES + (("ours-base",) if site is not None else ())
+    runs: dict[str, list[tuple[float, float]]] = {side: [] for side in sides}
     algo = ""
     for rep in range(reps):
-        for side in SIDES[rep % 3:] + SIDES[:rep % 3]:
-            if side == "ours":
+        for side in sides[rep % len(sides):] + sides[:rep % len(sides)]:
+            if side == "ours-base":
+                runs[side].append(ours_sps_at(site, env_id, ours_steps))
+            elif side == "ours" and site is not None:
+                runs[side].append(ours_sps_at(None, env_id, ours_steps))
+            elif side == "ours":
                 runs[side].append(ours_sps(env_id, ours_steps))
             else:
                 wall, cpu, algo = sb3_sps(env_id, sb3_steps, native=side == "sb3-native")
@@ -203,7 +232,12 @@ def bracis(baseline: str, reps: int, steps: int, runs: tuple = BRACIS_RUNS) -> s
             f"{os.getloadavg()[0]:.1f} after, on {os.cpu_count()} CPUs.")
 
 
-def main(quick: bool = False, reps: int | None = None) -> None:
+def main(quick: bool = False, reps: int | None = None, baseline: str | None = None) -> None:
+    site = None
+    if baseline is not None:
+        from benchmarks.compare_revisions import baseline_root
+
+        site = baseline_root(baseline)
     ids = [i for i in CANDIDATES if i in gym.registry]
     ours_steps, sb3_steps = (4_000, 2_000) if quick else (60_000, 12_000)
     reps = reps or (1 if quick else 3)
@@ -211,21 +245,25 @@ def main(quick: bool = False, reps: int | None = None) -> None:
     rows = []
     for env_id in ids:
         s = _settings(env_id)
-        runs, algo = measure(env_id, ours_steps, sb3_steps, reps)
-        wall = {side: [r[0] for r in runs[side]] for side in SIDES}
-        cpu = {side: [r[1] for r in runs[side]] for side in SIDES}
-        med = {side: human(statistics.median(cpu[side])) for side in SIDES}
+        runs, algo = measure(env_id, ours_steps, sb3_steps, reps, site)
+        wall = {side: [r[0] for r in found] for side, found in runs.items()}
+        cpu = {side: [r[1] for r in found] for side, found in runs.items()}
+        med = {side: human(statistics.median(found)) for side, found in cpu.items()}
         row = [env_id, NUM_ENVS, s["n_steps"], s["batch_size"], s["n_epochs"],
                med["ours"], f"{med['sb3']} ({algo})", _ratio(cpu["ours"], cpu["sb3"]),
                med["sb3-native"], _ratio(cpu["ours"], cpu["sb3-native"]),
                human(statistics.median(wall["ours"])), human(statistics.median(wall["sb3"])),
                _ratio(wall["ours"], wall["sb3"])]
+        if site is not None:
+            row += [med["ours-base"], _ratio(cpu["ours"], cpu["ours-base"])]
         if not quick:
             row.append(human(ours_sps(env_id, ours_steps // 2, manual_gradients=False)[1]))
         rows.append(row)
     headers = ["env", "envs", "n_steps", "batch", "epochs", "sysgym PPO per CPU-s", "SB3 per CPU-s",
                "speed-up (CPU)", "SB3 on SB3VecEnv per CPU-s", "speed-up vs SB3VecEnv (CPU)",
                "sysgym SPS (wall)", "SB3 SPS (wall)", "speed-up (wall)"]
+    if site is not None:
+        headers += [f"sysgym PPO at {baseline} per CPU-s", f"speed-up vs {baseline} (CPU)"]
     if not quick:
         headers.append("sysgym autograd per CPU-s")
     print(format_table(rows, headers))
@@ -233,7 +271,9 @@ def main(quick: bool = False, reps: int | None = None) -> None:
           f"steps per run (ours), {sb3_steps} (SB3); {reps} interleaved rounds, medians (speed-ups: "
           f"median and min-max of the per-round ratios). SB3 = make_vec_env (DummyVecEnv of gymnasium.make "
           f"envs); SB3VecEnv = SB3 on the native vector env. Target: >= 10x SB3. Load average (1 min) "
-          f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after, on {os.cpu_count()} CPUs.")
+          f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after, on {os.cpu_count()} CPUs."
+          + ("" if site is None else f" sysgym PPO at {baseline}: the same run of ours at that revision; with "
+             "--baseline both revisions of ours run in fresh subprocesses, alternating with the SB3 runs."))
 
 
 if __name__ == "__main__":
@@ -241,7 +281,8 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--reps", type=int, default=None, help="interleaved rounds (default 3; 1 with --quick)")
     parser.add_argument("--bracis", action="store_true", help="BRACIS preset against --baseline (see the docstring)")
-    parser.add_argument("--baseline", default=None, help="git revision for --bracis")
+    parser.add_argument("--baseline", default=None,
+                        help="git revision: --bracis times against it; otherwise ours also runs at it")
     parser.add_argument("--steps", type=int, default=10_000, help="timed env steps per run with --bracis")
     parser.add_argument("--only", type=int, default=None, help="with --bracis: only the run of this index (0-2)")
     args = parser.parse_args()
@@ -255,4 +296,4 @@ if __name__ == "__main__":
         chosen = BRACIS_RUNS if args.only is None else (BRACIS_RUNS[args.only],)
         print(bracis(args.baseline, args.reps or 3, args.steps, chosen))
     else:
-        main(quick=args.quick, reps=args.reps)
+        main(quick=args.quick, reps=args.reps, baseline=args.baseline)
