@@ -356,8 +356,11 @@ def test_training_with_the_deferred_first_layer_is_bit_identical(monkeypatch):
             monkeypatch.setattr(ManualGradients, "defer_first_layer",
                                 property(lambda self: False, lambda self, value: None))
         trainer = PPOTrainer("sysgym/DeepRM-Image-v0", cfg)
-        step = trainer.optimizer.step
-        monkeypatch.setattr(trainer.optimizer, "step", lambda g, k=None, d=None: calls.append(d is not None) or step(g, k, d))
+        def counted(g, k=None, d=None, step=trainer.optimizer.step):
+            calls.append(d is not None)
+            return step(g, k, d)
+
+        monkeypatch.setattr(trainer.optimizer, "step", counted)
         trainer.train(80)
         trainer.close()
         states.append([trainer.flat_params, trainer.optimizer.exp_avg, trainer.optimizer.exp_avg_sq])
