@@ -217,6 +217,26 @@ cdef int64_t[::1] _cursors(const int64_t[::1] indptr, const int64_t[::1] ids):
     return cur
 
 
+cdef double _gradient_squares(Py_ssize_t rows, Py_ssize_t L, const int64_t[::1] indptr, const int32_t[::1] cols,
+                              const float[::1] vals, const int64_t[::1] ids, const float[:, ::1] dz, float* base,
+                              Py_ssize_t stride):
+    """Every image row of x^T dz, from the last, into base + t * stride (stride 0: one row buffer
+    reused); returns the sum of their squares (float32 partial sums per column, added in double)."""
+    cdef Py_ssize_t n = ids.shape[0], H = dz.shape[1], t, h
+    cdef double total = 0
+    cdef int64_t[::1] cur = _cursors(indptr, ids)
+    squares = np.zeros(H, dtype=np.float32)
+    cdef float[::1] sq = squares
+    with nogil:
+        for t in range(rows - 1, -1, -1):
+            _gradient_row(base + t * stride, base + (t + 1) * stride if t < rows - 1 else NULL, t, L, H, n,
+                          &indptr[0], &cols[0] if cols.shape[0] else NULL, &vals[0] if vals.shape[0] else NULL,
+                          &ids[0] if n else NULL, &dz[0, 0] if n else NULL, &cur[0] if n else NULL, &sq[0])
+        for h in range(H):
+            total += sq[h]
+    return total
+
+
 def sparse_rows_gradient(Py_ssize_t rows, const int64_t[::1] indptr, const int32_t[::1] cols,
                          const float[::1] vals, const int64_t[::1] ids, const float[:, ::1] dz,
                          float[:, ::1] out):
@@ -224,20 +244,8 @@ def sparse_rows_gradient(Py_ssize_t rows, const int64_t[::1] indptr, const int32
     image rows of D^T dz, image row by image row from the last: out[t] = out[t + 1] + the
     entries of row t (samples in order, entries in descending order) times dz. Returns the sum of
     the squares of ``out`` (float32 partial sums per column of ``out``, added in double)."""
-    cdef Py_ssize_t n = ids.shape[0], H = dz.shape[1], L = out.shape[0] // rows, t, h
-    cdef float* g = &out[0, 0]
-    cdef double total = 0
-    cdef int64_t[::1] cur = _cursors(indptr, ids)
-    squares = np.zeros(H, dtype=np.float32)
-    cdef float[::1] sq = squares
-    with nogil:
-        for t in range(rows - 1, -1, -1):
-            _gradient_row(g + t * L * H, g + (t + 1) * L * H if t < rows - 1 else NULL, t, L, H, n, &indptr[0],
-                          &cols[0] if cols.shape[0] else NULL, &vals[0] if vals.shape[0] else NULL, &ids[0] if n else NULL,
-                          &dz[0, 0] if n else NULL, &cur[0] if n else NULL, &sq[0])
-        for h in range(H):
-            total += sq[h]
-    return total
+    cdef Py_ssize_t L = out.shape[0] // rows
+    return _gradient_squares(rows, L, indptr, cols, vals, ids, dz, &out[0, 0], L * dz.shape[1])
 
 
 def sparse_rows_squares(Py_ssize_t rows, const int64_t[::1] indptr, const int32_t[::1] cols,
@@ -246,19 +254,7 @@ def sparse_rows_squares(Py_ssize_t rows, const int64_t[::1] indptr, const int32_
     """What :func:`sparse_rows_gradient` returns (the sum of the squares of x^T dz, the same
     number bit for bit) without writing x^T dz: each image row is built in ``row`` ((L, H)) and
     dropped."""
-    cdef Py_ssize_t n = ids.shape[0], H = dz.shape[1], L = row.shape[0], t, h
-    cdef double total = 0
-    cdef int64_t[::1] cur = _cursors(indptr, ids)
-    squares = np.zeros(H, dtype=np.float32)
-    cdef float[::1] sq = squares
-    with nogil:
-        for t in range(rows - 1, -1, -1):
-            _gradient_row(&row[0, 0], &row[0, 0] if t < rows - 1 else NULL, t, L, H, n, &indptr[0],
-                          &cols[0] if cols.shape[0] else NULL, &vals[0] if vals.shape[0] else NULL, &ids[0] if n else NULL,
-                          &dz[0, 0] if n else NULL, &cur[0] if n else NULL, &sq[0])
-        for h in range(H):
-            total += sq[h]
-    return total
+    return _gradient_squares(rows, row.shape[0], indptr, cols, vals, ids, dz, &row[0, 0], 0)
 
 
 def sparse_rows_adam(Py_ssize_t rows, const int64_t[::1] indptr, const int32_t[::1] cols,
