@@ -63,11 +63,13 @@ test-rllib: $(BUILT) $(RLLIB_INSTALLED)
 bench: $(BUILT)
 	$(PY) -m benchmarks
 
-# RLlib sampling throughput (1 and 2 env runners, sync vs vector_entry_point), then both engines'
-# time to the heuristics' scores (writes benchmarks/results/rllib/time_to_score.*), in .venv-rllib.
+# RLlib sampling throughput (1 and 2 env runners, sync vs vector_entry_point), in .venv-rllib; then
+# both engines' time to the heuristics' scores, interleaved, RLlib run in .venv-rllib (up to ~35 min;
+# writes benchmarks/results/rllib/time_to_target/ as it goes, --resume continues it).
 bench-rllib: $(BUILT) $(RLLIB_INSTALLED)
 	RAY_USAGE_STATS_ENABLED=0 $(RPY) -m benchmarks.bench_rllib
-	RAY_USAGE_STATS_ENABLED=0 $(RPY) -m benchmarks.bench_rllib --time-to-score
+	RAY_USAGE_STATS_ENABLED=0 $(PY) -m benchmarks.time_to_target --trainers sysgym,rllib --seeds 1 --cap-s 600 \
+		--out benchmarks/results/rllib/time_to_target
 
 # The documented offline datasets per family (issue #25): built, not committed (datasets/ is gitignored).
 datasets: $(BUILT)

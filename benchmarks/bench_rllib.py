@@ -17,13 +17,9 @@ bookkeeping. The last column is the env alone (its native vector env stepped wit
 actions in this process) for scale. A second table runs one env runner inside this process, the
 two modes alternating, which compares them under the same load.
 
-``--time-to-score`` (``make bench-rllib``) compares the two engines end to end instead: sysgym's
-PPO and RLlib's PPO (2 env runners, :func:`sysgym.integrations.rllib.ppo_defaults`: the same
-preset), interleaved in one run, each trained in chunks and scored after every chunk on the same
-evaluation seeds (disjoint from the training seeds; ABR also on held-out test traces), until each
-reaches the family heuristic's score or the budget runs out. It reports env steps/s and the
-training wall time (scoring excluded) to the target, and writes
-``benchmarks/results/rllib/time_to_score.{md,json}``.
+``--profile`` times where one RLlib PPO iteration's time goes (learner update vs sampling and
+the rest) for two learner torch-thread settings. The engines' time to the heuristics' scores is
+:mod:`benchmarks.time_to_target` (``--trainers sysgym,rllib``; ``make bench-rllib`` runs both).
 """
 
 from __future__ import annotations
@@ -181,57 +177,17 @@ def main(quick: bool = False) -> None:
           f"{time.perf_counter() - start:.0f} s; the env-alone rate is one process, B={num_envs}.")
 
 
-# ---------------------------------------------------------------------------------- time to score
-#: (env, training kwargs, scoring kwargs, heuristic, metric, higher is better). DeepRM is scored by
-#: mean_slowdown_all (unfinished jobs count): mean_slowdown counts finished jobs only, so a policy
-#: that finishes nothing scores 0, which a first run here "reached" in 9k steps.
-SCORE_CASES = {
-    "abr": ("sysgym/ABR-v0", {"traces": "train"}, {"traces": "test"}, "bb", "return", True),
-    "deeprm": ("sysgym/DeepRM-CompactSparse-v0", {"scenario": 3}, {"scenario": 3}, "sjf",
-               "mean_slowdown_all", False),
+# ---------------------------------------------------------------------------------- profile
+#: (env, training kwargs) of each ``--profile`` case.
+PROFILE_CASES = {
+    "abr": ("sysgym/ABR-v0", {"traces": "train"}),
+    "deeprm": ("sysgym/DeepRM-CompactSparse-v0", {"scenario": 3}),
 }
-EVAL_SEED = 1_000_000  # scoring episodes: seeds EVAL_SEED ... EVAL_SEED + episodes - 1
-
-
-def _score(policy: Any, env_id: str, kwargs: dict[str, Any], metric: str, episodes: int) -> float:
-    from sysgym.agents.evaluation import evaluate
-
-    env = gym.make(env_id, **kwargs)
-    try:
-        return float(evaluate(policy, env, episodes=episodes, seed=EVAL_SEED).mean()[metric])
-    finally:
-        env.close()
-
-
-class _OursEngine:
-    """sysgym's PPO, its preset for the env (learning rate constant, as RLlib's; no progress bar)."""
-
-    name = "sysgym ppo"
-
-    def __init__(self, env_id: str, kwargs: dict[str, Any], seed: int):
-        from sysgym.agents.ppo.config import default_config
-        from sysgym.agents.ppo.trainer import PPOTrainer
-
-        self.config = default_config(env_id, env_kwargs=dict(kwargs), seed=seed, anneal_lr=False,
-                                     progress=False, tensorboard=False)
-        self.trainer = PPOTrainer(env_id, self.config)
-        self.steps = 0
-
-    def train(self, steps: int) -> None:
-        self.steps = self.trainer.train(steps).global_step
-
-    def policy(self) -> Any:
-        return self.trainer.policy(deterministic=True)
-
-    def close(self) -> None:
-        self.trainer.close()
 
 
 class _RLlibEngine:
-    """RLlib's PPO with :func:`ppo_defaults` (the same preset), ``runners`` env runners; the
+    """RLlib's PPO with :func:`ppo_defaults` (sysgym PPO's preset), ``runners`` env runners; the
     learner's torch threads as ``ppo_config``'s default (1) unless ``learner_torch_threads``."""
-
-    name = "rllib ppo"
 
     def __init__(self, env_id: str, kwargs: dict[str, Any], seed: int, runners: int, num_envs: int,
                  **options: Any):
@@ -243,62 +199,11 @@ class _RLlibEngine:
                              num_envs_per_env_runner=num_envs, model_config=model, **options)
                   .update_from_dict(defaults).debugging(seed=seed))
         self.algo = config.build_algo()
-        probe = gym.make(env_id, **kwargs)
-        self.spaces = (probe.observation_space, probe.action_space)
-        probe.close()
-        self.steps = 0
-
-    def train(self, steps: int) -> None:
-        target = self.steps + steps
-        while self.steps < target:
-            runners = self.algo.train().get("env_runners", {})
-            self.steps = int(runners.get("num_env_steps_sampled_lifetime", self.steps))
-
-    def policy(self) -> Any:
-        from sysgym.integrations.rllib import RLlibPolicy
-
-        return RLlibPolicy(self.algo.get_module(), *self.spaces)
 
     def close(self) -> None:
         self.algo.stop()
 
 
-def time_to_score(case: str, budget_s: float, chunk: int, episodes: int, runners: int,
-                  seed: int = 0) -> dict[str, Any]:
-    """Both engines on ``case``, interleaved chunk by chunk, until each reaches the heuristic's
-    score on the scoring episodes or has trained ``budget_s`` seconds."""
-    from sysgym.agents.heuristics import heuristics_for
-
-    env_id, train_kw, eval_kw, heuristic, metric, higher = SCORE_CASES[case]
-    target = _score(heuristics_for(env_id)[heuristic], env_id, eval_kw, metric, episodes)
-    reached = (lambda v: v >= target) if higher else (lambda v: v <= target)
-    engines = [_OursEngine(env_id, train_kw, seed),
-               _RLlibEngine(env_id, train_kw, seed, runners, num_envs=8)]
-    state = {e.name: {"seconds": 0.0, "curve": [], "reached": None} for e in engines}
-    try:
-        while any(s["reached"] is None and s["seconds"] < budget_s for s in state.values()):
-            for engine in engines:
-                mine = state[engine.name]
-                if mine["reached"] is not None or mine["seconds"] >= budget_s:
-                    continue
-                start = time.perf_counter()
-                engine.train(chunk)
-                mine["seconds"] += time.perf_counter() - start
-                value = _score(engine.policy(), env_id, eval_kw, metric, episodes)
-                mine["curve"].append([engine.steps, round(mine["seconds"], 2), value])
-                if reached(value):
-                    mine["reached"] = {"steps": engine.steps, "seconds": round(mine["seconds"], 2),
-                                       "score": value}
-    finally:
-        for engine in engines:
-            engine.close()
-    return {"env": env_id, "train_kwargs": train_kw, "eval_kwargs": eval_kw, "heuristic": heuristic,
-            "metric": metric, "higher_is_better": higher, "target": target, "budget_s": budget_s,
-            "chunk_steps": chunk, "eval_seeds": [EVAL_SEED, EVAL_SEED + episodes - 1],
-            "train_seed": seed, "env_runners": runners, "engines": state}
-
-
-# ---------------------------------------------------------------------------------- profile
 def _timed_learner(algo: Any) -> list[float]:
     """Wrap ``algo.learner_group.update`` (this instance only) to record each call's seconds."""
     seconds: list[float] = []
@@ -324,7 +229,7 @@ def profile_iterations(case: str, iterations: int, runners: int, threads: list[i
     the rest (env-runner sampling with its connectors and forward passes, weight sync, metrics)."""
     import torch
 
-    env_id, train_kw = SCORE_CASES[case][:2]
+    env_id, train_kw = PROFILE_CASES[case]
     default_threads = torch.get_num_threads()
     engines = {t: _RLlibEngine(env_id, train_kw, seed, runners, num_envs=8, learner_torch_threads=t)
                for t in threads}
@@ -391,90 +296,24 @@ def main_profile(cases: list[str], iterations: int, runners: int, out: str | Non
             handle.write(table + "\n\n" + note + "\n")
 
 
-def _best(curve: list[list[float]], higher: bool) -> float:
-    values = [c[2] for c in curve]
-    if not values:
-        return float("nan")
-    return max(values) if higher else min(values)
-
-
-def main_time_to_score(cases: list[str], budget_s: float, chunk: int, episodes: int, runners: int,
-                       out: str | None) -> None:
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    import ray
-
-    started = time.perf_counter()
-    load_before = os.getloadavg()[0]
-    ray.init(address="local", num_cpus=max(runners + 1, 2), include_dashboard=False, log_to_driver=False)
-    try:
-        runs = [time_to_score(case, budget_s, chunk, episodes, runners) for case in cases]
-    finally:
-        ray.shutdown()
-    rows = []
-    for run in runs:
-        ours = run["engines"]["sysgym ppo"]
-        theirs = run["engines"]["rllib ppo"]
-        for name, st in run["engines"].items():
-            last = st["curve"][-1] if st["curve"] else [0, 0.0, float("nan")]
-            hit = st["reached"]
-            rows.append([run["env"].split("/")[1], name, f"{run['heuristic']} {run['target']:.4g}",
-                         human(last[0] / max(last[1], 1e-9)),
-                         hit["steps"] if hit else f"not in {last[0]}",
-                         f"{hit['seconds']:.0f}" if hit else f"> {last[1]:.0f}",
-                         f"{_best(st['curve'], run['higher_is_better']):.4g}"])
-        if ours["reached"] and theirs["reached"]:
-            run["rllib_over_ours_wall"] = theirs["reached"]["seconds"] / max(ours["reached"]["seconds"], 1e-9)
-    header = ["env", "engine", "target (heuristic, metric)", "train env steps/s", "env steps to target",
-              "train seconds to target", "best score"]
-    table = format_table(rows, header)
-    note = (f"{os.cpu_count()} CPU cores; load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after; "
-            f"{time.perf_counter() - started:.0f} s in all. Scoring seeds {EVAL_SEED}..{EVAL_SEED + episodes - 1} "
-            f"(training seeds start at 0; ABR scored on its test traces, trained on train); "
-            f"RLlib: {runners} env runners x 8 sub-envs; chunks of {chunk} env steps, scoring time excluded.")
-    ratios = [f"{r['env'].split('/')[1]}: RLlib/ours wall time to target {r['rllib_over_ours_wall']:.2f}x"
-              for r in runs if "rllib_over_ours_wall" in r]
-    print(table)
-    print("\n".join([note, *ratios]))
-    if out:
-        os.makedirs(out, exist_ok=True)
-        with open(os.path.join(out, "time_to_score.json"), "w") as handle:
-            json.dump({"runs": runs, "note": note}, handle, indent=1)
-        with open(os.path.join(out, "time_to_score.md"), "w") as handle:
-            handle.write(table + "\n\n" + "\n".join([note, *ratios]) + "\n")
-
-
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--time-to-score", action="store_true",
-                        help="both engines to the heuristic's score (writes benchmarks/results/rllib/)")
-    parser.add_argument("--cases", default="abr,deeprm", help="time-to-score cases: " + ",".join(SCORE_CASES))
-    parser.add_argument("--budget", type=float, default=120.0, help="training seconds per engine and case")
-    parser.add_argument("--chunk", type=int, default=4096, help="env steps between two scorings")
-    parser.add_argument("--episodes", type=int, default=4, help="scoring episodes")
+    parser.add_argument("--cases", default="deeprm", help="--profile cases: " + ",".join(PROFILE_CASES))
     parser.add_argument("--runners", type=int, default=2, help="RLlib env runners")
     parser.add_argument("--profile", action="store_true",
                         help="where an RLlib PPO iteration's time goes, learner torch threads default vs 1 "
                              "(writes benchmarks/results/rllib/profile.{md,json})")
     parser.add_argument("--iterations", type=int, default=6, help="--profile: iterations per setting")
-    parser.add_argument("--out", default=RESULTS, help="where time_to_score.{md,json} go ('' : nowhere)")
+    parser.add_argument("--out", default=RESULTS, help="where profile.{md,json} go ('' : nowhere)")
     args = parser.parse_args()
     if args.profile:
         cases = [c for c in args.cases.split(",") if c]
-        unknown = sorted(set(cases) - set(SCORE_CASES))
+        unknown = sorted(set(cases) - set(PROFILE_CASES))
         if unknown or not cases:
-            parser.error(f"--cases: unknown {unknown}; known: {', '.join(SCORE_CASES)}")
+            parser.error(f"--cases: unknown {unknown}; known: {', '.join(PROFILE_CASES)}")
         if args.iterations < 2:
             parser.error("--iterations must be >= 2 (the first one is left out)")
         main_profile(cases, args.iterations, args.runners, args.out or None)
-    elif args.time_to_score:
-        cases = [c for c in args.cases.split(",") if c]
-        unknown = sorted(set(cases) - set(SCORE_CASES))
-        if unknown or not cases:
-            parser.error(f"--cases: unknown {unknown}; known: {', '.join(SCORE_CASES)}")
-        if args.quick:
-            args.budget, args.chunk, args.episodes = 20.0, 1024, 2
-            args.out = "" if args.out == RESULTS else args.out  # a smoke run writes no results
-        main_time_to_score(cases, args.budget, args.chunk, args.episodes, args.runners, args.out or None)
     else:
         main(quick=args.quick)
