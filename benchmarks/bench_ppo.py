@@ -65,7 +65,8 @@ def ours_sps(env_id: str, steps: int, manual_gradients: bool = True) -> tuple[fl
     s = _settings(env_id)
     cfg = default_config(env_id, num_envs=NUM_ENVS, total_steps=steps, shared_trunk=False,
                          hidden_sizes=(64, 64), activation="tanh", encoder="mlp", progress=False,
-                         tensorboard=False, torch_threads=1, manual_gradients=manual_gradients)
+                         tensorboard=False, torch_threads=1, manual_gradients=manual_gradients,
+                         normalize_obs=False, normalize_reward=False)   # as SB3's PPO, without VecNormalize
     assert cfg.n_steps == s["n_steps"] and cfg.batch_size == s["batch_size"]
     trainer = PPOTrainer(env_id, cfg)
     try:
