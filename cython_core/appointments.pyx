@@ -761,7 +761,9 @@ cdef class Problem:
     def rank(self, double cost, const double[:, ::1] fac, int samples, uint64_t[::1] rng):
         """(worse, ties, total, best) of `cost` among the orderings of the day with multipliers
         fac (2, M): all of them if samples == 0, else `samples` random ones drawn from rng (a
-        4-word xoshiro256** state, advanced in place; checked even when unused)."""
+        4-word xoshiro256** state, advanced in place; checked even when unused). `best` is the
+        cheapest ordering not worse than `cost` (within the tie tolerance): inf when `cost` lies
+        below every ordering, which a schedule's own cost never does (it is one of them)."""
         cdef Rank r
         cdef Day d
         if fac.shape[0] != 2 or fac.shape[1] != self.p.M:
