@@ -91,6 +91,27 @@ cdef inline void bit_clear(uint64_t* s, int v) noexcept nogil:
     s[v >> 6] &= ~((<uint64_t>1) << (v & 63))
 
 
+
+cdef inline void _not_related_to_all(const uint64_t* members, const uint64_t* others, const uint64_t* rel,
+                                     int NW, uint64_t* out) noexcept nogil:
+    """out = the nodes v of ``members`` whose relation row (``rel + v * NW``: a descendant or
+    ancestor bitset) misses some node of ``others``; out is cleared first."""
+    cdef int w, x, v
+    cdef uint64_t bits
+    cdef const uint64_t* row
+    for w in range(NW):
+        out[w] = 0
+    for w in range(NW):
+        bits = members[w]
+        while bits:
+            v = (w << 6) + ctz64(bits)
+            bits &= bits - 1
+            row = rel + v * NW
+            for x in range(NW):
+                if others[x] & ~row[x]:
+                    bit_set(out, v)
+                    break
+
 cdef class DAGKernel:
     # --- configuration
     cdef int B, N, NW, workload, flat, reject
@@ -1065,30 +1086,8 @@ cdef class DAGKernel:
         """Before the closure takes the edge: s_new_up = the nodes of up not yet above all of down,
         s_new_down = those of down not yet below all of up. The new comparable pairs are exactly
         pairs (x, y), x in s_new_up, y in s_new_down (x in up already above y gains nothing)."""
-        cdef int NW = self.NW, w, x, v
-        cdef uint64_t bits
-        cdef uint64_t* nu = &self.s_new_up[0]
-        cdef uint64_t* nd = &self.s_new_down[0]
-        for w in range(NW):
-            nu[w] = 0
-            nd[w] = 0
-        for w in range(NW):
-            bits = up[w]
-            while bits:
-                v = (w << 6) + ctz64(bits)
-                bits &= bits - 1
-                for x in range(NW):
-                    if down[x] & ~self.desc[b, v, x]:
-                        bit_set(nu, v)
-                        break
-            bits = down[w]
-            while bits:
-                v = (w << 6) + ctz64(bits)
-                bits &= bits - 1
-                for x in range(NW):
-                    if up[x] & ~self.anc[b, v, x]:
-                        bit_set(nd, v)
-                        break
+        _not_related_to_all(up, down, &self.desc[b, 0, 0], self.NW, &self.s_new_up[0])
+        _not_related_to_all(down, up, &self.anc[b, 0, 0], self.NW, &self.s_new_down[0])
 
     cdef inline void _or_rows(self, uint64_t* rows, const uint64_t* which, const uint64_t* value) noexcept nogil:
         """rows[u] |= value for every node u in the set ``which`` (rows: N x NW words)."""
