@@ -56,7 +56,6 @@ What it does for RLlib:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import difflib
 import math
@@ -700,8 +699,8 @@ def ppo_defaults(env: str, env_config: dict[str, Any] | None = None) -> dict[str
     ``vf_coef * 0.5 * (V - target)^2``, RLlib's ``vf_loss_coeff * min((V - target)^2,
     vf_clip_param)``, so ``vf_loss_coeff = vf_coef / 2`` and ``vf_clip_param = inf``. (RLlib's
     default ``vf_clip_param=10`` zeroes the critic's gradient wherever the squared error passes 10:
-    with DeepRM's returns near -100 or CC's near 5e5 the critic then hardly learns.) The network (``hidden_sizes``, ``activation``, ``shared_trunk``) goes to ``model_config``
-    with linear heads. Reward normalisation is carried over by :func:`configure` (a learner
+    with DeepRM's returns near -100 or CC's near 5e5 the critic then hardly learns.) The network
+    (``hidden_sizes``, ``activation``, ``shared_trunk``) goes to ``model_config`` with linear heads. Reward normalisation is carried over by :func:`configure` (a learner
     connector, :mod:`sysgym.integrations.rllib_rewards`), not by these settings. Not carried over
     (RLlib's PPO has no such switch): learning-rate annealing, observation normalisation (which
     the ABR and CC-Discrete presets also use), and the encoder (DAG's graph network becomes an MLP
@@ -889,7 +888,7 @@ def run_train(args: argparse.Namespace) -> int:
                     _check_resumed(algo, config, checkpoint)
                     rows = _rows_of_checkpoint(rows, algo.iteration, out)
                 done = len(rows)
-                _train_loop(algo, args.steps, out, rows, every=getattr(args, "checkpoint_every", 10), stop=stop)
+                _train_loop(algo, args.steps, out, rows, stop, every=getattr(args, "checkpoint_every", 10))
             except StoppedMidIteration as exc:
                 print(interrupted_message("train", exc.kept(checkpoint)), file=sys.stderr)
                 return INTERRUPTED_EXIT
@@ -1090,14 +1089,14 @@ def _rows_of_checkpoint(rows: list[dict[str, Any]], iteration: int, out: Path) -
     return kept
 
 
-def _train_loop(algo: Any, steps: int, out: Path, rows: list[dict[str, Any]], every: int = 0,
-                stop: Any = None) -> None:
+def _train_loop(algo: Any, steps: int, out: Path, rows: list[dict[str, Any]], stop: Any, every: int = 0) -> None:
     """``algo.train()`` until ``steps`` env steps; a ``progress.csv`` row per iteration (after the
     ``rows`` already there: a resumed run's) and the checkpoint every ``every`` iterations.
 
-    With ``stop`` (a :class:`sysgym.agents.runs.StopRequest`), a stop signal during an iteration
-    lets it finish and be logged, then raises ``KeyboardInterrupt`` at that boundary (where a
-    save is consistent); a second signal raises :class:`StoppedMidIteration` at once."""
+    ``stop`` is the :class:`sysgym.agents.runs.StopRequest` of the command's ``stop_signals``: a
+    stop signal during an iteration lets it finish and be logged, then raises
+    ``KeyboardInterrupt`` at that boundary (where a save is consistent); a second signal raises
+    :class:`StoppedMidIteration` at once."""
     start = time.perf_counter() - (float(rows[-1]["seconds"]) if rows else 0.0)
     done = len(rows)
     saved = algo.iteration or None  # the iteration of the checkpoint on disk (a resumed run's)
@@ -1108,7 +1107,7 @@ def _train_loop(algo: Any, steps: int, out: Path, rows: list[dict[str, Any]], ev
             notice = (f"sysgym train: stop requested; finishing iteration {current}, then saving "
                       "the checkpoint (signal again to stop now without saving it)")
             try:
-                with stop.deferred(notice) if stop is not None else contextlib.nullcontext():
+                with stop.deferred(notice):
                     result = algo.train()
                     row = progress_row(result, time.perf_counter() - start)
                     row["sps"] = round(row["global_step"] / max(row["seconds"], 1e-9), 1)
@@ -1123,8 +1122,7 @@ def _train_loop(algo: Any, steps: int, out: Path, rows: list[dict[str, Any]], ev
             ret = f"{row['return_mean']:.4g}" if "return_mean" in row else "-"
             print(f"iter {row['iteration']}: {row['global_step']} steps, {row['sps']:.0f} steps/s, "
                   f"return {ret}", file=sys.stderr)
-            if stop is not None:
-                stop.check()
+            stop.check()
             if every and (len(rows) - done) % every == 0 and int(rows[-1]["global_step"]) < steps:
                 with _ignoring_sigint():
                     save_checkpoint(algo, out / "checkpoint")

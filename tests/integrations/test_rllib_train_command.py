@@ -260,7 +260,7 @@ def test_a_stop_mid_iteration_lets_it_finish_then_stops_at_the_boundary(tmp_path
 
     algo, rows = _SignallingAlgo({2: [signal.SIGTERM]}), []
     with stop_signals() as stop, pytest.raises(KeyboardInterrupt) as raised:
-        srl._train_loop(algo, 10_000, tmp_path, rows, stop=stop)
+        srl._train_loop(algo, 10_000, tmp_path, rows, stop)
     assert not isinstance(raised.value, srl.StoppedMidIteration)
     assert algo.iteration == 2 and [r["global_step"] for r in rows] == [64, 128]
     assert [int(r["iteration"]) for r in _rows(tmp_path / "progress.csv")] == [1, 2]  # logged before the stop
@@ -272,7 +272,7 @@ def test_a_second_stop_signal_ends_the_iteration_at_once_and_keeps_only_the_last
 
     algo, rows = _SignallingAlgo({3: [signal.SIGINT, signal.SIGINT]}), []
     with stop_signals() as stop, pytest.raises(srl.StoppedMidIteration) as raised:
-        srl._train_loop(algo, 10_000, tmp_path, rows, stop=stop)
+        srl._train_loop(algo, 10_000, tmp_path, rows, stop)
     assert algo.iteration == 2 and len(rows) == 2  # iteration 3 never completed nor logged
     assert raised.value.iteration == 3 and raised.value.saved is None
     assert "no checkpoint was saved" in raised.value.kept(tmp_path / "checkpoint")
