@@ -133,11 +133,20 @@ def _run(args: argparse.Namespace, box: CrystalBox | None, policy: Any, env_id: 
     done.model = box.save(out / "crystalbox.pt")
     stop.check()  # a stop swallowed while fitting (e.g. inside a library callback) ends it here
 
-    for step, explanation in _explain_episode(box, policy, env_id, env_kwargs, args.seed + 10_000, count):
-        explanation.title = f"{env_id}, {args.policy}: step {step}"
-        explanation.plot(out / f"state_{step:04d}.png")
-        done.texts.append(explanation.table())
-        done.records.append({"step": step, **explanation.to_dict()})
+    explained = _explain_episode(box, policy, env_id, env_kwargs, args.seed + 10_000, count)
+    while True:
+        # one state at a time: a first stop signal lets it finish (a KeyboardInterrupt raised inside
+        # matplotlib's weakref callbacks is printed as a traceback and swallowed), then stops here
+        with stop.deferred("sysgym explain: stop requested; finishing the state being explained "
+                           "(signal again to stop now)"):
+            item = next(explained, None)
+            if item is None:
+                break
+            step, explanation = item
+            explanation.title = f"{env_id}, {args.policy}: step {step}"
+            explanation.plot(out / f"state_{step:04d}.png")
+            done.texts.append(explanation.table())
+            done.records.append({"step": step, **explanation.to_dict()})
         stop.check()
     done.write()
     print("\n\n".join(done.texts))
