@@ -17,6 +17,15 @@ sides alike. What is timed: CPU seconds (``time.process_time``) of ``--steps`` c
 the step through ``gymnasium.make``, the same step on ``env.unwrapped`` (the difference is
 Gymnasium's wrappers), and the kernel call alone (writing the action and calling the B = 1
 kernel: the rest of the unwrapped step is sysgym's Python layer: checks, copies, the info dict).
+
+``--mode vector-profile`` does the same for one call of the native vector env at B = ``--num-envs``
+(``gym.make_vec(..., vectorization_mode="vector_entry_point")``, NextStep autoreset): ``--calls``
+calls with a masked random policy are recorded once (actions, and which sub-envs each call
+resets), then replayed from the same snapshot twice: through ``vec.step`` and as the bare family
+kernel calls (writing the actions, ``_kernel_step`` on the stepped sub-envs, ``_kernel_reset`` on
+the reset ones). The difference is sysgym's Python layer per vector call (action checks, autoreset
+bookkeeping, reward sum, copies, the infos dict), the autoreset path included as often as it occurs.
+A run of the 5 default-suite IDs at B = 8, 3000 calls, 5 reps takes about a minute.
 """
 
 from __future__ import annotations
@@ -126,6 +135,58 @@ PROFILE = textwrap.dedent('''
 ''')
 
 
+VECTOR_PROFILE = textwrap.dedent('''
+    import json, sys, time
+    import gymnasium as gym, numpy as np
+    import sysgym
+    env_id, calls, num_envs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    kwargs = json.loads(sys.argv[4])
+    vec = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs)
+    u = vec.unwrapped
+    space = vec.single_action_space
+    disc = isinstance(space, gym.spaces.Discrete)
+    obs, infos = vec.reset(seed=0)
+    start_state = u.get_state()
+    # record the calls once: the actions and the sub-envs each call resets (NextStep: those that ended before)
+    rng = np.random.default_rng(0)
+    acts, plans = [], []
+    for k in range(calls):
+        resetting = u._state["needs_reset"].astype(bool)
+        plans.append(((~resetting).astype(np.uint8), resetting.astype(np.uint8)) if resetting.any() else None)
+        if disc:
+            actions = (rng.random(infos["action_mask"].shape) * infos["action_mask"]).argmax(axis=1)
+        else:
+            actions = rng.uniform(space.low, space.high, size=(num_envs, *space.shape)).astype(space.dtype)
+        acts.append(actions)
+        obs, rewards, terminated, truncated, infos = vec.step(actions)
+
+    def run(layer):
+        """CPU µs per call of ``layer`` replaying the recorded calls from the start snapshot."""
+        u.set_state(start_state)
+        state = u._state
+        buf, every = state["actions"], np.ones(num_envs, dtype=np.uint8)
+        kernel_step, kernel_reset, step = u._kernel_step, u._kernel_reset, vec.step
+        start = time.process_time()
+        for k in range(calls):
+            actions, plan = acts[k], plans[k]
+            if layer == "none":
+                continue
+            if layer == "step":
+                step(actions)
+            else:
+                buf[...] = actions
+                if plan is None:
+                    kernel_step(every)
+                else:
+                    kernel_step(plan[0])
+                    kernel_reset(plan[1], None)
+        return (time.process_time() - start) / calls * 1e6
+
+    none = run("none")
+    print(json.dumps({layer: run(layer) - none for layer in ("step", "kernel")}))
+''')
+
+
 def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
     done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     if done.returncode != 0:
@@ -174,6 +235,34 @@ def profile(site: Path | None, env_id: str, steps: int, kwargs: str = "{}") -> d
     return json.loads(_in(site, [PROFILE, env_id, str(steps), kwargs]).strip().splitlines()[-1])
 
 
+def vector_profile(site: Path | None, env_id: str, calls: int, num_envs: int, kwargs: str = "{}") -> dict[str, float]:
+    """µs of CPU per native vector env call: the whole ``step`` and the family's kernel calls alone."""
+    return json.loads(_in(site, [VECTOR_PROFILE, env_id, str(calls), str(num_envs), kwargs]).strip().splitlines()[-1])
+
+
+def vector_profile_table(site: Path, ids: list[str], calls: int, num_envs: int, reps: int,
+                         kwargs: str) -> list[list[str]]:
+    """Per env and revision: medians over ``reps`` alternating runs of the vector step's µs split."""
+    rows = []
+    for env_id in ids:
+        try:
+            vector_profile(site, env_id, 10, num_envs, kwargs)
+        except RuntimeError:
+            rows.append([env_id, "absent at baseline", "", "", ""])
+            continue
+        runs: dict[str, list[dict[str, float]]] = {"baseline": [], "current": []}
+        for _ in range(reps):
+            runs["baseline"].append(vector_profile(site, env_id, calls, num_envs, kwargs))
+            runs["current"].append(vector_profile(None, env_id, calls, num_envs, kwargs))
+        for side, results in runs.items():
+            step = statistics.median(r["step"] for r in results)
+            kernel = statistics.median(r["kernel"] for r in results)
+            layer = statistics.median(r["step"] - r["kernel"] for r in results)
+            rows.append([env_id, side, f"{step:.1f}", f"{kernel:.1f}", f"{layer:.1f}"])
+        print(f"  profiled {env_id}", file=sys.stderr)
+    return rows
+
+
 def profile_table(site: Path, ids: list[str], steps: int, reps: int, kwargs: str) -> list[list[str]]:
     """Per env and revision: the medians over ``reps`` alternating runs of each layer's µs."""
     rows = []
@@ -200,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--baseline", required=True, help="git revision to compare against")
     parser.add_argument("--ids", nargs="*", default=None, help="env IDs (default: every ID both have)")
-    parser.add_argument("--mode", choices=("single", "vector", "both", "profile"), default="single")
+    parser.add_argument("--mode", choices=("single", "vector", "both", "profile", "vector-profile"), default="single")
     parser.add_argument("--steps", type=int, default=20000, help="single-env steps per measurement")
     parser.add_argument("--calls", type=int, default=100, help="vector step calls per measurement")
     parser.add_argument("--num-envs", type=int, default=256)
@@ -227,6 +316,12 @@ def main(argv: list[str] | None = None) -> int:
               f"of {args.steps} steps{extra}")
         print(format_table(rows, ["id", "revision", "gymnasium.make step", "Gymnasium wrappers",
                                   "sysgym Python layer", "kernel call"]))
+        return 0
+    if args.mode == "vector-profile":
+        rows = vector_profile_table(site, ids, args.calls, args.num_envs, args.reps, kwargs)
+        print(f"baseline {args.baseline}; CPU µs per native vector env call at B = {args.num_envs} (NextStep "
+              f"autoreset), median of {args.reps} alternating runs of {args.calls} calls{extra}")
+        print(format_table(rows, ["id", "revision", "vector step", "kernel calls", "sysgym Python layer"]))
         return 0
     modes = ("single", "vector") if args.mode == "both" else (args.mode,)
     rows = []
