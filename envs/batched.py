@@ -33,6 +33,7 @@ call, as Gymnasium >= 1.4's checker requires.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from collections.abc import Callable
@@ -49,6 +50,9 @@ from .seeding import per_env_seeds, rng_state
 from .validate import check_kwargs, integer
 
 RENDER_MODES = ("ansi", "rgb_array")
+_INT64 = np.dtype(np.int64)
+_NO_PLAN: tuple[None, dict[str, Any], list[Any]] = (None, {}, [])  # BatchedKernelEnv._copy_extras: use the general path
+SMALL_BATCH = 64    # up to this many sub-envs, an int64 action array is range-checked on Python ints
 VECTOR_ONLY_KWARGS = ("autoreset_mode", "copy")   # options of a vector env, never of one env
 
 
@@ -182,7 +186,38 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
         self._n_actions = int(self.single_action_space.n) if self._is_discrete else 0
         self._info_dtypes: dict[str, tuple[np.dtype, np.dtype, str]] = {}   # key: its dtype, info dtype, mask key
         self._no_flags = bytes(self.num_envs)   # tobytes() of a (B,) uint8/bool array with none set
+        self._fast_actions = self._is_discrete and self.num_envs <= SMALL_BATCH
         self._connect()
+        self._bind_step()
+
+    # what _bind_step makes: views of the state arrays, rebuilt after unpickling
+    _step_bound: ClassVar[tuple[str, ...]] = ("_views", "_reward_scratch", "_extras_plan")
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        for key in self._step_bound:
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._bind_step()
+
+    def _bind_step(self) -> None:
+        """Bind the state arrays the step path reads once (they are never reallocated: ``set_state``
+        copies into them), so that a call at small B pays no dict look-ups or view creation."""
+        s = self._state
+        if isinstance(self.single_observation_space, spaces.Dict):
+            obs: Any = tuple((k, s[f"obs:{k}"]) for k in self.single_observation_space.spaces)
+        else:
+            obs = s["obs"]
+        self._views = (s["actions"], s["needs_reset"], s["terminated"], s["truncated"],
+                       s["terminated"].view(bool), s["truncated"].view(bool), s["episode_steps"],
+                       s["reward_components"], s.get("action_mask"), obs)
+        products = np.empty_like(s["reward_components"])
+        self._reward_scratch = (products, tuple(products[:, k] for k in range(products.shape[1])))
+        # (the family's extras dict, its info template, [(key, bound copy)]): see _copy_extras
+        self._extras_plan: tuple[dict[str, np.ndarray], dict[str, Any], list[Any]] | None = None
 
     # ------------------------------------------------------------------ family hooks
     def _build(self, **kwargs: Any) -> dict[str, np.ndarray]:
@@ -216,7 +251,11 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
         raise NotImplementedError(f"{type(self).__name__} does not validate snapshots")
 
     def _extra_infos(self) -> dict[str, np.ndarray]:
-        """Family-specific per-step info arrays with leading dimension B (copied by the caller)."""
+        """Family-specific per-step info arrays with leading dimension B (copied by the caller).
+
+        Returning the same dict every call (of views of state arrays, or of arrays the family
+        rewrites in place each call), with the same keys and arrays, lets the vector step copy
+        them with a plan made once (see ``_copy_extras``); a new dict per call works too, slower."""
         return {}
 
     def render_frame(self, index: int, mode: str) -> Any:
@@ -259,11 +298,10 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
         return out
 
     def _observations(self, copy: bool) -> Any:
-        s = self._state
-        if isinstance(self.single_observation_space, spaces.Dict):
-            obs = {k: s[f"obs:{k}"] for k in self.single_observation_space.spaces}
-            return {k: v.copy() for k, v in obs.items()} if copy else {k: _read_only(v) for k, v in obs.items()}
-        return s["obs"].copy() if copy else _read_only(s["obs"])
+        obs = self._views[-1]
+        if type(obs) is tuple:      # a Dict space: (key, array) pairs
+            return {k: v.copy() for k, v in obs} if copy else {k: _read_only(v) for k, v in obs}
+        return obs.copy() if copy else _read_only(obs)
 
     def _load_actions(self, actions: Any) -> None:
         buf = self._state["actions"]
@@ -349,41 +387,72 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
         return kernel_ended
 
     def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        with self._guard:
+        lock = self._guard._lock      # what ``with self._guard`` does, without its two method calls
+        if not lock.acquire(False):
+            raise self._guard.busy()
+        try:
             return self._step(actions)
+        finally:
+            lock.release()
 
     def _step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        self._load_actions(actions)
-        s = self._state
-        mode = self.autoreset_mode
-        if mode == AutoresetMode.NEXT_STEP:
-            if s["needs_reset"].tobytes() != self._no_flags:
-                resetting = s["needs_reset"].astype(bool)
-                active = (~resetting).astype(np.uint8)
-                self._kernel_step(active)
-                kernel_ended = self._step_limit(active)
-                self._reset_masked(resetting.astype(np.uint8), None)
+        buf, needs_reset, term, trunc, term_flags, trunc_flags, steps, comps, _, _ = self._views
+        if self._fast_actions and type(actions) is np.ndarray and actions.dtype is _INT64 \
+                and actions.shape == buf.shape:
+            # the common call (a policy's int64 actions): both bounds on Python ints, no temporaries;
+            # anything out of range goes to _load_actions, which refuses it with its message
+            values = actions.tolist()
+            if min(values) >= 0 and max(values) < self._n_actions:
+                buf[...] = actions
             else:
-                self._kernel_step(self._all)
-                kernel_ended = self._step_limit(None)
+                self._load_actions(actions)
         else:
-            if s["needs_reset"].tobytes() != self._no_flags:
-                raise RuntimeError("step() on a sub-env whose episode ended; with autoreset_mode "
-                                   "'Disabled' call reset(options={'reset_mask': mask}) first")
+            self._load_actions(actions)
+        mode = self.autoreset_mode
+        no_flags = self._no_flags
+        if needs_reset.tobytes() == no_flags:
             self._kernel_step(self._all)
-            kernel_ended = self._step_limit(None)
-
-        rewards = weighted_sum(s["reward_components"], self.reward_weights)
-        terminated = s["terminated"].astype(bool)
-        truncated = s["truncated"].astype(bool)
-        done = terminated | truncated
-        ended = done if kernel_ended is None else done & kernel_ended
-        if mode == AutoresetMode.SAME_STEP and done.tobytes() != self._no_flags:
-            infos = self._reset_same_step(done, ended)
+            if self.max_episode_steps is None:
+                steps += 1
+                kernel_ended = None
+            else:
+                kernel_ended = self._step_limit(None)
+        elif mode is AutoresetMode.NEXT_STEP:
+            resetting = needs_reset.astype(bool)
+            active = (~resetting).astype(np.uint8)
+            self._kernel_step(active)
+            kernel_ended = self._step_limit(active)
+            self._reset_masked(resetting.astype(np.uint8), None)
         else:
-            infos = self._infos(ended)
-            s["needs_reset"] |= done
+            raise RuntimeError("step() on a sub-env whose episode ended; with autoreset_mode "
+                               "'Disabled' call reset(options={'reset_mask': mask}) first")
+
+        rewards = self._rewards(comps)
+        terminated = term_flags.copy()      # the kernels write 0/1: the same as astype(bool)
+        truncated = trunc_flags.copy()
+        if term.tobytes() == no_flags and trunc.tobytes() == no_flags:
+            infos = self._infos(None)       # no sub-env is done: nothing to report or reset
+        else:
+            done = terminated | truncated
+            ended = done if kernel_ended is None else done & kernel_ended
+            if mode is AutoresetMode.SAME_STEP:
+                infos = self._reset_same_step(done, ended)
+            else:
+                infos = self._infos(ended)
+                needs_reset |= done
         return self._observations(self.copy), rewards, terminated, truncated, infos
+
+    def _rewards(self, comps: np.ndarray) -> np.ndarray:
+        """:func:`weighted_sum` of the (B, K) reward components, bit for bit (the same products,
+        added left to right), in one multiply into a scratch buffer and K - 1 adds of its columns."""
+        products, columns = self._reward_scratch
+        np.multiply(comps, self.reward_weights, out=products)
+        if len(columns) == 1:
+            return columns[0].copy()
+        out = np.add(columns[0], columns[1])
+        for column in columns[2:]:
+            out += column
+        return out
 
     def _reset_same_step(self, done: np.ndarray, ended: np.ndarray) -> dict[str, Any]:
         """SameStep autoreset of the ``done`` sub-envs, with the infos SyncVectorEnv builds: the
@@ -410,6 +479,67 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
         single env's Python scalars (int64, float64, bool), so native and sync infos are equal key
         by key, dtype included."""
         s = self._state
+        if rows is None:
+            infos = self._copy_extras(self._extra_infos())
+            if infos is None:
+                infos = self._general_infos(None)
+        else:
+            infos = self._general_infos(rows, zero_others)
+        if ended is not None and ended.tobytes() != self._no_flags:
+            # one fresh (M, B) array: metric k is its row k, zero where the episode did not end
+            values = np.where(ended, s["metrics"].T, 0.0)
+            metrics: dict[str, np.ndarray] = {}
+            for k, name in enumerate(self.metric_names):
+                metrics[name] = values[k]
+                metrics[f"_{name}"] = ended.copy()
+            infos["episode_metrics"] = metrics
+            infos["_episode_metrics"] = ended.copy()
+        return infos
+
+    def _copy_extras(self, extras: dict[str, np.ndarray]) -> dict[str, Any] | None:
+        """The infos of every sub-env (``_general_infos(None)``) without per-key look-ups, for a family
+        whose ``_extra_infos`` returns the same dict (of arrays it keeps) every call; None otherwise.
+
+        The plan made on the first call holds the info dict's keys in order (``_key`` masks set) and
+        one bound copy per extra (``copy``, or ``astype`` to the info dtype). Every value is a fresh
+        array, so infos a caller keeps are never written by a later step. (Copying all extras of a
+        dtype with one ``np.array`` call and handing out the rows of that block is slower at B = 8:
+        making a row view costs about what copying a short array does.)"""
+        plan = self._extras_plan
+        if plan is None:
+            plan = self._extras_plan = self._plan_extras(extras)
+        elif plan[0] is not extras:
+            # another dict than the first call's (a family building one per call): the general path from now on
+            self._extras_plan = _NO_PLAN
+            return None
+        _, template, copies = plan
+        comps, mask = self._views[7], self._views[8]
+        infos = template.copy()
+        infos["reward_components"] = comps.copy()
+        if mask is not None:
+            infos["action_mask"] = mask.copy()
+        for key, copy in copies:
+            infos[key] = copy()
+        return infos
+
+    def _plan_extras(self, extras: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, Any], list[Any]]:
+        """(extras, the infos' keys in order with their ``_key`` masks, [(key, bound copy)])."""
+        everyone = self._everyone
+        template: dict[str, Any] = {"reward_components": None, "_reward_components": everyone}
+        if self._is_discrete:
+            template["action_mask"], template["_action_mask"] = None, everyone
+        copies = []
+        for key, value in extras.items():
+            template[key], template[f"_{key}"] = None, everyone
+            dtype = _scalar_info_dtype(value)
+            # (astype keeps a 2-D source's memory order, as the general path's astype does)
+            same = value.ndim == 1 and value.dtype == dtype
+            copies.append((key, value.copy if same else functools.partial(value.astype, dtype)))
+        return extras, template, copies
+
+    def _general_infos(self, rows: np.ndarray | None, zero_others: bool = True) -> dict[str, Any]:
+        """The infos without ``episode_metrics``, key by key (see :meth:`_infos`)."""
+        s = self._state
         mask = self._everyone if rows is None else rows.copy()
         partial = rows is not None and zero_others
 
@@ -433,15 +563,6 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
                 known = dtypes[key] = (value.dtype, _scalar_info_dtype(value), f"_{key}")
             infos[key] = only(value.astype(known[1], copy=True))
             infos[known[2]] = mask
-        if ended is not None and ended.tobytes() != self._no_flags:
-            # one fresh (M, B) array: metric k is its row k, zero where the episode did not end
-            values = np.where(ended, s["metrics"].T, 0.0)
-            metrics: dict[str, np.ndarray] = {}
-            for k, name in enumerate(self.metric_names):
-                metrics[name] = values[k]
-                metrics[f"_{name}"] = ended.copy()
-            infos["episode_metrics"] = metrics
-            infos["_episode_metrics"] = ended.copy()
         return infos
 
     def _single_info(self, i: int, ended: bool) -> dict[str, Any]:

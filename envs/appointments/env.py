@@ -44,6 +44,7 @@ class AppointmentsVectorEnv(BatchedKernelEnv):
 
     reward_components = REWARD_COMPONENTS
     config_builder = staticmethod(build_config)
+    _connected = ("_extras", "_booking")
 
     def _build(self, **kwargs: Any) -> dict[str, np.ndarray]:
         self.config: AppointmentsConfig = build_config(**kwargs)
@@ -70,6 +71,14 @@ class AppointmentsVectorEnv(BatchedKernelEnv):
 
     def _connect(self) -> None:
         self._kernel = AppointmentsKernel(kernel_config(self.config, self.num_envs), self._state)
+        s, b = self._state, self.num_envs
+        # the extra infos, rewritten in place by every _extra_infos call (one dict: the vector step
+        # copies it with a plan made once), and the views and scratch that call writes through
+        self._extras = {"invalid_action": np.zeros(b, dtype=bool), "delay": np.zeros(b)}
+        placed = np.zeros((b, 3), dtype=np.int64)
+        self._booking = (s["reward_components"][:, 2], np.array(self.config.counts, dtype=np.int64), s["rem"],
+                         placed, placed[:, 0], placed[:, 1], placed[:, 2], np.zeros(b, dtype=np.int64), np.zeros(b),
+                         np.zeros(b), s["end"])
 
     def _kernel_reset(self, mask: np.ndarray, options: dict[str, Any] | None) -> None:
         if options:
@@ -85,9 +94,18 @@ class AppointmentsVectorEnv(BatchedKernelEnv):
         self._kernel.step(active)
 
     def _extra_infos(self) -> dict[str, np.ndarray]:
-        s = self._state
-        return {"invalid_action": s["reward_components"][:, 2] < 0,
-                "delay": s["end"] - self._booked_next()}
+        # invalid_action: reward component 2 < 0; delay: end - _booked_next(), computed with the
+        # same operations in the same order (so bit for bit), into the arrays bound in _connect
+        invalid, counts, rem, placed, tasks, long, breaks, in_slots, booked, booked_breaks, end = self._booking
+        extras, cfg = self._extras, self.config
+        np.less(invalid, 0, out=extras["invalid_action"])
+        np.subtract(counts, rem, out=placed)
+        np.add(tasks, long, out=in_slots)
+        np.multiply(in_slots, cfg.slot, out=booked)
+        np.multiply(breaks, cfg.break_booked, out=booked_breaks)
+        booked += booked_breaks
+        np.subtract(end, booked, out=extras["delay"])
+        return extras
 
     def _booked_next(self) -> np.ndarray:
         """(B,) booked start of the next item: one slot per task placed, break_booked per break."""

@@ -72,7 +72,7 @@ class DAGVectorEnv(BatchedKernelEnv):
     metric_names = METRIC_NAMES
     reward_components = REWARD_COMPONENTS
     config_builder = staticmethod(build_config)
-    _connected = ("_invalid_one",)
+    _connected = ("_invalid_one", "_extra_views", "_invalid_source")
 
     def _build(self, **kwargs: Any) -> dict[str, np.ndarray]:
         self.config: DAGConfig = build_config(**kwargs)
@@ -139,6 +139,7 @@ class DAGVectorEnv(BatchedKernelEnv):
         # B = 1 (the single env): the flag through memoryviews, a tenth of a one-element ufunc call
         self._invalid_one = (memoryview(self._extra_views["invalid_action"]), memoryview(s["reward_components"])) \
             if self.num_envs == 1 else None
+        self._invalid_source = s["reward_components"][:, 2]
 
     def _kernel_reset(self, mask: np.ndarray, options: dict[str, Any] | None) -> None:
         choice = self._draw_tasks         # -1: every sub-env draws its task
@@ -213,7 +214,7 @@ class DAGVectorEnv(BatchedKernelEnv):
             flag, comps = self._invalid_one
             flag[0] = comps[0, 2] < 0
         else:
-            np.less(self._state["reward_components"][:, 2], 0, out=self._extra_views["invalid_action"])
+            np.less(self._invalid_source, 0, out=self._extra_views["invalid_action"])
         return self._extra_views
 
     def _check_state(self, arrays: dict[str, np.ndarray]) -> None:

@@ -1,0 +1,270 @@
+"""The native vector step's fast paths (envs/batched.py) return exactly what its general paths
+return, and refuse what they refuse:
+
+* int64 actions of shape (B,) at small B are range-checked on Python ints (``_fast_actions``),
+  anything else goes through ``_load_actions``;
+* rewards come from ``_rewards`` (one multiply into a scratch buffer, then column adds), the
+  general path being :func:`weighted_sum`;
+* infos are copied with a plan made once (``_copy_extras``) when the family returns the same
+  extras dict every call, the general path being ``_general_infos`` key by key.
+
+A reference env built with the same kwargs and seed is forced onto the general paths; both are
+stepped with the same actions through every autoreset mode, and every output is compared key
+order, dtype, shape and bytes. Also: what one step returns is never written by later steps
+(a caller may keep it), and Appointments' in-place extras equal the formula worked by hand.
+"""
+
+from __future__ import annotations
+
+import copy
+import pickle
+import struct
+import types
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.vector import AutoresetMode
+
+import sysgym  # noqa: F401  (registers the envs)
+from sysgym.envs import batched
+from sysgym.envs.batched import BatchedKernelEnv, weighted_sum
+from tests.contract import sample_actions
+
+B = 8
+IDS = ["sysgym/DeepRM-CompactSparse-v0", "sysgym/ABR-v0", "sysgym/CC-Discrete-v0", "sysgym/CC-v0",
+       "sysgym/Appointments-P1-v0", "sysgym/DAG-EGS-v0"]
+MODES = [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP, AutoresetMode.DISABLED]
+
+
+def _make(env_id, mode=AutoresetMode.NEXT_STEP, **kwargs):
+    return gym.make_vec(env_id, num_envs=B, vectorization_mode="vector_entry_point", autoreset_mode=mode,
+                        **kwargs).unwrapped
+
+
+def _general(vec):
+    """``vec`` forced onto the general paths of the step."""
+    vec._fast_actions = False
+    vec._extras_plan = batched._NO_PLAN
+    vec._rewards = lambda comps: weighted_sum(comps, vec.reward_weights)
+    return vec
+
+
+def assert_identical(a, b, path="", strides=True):
+    """Same structure, dict key order, types, dtypes, shapes, bytes and (with ``strides``) memory layout."""
+    assert type(a) is type(b), f"{path}: {type(a)} != {type(b)}"
+    if isinstance(a, dict):
+        assert list(a) == list(b), f"{path}: keys {list(a)} != {list(b)}"
+        for key in a:
+            assert_identical(a[key], b[key], f"{path}.{key}", strides)
+    elif isinstance(a, tuple):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_identical(x, y, f"{path}[{i}]", strides)
+    elif isinstance(a, np.ndarray):
+        assert (a.dtype, a.shape) == (b.dtype, b.shape), f"{path}: {a.dtype} {a.shape} != {b.dtype} {b.shape}"
+        assert not strides or a.strides == b.strides, f"{path}: strides {a.strides} != {b.strides}"
+        if a.dtype == object:
+            for i, (x, y) in enumerate(zip(a.flat, b.flat)):
+                assert_identical(x, y, f"{path}[{i}]", strides)
+        else:
+            assert a.tobytes() == b.tobytes(), f"{path}: {a} != {b}"
+    else:
+        assert a == b or (a != a and b != b), f"{path}: {a!r} != {b!r}"
+
+
+def _arrays(value):
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _arrays(v)
+    elif isinstance(value, tuple):
+        for v in value:
+            yield from _arrays(v)
+    elif isinstance(value, np.ndarray):
+        if value.dtype == object:
+            for v in value.flat:
+                yield from _arrays(v)
+        else:
+            yield value
+
+
+@pytest.mark.parametrize("mode", MODES, ids=[m.value for m in MODES])
+@pytest.mark.parametrize("env_id", IDS)
+def test_fast_paths_return_what_the_general_paths_return(env_id, mode):
+    kwargs = {} if "ABR" in env_id or "Appointments" in env_id else {"max_episode_steps": 20}
+    fast, slow = _make(env_id, mode, **kwargs), _general(_make(env_id, mode, **kwargs))
+    assert_identical(fast.reset(seed=5), slow.reset(seed=5))
+    rng = np.random.default_rng(5)
+    ends = 0
+    for k in range(70):
+        masks = {"action_mask": fast.action_masks()} if fast.discrete else {}
+        actions = sample_actions(fast, masks, rng)
+        if fast.discrete:
+            assert actions.dtype == np.int64
+            if k % 7 == 3:          # another dtype: the general action path on both
+                actions = actions.astype(np.int32)
+        out = fast.step(actions)
+        assert_identical(out, slow.step(actions.copy()))
+        done = out[2] | out[3]
+        ends += int(done.sum())
+        if mode == AutoresetMode.DISABLED and done.any():
+            assert_identical(fast.reset(options={"reset_mask": done}), slow.reset(options={"reset_mask": done}))
+    assert ends > 0, "no episode ended: the autoreset paths were not compared"
+    if fast.discrete:
+        assert fast._fast_actions
+    assert fast._extras_plan[0] is fast._extra_infos(), "the infos plan was not used"
+
+
+@pytest.mark.parametrize("env_id", ["sysgym/ABR-v0", "sysgym/DAG-EGS-v0"])
+def test_fast_action_check_refuses_what_the_general_one_refuses(env_id):
+    fast, slow = _make(env_id), _general(_make(env_id))
+    fast.reset(seed=1)
+    slow.reset(seed=1)
+    n = int(fast.single_action_space.n)
+    valid = np.flatnonzero(fast.action_masks()[0])
+    for bad in (-1, n, 2**62, -(2**63), 2**63 - 1):
+        actions = np.full(B, valid[0], dtype=np.int64)
+        actions[3] = bad
+        before = fast.get_state()["arrays"]
+        errors = []
+        for env in (fast, slow):
+            with pytest.raises(ValueError, match=rf"actions must lie in \[0, {n - 1}\]") as err:
+                env.step(actions)
+            errors.append(str(err.value))
+        assert errors[0] == errors[1]
+        after = fast.get_state()["arrays"]
+        for key, value in before.items():       # refused before anything was written
+            assert np.array_equal(after[key], value), key
+    for edge in (0, n - 1):   # both ends of the range pass the fast check (the kernel sees them)
+        actions = np.full(B, edge, dtype=np.int64)
+        fast._load_actions = None                # the fast path must not need the general one
+        try:
+            fast.step(actions)
+        except ValueError as err:     # DAG's default "reject" takes any edge; only a range error fails
+            assert "must lie" not in str(err)
+        finally:
+            del fast._load_actions
+        assert fast._state["actions"].tolist() == [edge] * B
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4])
+@pytest.mark.parametrize("b", [1, 8, 300])
+def test_rewards_add_the_same_products_left_to_right(k, b):
+    rng = np.random.default_rng(k * 1000 + b)
+    special = np.array([0.0, -0.0, 1e-310, -1e-310, 1e308, -1e308, np.inf, -np.inf, 1 / 3, 0.1, 1e16, 1.0])
+    comps = np.where(rng.random((b, k)) < 0.3, rng.choice(special, (b, k)), rng.normal(0, 1e3, (b, k)))
+    weights = rng.choice(np.array([1.0, -1.0, 0.5, 10.0, -1000.0, 1e-3, 3.0]), k)
+    products = np.empty((b, k))
+    env = types.SimpleNamespace(reward_weights=weights,
+                                _reward_scratch=(products, tuple(products[:, j] for j in range(k))))
+    with np.errstate(over="ignore", invalid="ignore"):
+        got = BatchedKernelEnv._rewards(env, comps)
+        reference = weighted_sum(comps, weights)
+    assert got.dtype == np.float64 and got.shape == (b,)
+    for i in range(b):
+        c, w = comps[i].tolist(), weights.tolist()
+        expected = c[0] * w[0]          # Python floats: IEEE products, added left to right
+        for j in range(1, k):
+            expected += c[j] * w[j]
+        assert struct.pack("<d", got[i]) == struct.pack("<d", expected) or (expected != expected and got[i] != got[i]), \
+            (i, c, w, got[i], expected)
+    assert np.array_equal(got, reference, equal_nan=True)
+
+
+@pytest.mark.parametrize("mode", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP], ids=["NextStep", "SameStep"])
+@pytest.mark.parametrize("env_id", IDS)
+def test_what_a_step_returns_is_never_written_later(env_id, mode):
+    """A caller may keep a step's arrays (a rollout buffer holding infos): no later step, reset or
+    autoreset changes them, and none of them is a view of the env's state."""
+    vec = _make(env_id, mode, max_episode_steps=15)
+    rng = np.random.default_rng(2)
+    kept = [vec.reset(seed=2)]
+    for _ in range(25):
+        masks = {"action_mask": vec.action_masks()} if vec.discrete else {}
+        kept.append(vec.step(sample_actions(vec, masks, rng)))
+        for array in _arrays(kept[-1]):
+            for key, state in vec._state.items():
+                assert not np.shares_memory(array, state), key
+    copies = copy.deepcopy(kept)
+    for _ in range(25):
+        masks = {"action_mask": vec.action_masks()} if vec.discrete else {}
+        vec.step(sample_actions(vec, masks, rng))
+    vec.reset(seed=3)
+    for before, now in zip(copies, kept):
+        assert_identical(before, now, strides=False)
+
+
+@pytest.mark.parametrize("env_id", ["sysgym/Appointments-P1-v0", "sysgym/Appointments-P3-v1"])
+def test_appointments_extras_follow_the_booked_schedule(env_id):
+    """delay = end - booked start of the next item, booked = (tasks placed) x slot + (breaks placed)
+    x break_booked, worked out here on Python numbers; invalid_action = reward component 2 < 0."""
+    vec = _make(env_id)
+    cfg = vec.config
+    rng = np.random.default_rng(4)
+    _, infos = vec.reset(seed=4)
+    invalid_seen = 0
+    for k in range(60):
+        actions = rng.integers(0, vec.single_action_space.n, B)     # invalid ones too
+        _, _, _, _, infos = vec.step(actions)
+        s = vec._state
+        for i in range(B):      # every row: a reset row reports its fresh schedule
+            placed = [c - r for c, r in zip(cfg.counts, s["rem"][i].tolist())]
+            booked = (placed[0] + placed[1]) * cfg.slot + placed[2] * cfg.break_booked
+            assert infos["delay"][i] == float(s["end"][i]) - booked, (k, i)
+            assert infos["invalid_action"][i] == (float(s["reward_components"][i, 2]) < 0)
+        invalid_seen += int(infos["invalid_action"].sum())
+    assert invalid_seen > 0
+
+
+def _odd_extras(b):
+    """Extras of every kind the info dtypes convert (int32, uint8, float32 to int64/float64), a bool
+    one and a 2-D Fortran-order one (its dtype and memory order kept), rewritten each call."""
+    block = np.zeros((3, b), dtype=np.float32).T       # (b, 3), F-ordered
+    return {"small_int": np.zeros(b, dtype=np.int32), "byte": np.zeros(b, dtype=np.uint8),
+            "single": np.zeros(b, dtype=np.float32), "flag": np.zeros(b, dtype=bool), "block": block}
+
+
+def _fill(extras, state):
+    steps = state["episode_steps"]
+    extras["small_int"][:] = steps - 3
+    extras["byte"][:] = steps % 256
+    extras["single"][:] = steps / 3
+    extras["flag"][:] = steps % 2 == 1
+    extras["block"][:] = (steps[:, None] * np.array([1.0, 0.5, -2.0])).astype(np.float32)
+    return extras
+
+
+@pytest.mark.parametrize("per_call", [False, True], ids=["one dict", "a dict per call"])
+def test_infos_plan_converts_dtypes_as_the_general_path(per_call):
+    fast, slow = _make("sysgym/ABR-v0"), _general(_make("sysgym/ABR-v0"))
+    for env in (fast, slow):
+        kept = _odd_extras(B)
+        env._extra_infos = (lambda env=env: _fill(_odd_extras(B), env._state)) if per_call else \
+            (lambda env=env, kept=kept: _fill(kept, env._state))
+    assert_identical(fast.reset(seed=0), slow.reset(seed=0))
+    history = []
+    for k in range(60):
+        actions = np.full(B, k % 6, dtype=np.int64)
+        out = fast.step(actions)
+        assert_identical(out, slow.step(actions))
+        history.append((out, copy.deepcopy(out)))
+    infos = history[-1][0][4]
+    assert [infos[key].dtype for key in ("small_int", "byte", "single", "flag", "block")] == \
+        [np.int64, np.int64, np.float64, np.bool_, np.float32]
+    assert infos["block"].flags.f_contiguous and not infos["block"].flags.c_contiguous
+    for kept, copied in history:    # (a deep copy makes views contiguous: bytes compared, not strides)
+        assert_identical(kept, copied, strides=False)
+    assert (fast._extras_plan is batched._NO_PLAN) == per_call
+
+
+def test_unpickled_env_binds_its_own_arrays():
+    vec = _make("sysgym/ABR-v0")
+    vec.reset(seed=0)
+    vec.step(np.zeros(B, dtype=np.int64))
+    twin = pickle.loads(pickle.dumps(vec))
+    for view in twin._views[:8]:
+        assert any(np.shares_memory(view, a) for a in twin._state.values())
+        assert not any(np.shares_memory(view, a) for a in vec._state.values())
+    for k in range(60):
+        actions = np.full(B, k % 6, dtype=np.int64)
+        assert_identical(vec.step(actions), twin.step(actions))
