@@ -8,12 +8,21 @@ optimiser step is seen; actor and critic side by side in one trunk; work arrays 
 and draws from the same distributions as the torch heads: masked categorical by the Gumbel-max
 trick, Gaussian with clip or tanh squash. Log-probabilities agree with the torch heads'
 ``evaluate`` to float32 rounding (``tests/agents/test_ppo.py`` checks it).
+
+Inside :meth:`ManualGradients.frozen_weights` (a rollout), a masked categorical policy on dense
+inputs acts through :class:`~sysgym.cython_core.ppo_forward.FrozenPolicy` instead: the whole step
+(layers, log-softmax, Gumbel-max, value) in one C call on a copy of the weights taken once per
+rollout, with the same noise; it agrees with the numpy path to float32 rounding
+(``tests/agents/test_ppo_forward.py``). :meth:`NumpyActor._compiled` makes that choice.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from sysgym.cython_core.ppo_forward import FrozenPolicy
+
+from .distributions import MASKED_LOGIT
 from .fastgrad import ManualGradients
 
 
@@ -32,6 +41,7 @@ class NumpyActor:
         self._noise = np.empty((0, 0, 0))
         self._next = 0
         self._chunk_start: dict | None = None  # the generator's state before the current chunk was drawn
+        self._policy: tuple | None = None      # (frozen context, rows, FrozenPolicy or None, its outputs)
 
     def _draw(self, shape: tuple[int, int]) -> np.ndarray:
         """The next (rows, outputs) array of Gumbel (categorical) or standard normal (Gaussian) noise."""
@@ -67,9 +77,26 @@ class NumpyActor:
                 raise ValueError(f"noise position {used} outside the chunk of {len(self._noise)}")
             self._next = used
 
+    def _compiled(self, rows: int) -> tuple | None:
+        """(FrozenPolicy, action, logp, value arrays) for batches of ``rows`` inside the current
+        ``frozen_weights`` context, made on its first call there; None where the numpy path acts:
+        outside that context, Gaussian heads, a first layer stored one input per row (sparse)."""
+        net = self.net
+        if not net.frozen or not net.categorical or net.trunk.w0t is not None:
+            return None
+        if self._policy is None or self._policy[:2] != (net.frozen, rows):
+            self._policy = (net.frozen, rows, *_frozen_policy(net, rows))
+        return self._policy[2:]
+
     def value(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         net = self.net
-        w = net.work(len(next(iter(obs.values()))))
+        rows = len(next(iter(obs.values())))
+        compiled = self._compiled(rows)
+        if compiled is not None:
+            out = np.empty(rows, np.float32)
+            compiled[0].value(_dense_rows(net, obs), out)
+            return out
+        w = net.work(rows)
         net.heads(obs, w)
         return w.value.copy()
 
@@ -78,7 +105,15 @@ class NumpyActor:
 
         The value is a work array of the network, overwritten by its next call: copy it."""
         net = self.net
-        w = net.work(len(next(iter(obs.values()))))
+        rows = len(next(iter(obs.values())))
+        compiled = self._compiled(rows)
+        if compiled is not None:
+            policy, action, logp, value = compiled
+            noise = self._draw((rows, len(net.head_b)))
+            policy.step(_dense_rows(net, obs), None if mask is None else np.ascontiguousarray(mask).view(np.uint8), noise,
+                        action, logp, value)
+            return action.copy(), logp.copy(), value
+        w = net.work(rows)
         net.heads(obs, w)
         noise = self._draw(w.out.shape[::-1])
         if net.categorical:  # Gumbel-max: argmax(log p + g) is distributed as p
@@ -88,3 +123,22 @@ class NumpyActor:
         mean = w.out.T
         u = mean + np.exp(net.log_std) * noise
         return u, net.gaussian_log_prob(mean, u)[0], w.value
+
+
+def _dense_rows(net: ManualGradients, obs: dict[str, np.ndarray]) -> np.ndarray:
+    """The network input as one contiguous float32 (rows, inputs) array."""
+    return np.ascontiguousarray(net.input(obs, net.work(len(next(iter(obs.values()))))), dtype=np.float32)
+
+
+def _frozen_policy(net: ManualGradients, rows: int) -> tuple:
+    """A :class:`FrozenPolicy` with copies of ``net``'s current weights, and its output arrays."""
+    trunk = net.trunk
+    ops = [(trunk.w0.T, trunk.b[0], -1, 0, 0, 0)]
+    for k in range(1, len(trunk.widths)):
+        for j, weight in enumerate(trunk.w[k]):
+            n_out, n_in = weight.shape
+            ops.append((weight.T, trunk.b[k][j * n_out:(j + 1) * n_out], k - 1, j * n_in, k, j * n_out))
+    last = trunk.widths[-1] // trunk.blocks
+    policy = FrozenPolicy(ops, list(trunk.widths), (net.head_w.T, net.head_b), (net.value_w.T, net.value_b),
+                          (trunk.blocks - 1) * last, rows, net.n_in, 2 if trunk.relu else 1, MASKED_LOGIT)
+    return policy, np.empty(rows, np.int64), np.empty(rows, np.float32), np.empty(rows, np.float32)

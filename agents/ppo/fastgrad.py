@@ -50,6 +50,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from sysgym.cython_core.ppo_forward import tanh, tanh_backward
+
 from .config import PPOConfig
 from .distributions import LOG_SQRT_2PI, MASKED_LOGIT, CategoricalHead, GaussianHead
 from .networks import ActorCritic, Flatten
@@ -290,8 +292,8 @@ class Trunk:
             h += self.b[k]
             if self.relu:
                 np.maximum(h, 0.0, out=h)
-            else:
-                np.tanh(h, out=h)
+            else:  # ppo_forward's tanh: numpy's float32 tanh costs several times more here
+                tanh(h.reshape(-1))
         return x
 
     def backward(self, x: np.ndarray, w: _Work) -> None:
@@ -302,11 +304,8 @@ class Trunk:
             if self.relu:
                 np.less_equal(h, 0.0, out=w.dead[k])
                 np.copyto(dz, 0.0, where=w.dead[k])
-            else:  # dz = dh (1 - h^2)
-                t = w.t[k]
-                np.multiply(h, h, out=t)
-                t *= dz
-                dz -= t
+            else:  # dz = dh (1 - h^2), as dz - (h h) dz in one pass
+                tanh_backward(h.reshape(-1), dz.reshape(-1))
             np.matmul(w.ones, dz, out=self.g_b[k])
             if k == 0:
                 self.squares, self.pending = None, None
@@ -334,7 +333,6 @@ class _Work:
         self.x = None if n_in is None else np.empty((n, n_in), f32)  # concatenated Dict entries
         self.h = [np.empty((n, width), f32) for width in trunk.widths]
         self.dh = [np.empty_like(h) for h in self.h]
-        self.t = [np.empty_like(h) for h in self.h]
         self.dead = [np.empty(h.shape, bool) for h in self.h] if trunk.relu else []
         self.hb = [_blocks(h, trunk.blocks) for h in self.h]
         self.dhb = [_blocks(d, trunk.blocks) for d in self.dh]
@@ -382,6 +380,8 @@ class ManualGradients:
         self.g_value_w, self.g_value_b = _view(vh.weight, flat, grads_np), _view(vh.bias, flat, grads_np)
         self.n_in = model.encoder.out_features
         self._work: dict[int, _Work] = {}
+        self.frozen = 0      # inside frozen_weights: that context's number (counted from 1); else 0
+        self._contexts = 0
         if self.trunk.w0t is not None and len(self.keys) == 1:
             shape = model.encoder.encoders[self.keys[0]].shape   # differences run along the first axis
             self.trunk.sparse = SparseRows(shape[0] if len(shape) >= 2 else 1, self.n_in, self.trunk.widths[0])
@@ -389,16 +389,19 @@ class ManualGradients:
     @contextlib.contextmanager
     def frozen_weights(self) -> Iterator[None]:
         """Promise that the weights do not change inside: the sparse first layer then computes its
-        prefix sums once (a rollout's steps) instead of at every call."""
+        prefix sums once (a rollout's steps) instead of at every call, and
+        :class:`~sysgym.agents.ppo.fastact.NumpyActor` may act on a copy of the weights (it copies
+        them again when :attr:`frozen` counts a new context)."""
         sparse = self.trunk.sparse
-        if sparse is None:
-            yield
-            return
-        sparse.frozen, sparse.table = True, None
+        self.frozen = self._contexts = self._contexts + 1
+        if sparse is not None:
+            sparse.frozen, sparse.table = True, None
         try:
             yield
         finally:
-            sparse.frozen, sparse.table = False, None
+            self.frozen = 0
+            if sparse is not None:
+                sparse.frozen, sparse.table = False, None
 
     def known_squares(self) -> tuple[int, int, float] | None:
         """(start, end, sum of squares) of the gradient vector's first-layer slice when the last
