@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import functools
 import math
+from itertools import chain
 import threading
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -187,11 +188,12 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
         self._info_dtypes: dict[str, tuple[np.dtype, np.dtype, str]] = {}   # key: its dtype, info dtype, mask key
         self._no_flags = bytes(self.num_envs)   # tobytes() of a (B,) uint8/bool array with none set
         self._fast_actions = self._is_discrete and self.num_envs <= SMALL_BATCH
+        self._metric_keys = tuple(key for name in self.metric_names for key in (name, f"_{name}"))
         self._connect()
         self._bind_step()
 
     # what _bind_step makes: views of the state arrays, rebuilt after unpickling
-    _step_bound: ClassVar[tuple[str, ...]] = ("_views", "_reward_scratch", "_extras_plan")
+    _step_bound: ClassVar[tuple[str, ...]] = ("_views", "_reward_scratch", "_extras_plan", "_step_kernel")
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
@@ -207,6 +209,7 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
         """Bind the state arrays the step path reads once (they are never reallocated: ``set_state``
         copies into them), so that a call at small B pays no dict look-ups or view creation."""
         s = self._state
+        self._step_kernel = self._single_kernel_step()
         if isinstance(self.single_observation_space, spaces.Dict):
             obs: Any = tuple((k, s[f"obs:{k}"]) for k in self.single_observation_space.spaces)
         else:
@@ -234,9 +237,10 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
         raise NotImplementedError
 
     def _single_kernel_step(self) -> Callable[[np.ndarray], Any]:
-        """What the single env calls with its (1,) active flag: ``_kernel_step`` unless the family
-        hands over its kernel's own entry point where ``_kernel_step`` adds nothing to it (the same
-        call, one Python frame less). Called again after unpickling (``_connect`` makes a new kernel)."""
+        """What the steps call with their active flags (the single env's (1,) one, the vector env's
+        (B,) one): ``_kernel_step`` unless the family hands over its kernel's own entry point where
+        ``_kernel_step`` adds nothing to it (the same call, one Python frame less). Bound when the
+        env is built and again after unpickling (``_connect`` makes a new kernel)."""
         return self._kernel_step
 
     def _first_masked_action(self, active: np.ndarray) -> int | None:
@@ -355,9 +359,12 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
             rows = None if mask.all() else mask.astype(bool)
             return self._observations(self.copy), self._infos(None, rows=rows, zero_others=False)
 
-    def _reset_masked(self, mask: np.ndarray, options: dict[str, Any] | None) -> None:
+    def _reset_masked(self, mask: np.ndarray, options: dict[str, Any] | None,
+                      chosen: np.ndarray | None = None) -> None:
+        """Reset the sub-envs flagged in the uint8 ``mask`` (``chosen``: the same as bool, if at hand)."""
         s = self._state
-        chosen = slice(None) if mask is self._all else mask.astype(bool)    # every sub-env: no mask indexing
+        if chosen is None:
+            chosen = slice(None) if mask is self._all else mask.astype(bool)    # every sub-env: no mask indexing
         s["reward_components"][chosen] = 0.0
         s["terminated"][chosen] = 0
         s["truncated"][chosen] = 0
@@ -411,18 +418,18 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
         mode = self.autoreset_mode
         no_flags = self._no_flags
         if needs_reset.tobytes() == no_flags:
-            self._kernel_step(self._all)
+            self._step_kernel(self._all)
             if self.max_episode_steps is None:
                 steps += 1
                 kernel_ended = None
             else:
                 kernel_ended = self._step_limit(None)
         elif mode is AutoresetMode.NEXT_STEP:
-            resetting = needs_reset.astype(bool)
-            active = (~resetting).astype(np.uint8)
-            self._kernel_step(active)
+            resetting = needs_reset.copy()          # uint8 0/1: the kernel's reset mask
+            active = resetting ^ 1                  # and the sub-envs that step
+            self._step_kernel(active)
             kernel_ended = self._step_limit(active)
-            self._reset_masked(resetting.astype(np.uint8), None)
+            self._reset_masked(resetting, None, resetting.view(bool))
         else:
             raise RuntimeError("step() on a sub-env whose episode ended; with autoreset_mode "
                                "'Disabled' call reset(options={'reset_mask': mask}) first")
@@ -486,14 +493,14 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
         else:
             infos = self._general_infos(rows, zero_others)
         if ended is not None and ended.tobytes() != self._no_flags:
-            # one fresh (M, B) array: metric k is its row k, zero where the episode did not end
+            # one fresh (M, B) array: metric k is its row k, zero where the episode did not end;
+            # the M + 1 masks are the rows of one fresh (M + 1, B) copy of ended
             values = np.where(ended, s["metrics"].T, 0.0)
-            metrics: dict[str, np.ndarray] = {}
-            for k, name in enumerate(self.metric_names):
-                metrics[name] = values[k]
-                metrics[f"_{name}"] = ended.copy()
-            infos["episode_metrics"] = metrics
-            infos["_episode_metrics"] = ended.copy()
+            masks = np.empty((len(values) + 1, self.num_envs), dtype=bool)
+            masks[...] = ended
+            rows = list(masks)
+            infos["episode_metrics"] = dict(zip(self._metric_keys, chain.from_iterable(zip(values, rows))))
+            infos["_episode_metrics"] = rows[-1]
         return infos
 
     def _copy_extras(self, extras: dict[str, np.ndarray]) -> dict[str, Any] | None:

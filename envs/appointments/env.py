@@ -102,8 +102,9 @@ class AppointmentsVectorEnv(BatchedKernelEnv):
         np.subtract(counts, rem, out=placed)
         np.add(tasks, long, out=in_slots)
         np.multiply(in_slots, cfg.slot, out=booked)
-        np.multiply(breaks, cfg.break_booked, out=booked_breaks)
-        booked += booked_breaks
+        if cfg.counts[2]:       # (with no break to place, placed breaks stay 0: booked + 0.0 is booked)
+            np.multiply(breaks, cfg.break_booked, out=booked_breaks)
+            booked += booked_breaks
         np.subtract(end, booked, out=extras["delay"])
         return extras
 

@@ -94,6 +94,9 @@ class CCVectorEnv(BatchedKernelEnv):
     def _kernel_step(self, active: np.ndarray) -> None:
         self._kernel.step(active)
 
+    def _single_kernel_step(self) -> Any:
+        return self._kernel.step
+
     def _check_state(self, arrays: dict[str, np.ndarray]) -> None:
         check_family_state(self.config, arrays)
 
