@@ -141,11 +141,86 @@ cdef extern from *:
         *logp = z[best];
         return (int64_t)best;
     }
+    /* The categorical PPO loss's gradient with respect to the logits and the value (fastgrad's
+       ManualGradients.__call__ without value clipping), per sample i of n (columns of the (k, n)
+       arrays): masked log-softmax of z (overwritten by log p) and p, the clipped surrogate's
+       d logp, d_out = p ((log p + H) c_e / n - d logp) + onehot(a) d logp, dv = (v - R) c_v / n;
+       stats = [policy loss, value loss, entropy, approx KL, clip fraction] (means in double).
+       Float32 throughout as numpy's path; sums run in index order. */
+    static void sysgym_categorical_loss(float *z, float *p, const uint8_t *mask, const int64_t *actions,
+                                        const float *old_logp, const float *adv, const float *ret,
+                                        const float *value, Py_ssize_t k, Py_ssize_t n, float masked_logit,
+                                        double clip_coef, double ent_scale, double vf_scale, int norm_adv,
+                                        float *logp, float *neg_ent, float *d_logp, float *d_out, float *dv,
+                                        double *stats) {
+        Py_ssize_t i, j;
+        float lo = (float)(1.0 - clip_coef), hi = (float)(1.0 + clip_coef), clip = (float)clip_coef;
+        float mean = 0.0f, ss = 0.0f, step, c_e = (float)ent_scale, c_v = (float)vf_scale;
+        double scale = 1.0, pg = 0.0, vl = 0.0, ent = 0.0, kl = 0.0, cf = 0.0;
+        for (i = 0; i < n; i++) {
+            float top, total = 0.0f, log_total, h = 0.0f;
+            if (mask != NULL)
+                for (j = 0; j < k; j++) if (!mask[i * k + j]) z[j * n + i] = masked_logit;
+            top = z[i];
+            for (j = 1; j < k; j++) if (z[j * n + i] > top) top = z[j * n + i];
+            for (j = 0; j < k; j++) {
+                z[j * n + i] = z[j * n + i] - top;
+                p[j * n + i] = expf(z[j * n + i]);
+                total += p[j * n + i];
+            }
+            log_total = logf(total);
+            for (j = 0; j < k; j++) {
+                p[j * n + i] = p[j * n + i] / total;
+                z[j * n + i] = z[j * n + i] - log_total;
+                h += p[j * n + i] * z[j * n + i];
+            }
+            logp[i] = z[actions[i] * n + i];
+            neg_ent[i] = h;
+        }
+        if (norm_adv && n > 1) {
+            for (i = 0; i < n; i++) mean += adv[i];
+            mean = mean / (float)n;
+            for (i = 0; i < n; i++) ss += (adv[i] - mean) * (adv[i] - mean);
+            scale = 1.0 / (sqrt((double)ss / (double)(n - 1)) + 1e-8);
+        }
+        step = (float)(-scale / (double)n);
+        for (i = 0; i < n; i++) {
+            float a = norm_adv && n > 1 ? adv[i] - mean : adv[i];
+            float log_ratio = logp[i] - old_logp[i], ratio = expf(log_ratio);
+            float r = ratio < lo ? lo : ratio;
+            r = r > hi ? hi : r;
+            float unclipped = a * ratio, clipped = a * r;
+            d_logp[i] = (unclipped <= clipped ? unclipped : 0.0f) * step;
+            float error = value[i] - ret[i];
+            dv[i] = error * c_v;
+            pg += unclipped < clipped ? unclipped : clipped;
+            vl += (double)error * error;
+            ent += neg_ent[i];
+            kl += (double)(ratio - 1.0f) - log_ratio;
+            cf += fabsf(ratio - 1.0f) > clip;
+        }
+        for (j = 0; j < k; j++)
+            for (i = 0; i < n; i++) {
+                float g = (z[j * n + i] - neg_ent[i]) * c_e;
+                d_out[j * n + i] = (g - d_logp[i]) * p[j * n + i];
+            }
+        for (i = 0; i < n; i++) d_out[actions[i] * n + i] += d_logp[i];
+        stats[0] = -pg / n * scale;
+        stats[1] = 0.5 * vl / n;
+        stats[2] = -ent / n;
+        stats[3] = kl / n;
+        stats[4] = cf / n;
+    }
     """
     void sysgym_tanh(float* a, Py_ssize_t n) nogil
     void sysgym_tanh_backward(const float* h, float* dz, Py_ssize_t n) nogil
     void sysgym_dense(const float* x, Py_ssize_t ldx, Py_ssize_t rows, Py_ssize_t n, const float* wt, Py_ssize_t m,
                       const float* bias, float* out, Py_ssize_t ldo, int act) nogil
+    void sysgym_categorical_loss(float* z, float* p, const uint8_t* mask, const int64_t* actions,
+                                 const float* old_logp, const float* adv, const float* ret, const float* value,
+                                 Py_ssize_t k, Py_ssize_t n, float masked_logit, double clip_coef, double ent_scale,
+                                 double vf_scale, int norm_adv, float* logp, float* neg_ent, float* d_logp,
+                                 float* d_out, float* dv, double* stats) nogil
     int64_t sysgym_sample_row(float* z, const uint8_t* mask, const double* g, Py_ssize_t k, float masked_logit,
                               float* logp) nogil
 
@@ -299,3 +374,32 @@ cdef class FrozenPolicy:
                 if mask is not None:
                     m = &mask[r, 0]
                 action[r] = sysgym_sample_row(&self.logits[r, 0], m, &noise[r, 0], k, self.masked_logit, &logp[r])
+
+
+def categorical_loss(float[:, ::1] z, float[:, ::1] probs, const uint8_t[:, ::1] mask, const int64_t[::1] actions,
+                     const float[::1] old_logp, const float[::1] advantages, const float[::1] returns,
+                     const float[::1] value, float masked_logit, double clip_coef, double ent_scale,
+                     double vf_scale, bint norm_adv, float[::1] scratch, float[:, ::1] d_out, float[::1] dv, double[::1] stats):
+    """The categorical PPO loss's gradient with respect to the logits ``z`` ((outputs, n), transposed;
+    overwritten by the log-probabilities) into ``d_out`` ((outputs, n)), with respect to the values
+    into ``dv`` (n), the probabilities into ``probs``, and [policy loss, value loss, entropy, approx
+    KL, clip fraction] into ``stats`` (5); ``scratch`` holds 3 n floats; ``ent_scale`` and
+    ``vf_scale`` are the entropy and value coefficients over n. As fastgrad's numpy path without
+    value clipping (``clip_vloss`` off); ``mask`` (n, outputs) of 0 / 1, or None."""
+    cdef Py_ssize_t k = z.shape[0], n = z.shape[1], i
+    cdef const uint8_t* m = NULL
+    if probs.shape[0] != k or probs.shape[1] != n or d_out.shape[0] != k or d_out.shape[1] != n or \
+            actions.shape[0] != n or old_logp.shape[0] != n or advantages.shape[0] != n or returns.shape[0] != n or \
+            value.shape[0] != n or dv.shape[0] != n or scratch.shape[0] < 3 * n or stats.shape[0] != 5 or \
+            (mask is not None and (mask.shape[0] != n or mask.shape[1] != k)) or n < 1:
+        raise ValueError(f"categorical_loss: arrays do not match {k} outputs of {n} samples")
+    for i in range(n):
+        if not 0 <= actions[i] < k:
+            raise ValueError(f"categorical_loss: action {actions[i]} outside [0, {k})")
+    if mask is not None:
+        m = &mask[0, 0]
+    with nogil:
+        sysgym_categorical_loss(&z[0, 0], &probs[0, 0], m, &actions[0],
+                                &old_logp[0], &advantages[0], &returns[0], &value[0], k, n, masked_logit,
+                                clip_coef, ent_scale, vf_scale, norm_adv, &scratch[0], &scratch[n], &scratch[2 * n],
+                                &d_out[0, 0], &dv[0], &stats[0])

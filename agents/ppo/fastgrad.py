@@ -50,7 +50,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sysgym.cython_core.ppo_forward import tanh, tanh_backward
+from sysgym.cython_core.ppo_forward import categorical_loss, tanh, tanh_backward
 
 from .config import PPOConfig
 from .distributions import LOG_SQRT_2PI, MASKED_LOGIT, CategoricalHead, GaussianHead
@@ -347,6 +347,8 @@ class _Work:
         self.ones = np.ones(n, f32)               # sums over rows as matrix-vector products
         self.value = np.empty(n, f32)
         self.dv = np.empty((n, 1), f32)
+        self.scratch = np.empty(3 * n, f32)        # the C loss head's per-sample terms
+        self.stats = np.empty(5)
 
 
 class ManualGradients:
@@ -505,6 +507,22 @@ class ManualGradients:
         n = actions.shape[0]
         w = self.work(n)
         x = self.heads(obs, w)
+        if self.categorical and not cfg.clip_vloss:   # the loss head in one C pass (the common case)
+            out = np.empty(5) if stats else w.stats
+            categorical_loss(w.out, w.probs, None if mask is None else np.ascontiguousarray(mask).view(np.uint8),
+                             np.ascontiguousarray(actions, np.int64), np.ascontiguousarray(old_logp, np.float32),
+                             np.ascontiguousarray(advantages, np.float32), np.ascontiguousarray(returns, np.float32),
+                             w.value, MASKED_LOGIT, cfg.clip_coef, cfg.ent_coef / n, cfg.vf_coef / n, cfg.norm_adv,
+                             w.scratch, w.d_out, w.dv[:, 0], out)
+            self._backward(x, w)
+            return out if stats else None
+        return self._numpy_loss(x, w, mask, actions, old_logp, advantages, returns, old_values, cfg, stats)
+
+    def _numpy_loss(self, x: np.ndarray, w: _Work, mask: np.ndarray | None, actions: np.ndarray,
+                    old_logp: np.ndarray, advantages: np.ndarray, returns: np.ndarray, old_values: np.ndarray,
+                    cfg: PPOConfig, stats: bool) -> np.ndarray | None:
+        """:meth:`__call__` after the forward pass, in numpy (Gaussian heads, clipped value loss)."""
+        n = actions.shape[0]
         if self.categorical:
             self.log_softmax(mask, w)
             logp = w.logp_all[actions, w.rows]
@@ -557,6 +575,19 @@ class ManualGradients:
             np.add.reduce(d_logp[:, None] * (z * z - 1.0), axis=0, out=self.g_log_std)
             self.g_log_std -= cfg.ent_coef
 
+        self._backward(x, w)
+        if not stats:
+            return None
+        pg_loss = -np.minimum(unclipped, clipped).mean() * scale
+        v_loss = 0.5 * (np.maximum(error * error, sq_c) if cfg.clip_vloss else error * error).mean()
+        approx_kl = ((ratio - 1) - log_ratio).mean()
+        clip_frac = (np.abs(ratio - 1.0) > cfg.clip_coef).mean()
+        return np.array([pg_loss, v_loss, -neg_entropy.mean(), approx_kl, clip_frac], dtype=np.float64)
+
+    def _backward(self, x: np.ndarray, w: _Work) -> None:
+        """The weight gradients from ``w.d_out`` (the loss gradient of the head outputs) and ``w.dv``
+        (of the values)."""
+        d_out = w.d_out
         np.matmul(d_out, w.actor, out=self.g_head_w)
         np.matmul(d_out, w.ones, out=self.g_head_b)
         np.matmul(w.dv.T, w.critic, out=self.g_value_w)
@@ -569,11 +600,3 @@ class ManualGradients:
         else:
             np.multiply(w.dv, self.value_w, out=w.d_critic)
         self.trunk.backward(x, w)
-
-        if not stats:
-            return None
-        pg_loss = -np.minimum(unclipped, clipped).mean() * scale
-        v_loss = 0.5 * (np.maximum(error * error, sq_c) if cfg.clip_vloss else error * error).mean()
-        approx_kl = ((ratio - 1) - log_ratio).mean()
-        clip_frac = (np.abs(ratio - 1.0) > cfg.clip_coef).mean()
-        return np.array([pg_loss, v_loss, -neg_entropy.mean(), approx_kl, clip_frac], dtype=np.float64)
