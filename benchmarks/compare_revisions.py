@@ -24,8 +24,11 @@ calls with a masked random policy are recorded once (actions, and which sub-envs
 resets), then replayed from the same snapshot twice: through ``vec.step`` and as the bare family
 kernel calls (writing the actions, ``_kernel_step`` on the stepped sub-envs, ``_kernel_reset`` on
 the reset ones). The difference is sysgym's Python layer per vector call (action checks, autoreset
-bookkeeping, reward sum, copies, the infos dict), the autoreset path included as often as it occurs.
-A run of the 5 default-suite IDs at B = 8, 3000 calls, 5 reps takes about a minute.
+bookkeeping, reward sum, copies, the infos dict), the autoreset path included as often as it occurs
+(it also holds what the kernel loses to caches the Python layer evicts, which the back-to-back
+replay does not pay: noticeable for DAG's large state). The last column times the same calls with
+the kernel replaced by a no-op (so no episode ends): the Python layer of a call where no sub-env
+ends or resets. A run of 5 IDs at B = 8, 3000 calls, 5 reps takes about three minutes.
 """
 
 from __future__ import annotations
@@ -166,12 +169,14 @@ VECTOR_PROFILE = textwrap.dedent('''
         state = u._state
         buf, every = state["actions"], np.ones(num_envs, dtype=np.uint8)
         kernel_step, kernel_reset, step = u._kernel_step, u._kernel_reset, vec.step
+        if layer == "stubbed":      # both names a revision's step may call the kernel through
+            u._kernel_step = u._step_kernel = lambda active: None
         start = time.process_time()
         for k in range(calls):
             actions, plan = acts[k], plans[k]
             if layer == "none":
                 continue
-            if layer == "step":
+            if layer in ("step", "stubbed"):
                 step(actions)
             else:
                 buf[...] = actions
@@ -183,7 +188,7 @@ VECTOR_PROFILE = textwrap.dedent('''
         return (time.process_time() - start) / calls * 1e6
 
     none = run("none")
-    print(json.dumps({layer: run(layer) - none for layer in ("step", "kernel")}))
+    print(json.dumps({layer: run(layer) - none for layer in ("step", "kernel", "stubbed")}))
 ''')
 
 
@@ -248,7 +253,7 @@ def vector_profile_table(site: Path, ids: list[str], calls: int, num_envs: int, 
         try:
             vector_profile(site, env_id, 10, num_envs, kwargs)
         except RuntimeError:
-            rows.append([env_id, "absent at baseline", "", "", ""])
+            rows.append([env_id, "absent at baseline", "", "", "", ""])
             continue
         runs: dict[str, list[dict[str, float]]] = {"baseline": [], "current": []}
         for _ in range(reps):
@@ -258,7 +263,8 @@ def vector_profile_table(site: Path, ids: list[str], calls: int, num_envs: int, 
             step = statistics.median(r["step"] for r in results)
             kernel = statistics.median(r["kernel"] for r in results)
             layer = statistics.median(r["step"] - r["kernel"] for r in results)
-            rows.append([env_id, side, f"{step:.1f}", f"{kernel:.1f}", f"{layer:.1f}"])
+            plain = statistics.median(r["stubbed"] for r in results)
+            rows.append([env_id, side, f"{step:.1f}", f"{kernel:.1f}", f"{layer:.1f}", f"{plain:.1f}"])
         print(f"  profiled {env_id}", file=sys.stderr)
     return rows
 
@@ -321,7 +327,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = vector_profile_table(site, ids, args.calls, args.num_envs, args.reps, kwargs)
         print(f"baseline {args.baseline}; CPU µs per native vector env call at B = {args.num_envs} (NextStep "
               f"autoreset), median of {args.reps} alternating runs of {args.calls} calls{extra}")
-        print(format_table(rows, ["id", "revision", "vector step", "kernel calls", "sysgym Python layer"]))
+        print(format_table(rows, ["id", "revision", "vector step", "kernel calls", "sysgym Python layer",
+                                  "Python layer, no end or reset"]))
         return 0
     modes = ("single", "vector") if args.mode == "both" else (args.mode,)
     rows = []

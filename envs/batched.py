@@ -35,9 +35,9 @@ from __future__ import annotations
 
 import functools
 import math
-from itertools import chain
 import threading
 from collections.abc import Callable
+from itertools import chain
 from typing import Any, ClassVar
 
 import gymnasium as gym
