@@ -102,6 +102,9 @@ class FlatAdam:
         self.exp_avg = torch.zeros_like(self.params)
         self.exp_avg_sq = torch.zeros_like(self.params)
         self.steps = 0
+        # numpy views of the three vectors (written in place only) and of the last gradient vector
+        self._state = [t.numpy() for t in (self.params, self.exp_avg, self.exp_avg_sq)]
+        self._grads: tuple[torch.Tensor, np.ndarray] | None = None
 
     def step(self, grads: torch.Tensor, known: tuple[int, int, float] | None = None,
              deferred: Callable[..., None] | None = None) -> float:
@@ -119,7 +122,9 @@ class FlatAdam:
 
         if deferred is not None and known is None:
             raise ValueError("a deferred slice needs known = (start, end, sum of squares)")
-        g = grads.numpy()
+        if self._grads is None or self._grads[0] is not grads:
+            self._grads = (grads, grads.numpy())
+        g = self._grads[1]
         if known is None:
             squares = float(np.dot(g, g))
         else:
@@ -132,8 +137,7 @@ class FlatAdam:
         self.steps += 1
         root = math.sqrt(1.0 - self.beta2 ** self.steps)
         args = (coef, self.beta1, self.beta2, self.lr * root / (1.0 - self.beta1 ** self.steps), self.eps * root)
-        state = [t.numpy() for t in (self.params, self.exp_avg, self.exp_avg_sq)]
-        p, m, v = state
+        p, m, v = self._state
         if deferred is None:
             adam_step(p, g, m, v, *args)
         else:
