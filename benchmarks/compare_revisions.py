@@ -9,8 +9,10 @@ folders into the ``sysgym`` namespace as setup.py does. Each measurement runs in
 subprocess, alternating baseline and current, ``--reps`` times; the table reports the median of
 the per-repetition ratios (current / baseline), so that load on a shared machine affects both
 sides alike. What is timed: CPU seconds (``time.process_time``) of ``--steps`` calls of
-``env.step`` through ``gymnasium.make`` (single) or of a native vector env at B = ``--num-envs``
-(vector), with actions drawn outside the timed loop's env calls from a masked random policy.
+``env.step`` through ``gymnasium.make`` (single: the loop, a masked random policy's draw of about
+a microsecond included), or of the ``--calls`` calls of a native vector env at B = ``--num-envs``
+(vector: the ``step`` calls alone, timed one by one; the masked random policy's draws over a
+B x actions mask are not the env's).
 ``--env-kwargs`` (a JSON object) is passed to every env built, on both sides.
 
 ``--mode profile`` splits one single-env step into where its CPU time goes, on both revisions:
@@ -80,15 +82,16 @@ MEASURE = textwrap.dedent('''
         obs, infos = vec.reset(seed=0)
         space = vec.single_action_space
         disc = isinstance(space, gym.spaces.Discrete)
-        start = time.process_time()
+        elapsed = 0.0
         for k in range(steps):
             if disc:
                 scores = rng.random(infos["action_mask"].shape) * infos["action_mask"]
                 actions = scores.argmax(axis=1)
             else:
                 actions = rng.uniform(space.low, space.high, size=(num_envs, *space.shape)).astype(space.dtype)
+            start = time.process_time()
             obs, rewards, terminated, truncated, infos = vec.step(actions)
-        elapsed = time.process_time() - start
+            elapsed += time.process_time() - start
         print(steps * num_envs / elapsed)
 ''')
 
