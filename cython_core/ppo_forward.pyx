@@ -56,6 +56,14 @@ cdef extern from *:
     #endif
         for (; i < n; i++) a[i] = sysgym_tanh1(a[i]);
     }
+    /* h[r, :] = tanh(h[r, :] + bias) for r < rows: numpy's h += bias, then this file's tanh */
+    static void sysgym_bias_tanh(float *h, const float *bias, Py_ssize_t rows, Py_ssize_t width) {
+        for (Py_ssize_t r = 0; r < rows; r++) {
+            float *o = h + r * width;
+            for (Py_ssize_t j = 0; j < width; j++) o[j] = o[j] + bias[j];
+            sysgym_tanh(o, width);
+        }
+    }
     /* dz = dz - (h h) dz: the error through tanh, the numpy path's three operations in its order */
     static void sysgym_tanh_backward(const float *restrict h, float *restrict dz, Py_ssize_t n) {
         for (Py_ssize_t i = 0; i < n; i++) {
@@ -213,6 +221,7 @@ cdef extern from *:
     }
     """
     void sysgym_tanh(float* a, Py_ssize_t n) nogil
+    void sysgym_bias_tanh(float* h, const float* bias, Py_ssize_t rows, Py_ssize_t width) nogil
     void sysgym_tanh_backward(const float* h, float* dz, Py_ssize_t n) nogil
     void sysgym_dense(const float* x, Py_ssize_t ldx, Py_ssize_t rows, Py_ssize_t n, const float* wt, Py_ssize_t m,
                       const float* bias, float* out, Py_ssize_t ldo, int act) nogil
@@ -230,6 +239,16 @@ def tanh(float[::1] a):
     if a.shape[0]:
         with nogil:
             sysgym_tanh(&a[0], a.shape[0])
+
+
+def bias_tanh(float[:, ::1] h, const float[::1] bias):
+    """h = tanh(h + bias) in place, ``bias`` added to every row (the same numbers as numpy's
+    ``h += bias`` followed by :func:`tanh`)."""
+    if h.shape[1] != bias.shape[0]:
+        raise ValueError(f"bias of {bias.shape[0]} entries for rows of {h.shape[1]}")
+    if h.shape[0] and h.shape[1]:
+        with nogil:
+            sysgym_bias_tanh(&h[0, 0], &bias[0], h.shape[0], h.shape[1])
 
 
 def tanh_backward(const float[::1] h, float[::1] dz):

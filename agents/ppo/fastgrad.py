@@ -50,7 +50,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sysgym.cython_core.ppo_forward import categorical_loss, tanh, tanh_backward
+from sysgym.cython_core.ppo_forward import bias_tanh, categorical_loss, tanh_backward
 
 from .config import PPOConfig
 from .distributions import LOG_SQRT_2PI, MASKED_LOGIT, CategoricalHead, GaussianHead
@@ -289,11 +289,11 @@ class Trunk:
             else:
                 for weight, hin, hout in zip(self.w[k], w.hb[k - 1], w.hb[k]):
                     np.matmul(hin, weight.T, out=hout)
-            h += self.b[k]
             if self.relu:
+                h += self.b[k]
                 np.maximum(h, 0.0, out=h)
             else:  # ppo_forward's tanh: numpy's float32 tanh costs several times more here
-                tanh(h.reshape(-1))
+                bias_tanh(h, self.b[k])
         return x
 
     def backward(self, x: np.ndarray, w: _Work) -> None:

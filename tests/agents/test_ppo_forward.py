@@ -11,7 +11,7 @@ from sysgym.agents.ppo.fastact import NumpyActor
 from sysgym.agents.ppo.fastgrad import ManualGradients, parameter_order
 from sysgym.agents.ppo.networks import ActorCritic
 from sysgym.agents.ppo.optim import flatten_parameters
-from sysgym.cython_core.ppo_forward import FrozenPolicy, tanh, tanh_backward
+from sysgym.cython_core.ppo_forward import FrozenPolicy, bias_tanh, tanh, tanh_backward
 
 OBS = gym.spaces.Box(-1.0, 1.0, shape=(37,), dtype=np.float32)
 DICT_OBS = gym.spaces.Dict({"a": gym.spaces.Box(0.0, 1.0, shape=(2, 3), dtype=np.float32),
@@ -34,6 +34,17 @@ def test_tanh_is_within_four_ulps_of_float64_tanh():
     nan = np.array([0.5, np.nan, 0.5, 0.5, np.nan], np.float32)
     tanh(nan)
     assert np.isnan(nan).tolist() == [False, True, False, False, True]
+
+
+def test_bias_tanh_is_numpys_add_then_tanh():
+    rng = np.random.default_rng(2)
+    h, bias = rng.standard_normal((7, 13)).astype(np.float32) * 3, rng.standard_normal(13).astype(np.float32)
+    expected = h + bias
+    tanh(expected.reshape(-1))
+    bias_tanh(h, bias)
+    np.testing.assert_array_equal(h, expected)
+    with pytest.raises(ValueError, match="bias of 12"):
+        bias_tanh(h, bias[:12])
 
 
 def test_tanh_backward_runs_numpys_three_operations():
