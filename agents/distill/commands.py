@@ -178,9 +178,17 @@ def run_distill(args: argparse.Namespace) -> int:
 
     previous_sigint = signal.getsignal(signal.SIGINT)
     try:
-        with stop_signals():
-            result = distill(env_id, teacher, student, env_kwargs=env_kwargs, config=config,
-                             progress=not args.no_progress, log=log, on_iterate=on_iterate)
+        with stop_signals() as stop:
+            def on_iterate_then_stop(it, finished) -> None:
+                on_iterate(it, finished)
+                stop.check()      # a stop that arrived during the iteration ends the run here
+            # A first stop signal during DAgger lets the iteration finish (raised inside sklearn or
+            # a weakref callback, a KeyboardInterrupt can be swallowed); a second stops at once.
+            with stop.deferred("sysgym distill: stop requested; finishing this DAgger iteration, then "
+                               "keeping the finished ones (send it again to stop now)"):
+                result = distill(env_id, teacher, student, env_kwargs=env_kwargs, config=config,
+                                 progress=not args.no_progress, log=log, on_iterate=on_iterate_then_stop)
+            stop.check()
             report, fidelity_seeds = compare(EnvMaker(env_id, env_kwargs), teacher, result, config,
                                              args.fidelity_samples, args.latency_decisions, args.test_seed,
                                              args.test_episodes)
