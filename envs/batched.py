@@ -234,13 +234,17 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
         raise NotImplementedError
 
     def _kernel_step(self, active: np.ndarray) -> None:
-        raise NotImplementedError
+        """Step the flagged sub-envs: the kernel's ``step`` (``_connect`` makes ``self._kernel``); a
+        family overrides it to check actions before the call."""
+        self._kernel.step(active)
 
     def _single_kernel_step(self) -> Callable[[np.ndarray], Any]:
         """What the steps call with their active flags (the single env's (1,) one, the vector env's
-        (B,) one): ``_kernel_step`` unless the family hands over its kernel's own entry point where
-        ``_kernel_step`` adds nothing to it (the same call, one Python frame less). Bound when the
-        env is built and again after unpickling (``_connect`` makes a new kernel)."""
+        (B,) one): the kernel's own ``step`` where the family keeps this class's ``_kernel_step``
+        (the same call, one Python frame less), else its ``_kernel_step``. Bound when the env is
+        built and again after unpickling (``_connect`` makes a new kernel)."""
+        if type(self)._kernel_step is BatchedKernelEnv._kernel_step:
+            return self._kernel.step
         return self._kernel_step
 
     def _first_masked_action(self, active: np.ndarray) -> int | None:

@@ -108,12 +108,6 @@ class AbrVectorEnv(BatchedKernelEnv):
                              f"got {sorted(options)}")
         return forced
 
-    def _kernel_step(self, active: np.ndarray) -> None:
-        self._kernel.step(active)
-
-    def _single_kernel_step(self) -> Any:
-        return self._kernel.step
-
     def _extra_infos(self) -> dict[str, np.ndarray]:
         return self._info_views
 

@@ -91,12 +91,6 @@ class CCVectorEnv(BatchedKernelEnv):
             raise ValueError(f"CC reset takes the options reset_mask and link_index, got {sorted(options)}")
         self._kernel.reset(mask, index)
 
-    def _kernel_step(self, active: np.ndarray) -> None:
-        self._kernel.step(active)
-
-    def _single_kernel_step(self) -> Any:
-        return self._kernel.step
-
     def _check_state(self, arrays: dict[str, np.ndarray]) -> None:
         check_family_state(self.config, arrays)
 

@@ -100,12 +100,6 @@ class DeepRMVectorEnv(BatchedKernelEnv):
             raise ValueError(f"DeepRM reset takes no options besides reset_mask, got {sorted(options)}")
         self._kernel.reset(mask)
 
-    def _kernel_step(self, active: np.ndarray) -> None:
-        self._kernel.step(active)
-
-    def _single_kernel_step(self) -> Any:
-        return self._kernel.step
-
     def _extra_infos(self) -> dict[str, np.ndarray]:
         return self._info_views
 
