@@ -44,7 +44,7 @@ class AppointmentsVectorEnv(BatchedKernelEnv):
 
     reward_components = REWARD_COMPONENTS
     config_builder = staticmethod(build_config)
-    _connected = ("_extras", "_booking")
+    _connected = ("_extras", "_booking", "_info_sources")
 
     def _build(self, **kwargs: Any) -> dict[str, np.ndarray]:
         self.config: AppointmentsConfig = build_config(**kwargs)
@@ -73,12 +73,12 @@ class AppointmentsVectorEnv(BatchedKernelEnv):
         self._kernel = AppointmentsKernel(kernel_config(self.config, self.num_envs), self._state)
         s, b = self._state, self.num_envs
         # the extra infos, rewritten in place by every _extra_infos call (one dict: the vector step
-        # copies it with a plan made once), and the views and scratch that call writes through
+        # copies it with a plan made once), and the views and scratch _booked_next writes through
         self._extras = {"invalid_action": np.zeros(b, dtype=bool), "delay": np.zeros(b)}
         placed = np.zeros((b, 3), dtype=np.int64)
-        self._booking = (s["reward_components"][:, 2], np.array(self.config.counts, dtype=np.int64), s["rem"],
-                         placed, placed[:, 0], placed[:, 1], placed[:, 2], np.zeros(b, dtype=np.int64), np.zeros(b),
-                         np.zeros(b), s["end"])
+        self._booking = (np.array(self.config.counts, dtype=np.int64), s["rem"], placed, placed[:, 0],
+                         placed[:, 1], placed[:, 2], np.zeros(b, dtype=np.int64), np.zeros(b), np.zeros(b))
+        self._info_sources = (s["reward_components"][:, 2], s["end"])
 
     def _kernel_reset(self, mask: np.ndarray, options: dict[str, Any] | None) -> None:
         if options:
@@ -94,24 +94,25 @@ class AppointmentsVectorEnv(BatchedKernelEnv):
         self._kernel.step(active)
 
     def _extra_infos(self) -> dict[str, np.ndarray]:
-        # invalid_action: reward component 2 < 0; delay: end - _booked_next(), computed with the
-        # same operations in the same order (so bit for bit), into the arrays bound in _connect
-        invalid, counts, rem, placed, tasks, long, breaks, in_slots, booked, booked_breaks, end = self._booking
-        extras, cfg = self._extras, self.config
+        # invalid_action: reward component 2 < 0; delay: end - the booked start of the next item
+        extras = self._extras
+        invalid, end = self._info_sources
         np.less(invalid, 0, out=extras["invalid_action"])
+        np.subtract(end, self._booked_next(), out=extras["delay"])
+        return extras
+
+    def _booked_next(self) -> np.ndarray:
+        """(B,) booked start of the next item: one slot per task placed, break_booked per break.
+        Written into a scratch array bound in _connect, which the next call overwrites."""
+        counts, rem, placed, tasks, long, breaks, in_slots, booked, booked_breaks = self._booking
+        cfg = self.config
         np.subtract(counts, rem, out=placed)
         np.add(tasks, long, out=in_slots)
         np.multiply(in_slots, cfg.slot, out=booked)
         if cfg.counts[2]:       # (with no break to place, placed breaks stay 0: booked + 0.0 is booked)
             np.multiply(breaks, cfg.break_booked, out=booked_breaks)
             booked += booked_breaks
-        np.subtract(end, booked, out=extras["delay"])
-        return extras
-
-    def _booked_next(self) -> np.ndarray:
-        """(B,) booked start of the next item: one slot per task placed, break_booked per break."""
-        cfg, placed = self.config, np.array(self.config.counts) - self._state["rem"]
-        return (placed[:, 0] + placed[:, 1]) * cfg.slot + placed[:, 2] * cfg.break_booked
+        return booked
 
     def _check_state(self, arrays: dict[str, np.ndarray]) -> None:
         """Every index, count and time of a snapshot against the bounds the kernel relies on."""
