@@ -581,8 +581,9 @@ class PPOTrainer:
             if self.manual is not None:
                 order = order.numpy()
             # one gather per field and epoch; minibatches are then contiguous slices (views)
-            slices = [slice(start, start + cfg.batch_size) for start in range(0, n, cfg.batch_size)]
-            for batch in zip(*[_minibatches(_rows(f, order), slices) for f in fields]):
+            shuffled = [_rows(f, order) for f in fields]
+            for start in range(0, n, cfg.batch_size):
+                batch = [_rows(f, slice(start, start + cfg.batch_size)) for f in shuffled]
                 if self.manual is not None:
                     stats = self.manual(*batch, cfg, stats=want_stats)
                 else:
@@ -696,15 +697,6 @@ def _rows(field: Any, index: Any) -> Any:
     if isinstance(field, dict):
         return {k: v[index] for k, v in field.items()}
     return field[index]
-
-
-def _minibatches(field: Any, slices: list[slice]) -> list[Any]:
-    """``field[s]`` for each of ``slices``, for an array / tensor, a dict of them, or None."""
-    if field is None:
-        return [None] * len(slices)
-    if isinstance(field, dict):
-        return [dict(zip(field, rows)) for rows in zip(*[_minibatches(v, slices) for v in field.values()])]
-    return [field[s] for s in slices]
 
 
 def _episode_metrics(info: dict[str, Any], i: int) -> dict[str, float]:
