@@ -12,8 +12,9 @@ reaches the target or ``--cap-s`` CPU seconds of training (``time.process_time``
 on a shared machine wall time measures the load more than the trainer). Cases and scoring come
 from :mod:`benchmarks.targets` (DeepRM-CompactSparse scenario 3 vs SJF's mean slowdown, ABR-v0
 trained on the training traces and scored on the test traces vs BufferBased's return, CC-Discrete
-vs AIMD's return) plus DAG-EGS-v0 vs the greedy EGS heuristic's return and Appointments-P1 vs
-its best heuristic's return (``p1_rule``). Training seeds are first-seed ... first-seed+seeds-1 (sub-env seeds
+vs AIMD's return) plus DAG-EGS-v0 vs the greedy EGS heuristic's return, Appointments-P1 vs
+its best heuristic's return (``p1_rule``) and Appointments-P3-v1 vs ``p3_rule``'s (``appointments-p3``;
+``appointments-p3-exact`` trains with the exact percentile rank that the default skips). Training seeds are first-seed ... first-seed+seeds-1 (sub-env seeds
 below 1,000,000); scoring seeds 1,000,000 ... 1,000,063: disjoint.
 
 Each finished run is appended to ``DIR/runs.jsonl`` (so Ctrl-C keeps what finished) and the table
@@ -47,6 +48,12 @@ ALL_CASES: dict[str, Case] = {
     **CASES,
     "dag": Case("dag", "sysgym/DAG-EGS-v0", {}, {}, "greedy", "return", True, 25_000),
     "appointments": Case("appointments", "sysgym/Appointments-P1-v0", {}, {}, "p1_rule", "return", True, 25_000),
+    # P3 trains without the percentile rank by default (agents/ppo/config.py, TRAIN_WITHOUT_RANK_FROM);
+    # the -exact case trains with it, as sysgym train did before; both are scored with it
+    "appointments-p3": Case("appointments-p3", "sysgym/Appointments-P3-v1", {}, {}, "p3_rule", "return", True,
+                            25_000),
+    "appointments-p3-exact": Case("appointments-p3-exact", "sysgym/Appointments-P3-v1", {"percentile": "exact"}, {},
+                                  "p3_rule", "return", True, 25_000),
 }
 
 

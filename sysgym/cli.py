@@ -173,12 +173,15 @@ def _settings_help() -> str:
     except ModuleNotFoundError as error:  # torch missing: the settings live in the agents package
         return f'PPO settings need the agents extra ({error.name} is missing): pip install "sysgym[agents]"'
 
-    rows = [f"  {f.name:<20} {_default(f)}" for f in dataclasses.fields(PPOConfig) if f.name != "env_kwargs"]
+    rows = [f"  {f.name:<20} {_default(f)}" for f in dataclasses.fields(PPOConfig)
+            if f.name not in ("env_kwargs", "train_env_kwargs")]
     presets = "; ".join(f"{family}: {', '.join(f'{k}={v}' for k, v in values.items())}"
                         for family, values in FAMILY_PRESETS.items())
     return ("PPO settings (key=value) and their defaults:\n" + "\n".join(rows) +
             f"\n\nFamily presets replace some defaults ({presets}); continuous-action envs use "
-            "CleanRL's continuous-control values. Booleans accept true/false, yes/no, 1/0.")
+            "CleanRL's continuous-control values; Appointments-P3 trains with env.percentile=off (the "
+            "metric's exact rank costs ~2 ms a day; evaluation keeps it) unless env.percentile is set. "
+            "Booleans accept true/false, yes/no, 1/0.")
 
 
 def _default(f: dataclasses.Field) -> object:

@@ -92,6 +92,9 @@ class PPOConfig:
     tensorboard_seconds: float = 2.0       # write TensorBoard scalars at most this often (0: every iteration)
     progress: bool = True
     env_kwargs: dict[str, Any] = field(default_factory=dict)
+    # kwargs only the training envs get, over env_kwargs; evaluation and the checkpoint's users
+    # (sysgym evaluate, benchmark, distill, explain) make the env from env_kwargs alone
+    train_env_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("hidden_sizes", "cnn_channels"):
@@ -146,8 +149,14 @@ class PPOConfig:
         for name, choices in (("encoder", ENCODERS), ("activation", ACTIVATIONS), ("squash", SQUASHES)):
             if getattr(self, name) not in choices:
                 raise ValueError(f"PPOConfig.{name} must be one of {choices}, got {getattr(self, name)!r}")
-        if not isinstance(self.env_kwargs, dict):
-            raise ValueError(f"PPOConfig.env_kwargs must be a dict, got {self.env_kwargs!r}")
+        for name in ("env_kwargs", "train_env_kwargs"):
+            if not isinstance(getattr(self, name), dict):
+                raise ValueError(f"PPOConfig.{name} must be a dict, got {getattr(self, name)!r}")
+
+    @property
+    def training_env_kwargs(self) -> dict[str, Any]:
+        """What the training envs are made with: ``env_kwargs`` updated by ``train_env_kwargs``."""
+        return {**self.env_kwargs, **self.train_env_kwargs}
 
     @property
     def rollout_size(self) -> int:
@@ -230,6 +239,12 @@ CC_PRESET: dict[str, Any] = {"normalize_obs": True, "normalize_reward": True, "n
 # Family presets apply to discrete-action envs; continuous ones (CC-v0) get CONTINUOUS_PRESET.
 FAMILY_PRESETS: dict[str, dict[str, Any]] = {"deeprm": DEEPRM_PRESET, "dag": DAG_PRESET, "abr": ABR_PRESET,
                                              "cc": CC_PRESET}
+# Appointments: a finished day is ranked among all of its orderings for the percentile_efficacy
+# episode metric, which no reward uses. From this many orderings per day (P3: 84,084; P1 and P2:
+# 924) the rank costs several times the rest of the day (~2 ms; benchmarks/results/throughput/
+# p3_percentile.txt), so default_config trains with percentile="off" unless env_kwargs choose the
+# percentile; evaluation keeps the env's default (exact).
+TRAIN_WITHOUT_RANK_FROM = 10_000
 # A Box entry with two or more dimensions counts as an image (a CNN's input under encoder="auto")
 # when both spatial sides have at least this many pixels: DeepRM's 20x114 image does; ABR's 6x8
 # table of recent chunks (rows are different quantities) and DAG's 30x5 node table do not.
@@ -241,6 +256,9 @@ def default_config(env_id: str | None = None, **overrides: Any) -> PPOConfig:
     ABR, DAG and CC-Discrete; CleanRL otherwise) plus overrides.
 
     Continuous-action envs (CC-v0) get CleanRL's continuous-control values.
+    Appointments days with at least ``TRAIN_WITHOUT_RANK_FROM`` orderings (P3) train without the
+    percentile rank (``train_env_kwargs={"percentile": "off"}``) unless ``env_kwargs`` set
+    ``percentile``.
     Where neither the preset nor ``overrides`` choose the encoder and the observation has 2-D
     entries but no image (:func:`is_image`), the encoder is ``"mlp"``: ``"auto"`` would put
     a table such as ABR's 6x8 state through a CNN, which trains far slower and worse.
@@ -253,10 +271,21 @@ def default_config(env_id: str | None = None, **overrides: Any) -> PPOConfig:
             values.update(CONTINUOUS_PRESET if continuous else FAMILY_PRESETS.get(family_of(env_id), {}))
             if "encoder" not in values and "encoder" not in overrides and _tables_only(env.observation_space):
                 values["encoder"] = "mlp"
+            if _ranks_many_orderings(env_id, env, overrides.get("env_kwargs") or {}):
+                values["train_env_kwargs"] = {"percentile": "off"}
         finally:
             env.close()
     values.update(overrides)
     return PPOConfig.from_dict(values)
+
+
+def _ranks_many_orderings(env_id: str, env: gym.Env, env_kwargs: dict[str, Any]) -> bool:
+    """An Appointments env whose days rank at least ``TRAIN_WITHOUT_RANK_FROM`` orderings, with
+    the percentile left at the env's default."""
+    if family_of(env_id) != "appointments" or "percentile" in env_kwargs:
+        return False
+    config = env.unwrapped.config
+    return config.percentile != "off" and config.orderings >= TRAIN_WITHOUT_RANK_FROM
 
 
 def is_image(space: gym.Space) -> bool:

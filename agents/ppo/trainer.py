@@ -112,7 +112,7 @@ class PPOTrainer:
 
     Args:
         env: an environment ID (made with :func:`make_vector_env`, ``config.num_envs`` sub-envs and
-            ``config.env_kwargs``) or an existing ``VectorEnv`` in any autoreset mode.
+            ``config.training_env_kwargs``) or an existing ``VectorEnv`` in any autoreset mode.
         config: the PPO settings (see :func:`sysgym.agents.ppo.default_config` for presets).
         out_dir: where logs and ``checkpoint.pt`` go; None keeps everything in memory.
     """
@@ -127,7 +127,7 @@ class PPOTrainer:
         self.generator = torch.Generator().manual_seed(config.seed)
         if isinstance(env, str):
             self.env_id: str | None = env
-            self.env = make_vector_env(env, config.num_envs, **config.env_kwargs)
+            self.env = make_vector_env(env, config.num_envs, **config.training_env_kwargs)
         else:
             self.env_id = env.spec.id if getattr(env, "spec", None) is not None else None
             self.env = env
