@@ -46,14 +46,14 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from sysgym.cython_core.vector_step import VectorStep
+
 from . import snapshot
 from .seeding import per_env_seeds, rng_state
 from .validate import check_kwargs, integer
 
 RENDER_MODES = ("ansi", "rgb_array")
-_INT64 = np.dtype(np.int64)
-_NO_PLAN: tuple[None, dict[str, Any], list[Any]] = (None, {}, [])  # BatchedKernelEnv._copy_extras: use the general path
-SMALL_BATCH = 64    # up to this many sub-envs, an int64 action array is range-checked on Python ints
+_AUTORESET_CODES = {AutoresetMode.NEXT_STEP: 0, AutoresetMode.SAME_STEP: 1, AutoresetMode.DISABLED: 2}  # VectorStep's
 VECTOR_ONLY_KWARGS = ("autoreset_mode", "copy")   # options of a vector env, never of one env
 
 
@@ -187,13 +187,12 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
         self._n_actions = int(self.single_action_space.n) if self._is_discrete else 0
         self._info_dtypes: dict[str, tuple[np.dtype, np.dtype, str]] = {}   # key: its dtype, info dtype, mask key
         self._no_flags = bytes(self.num_envs)   # tobytes() of a (B,) uint8/bool array with none set
-        self._fast_actions = self._is_discrete and self.num_envs <= SMALL_BATCH
         self._metric_keys = tuple(key for name in self.metric_names for key in (name, f"_{name}"))
         self._connect()
         self._bind_step()
 
     # what _bind_step makes: views of the state arrays, rebuilt after unpickling
-    _step_bound: ClassVar[tuple[str, ...]] = ("_views", "_reward_scratch", "_extras_plan", "_step_kernel")
+    _step_bound: ClassVar[tuple[str, ...]] = ("_views", "_reward_scratch", "_step_kernel", "_fast")
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
@@ -219,8 +218,8 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
                        s["reward_components"], s.get("action_mask"), obs)
         products = np.empty_like(s["reward_components"])
         self._reward_scratch = (products, tuple(products[:, k] for k in range(products.shape[1])))
-        # (the family's extras dict, its info template, [(key, bound copy)]): see _copy_extras
-        self._extras_plan: tuple[dict[str, np.ndarray], dict[str, Any], list[Any]] | None = None
+        # the common call in one typed call (see _step); None: every call takes the general path
+        self._fast: VectorStep | None = VectorStep(self, _AUTORESET_CODES[self.autoreset_mode])
 
     # ------------------------------------------------------------------ family hooks
     def _build(self, **kwargs: Any) -> dict[str, np.ndarray]:
@@ -263,7 +262,7 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
 
         Returning the same dict every call (of views of state arrays, or of arrays the family
         rewrites in place each call), with the same keys and arrays, lets the vector step copy
-        them with a plan made once (see ``_copy_extras``); a new dict per call works too, slower."""
+        them with a plan made once (see ``_plan_extras``); a new dict per call works too, slower."""
         return {}
 
     def render_frame(self, index: int, mode: str) -> Any:
@@ -360,12 +359,13 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
             # as SyncVectorEnv, the _-masks say which sub-envs were reset; unlike it, the other rows
             # keep their current values (Gymnasium leaves zeros there), so a consumer reading every
             # row's action mask after a masked reset still reads valid masks
-            rows = None if mask.all() else mask.astype(bool)
-            return self._observations(self.copy), self._infos(None, rows=rows, zero_others=False)
+            infos = self._every_info() if mask.all() else self._infos(None, rows=mask.astype(bool), zero_others=False)
+            return self._observations(self.copy), infos
 
     def _reset_masked(self, mask: np.ndarray, options: dict[str, Any] | None,
                       chosen: np.ndarray | None = None) -> None:
-        """Reset the sub-envs flagged in the uint8 ``mask`` (``chosen``: the same as bool, if at hand)."""
+        """Reset the sub-envs flagged in the uint8 ``mask`` (``chosen``: the same as bool, if at hand).
+        ``VectorStep._reset`` does the same for NextStep resets inside a step: change both."""
         s = self._state
         if chosen is None:
             chosen = slice(None) if mask is self._all else mask.astype(bool)    # every sub-env: no mask indexing
@@ -402,33 +402,27 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
         if not lock.acquire(False):
             raise self._guard.busy()
         try:
+            # the common call in one typed call (``VectorStep.step``: int64 (B,) actions in range, or
+            # finite float actions of the buffer's shape, and no sub-env awaiting a reset outside
+            # NextStep autoreset); None: it changed nothing, and the general path takes the call
+            fast = self._fast
+            if fast is not None:
+                out = fast.step(actions)
+                if out is not None:
+                    return out
             return self._step(actions)
         finally:
             lock.release()
 
     def _step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        buf, needs_reset, term, trunc, term_flags, trunc_flags, steps, comps, _, _ = self._views
-        if self._fast_actions and type(actions) is np.ndarray and actions.dtype is _INT64 \
-                and actions.shape == buf.shape:
-            # the common call (a policy's int64 actions): both bounds on Python ints, no temporaries;
-            # anything out of range goes to _load_actions, which refuses it with its message
-            values = actions.tolist()
-            if min(values) >= 0 and max(values) < self._n_actions:
-                buf[...] = actions
-            else:
-                self._load_actions(actions)
-        else:
-            self._load_actions(actions)
-        mode = self.autoreset_mode
-        no_flags = self._no_flags
-        if needs_reset.tobytes() == no_flags:
+        """The general path of a step, which ``VectorStep`` mirrors (the test suite compares the
+        two); ``VectorStep`` hands SameStep autoresets back to ``_finish``."""
+        self._load_actions(actions)
+        needs_reset = self._views[1]
+        if needs_reset.tobytes() == self._no_flags:
             self._step_kernel(self._all)
-            if self.max_episode_steps is None:
-                steps += 1
-                kernel_ended = None
-            else:
-                kernel_ended = self._step_limit(None)
-        elif mode is AutoresetMode.NEXT_STEP:
+            kernel_ended = self._step_limit(None)
+        elif self.autoreset_mode is AutoresetMode.NEXT_STEP:
             resetting = needs_reset.copy()          # uint8 0/1: the kernel's reset mask
             active = resetting ^ 1                  # and the sub-envs that step
             self._step_kernel(active)
@@ -437,16 +431,23 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
         else:
             raise RuntimeError("step() on a sub-env whose episode ended; with autoreset_mode "
                                "'Disabled' call reset(options={'reset_mask': mask}) first")
+        return self._finish(kernel_ended)
 
+    def _finish(self, kernel_ended: np.ndarray | None) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """What a step returns once the kernel stepped and the step limit was applied: rewards,
+        fresh flags, infos (SameStep: the autoreset of the done sub-envs), observations.
+        ``kernel_ended``: what ``_step_limit`` returned."""
+        _, needs_reset, term, trunc, term_flags, trunc_flags, _, comps, _, _ = self._views
+        no_flags = self._no_flags
         rewards = self._rewards(comps)
         terminated = term_flags.copy()      # the kernels write 0/1: the same as astype(bool)
         truncated = trunc_flags.copy()
         if term.tobytes() == no_flags and trunc.tobytes() == no_flags:
-            infos = self._infos(None)       # no sub-env is done: nothing to report or reset
+            infos = self._every_info()      # no sub-env is done: nothing to report or reset
         else:
             done = terminated | truncated
             ended = done if kernel_ended is None else done & kernel_ended
-            if mode is AutoresetMode.SAME_STEP:
+            if self.autoreset_mode is AutoresetMode.SAME_STEP:
                 infos = self._reset_same_step(done, ended)
             else:
                 infos = self._infos(ended)
@@ -476,10 +477,15 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
         for i in np.flatnonzero(done):
             final_obs[i] = _index(current, i)
         self._reset_masked(done.astype(np.uint8), None)
-        infos = self._infos(None)
+        infos = self._every_info()
         infos["final_obs"], infos["_final_obs"] = final_obs, done.copy()
         infos["final_info"], infos["_final_info"] = final_info, done.copy()
         return infos
+
+    def _every_info(self) -> dict[str, Any]:
+        """``_infos(None)``: the infos of every sub-env, copied by ``VectorStep``'s plan if it has one."""
+        fast = self._fast
+        return self._general_infos(None) if fast is None else fast.infos()
 
     def _infos(self, ended: np.ndarray | None, rows: np.ndarray | None = None,
                zero_others: bool = True) -> dict[str, Any]:
@@ -489,52 +495,27 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
         ``VectorEnv._add_info`` leaves them. Scalar extras use the dtype ``_add_info`` gives the
         single env's Python scalars (int64, float64, bool), so native and sync infos are equal key
         by key, dtype included."""
-        s = self._state
-        if rows is None:
-            infos = self._copy_extras(self._extra_infos())
-            if infos is None:
-                infos = self._general_infos(None)
-        else:
-            infos = self._general_infos(rows, zero_others)
+        infos = self._general_infos(rows, zero_others)
         if ended is not None and ended.tobytes() != self._no_flags:
-            # one fresh (M, B) array: metric k is its row k, zero where the episode did not end;
-            # the M + 1 masks are the rows of one fresh (M + 1, B) copy of ended
-            values = np.where(ended, s["metrics"].T, 0.0)
-            masks = np.empty((len(values) + 1, self.num_envs), dtype=bool)
-            masks[...] = ended
-            rows = list(masks)
-            infos["episode_metrics"] = dict(zip(self._metric_keys, chain.from_iterable(zip(values, rows))))
-            infos["_episode_metrics"] = rows[-1]
+            self._add_metrics(infos, ended)
         return infos
 
-    def _copy_extras(self, extras: dict[str, np.ndarray]) -> dict[str, Any] | None:
-        """The infos of every sub-env (``_general_infos(None)``) without per-key look-ups, for a family
-        whose ``_extra_infos`` returns the same dict (of arrays it keeps) every call; None otherwise.
-
-        The plan made on the first call holds the info dict's keys in order (``_key`` masks set) and
-        one bound copy per extra (``copy``, or ``astype`` to the info dtype). Every value is a fresh
-        array, so infos a caller keeps are never written by a later step. (Copying all extras of a
-        dtype with one ``np.array`` call and handing out the rows of that block is slower at B = 8:
-        making a row view costs about what copying a short array does.)"""
-        plan = self._extras_plan
-        if plan is None:
-            plan = self._extras_plan = self._plan_extras(extras)
-        elif plan[0] is not extras:
-            # another dict than the first call's (a family building one per call): the general path from now on
-            self._extras_plan = _NO_PLAN
-            return None
-        _, template, copies = plan
-        comps, mask = self._views[7], self._views[8]
-        infos = template.copy()
-        infos["reward_components"] = comps.copy()
-        if mask is not None:
-            infos["action_mask"] = mask.copy()
-        for key, copy in copies:
-            infos[key] = copy()
-        return infos
+    def _add_metrics(self, infos: dict[str, Any], ended: np.ndarray) -> None:
+        """Add ``episode_metrics`` (and its mask) of the sub-envs flagged in the bool ``ended`` (some
+        are): one fresh (M, B) array, metric k its row k, zero where the episode did not end; the
+        M + 1 masks are the rows of one fresh (M + 1, B) copy of ``ended``. ``VectorStep`` builds the
+        same in C (``_add_metrics``): change both."""
+        values = np.where(ended, self._state["metrics"].T, 0.0)
+        masks = np.empty((len(values) + 1, self.num_envs), dtype=bool)
+        masks[...] = ended
+        rows = list(masks)
+        infos["episode_metrics"] = dict(zip(self._metric_keys, chain.from_iterable(zip(values, rows))))
+        infos["_episode_metrics"] = rows[-1]
 
     def _plan_extras(self, extras: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, Any], list[Any]]:
-        """(extras, the infos' keys in order with their ``_key`` masks, [(key, bound copy)])."""
+        """How ``VectorStep`` copies the infos of every sub-env (``_general_infos(None)``) when the
+        family returns the same dict every call: (extras, the infos' keys in order with their
+        ``_key`` masks, [(key, bound copy: ``copy``, or ``astype`` to the info dtype)])."""
         everyone = self._everyone
         template: dict[str, Any] = {"reward_components": None, "_reward_components": everyone}
         if self._is_discrete:

@@ -1,12 +1,14 @@
 """The native vector step's fast paths (envs/batched.py) return exactly what its general paths
 return, and refuse what they refuse:
 
-* int64 actions of shape (B,) at small B are range-checked on Python ints (``_fast_actions``),
-  anything else goes through ``_load_actions``;
-* rewards come from ``_rewards`` (one multiply into a scratch buffer, then column adds), the
-  general path being :func:`weighted_sum`;
-* infos are copied with a plan made once (``_copy_extras``) when the family returns the same
-  extras dict every call, the general path being ``_general_infos`` key by key.
+* the common call runs in one typed call (``VectorStep.step``, cython_core/vector_step.pyx):
+  int64 (B,) actions of a discrete space (range-checked in C) or finite float actions of a Box
+  space, the kernel call, NextStep resets, the step count and truncation, the reward sum, fresh
+  flags, observations and infos (copied with a plan made once when the family returns the same
+  extras dict every call); anything else, a refused action or a SameStep autoreset goes through
+  the general Python path (``_load_actions``, ``_step_limit``, ``_finish``, ``_general_infos``);
+* rewards: ``VectorStep`` and ``_rewards`` (one multiply into a scratch buffer, then column adds)
+  both equal :func:`weighted_sum` bit for bit;
 
 A reference env built with the same kwargs and seed is forced onto the general paths; both are
 stepped with the same actions through every autoreset mode, and every output is compared key
@@ -27,7 +29,7 @@ import pytest
 from gymnasium.vector import AutoresetMode
 
 import sysgym  # noqa: F401  (registers the envs)
-from sysgym.envs import batched
+from sysgym.cython_core.vector_step import weighted_rewards
 from sysgym.envs.batched import BatchedKernelEnv, weighted_sum
 from tests.contract import sample_actions
 
@@ -44,8 +46,7 @@ def _make(env_id, mode=AutoresetMode.NEXT_STEP, **kwargs):
 
 def _general(vec):
     """``vec`` forced onto the general paths of the step."""
-    vec._fast_actions = False
-    vec._extras_plan = batched._NO_PLAN
+    vec._fast = None
     vec._rewards = lambda comps: weighted_sum(comps, vec.reward_weights)
     return vec
 
@@ -95,24 +96,30 @@ def test_fast_paths_return_what_the_general_paths_return(env_id, mode):
     fast, slow = _make(env_id, mode, **kwargs), _general(_make(env_id, mode, **kwargs))
     assert_identical(fast.reset(seed=5), slow.reset(seed=5))
     rng = np.random.default_rng(5)
-    ends = 0
+    ends = resets_in_step = expected = 0
     for k in range(70):
         masks = {"action_mask": fast.action_masks()} if fast.discrete else {}
         actions = sample_actions(fast, masks, rng)
-        if fast.discrete:
-            assert actions.dtype == np.int64
-            if k % 7 == 3:          # another dtype: the general action path on both
-                actions = actions.astype(np.int32)
+        if k % 7 == 3:          # another dtype: the general action path on both
+            actions = actions.astype(np.int32 if fast.discrete else np.float16)
+        elif not fast.discrete and k % 2:
+            actions = actions.astype(np.float64)     # both float dtypes VectorStep loads
+        elif fast.discrete and k % 2:
+            actions = np.stack([actions, actions[::-1]], axis=1)[:, 0]     # int64, strided
+        resets_in_step += bool(fast._state["needs_reset"].any())
+        taken = fast._fast.taken
         out = fast.step(actions)
         assert_identical(out, slow.step(actions.copy()))
         done = out[2] | out[3]
         ends += int(done.sum())
+        # the fast path takes every call of int64 / float actions but SameStep's autoresets
+        expected += k % 7 != 3 and not (mode == AutoresetMode.SAME_STEP and done.any())
         if mode == AutoresetMode.DISABLED and done.any():
             assert_identical(fast.reset(options={"reset_mask": done}), slow.reset(options={"reset_mask": done}))
     assert ends > 0, "no episode ended: the autoreset paths were not compared"
-    if fast.discrete:
-        assert fast._fast_actions
-    assert fast._extras_plan[0] is fast._extra_infos(), "the infos plan was not used"
+    if mode == AutoresetMode.NEXT_STEP:
+        assert resets_in_step > 0, "no NextStep reset inside a step was compared"
+    assert fast._fast.taken == expected
 
 
 @pytest.mark.parametrize("env_id", ["sysgym/ABR-v0", "sysgym/DAG-EGS-v0"])
@@ -147,6 +154,69 @@ def test_fast_action_check_refuses_what_the_general_one_refuses(env_id):
         assert fast._state["actions"].tolist() == [edge] * B
 
 
+@pytest.mark.parametrize("env_id", ["sysgym/DeepRM-CompactSparse-v0", "sysgym/CC-v0", "sysgym/DAG-EGS-v0"])
+def test_fast_path_with_copy_false_returns_the_general_paths_views(env_id):
+    fast = _make(env_id, copy=False, max_episode_steps=10)
+    slow = _general(_make(env_id, copy=False, max_episode_steps=10))
+    assert_identical(fast.reset(seed=3), slow.reset(seed=3))
+    rng = np.random.default_rng(3)
+    for _ in range(25):
+        masks = {"action_mask": fast.action_masks()} if fast.discrete else {}
+        actions = sample_actions(fast, masks, rng)
+        out, expected = fast.step(actions), slow.step(actions)
+        assert_identical(out, expected)
+        for obs in (out[0].values() if isinstance(out[0], dict) else [out[0]]):
+            assert not obs.flags.writeable and any(np.shares_memory(obs, a) for a in fast._state.values())
+    assert fast._fast.taken == 25
+
+
+@pytest.mark.parametrize("mode", [AutoresetMode.DISABLED, AutoresetMode.SAME_STEP], ids=["Disabled", "SameStep"])
+def test_stepping_a_sub_env_awaiting_reset_is_refused_by_both(mode):
+    """Before the first reset (every sub-env awaits one) and, with Disabled, after an episode ended."""
+    for env in (_make("sysgym/ABR-v0", mode), _general(_make("sysgym/ABR-v0", mode))):
+        with pytest.raises(RuntimeError, match="whose episode ended"):
+            env.step(np.zeros(B, dtype=np.int64))
+        assert not env._state["episode_steps"].any() and not env._state["actions"].any()
+    if mode == AutoresetMode.DISABLED:
+        fast, slow = _make("sysgym/ABR-v0", mode, max_episode_steps=3), \
+            _general(_make("sysgym/ABR-v0", mode, max_episode_steps=3))
+        for env in (fast, slow):
+            env.reset(seed=0)
+            for _ in range(3):
+                env.step(np.ones(B, dtype=np.int64))
+            before = env.get_state()["arrays"]
+            with pytest.raises(RuntimeError, match="call reset"):
+                env.step(np.ones(B, dtype=np.int64))
+            after = env.get_state()["arrays"]
+            assert all(np.array_equal(after[k], v) for k, v in before.items())
+        assert fast._fast.taken == 3
+
+
+def test_box_actions_refused_alike():
+    fast, slow = _make("sysgym/CC-v0"), _general(_make("sysgym/CC-v0"))
+    shape = fast._state["actions"].shape
+    for env in (fast, slow):
+        env.reset(seed=0)
+    for bad in (np.full(shape, np.nan), np.full(shape, np.inf, dtype=np.float32), np.zeros((B + 1, *shape[1:])),
+                np.zeros(shape, dtype=bool)):
+        before = fast.get_state()["arrays"]
+        errors = []
+        for env in (fast, slow):
+            with pytest.raises(ValueError) as err:
+                env.step(bad)
+            errors.append(str(err.value))
+        assert errors[0] == errors[1]
+        after = fast.get_state()["arrays"]
+        assert all(np.array_equal(after[k], v) for k, v in before.items())
+    assert fast._fast.taken == 0
+    strided = np.full((*shape[:-1], 2 * shape[-1]), 0.5)[..., ::2]
+    assert strided.shape == shape and not strided.flags.c_contiguous
+    assert_identical(fast.step(strided), slow.step(strided))     # the general path loads it
+    assert fast._fast.taken == 0
+    assert_identical(fast.step(strided.copy()), slow.step(strided.copy()))
+    assert fast._fast.taken == 1
+
+
 @pytest.mark.parametrize("k", [1, 2, 3, 4])
 @pytest.mark.parametrize("b", [1, 8, 300])
 def test_rewards_add_the_same_products_left_to_right(k, b):
@@ -169,6 +239,25 @@ def test_rewards_add_the_same_products_left_to_right(k, b):
         assert struct.pack("<d", got[i]) == struct.pack("<d", expected) or (expected != expected and got[i] != got[i]), \
             (i, c, w, got[i], expected)
     assert np.array_equal(got, reference, equal_nan=True)
+    assert np.array_equal(weighted_rewards(comps, weights), got, equal_nan=True)   # VectorStep's sum
+    assert weighted_rewards(comps, weights).view(np.uint64).tolist() == got.view(np.uint64).tolist() or \
+        np.isnan(got).any()
+
+
+def test_non_finite_rewards_take_numpys_path():
+    """A reward sum that is not finite comes from numpy's ``_rewards`` (whose warnings it keeps)."""
+    vec = _make("sysgym/CC-Discrete-v0")
+    vec.reset(seed=0)
+    calls = []
+    general = vec._rewards
+    vec._rewards = lambda comps: calls.append(1) or general(comps)
+    vec.step(np.zeros(B, dtype=np.int64))
+    assert calls == [], "a finite sum took numpy's path"
+    vec._state["reward_components"][:] = 1e308     # the next step's kernel would overwrite it:
+    vec._step_kernel = lambda active: None         # keep it, so that 10 x 1e308 overflows
+    with pytest.warns(RuntimeWarning, match="overflow"):
+        _, rewards, _, _, _ = vec.step(np.zeros(B, dtype=np.int64))
+    assert calls == [1] and not np.isfinite(rewards).any()
 
 
 @pytest.mark.parametrize("mode", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP], ids=["NextStep", "SameStep"])
@@ -254,7 +343,7 @@ def test_infos_plan_converts_dtypes_as_the_general_path(per_call):
     assert infos["block"].flags.f_contiguous and not infos["block"].flags.c_contiguous
     for kept, copied in history:    # (a deep copy makes views contiguous: bytes compared, not strides)
         assert_identical(kept, copied, strides=False)
-    assert (fast._extras_plan is batched._NO_PLAN) == per_call
+    assert fast._fast.taken > 0
 
 
 def test_unpickled_env_binds_its_own_arrays():

@@ -34,6 +34,19 @@ ORACLE_MODES = {"best": ORACLE_BEST, "average": ORACLE_AVERAGE}
 assert (len(BASE_METRICS), len(PERCENTILE_METRICS)) == (N_BASE_METRICS, N_PERCENTILE_METRICS)
 
 
+def booking_table(cfg: AppointmentsConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(table, strides): the booked start of the next item, one slot per task placed and
+    break_booked per break placed, for every remaining multiset ``rem`` (placed = counts - rem), at
+    flat index ``rem @ strides`` (the C-order strides of the (n_short+1, n_long+1, n_breaks+1) grid)."""
+    shape = tuple(c + 1 for c in cfg.counts)
+    rem = np.array(list(np.ndindex(*shape)), dtype=np.int64).reshape(-1, 3)
+    placed = np.array(cfg.counts, dtype=np.int64) - rem
+    table = (placed[:, 0] + placed[:, 1]) * cfg.slot
+    if cfg.counts[2]:       # (with no break to place, placed breaks stay 0: booked + 0.0 is booked)
+        table += placed[:, 2] * cfg.break_booked
+    return table, np.array([shape[1] * shape[2], shape[2], 1], dtype=np.int64)
+
+
 class AppointmentsVectorEnv(BatchedKernelEnv):
     """B clinic days scheduled in one Cython call. Kwargs: see :mod:`sysgym.envs.appointments`.
 
@@ -73,11 +86,11 @@ class AppointmentsVectorEnv(BatchedKernelEnv):
         self._kernel = AppointmentsKernel(kernel_config(self.config, self.num_envs), self._state)
         s, b = self._state, self.num_envs
         # the extra infos, rewritten in place by every _extra_infos call (one dict: the vector step
-        # copies it with a plan made once), and the views and scratch _booked_next writes through
+        # copies it with a plan made once), and what _booked_next reads: the booked start of every
+        # remaining multiset, looked up at rem @ strides (one matrix product and one lookup per call)
         self._extras = {"invalid_action": np.zeros(b, dtype=bool), "delay": np.zeros(b)}
-        placed = np.zeros((b, 3), dtype=np.int64)
-        self._booking = (np.array(self.config.counts, dtype=np.int64), s["rem"], placed, placed[:, 0],
-                         placed[:, 1], placed[:, 2], np.zeros(b, dtype=np.int64), np.zeros(b), np.zeros(b))
+        table, strides = booking_table(self.config)
+        self._booking = (s["rem"], strides, np.zeros(b, dtype=np.int64), table)
         self._info_sources = (s["reward_components"][:, 2], s["end"])
 
     def _kernel_reset(self, mask: np.ndarray, options: dict[str, Any] | None) -> None:
@@ -102,17 +115,10 @@ class AppointmentsVectorEnv(BatchedKernelEnv):
         return extras
 
     def _booked_next(self) -> np.ndarray:
-        """(B,) booked start of the next item: one slot per task placed, break_booked per break.
-        Written into a scratch array bound in _connect, which the next call overwrites."""
-        counts, rem, placed, tasks, long, breaks, in_slots, booked, booked_breaks = self._booking
-        cfg = self.config
-        np.subtract(counts, rem, out=placed)
-        np.add(tasks, long, out=in_slots)
-        np.multiply(in_slots, cfg.slot, out=booked)
-        if cfg.counts[2]:       # (with no break to place, placed breaks stay 0: booked + 0.0 is booked)
-            np.multiply(breaks, cfg.break_booked, out=booked_breaks)
-            booked += booked_breaks
-        return booked
+        """(B,) booked start of the next item (see :func:`booking_table`), a fresh array."""
+        rem, strides, index, table = self._booking
+        np.dot(rem, strides, out=index)
+        return table[index]
 
     def _check_state(self, arrays: dict[str, np.ndarray]) -> None:
         """Every index, count and time of a snapshot against the bounds the kernel relies on."""
