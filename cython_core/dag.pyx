@@ -112,6 +112,13 @@ cdef inline void _not_related_to_all(const uint64_t* members, const uint64_t* ot
                     bit_set(out, v)
                     break
 
+cdef inline int _count_minus(const uint64_t* a, const uint64_t* b, int NW) noexcept nogil:
+    """|a minus b| of two bitsets."""
+    cdef int w, c = 0
+    for w in range(NW):
+        c += popcount64(a[w] & ~b[w])
+    return c
+
 cdef class DAGKernel:
     # --- configuration
     cdef int B, N, NW, workload, flat, reject
@@ -142,14 +149,15 @@ cdef class DAGKernel:
     cdef int8_t[:, ::1] mask
     cdef int64_t[::1] actions
     # --- scratch (one call at a time; never part of the state)
-    cdef int32_t[::1] queue, parent, order, counts, fj_made
+    cdef int32_t[::1] queue, parent, order, counts, fj_made, gained
     cdef int32_t[:, ::1] sml, smr
-    cdef uint64_t[::1] s_seen, s_free, s_set, s_up, s_down, s_valid, s_reach, s_wit, s_new_up, s_new_down
-    cdef uint64_t[:, ::1] s_desc
+    cdef uint64_t[::1] s_seen, s_free, s_free_l, s_cand, s_set, s_up, s_down, s_valid, s_reach, s_wit, s_new_up, s_new_down, s_lat_changed, s_rows, s_out
+    cdef uint64_t[:, ::1] s_desc, s_anc
     # --- witnesses (antichains) of the matchings: kernel-owned, checked before every use
     cdef uint64_t[:, ::1] wit
     cdef uint64_t[:, :, ::1] lat_wit
     cdef int fj_count, fj_top
+    cdef int edge_i, edge_j            # the edge _step_one is adding (read by _times_after_edge)
 
     def __init__(self, dict cfg, dict state, dict tasks):
         self.B = cfg["num_envs"]
@@ -226,21 +234,28 @@ cdef class DAGKernel:
         self.order = np.zeros(N + 1, dtype=np.int32)
         self.counts = np.zeros(N + 2, dtype=np.int32)
         self.fj_made = np.zeros(4 * N + 8, dtype=np.int32)
+        self.gained = np.zeros(N, dtype=np.int32)
         self.sml = np.zeros((1, N), dtype=np.int32)
         self.smr = np.zeros((1, N), dtype=np.int32)
         self.s_seen = np.zeros(NW, dtype=np.uint64)
         self.s_free = np.zeros(NW, dtype=np.uint64)
+        self.s_free_l = np.zeros(NW, dtype=np.uint64)
+        self.s_cand = np.zeros(NW, dtype=np.uint64)
         self.s_set = np.zeros(NW, dtype=np.uint64)
         self.s_up = np.zeros(NW, dtype=np.uint64)
         self.s_down = np.zeros(NW, dtype=np.uint64)
         self.s_valid = np.zeros(NW, dtype=np.uint64)
         self.s_reach = np.zeros(NW, dtype=np.uint64)
+        self.s_lat_changed = np.zeros(NW, dtype=np.uint64)
+        self.s_rows = np.zeros(NW, dtype=np.uint64)
+        self.s_out = np.zeros(NW, dtype=np.uint64)
         self.s_wit = np.zeros(NW, dtype=np.uint64)
         self.s_new_up = np.zeros(NW, dtype=np.uint64)
         self.s_new_down = np.zeros(NW, dtype=np.uint64)
         self.wit = np.zeros((self.B, NW), dtype=np.uint64)
         self.lat_wit = np.zeros((self.B, N, NW), dtype=np.uint64)
         self.s_desc = np.zeros((N, NW), dtype=np.uint64)
+        self.s_anc = np.zeros((N, NW), dtype=np.uint64)
 
     # ------------------------------------------------------------------ entry points
     def reset(self, const uint8_t[::1] which, const int64_t[::1] choice):
@@ -348,7 +363,7 @@ cdef class DAGKernel:
         zero_doubles(&self.comps[b, 0], self.comps.shape[1])
         self.terminated[b] = 0
         self.truncated[b] = 0
-        self._write_outputs(b)
+        self._write_outputs(b, False)
         return RESET_OK
 
     cdef void _step_one(self, int b) noexcept nogil:
@@ -377,12 +392,14 @@ cdef class DAGKernel:
         self._new_sides(b, up, down)
         self._or_rows(&self.desc[b, 0, 0], up, down)
         self._or_rows(&self.anc[b, 0, 0], down, up)
+        self.edge_i = i
+        self.edge_j = j
         self._analysis(b, True)
         self.edges_added[b] += 1
         self.comps[b, 0] = <double>(prev_width - self.width[b])
         self.comps[b, 1] = <double>(prev_length - self.length[b]) / <double>self.deadline[b]
         self.comps[b, 2] = 0.0
-        self._write_outputs(b)
+        self._write_outputs(b, True)
 
     cdef bint _at_target(self, int b) noexcept nogil:
         """W reached its lower bound or the processor target."""
@@ -392,10 +409,12 @@ cdef class DAGKernel:
         """Terminal state: W reached its lower bound or the processor target, or no edge is valid."""
         return self._at_target(b) or not self._any_valid(b)
 
-    cdef void _write_outputs(self, int b) noexcept nogil:
+    cdef void _write_outputs(self, int b, bint after_edge) noexcept nogil:
+        """Mask, observation and end flags; after_edge: right after _step_one's analysis of an added
+        edge, when only what that edge changed is rewritten in the observation."""
         # the mask scan already tells whether any edge is valid: no second scan for the end test
         cdef bint any_valid = self._write_mask(b)
-        self._write_obs(b)
+        self._write_obs(b, after_edge)
         if self.steps[b] > 0:
             self._write_end(b, self._at_target(b) or not any_valid)
 
@@ -556,7 +575,8 @@ cdef class DAGKernel:
 
     # ------------------------------------------------------------------ analysis
     cdef void _full_analysis(self, int b) noexcept nogil:
-        """Analyse a freshly loaded task (closure already built) from empty matchings."""
+        """Analyse a freshly loaded task (closure already built): the width's matching from empty, each
+        lateral one from it (see _analysis)."""
         cdef int N = self.N
         memset(&self.mate_l[b, 0], -1, N * sizeof(int32_t))     # all bytes 0xFF: -1
         memset(&self.mate_r[b, 0], -1, N * sizeof(int32_t))
@@ -575,8 +595,10 @@ cdef class DAGKernel:
         incremental: an edge i -> j was just added with s_up = {i} + anc(i), s_down = {j} + desc(j),
         and s_new_up / s_new_down the nodes of each side that gained a relation (see _new_sides); a
         node's lateral matching is only revisited when its set or the order inside it changed."""
-        cdef int NW = self.NW, nn = <int>self.n[b], k, w, size, n_set, touched_up, touched_down
+        cdef int NW = self.NW, nn = <int>self.n[b], k, w, x, size, n_set, touched_up, touched_down
+        cdef uint64_t bits
         cdef const uint64_t* gone
+        cdef uint64_t* visit = &self.s_rows[0]          # (free until the observation is written)
         cdef uint64_t* valid = &self.s_valid[0]
         cdef uint64_t* S = &self.s_set[0]
         cdef int64_t vol = 0, crit_sum = 0, lo_est = -1, hi_lft = -1, period, lb, D = self.deadline[b]
@@ -584,47 +606,62 @@ cdef class DAGKernel:
             D = 1           # never in a validated state; keeps the division below defined
         self._valid_set(nn, valid)
         if incremental:
-            self._times_after_edge(b, valid)
+            self._times_after_edge(b)
         else:
             self._times(b, 1)
         # the node set never changes, so the old matching's size is n - W (0 on a fresh task)
         size = <int>(nn - self.width[b]) if incremental else 0
-        size = self._max_matching(&self.desc[b, 0, 0], valid, &self.mate_l[b, 0], &self.mate_r[b, 0], size,
+        size = self._max_matching(&self.desc[b, 0, 0], &self.anc[b, 0, 0], valid, &self.mate_l[b, 0], &self.mate_r[b, 0], size,
                                   &self.wit[b, 0], NULL)
         self.width[b] = nn - size
-        for k in range(nn):
-            if incremental and (bit_in(&self.s_up[0], k) or bit_in(&self.s_down[0], k)) \
-                    and not (bit_in(&self.s_new_up[0], k) or bit_in(&self.s_new_down[0], k)):
-                continue        # k was already comparable to the whole other side: nothing changed
-            for w in range(NW):
-                S[w] = valid[w] & ~self.anc[b, k, w] & ~self.desc[b, k, w]
-            bit_clear(S, k)
-            n_set = self._count(S)
-            gone = NULL
-            if not incremental:
-                size = 0
-            elif bit_in(&self.s_new_up[0], k):
-                size = -1       # k gained descendants: its set lost nodes of s_down, drop their pairs
-                gone = &self.s_down[0]
-            elif bit_in(&self.s_new_down[0], k):
-                size = -1       # k gained ancestors: its set lost nodes of s_up
-                gone = &self.s_up[0]
-            else:
-                # k's set is unchanged; the order inside it changed iff it holds both ends of a
-                # new pair (a new pair joins s_new_up to s_new_down)
+        memset(&self.s_lat_changed[0], 0, NW * sizeof(uint64_t))
+        # the nodes whose lateral matching may change: a node of s_up or s_down that was already
+        # comparable to the whole other side keeps its set and the order inside it
+        for w in range(NW):
+            visit[w] = valid[w]
+            if incremental:
+                visit[w] &= ~(self.s_up[w] | self.s_down[w]) | self.s_new_up[w] | self.s_new_down[w]
+        for w in range(NW):
+            bits = visit[w]
+            while bits:
+                k = (w << 6) + ctz64(bits)
+                bits &= bits - 1
                 touched_up = 0
                 touched_down = 0
-                for w in range(NW):
-                    if S[w] & self.s_new_up[w]:
-                        touched_up = 1
-                    if S[w] & self.s_new_down[w]:
-                        touched_down = 1
-                if not (touched_up and touched_down):
-                    continue    # neither k's incomparable set nor the order inside it changed
-                size = n_set - <int>self.lateral[b, k]
-            size = self._max_matching(&self.desc[b, 0, 0], S, &self.lat_l[b, k, 0], &self.lat_r[b, k, 0], size,
-                                      &self.lat_wit[b, k, 0], gone)
-            self.lateral[b, k] = n_set - size
+                for x in range(NW):
+                    S[x] = valid[x] & ~self.anc[b, k, x] & ~self.desc[b, k, x]
+                    touched_up |= (S[x] & self.s_new_up[x]) != 0
+                    touched_down |= (S[x] & self.s_new_down[x]) != 0
+                bit_clear(S, k)
+                gone = NULL
+                if incremental and not (bit_in(&self.s_new_up[0], k) or bit_in(&self.s_new_down[0], k)) \
+                        and not (touched_up and touched_down):
+                    continue    # k's set is unchanged and holds no new pair (one joins s_new_up to s_new_down)
+                n_set = self._count(S)
+                if not incremental:
+                    # start from the width's matching and witness: its chains, with the nodes
+                    # outside k's set spliced out, cover that set (k's chain vanishes whole)
+                    memcpy(&self.lat_l[b, k, 0], &self.mate_l[b, 0], self.N * sizeof(int32_t))
+                    memcpy(&self.lat_r[b, k, 0], &self.mate_r[b, 0], self.N * sizeof(int32_t))
+                    memcpy(&self.lat_wit[b, k, 0], &self.wit[b, 0], NW * sizeof(uint64_t))
+                    for x in range(NW):
+                        self.s_out[x] = valid[x] & ~S[x]
+                    size = <int>(nn - self.width[b])
+                    gone = &self.s_out[0]
+                else:
+                    # the matching's size before the edge: k's set then held the gained nodes too
+                    size = n_set - <int>self.lateral[b, k]
+                    if bit_in(&self.s_new_up[0], k):
+                        size += self.gained[k]      # k gained descendants: its set lost nodes of s_down
+                        gone = &self.s_down[0]
+                    elif bit_in(&self.s_new_down[0], k):
+                        size += self.gained[k]      # k gained ancestors: its set lost nodes of s_up
+                        gone = &self.s_up[0]
+                size = self._max_matching(&self.desc[b, 0, 0], &self.anc[b, 0, 0], S, &self.lat_l[b, k, 0],
+                                          &self.lat_r[b, k, 0], size, &self.lat_wit[b, k, 0], gone)
+                if self.lateral[b, k] != n_set - size:
+                    self.lateral[b, k] = n_set - size
+                    bit_set(&self.s_lat_changed[0], k)
         memset(&self.crit[b, 0], 0, NW * sizeof(uint64_t))
         for k in range(nn):
             vol += self.wcet[b, k]
@@ -673,25 +710,85 @@ cdef class DAGKernel:
             v = order[idx]
             self.lft[b, v] = self._lft_from_descendants(b, v)
 
-    cdef void _times_after_edge(self, int b, const uint64_t* valid) noexcept nogil:
-        """After the edge (s_up, s_down): only the nodes of s_down gained ancestors and only those of
-        s_up gained descendants, so EST is recomputed on s_down and LFT on s_up (each in a
-        topological order of its own), L over all nodes: the values _times gives."""
-        cdef int nn = <int>self.n[b], v, idx, m
-        cdef int64_t L = 0
+    cdef void _times_after_edge(self, int b) noexcept nogil:
+        """After the edge i -> j (s_up = {i} + anc(i), s_down = {j} + desc(j)): only the nodes of
+        s_down gained ancestors (the nodes of s_up, whose latest finish is EFT_i) and only those of
+        s_up gained descendants (the nodes of s_down, whose earliest latest start is LST_j). So
+        EST_v = max(EST_v, EFT_i, EFT of v's ancestors inside s_down) over s_down in a topological
+        order, LFT likewise over s_up, and L = max(L, EFT over s_down): the values _times gives."""
+        cdef int NW = self.NW, v, a, w, idx, m
+        cdef uint64_t bits
+        cdef int64_t t, L = self.length[b]
+        cdef int64_t* est = &self.est[b, 0]
+        cdef int64_t* lft = &self.lft[b, 0]
+        cdef const int64_t* wcet = &self.wcet[b, 0]
+        cdef const uint64_t* anc = &self.anc[b, 0, 0]
+        cdef const uint64_t* desc = &self.desc[b, 0, 0]
+        cdef const uint64_t* up = &self.s_up[0]
+        cdef const uint64_t* down = &self.s_down[0]
         cdef int32_t* order = &self.order[0]
-        m = self._sort_by_count(&self.s_down[0], valid, &self.anc[b, 0, 0], nn)
+        cdef int64_t eft_i = est[self.edge_i] + wcet[self.edge_i]
+        cdef int64_t lst_j = lft[self.edge_j] - wcet[self.edge_j]
+        m = self._sort_inside(down, anc)
         for idx in range(m):
             v = order[idx]
-            self.est[b, v] = self._est_from_ancestors(b, v)
-        for v in range(nn):
-            if self.est[b, v] + self.wcet[b, v] > L:
-                L = self.est[b, v] + self.wcet[b, v]
+            t = est[v] if est[v] > eft_i else eft_i
+            for w in range(NW):
+                bits = anc[v * NW + w] & down[w]
+                while bits:
+                    a = (w << 6) + ctz64(bits)
+                    bits &= bits - 1
+                    if est[a] + wcet[a] > t:
+                        t = est[a] + wcet[a]
+            est[v] = t
+            if t + wcet[v] > L:
+                L = t + wcet[v]
         self.length[b] = L
-        m = self._sort_by_count(&self.s_up[0], valid, &self.desc[b, 0, 0], nn)
+        m = self._sort_inside(up, desc)
         for idx in range(m):
             v = order[idx]
-            self.lft[b, v] = self._lft_from_descendants(b, v)
+            t = lft[v] if lft[v] < lst_j else lst_j
+            for w in range(NW):
+                bits = desc[v * NW + w] & up[w]
+                while bits:
+                    a = (w << 6) + ctz64(bits)
+                    bits &= bits - 1
+                    if lft[a] - wcet[a] < t:
+                        t = lft[a] - wcet[a]
+            lft[v] = t
+
+    cdef int _sort_inside(self, const uint64_t* which, const uint64_t* rows) noexcept nogil:
+        """The nodes v of ``which`` into self.order by |rows[v] & which| (counting sort, stable): a
+        topological order of ``which`` when rows are ancestor (or, reversed roles, descendant) rows,
+        since a related node inside the set has strictly fewer of them. Returns their count."""
+        cdef int NW = self.NW, N = self.N, v, w, x, key, m = 0
+        cdef uint64_t bits
+        cdef int32_t* order = &self.order[0]
+        cdef int32_t* counts = &self.counts[0]
+        cdef int32_t* keys = &self.parent[0]        # free outside _max_matching
+        for v in range(N + 2):
+            counts[v] = 0
+        for w in range(NW):
+            bits = which[w]
+            while bits:
+                v = (w << 6) + ctz64(bits)
+                bits &= bits - 1
+                key = 0
+                for x in range(NW):
+                    key += popcount64(rows[v * NW + x] & which[x])
+                keys[v] = key if key < N else N
+                counts[keys[v] + 1] += 1
+        for v in range(N):
+            counts[v + 1] += counts[v]
+        for w in range(NW):
+            bits = which[w]
+            while bits:
+                v = (w << 6) + ctz64(bits)
+                bits &= bits - 1
+                order[counts[keys[v]]] = v
+                counts[keys[v]] += 1
+                m += 1
+        return m
 
     cdef inline int64_t _est_from_ancestors(self, int b, int v) noexcept nogil:
         """EST of v from its ancestors' current values: their latest finish (EST + WCET), 0 if none."""
@@ -721,60 +818,36 @@ cdef class DAGKernel:
                     t = self.lft[b, a] - self.wcet[b, a]
         return t
 
-    cdef int _sort_by_count(self, const uint64_t* which, const uint64_t* valid, const uint64_t* rows,
-                            int nn) noexcept nogil:
-        """The nodes of which & valid into self.order by |rows[v]| (counting sort, stable); their count."""
-        cdef int NW = self.NW, v, w, key, m = 0
-        cdef uint64_t bits
-        cdef int32_t* order = &self.order[0]
-        cdef int32_t* counts = &self.counts[0]
-        for v in range(nn + 2):
-            counts[v] = 0
-        for w in range(NW):
-            bits = which[w] & valid[w]
-            while bits:
-                v = (w << 6) + ctz64(bits)
-                bits &= bits - 1
-                key = self._count(rows + v * NW)
-                counts[(key if key < nn else nn) + 1] += 1
-        for v in range(nn + 1):
-            counts[v + 1] += counts[v]
-        for w in range(NW):
-            bits = which[w] & valid[w]
-            while bits:
-                v = (w << 6) + ctz64(bits)
-                bits &= bits - 1
-                key = self._count(rows + v * NW)
-                key = key if key < nn else nn
-                order[counts[key]] = v
-                counts[key] += 1
-                m += 1
-        return m
-
-    cdef int _max_matching(self, const uint64_t* rows, const uint64_t* S, int32_t* ml,
+    cdef int _max_matching(self, const uint64_t* rows, const uint64_t* cols, const uint64_t* S, int32_t* ml,
                            int32_t* mr, int size, uint64_t* A, const uint64_t* gone) noexcept nogil:
         """Grow (ml, mr) into a maximum matching of {(u, v): u, v in S, v in rows[u]}; its size.
+        ``cols`` is the transpose of ``rows`` (cols[v] holds the u with v in rows[u]).
 
-        ``size`` is the size of the matching given, all inside S; -1 means S may have lost nodes:
-        pairs with an end outside S are dropped and the rest counted (with ``gone`` given, only
-        the pairs touching it: the caller knows every node that left S is in it, and none of it
-        is in S). ``A`` (in/out) is the
-        witness: cut to S and pruned to an antichain (then, unless that already proves the matching
-        maximum, greedily extended by nodes incomparable to all of it), it bounds the matching by
-        |S| - |A|, and augmenting stops there; a search that finds no path proves the matching maximum and
-        leaves its König antichain in A. Then a greedy pass and BFS augmenting paths from all
-        free left vertices at once (bitset frontier), as long as the bound is not met.
+        ``size`` is the size of the matching given, all inside S, or, with ``gone`` given, inside
+        S + gone (every node that left S is in gone, and none of gone is in S): each node of gone
+        is then spliced out of its chain (prev -> u -> r becomes prev -> r: prev < u < r), which
+        costs one pair per node that had a mate. ``A`` (in/out) is
+        the witness: cut to S and pruned to an antichain (then, unless that already proves the
+        matching maximum, greedily extended by nodes incomparable to all of it), it bounds the
+        matching by |S| - |A|, and augmenting stops there; a search that finds no path proves the
+        matching maximum and leaves its König antichain in A. Then a greedy pass and BFS
+        augmenting paths from all free left vertices at once (bitset frontier), as long as the
+        bound is not met. The free vertices of S are kept as bitsets (s_free_l, s_free), so the
+        passes over them are word operations.
 
         Every loop is bounded by N whatever the arrays hold: at most N augmentations (+1 round
-        that finds none), paths of at most N right vertices, and a BFS queue that takes each
-        left vertex of S once plus one mate per right vertex seen (2N + 2 slots)."""
-        cdef int N = self.N, NW = self.NW, u, r, w, prev, qh, qt, found, rounds, hops, bound
-        cdef uint64_t bits
+        that finds none), paths of at most N right vertices, chain splices and greedy additions
+        one per node, and a BFS queue that takes each left vertex of S once plus one mate per
+        right vertex seen (2N + 2 slots)."""
+        cdef int N = self.N, NW = self.NW, u, r, w, x, prev, qh, qt, found, rounds, hops, bound, t
+        cdef uint64_t bits, fl, fr
+        cdef uint64_t* free_l = &self.s_free_l[0]
         cdef uint64_t* free_r = &self.s_free[0]
         cdef uint64_t* seen = &self.s_seen[0]
+        cdef uint64_t* cand = &self.s_cand[0]
         cdef int32_t* queue = &self.queue[0]
         cdef int32_t* parent = &self.parent[0]
-        if size < 0 and gone != NULL:
+        if gone != NULL:
             for w in range(NW):
                 bits = gone[w]
                 while bits:
@@ -782,97 +855,78 @@ cdef class DAGKernel:
                     bits &= bits - 1
                     if u >= N:
                         break
+                    prev = mr[u]
                     r = ml[u]
-                    if r >= 0:
-                        ml[u] = -1
-                        mr[r] = -1
-                    r = mr[u]
-                    if r >= 0:
+                    if prev >= 0 or r >= 0:
+                        size -= 1
+                    if prev >= 0:
+                        ml[prev] = r
                         mr[u] = -1
-                        ml[r] = -1
-            size = 0
-            for w in range(NW):
-                bits = S[w]
-                while bits:
-                    u = (w << 6) + ctz64(bits)
-                    bits &= bits - 1
-                    if u < N and ml[u] >= 0:
-                        size += 1
-        elif size < 0:
-            size = 0
-            for u in range(N):
-                r = ml[u]
-                if r >= 0:
-                    if bit_in(S, u) and bit_in(S, r):
-                        size += 1
-                    else:
+                    if r >= 0:
+                        mr[r] = prev
                         ml[u] = -1
-                        mr[r] = -1
+        bound = self._count(S)
         # the witness, checked: inside S, and no node of it below another (a node with a
         # descendant still in A leaves; what stays is an antichain of the current order)
-        bound = 0
         for w in range(NW):
             A[w] &= S[w]
-            bound += popcount64(S[w])
         for w in range(NW):
             bits = A[w]
             while bits:
                 u = (w << 6) + ctz64(bits)
                 bits &= bits - 1
-                for prev in range(NW):
-                    if rows[u * NW + prev] & A[prev]:
+                for x in range(NW):
+                    if rows[u * NW + x] & A[x]:
                         bit_clear(A, u)
                         break
         if size >= bound - self._count(A):
             return size
-        # extend A greedily by the nodes of S incomparable to all of it: a tighter bound
+        # extend A greedily (lowest node first) by the nodes of S comparable to none of it
         for w in range(NW):
-            free_r[w] = 0                   # here: the descendants of A
+            cand[w] = S[w] & ~A[w]
         for w in range(NW):
             bits = A[w]
             while bits:
                 u = (w << 6) + ctz64(bits)
                 bits &= bits - 1
-                for prev in range(NW):
-                    free_r[prev] |= rows[u * NW + prev]
+                for x in range(NW):
+                    cand[x] &= ~(rows[u * NW + x] | cols[u * NW + x])
         for w in range(NW):
-            bits = S[w] & ~A[w] & ~free_r[w]
-            while bits:
-                u = (w << 6) + ctz64(bits)
-                bits &= bits - 1
-                if bit_in(free_r, u):
-                    continue
-                for prev in range(NW):
-                    if rows[u * NW + prev] & A[prev]:
-                        break
-                else:
-                    bit_set(A, u)
-                    for prev in range(NW):
-                        free_r[prev] |= rows[u * NW + prev]
+            while cand[w]:
+                u = (w << 6) + ctz64(cand[w])
+                bit_set(A, u)
+                for x in range(NW):
+                    cand[x] &= ~(rows[u * NW + x] | cols[u * NW + x])
+                bit_clear(cand, u)
         bound -= self._count(A)
         if size >= bound:
             return size
+        # the free left and right vertices of S, in one branch-free pass
         for w in range(NW):
-            free_r[w] = 0
+            fl = 0
+            fr = 0
             bits = S[w]
             while bits:
-                r = (w << 6) + ctz64(bits)
+                t = ctz64(bits)
                 bits &= bits - 1
-                if mr[r] < 0:
-                    free_r[w] |= (<uint64_t>1) << (r & 63)
+                u = (w << 6) + t
+                fl |= (<uint64_t>(ml[u] < 0)) << t
+                fr |= (<uint64_t>(mr[u] < 0)) << t
+            free_l[w] = fl
+            free_r[w] = fr
+        # greedy: each free left vertex (in node order) takes its lowest free right one
         for w in range(NW):
-            bits = S[w]
+            bits = free_l[w]
             while bits and size < bound:
                 u = (w << 6) + ctz64(bits)
                 bits &= bits - 1
-                if ml[u] >= 0:
-                    continue
-                for prev in range(NW):      # prev: a word index here
-                    if rows[u * NW + prev] & free_r[prev]:
-                        r = (prev << 6) + ctz64(rows[u * NW + prev] & free_r[prev])
+                for x in range(NW):
+                    if rows[u * NW + x] & free_r[x]:
+                        r = (x << 6) + ctz64(rows[u * NW + x] & free_r[x])
                         ml[u] = r
                         mr[r] = u
                         bit_clear(free_r, r)
+                        bit_clear(free_l, u)
                         size += 1
                         break
         for rounds in range(N + 1):
@@ -880,13 +934,11 @@ cdef class DAGKernel:
                 break
             qt = 0
             for w in range(NW):
-                bits = S[w]
+                bits = free_l[w]
                 while bits:
-                    u = (w << 6) + ctz64(bits)
+                    queue[qt] = (w << 6) + ctz64(bits)
                     bits &= bits - 1
-                    if ml[u] < 0:
-                        queue[qt] = u
-                        qt += 1
+                    qt += 1
             if qt == 0:
                 break
             for w in range(NW):
@@ -898,18 +950,21 @@ cdef class DAGKernel:
                 qh += 1
                 for w in range(NW):
                     bits = rows[u * NW + w] & ~seen[w]
+                    if not bits:
+                        continue
+                    if bits & free_r[w]:
+                        # the lowest free one ends the path (the ones below it only had mates)
+                        r = (w << 6) + ctz64(bits & free_r[w])
+                        parent[r] = u
+                        found = r
+                        break
                     seen[w] |= bits
                     while bits:
                         r = (w << 6) + ctz64(bits)
                         bits &= bits - 1
                         parent[r] = u
-                        if mr[r] < 0:
-                            found = r
-                            break
                         queue[qt] = mr[r]
                         qt += 1
-                    if found >= 0:
-                        break
             if found < 0:
                 # maximum: the left vertices reached and not their right copies form an
                 # antichain of |S| - size nodes (König's cover, Fulkerson's construction)
@@ -921,12 +976,14 @@ cdef class DAGKernel:
                     A[w] &= ~seen[w]
                 break
             r = found
+            bit_clear(free_r, r)
             for hops in range(N + 1):
                 u = parent[r]
                 prev = ml[u]
                 ml[u] = r
                 mr[r] = u
                 if prev < 0:
+                    bit_clear(free_l, u)
                     break
                 r = prev
             size += 1
@@ -953,6 +1010,7 @@ cdef class DAGKernel:
         cdef int N = self.N, NW = self.NW, nn = <int>self.n[b], i, j, w, x
         cdef uint64_t bits, cand
         cdef int64_t eft
+        cdef int8_t ok
         cdef bint anyv = False
         cdef uint64_t* crit = &self.s_reach[0]      # the critical nodes that are real nodes
         # sub-env b's rows as plain pointers: the int8 stores into m may alias anything, so the
@@ -975,14 +1033,19 @@ cdef class DAGKernel:
                     cand = crit[x] & ~desc[i * NW + x] & ~anc[i * NW + x]
                     if x == w:
                         cand &= ~((<uint64_t>1) << (i & 63))
-                    while cand:
-                        j = (x << 6) + ctz64(cand)
-                        cand &= cand - 1
-                        if eft <= lft[j] - wcet[j]:
-                            if m == NULL:
+                    if m == NULL:
+                        while cand:
+                            j = (x << 6) + ctz64(cand)
+                            cand &= cand - 1
+                            if eft <= lft[j] - wcet[j]:
                                 return True
-                            m[i * N + j] = 1
-                            anyv = True
+                    else:
+                        while cand:     # m is zero: store the test's outcome, no branch on it
+                            j = (x << 6) + ctz64(cand)
+                            cand &= cand - 1
+                            ok = eft <= lft[j] - wcet[j]
+                            m[i * N + j] = ok
+                            anyv |= ok
         return anyv
 
     cdef int64_t _width_with_edge(self, int b, int i, int j) noexcept nogil:
@@ -993,10 +1056,12 @@ cdef class DAGKernel:
         memcpy(&self.sml[0, 0], &self.mate_l[b, 0], N * sizeof(int32_t))
         memcpy(&self.smr[0, 0], &self.mate_r[b, 0], N * sizeof(int32_t))
         self._edge_sides(b, i, j, up, down)
+        memcpy(&self.s_anc[0, 0], &self.anc[b, 0, 0], N * NW * sizeof(uint64_t))
         self._or_rows(&self.s_desc[0, 0], up, down)
+        self._or_rows(&self.s_anc[0, 0], down, up)
         self._valid_set(nn, &self.s_valid[0])
         memcpy(&self.s_wit[0], &self.wit[b, 0], NW * sizeof(uint64_t))
-        return nn - self._max_matching(&self.s_desc[0, 0], &self.s_valid[0], &self.sml[0, 0], &self.smr[0, 0],
+        return nn - self._max_matching(&self.s_desc[0, 0], &self.s_anc[0, 0], &self.s_valid[0], &self.sml[0, 0], &self.smr[0, 0],
                                        <int>(nn - self.width[b]), &self.s_wit[0], NULL)
 
     cdef int64_t _length_with_edge(self, int b, int i, int j) noexcept nogil:
@@ -1016,44 +1081,71 @@ cdef class DAGKernel:
             m[0] = 1
         return anyv
 
-    cdef void _write_obs(self, int b) noexcept nogil:
-        cdef int N = self.N, nn = <int>self.n[b], v, u
+    cdef void _write_obs(self, int b, bint after_edge) noexcept nogil:
+        """The observation of sub-env b. after_edge: the buffers hold the observation before the
+        edge, so only the node features that can have moved (s_up: LFT, s_down: EST, and the nodes
+        whose lateral width changed) and the closure rows of s_up are rewritten; the mask always."""
+        cdef int N = self.N, NW = self.NW, nn = <int>self.n[b], v, u, w
         cdef double D = <double>self.deadline[b]
         cdef double n_d = <double>nn
+        cdef uint64_t bits
+        cdef uint64_t* feats = &self.s_reach[0]     # the mask scan is done with it
+        cdef uint64_t* rows = &self.s_rows[0]
         cdef float* f
         cdef int8_t* c
         cdef float* fc
         cdef const uint64_t* row
         if self.flat:
             f = &self.obs_flat[b, 0]
-            memset(f, 0, self.obs_flat.shape[1] * sizeof(float))
         else:
             f = &self.obs_nodes[b, 0, 0]
-            memset(f, 0, N * NODE_FEATURES * sizeof(float))
-        for v in range(nn):
-            f[v * NODE_FEATURES + 0] = <float>(<double>self.wcet[b, v] / D)
-            f[v * NODE_FEATURES + 1] = <float>(<double>(self.est[b, v] + self.wcet[b, v]) / D)
-            f[v * NODE_FEATURES + 2] = <float>(<double>(self.lft[b, v] - self.wcet[b, v]) / D)
-            f[v * NODE_FEATURES + 3] = <float>(<double>self.lateral[b, v] / n_d)
-            f[v * NODE_FEATURES + 4] = 1.0
+        if after_edge:
+            for w in range(NW):
+                feats[w] = self.s_up[w] | self.s_down[w] | self.s_lat_changed[w]
+                rows[w] = self.s_up[w]
+        else:
+            if self.flat:
+                memset(f, 0, self.obs_flat.shape[1] * sizeof(float))
+            else:
+                memset(f, 0, N * NODE_FEATURES * sizeof(float))
+                memset(&self.obs_closure[b, 0, 0], 0, N * N)
+            self._valid_set(nn, feats)
+            self._valid_set(nn, rows)
+        for w in range(NW):
+            bits = feats[w]
+            while bits:
+                v = (w << 6) + ctz64(bits)
+                bits &= bits - 1
+                f[v * NODE_FEATURES + 0] = <float>(<double>self.wcet[b, v] / D)
+                f[v * NODE_FEATURES + 1] = <float>(<double>(self.est[b, v] + self.wcet[b, v]) / D)
+                f[v * NODE_FEATURES + 2] = <float>(<double>(self.lft[b, v] - self.wcet[b, v]) / D)
+                f[v * NODE_FEATURES + 3] = <float>(<double>self.lateral[b, v] / n_d)
+                f[v * NODE_FEATURES + 4] = 1.0
         if self.flat:
             fc = f + N * NODE_FEATURES
-            for u in range(nn):
-                for v in range(N):
-                    if bit_in(&self.desc[b, u, 0], v):
-                        fc[u * N + v] = 1.0
+            for w in range(NW):
+                bits = rows[w]
+                while bits:
+                    u = (w << 6) + ctz64(bits)
+                    bits &= bits - 1
+                    row = &self.desc[b, u, 0]
+                    for v in range(nn):
+                        fc[u * N + v] = <float>bit_in(row, v)
             fc = fc + N * N
             for v in range(N * N):
                 fc[v] = <float>self.mask[b, v]
         else:
             c = &self.obs_closure[b, 0, 0]
-            memset(c, 0, N * N)
-            for u in range(nn):
-                row = &self.desc[b, u, 0]
-                for v in range(nn >> 3):        # whole bytes of the row: 8 entries per copy
-                    memcpy(c + u * N + (v << 3), &SPREAD[(row[v >> 3] >> ((v & 7) << 3)) & 0xFF][0], 8)
-                for v in range(nn & ~7, nn):
-                    c[u * N + v] = <int8_t>bit_in(row, v)
+            for w in range(NW):
+                bits = rows[w]
+                while bits:
+                    u = (w << 6) + ctz64(bits)
+                    bits &= bits - 1
+                    row = &self.desc[b, u, 0]
+                    for v in range(nn >> 3):        # whole bytes of the row: 8 entries per copy
+                        memcpy(c + u * N + (v << 3), &SPREAD[(row[v >> 3] >> ((v & 7) << 3)) & 0xFF][0], 8)
+                    for v in range(nn & ~7, nn):
+                        c[u * N + v] = <int8_t>bit_in(row, v)
             memcpy(&self.obs_mask[b, 0], &self.mask[b, 0], N * N)
 
     cdef void _write_metrics(self, int b) noexcept nogil:
@@ -1085,9 +1177,24 @@ cdef class DAGKernel:
     cdef void _new_sides(self, int b, const uint64_t* up, const uint64_t* down) noexcept nogil:
         """Before the closure takes the edge: s_new_up = the nodes of up not yet above all of down,
         s_new_down = those of down not yet below all of up. The new comparable pairs are exactly
-        pairs (x, y), x in s_new_up, y in s_new_down (x in up already above y gains nothing)."""
-        _not_related_to_all(up, down, &self.desc[b, 0, 0], self.NW, &self.s_new_up[0])
-        _not_related_to_all(down, up, &self.anc[b, 0, 0], self.NW, &self.s_new_down[0])
+        pairs (x, y), x in s_new_up, y in s_new_down (x in up already above y gains nothing).
+        gained[k] = how many nodes k of either set becomes comparable to (the nodes its lateral
+        set loses)."""
+        cdef int NW = self.NW, w, k
+        cdef uint64_t bits
+        _not_related_to_all(up, down, &self.desc[b, 0, 0], NW, &self.s_new_up[0])
+        _not_related_to_all(down, up, &self.anc[b, 0, 0], NW, &self.s_new_down[0])
+        for w in range(NW):
+            bits = self.s_new_up[w]
+            while bits:
+                k = (w << 6) + ctz64(bits)
+                bits &= bits - 1
+                self.gained[k] = _count_minus(down, &self.desc[b, k, 0], NW)
+            bits = self.s_new_down[w]
+            while bits:
+                k = (w << 6) + ctz64(bits)
+                bits &= bits - 1
+                self.gained[k] = _count_minus(up, &self.anc[b, k, 0], NW)
 
     cdef inline void _or_rows(self, uint64_t* rows, const uint64_t* which, const uint64_t* value) noexcept nogil:
         """rows[u] |= value for every node u in the set ``which`` (rows: N x NW words)."""
