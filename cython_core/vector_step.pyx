@@ -86,16 +86,17 @@ def weighted_rewards(double[:, ::1] comps, double[::1] weights):
 
 
 cdef class VectorStep:
-    """One native vector env's step for int64 actions of shape (B,) (see the module comment).
+    """The step of the native vector env it is built for (see the module comment); it keeps no
+    reference to the env (which holds it), so each call takes the env.
 
-    ``step(actions)`` returns the step's 5-tuple, or None having changed nothing (then the env's
+    ``step(env, actions)`` returns the step's 5-tuple, or None having changed nothing (then the env's
     general path takes the call: other actions, an action out of range, a sub-env awaiting a reset
     outside NextStep autoreset). Where a call needs what only the general path does (SameStep
     autoreset of a done sub-env, a non-finite reward, extras that are not one dict kept by the
     family), it hands that part to the env's Python methods from the point reached.
     """
 
-    cdef object env, all_mask, active_arr, resetting_arr
+    cdef object all_mask, active_arr, resetting_arr
     cdef object terminated_arr, truncated_arr, comps_arr, mask_arr, obs, weights_arr
     cdef object extras, template, copies, actions_arr, metrics_arr
     cdef cnp.npy_intp b
@@ -120,7 +121,7 @@ cdef class VectorStep:
 
     def __init__(self, env, int mode):
         s = env._state
-        self.env, self.mode = env, mode
+        self.mode = mode
         self.b = env.num_envs
         self.n_actions = env._n_actions
         self.limit = -1 if env.max_episode_steps is None else env.max_episode_steps
@@ -163,7 +164,7 @@ cdef class VectorStep:
             self.obs = _contiguous(obs, None, None)
         self.planned = False
 
-    def step(self, actions):
+    def step(self, env, actions):
         cdef cnp.npy_intp i, b = self.b
         cdef bint resets = False, done = False
         if not cnp.PyArray_CheckExact(actions) or not self._valid(<cnp.ndarray>actions):
@@ -177,7 +178,7 @@ cdef class VectorStep:
         # the kernel call, NextStep resets, the step count and TimeLimit: as _step and _step_limit
         kernel_ended = None
         if not resets:
-            self.env._step_kernel(self.all_mask)
+            env._step_kernel(self.all_mask)
             if self.limit >= 0:
                 kernel_ended = self._kernel_ended()
             for i in range(b):
@@ -186,7 +187,7 @@ cdef class VectorStep:
             for i in range(b):
                 self.resetting[i] = self.needs_reset[i]
                 self.active[i] = self.resetting[i] ^ 1
-            self.env._step_kernel(self.active_arr)
+            env._step_kernel(self.active_arr)
             if self.limit >= 0:
                 kernel_ended = self._kernel_ended()
             for i in range(b):
@@ -196,20 +197,20 @@ cdef class VectorStep:
                 if self.steps[i] >= self.limit and (not resets or self.active[i]):
                     self.truncated[i] = 1
         if resets:
-            self._reset()
+            self._reset(env)
 
         for i in range(b):
             done |= (self.terminated[i] | self.truncated[i]) != 0
         if done and self.mode == SAME_STEP:
-            return self.env._finish(kernel_ended)   # SameStep autoreset: the general path from here
+            return env._finish(kernel_ended)   # SameStep autoreset: the general path from here
 
-        rewards = self._rewards()
+        rewards = self._rewards(env)
         terminated = fresh_bools(self.terminated, b)
         truncated = fresh_bools(self.truncated, b)
         ended = None
         if done:
             ended = _ended(terminated, truncated, kernel_ended)
-        infos = self._infos(ended)
+        infos = self._infos(env, ended)
         if done:
             for i in range(b):
                 self.needs_reset[i] |= self.terminated[i] | self.truncated[i]
@@ -219,7 +220,7 @@ cdef class VectorStep:
             else:
                 obs = fresh_copy(self.obs)
         else:
-            obs = self.env._observations(False)
+            obs = env._observations(False)
         self.taken += 1
         return obs, rewards, terminated, truncated, infos
 
@@ -282,22 +283,21 @@ cdef class VectorStep:
             flags[i] = (self.terminated[i] | self.truncated[i]) != 0
         return out
 
-    cdef object _rewards(self):
+    cdef object _rewards(self, env):
         """weighted_sum of the reward components; numpy's own path where a sum is not finite
         (where numpy warns of an overflow or an invalid product, it still does)."""
         cdef cnp.ndarray out = cnp.PyArray_SimpleNew(1, &self.b, cnp.NPY_FLOAT64)
         if not weighted_into(self.comps, self.weights, self.b, self.k, <double*>cnp.PyArray_DATA(out)):
-            return self.env._rewards(self.comps_arr)
+            return env._rewards(self.comps_arr)
         return out
 
-    def infos(self):
+    def infos(self, env):
         """The infos of every sub-env now, without ``episode_metrics`` (the env's ``_infos(None)``)."""
-        return self._infos(None)
+        return self._infos(env, None)
 
-    cdef object _infos(self, ended):
+    cdef object _infos(self, env, ended):
         """The infos of every sub-env (the env's ``_infos(ended)``), copied with a plan made on the
         first call when the family returns the same extras dict every call."""
-        env = self.env
         extras = env._extra_infos()
         if not self.planned:
             self.planned = True
@@ -319,7 +319,7 @@ cdef class VectorStep:
             self._add_metrics(infos, ended)
         return infos
 
-    cdef void _reset(self) except *:
+    cdef void _reset(self, env) except *:
         """``_reset_masked(resetting, None)``: zero the resetting sub-envs' reward components and
         flags, the kernel's reset, then their reset flag and step count."""
         cdef cnp.npy_intp i, b = self.b
@@ -328,7 +328,7 @@ cdef class VectorStep:
                 memset(self.comps + i * self.k, 0, self.k * sizeof(double))
                 self.terminated[i] = 0
                 self.truncated[i] = 0
-        self.env._kernel_reset(self.resetting_arr, None)
+        env._kernel_reset(self.resetting_arr, None)
         for i in range(b):
             if self.resetting[i]:
                 self.needs_reset[i] = 0

@@ -407,7 +407,7 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
             # NextStep autoreset); None: it changed nothing, and the general path takes the call
             fast = self._fast
             if fast is not None:
-                out = fast.step(actions)
+                out = fast.step(self, actions)
                 if out is not None:
                     return out
             return self._step(actions)
@@ -485,7 +485,7 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
     def _every_info(self) -> dict[str, Any]:
         """``_infos(None)``: the infos of every sub-env, copied by ``VectorStep``'s plan if it has one."""
         fast = self._fast
-        return self._general_infos(None) if fast is None else fast.infos()
+        return self._general_infos(None) if fast is None else fast.infos(self)
 
     def _infos(self, ended: np.ndarray | None, rows: np.ndarray | None = None,
                zero_others: bool = True) -> dict[str, Any]:

@@ -107,7 +107,6 @@ def test_fast_paths_return_what_the_general_paths_return(env_id, mode):
         elif fast.discrete and k % 2:
             actions = np.stack([actions, actions[::-1]], axis=1)[:, 0]     # int64, strided
         resets_in_step += bool(fast._state["needs_reset"].any())
-        taken = fast._fast.taken
         out = fast.step(actions)
         assert_identical(out, slow.step(actions.copy()))
         done = out[2] | out[3]
@@ -248,6 +247,7 @@ def test_non_finite_rewards_take_numpys_path():
     """A reward sum that is not finite comes from numpy's ``_rewards`` (whose warnings it keeps)."""
     vec = _make("sysgym/CC-Discrete-v0")
     vec.reset(seed=0)
+    assert not vec.step(np.zeros(B, dtype=np.int64))[2].any()
     calls = []
     general = vec._rewards
     vec._rewards = lambda comps: calls.append(1) or general(comps)
