@@ -1,13 +1,17 @@
 """The kernel's incremental structures against a from-scratch recomputation at every step.
 
 After each edge the kernel updates its closure bitsets, recomputes times only on the nodes the
-edge can move, keeps every maximum matching (the width's and one per node for its lateral width)
-and only augments it, stopping as soon as a kept antichain proves it maximum. Here every step of
+edge can move (from EFT_i and LST_j), keeps every maximum matching (the width's and one per node
+for its lateral width; nodes leaving a lateral set are spliced out of their chains) and only
+augments it, stopping as soon as a kept antichain proves it maximum, and rewrites only the
+observation entries the edge can change. A new task's lateral matchings start from the width's
+matching. Here every step of
 random seeded episodes (several sizes, one and several bitset words, both generators, a
 processor target, snapshots restored mid-episode) is checked against plain Python written from
 the definitions in sysgym/envs/dag/__init__.py: closure by depth-first search over the current
 edges, EST/LFT over a topological order, widths from Kuhn's augmenting-path matching, and the
-kernel's stored matchings must be matchings of the comparability graph of the right size.
+kernel's stored matchings must be matchings of the comparability graph of the right size, and
+the observation buffers must hold what those recomputed quantities give.
 """
 
 from __future__ import annotations
@@ -117,6 +121,28 @@ def check_sub_env(vec: DAGVectorEnv, b: int) -> None:
     if not mask.any():
         mask[0] = 1                     # the placeholder when no edge is valid
     np.testing.assert_array_equal(s["action_mask"][b], mask)
+    check_observation(vec, b, want, mask)
+
+
+def check_observation(vec: DAGVectorEnv, b: int, want: dict, mask: np.ndarray) -> None:
+    """The observation buffers of sub-env b from the recomputed quantities: node features C/D,
+    EFT/D, LST/D, lateral/n, present (padding rows zero), the closure (0/1) and the mask."""
+    s, N = vec._state, vec.config.max_nodes
+    n, D = int(s["n"][b]), int(s["deadline"][b])
+    wcet = s["wcet"][b, :n].tolist()
+    nodes = np.zeros((N, 5), dtype=np.float32)
+    for v in range(n):
+        nodes[v] = [wcet[v] / D, (want["est"][v] + wcet[v]) / D, (want["lft"][v] - wcet[v]) / D,
+                    want["lateral"][v] / n, 1.0]
+    closure = np.zeros((N, N), dtype=np.int8)
+    closure[:n, :n] = want["closure"]
+    if vec.config.observation == "flat":
+        flat = np.concatenate([nodes.ravel(), closure.ravel().astype(np.float32), mask.astype(np.float32)])
+        np.testing.assert_array_equal(s["obs"][b], flat)
+    else:
+        np.testing.assert_array_equal(s["obs:nodes"][b], nodes)
+        np.testing.assert_array_equal(s["obs:closure"][b], closure)
+        np.testing.assert_array_equal(s["obs:action_mask"][b], mask)
 
 
 def check_outcomes(vec: DAGVectorEnv, b: int) -> None:
