@@ -148,6 +148,8 @@ cdef class DAGKernel:
     cdef uint8_t[::1] terminated, truncated
     cdef int8_t[:, ::1] mask
     cdef int64_t[::1] actions
+    cdef object _active_obj             # the last flag array step() was given, and its view
+    cdef const uint8_t[::1] _active
     # --- scratch (one call at a time; never part of the state)
     cdef int32_t[::1] queue, parent, order, counts, fj_made, gained
     cdef int32_t[:, ::1] sml, smr
@@ -272,12 +274,25 @@ cdef class DAGKernel:
                         failed = b
         return failed
 
-    def step(self, const uint8_t[::1] active):
+    def step(self, active):
+        """Step every sub-env b with active[b] (uint8 flags, one per sub-env). The view of the
+        flag array is kept while the caller passes the same array again (the single env's is
+        fixed), and a single sub-env steps without releasing the GIL: both cost more than a
+        B = 1 step's bookkeeping."""
+        cdef const uint8_t[::1] view
         cdef int b
-        check_batch(active.shape[0], self.B, "active")
+        if active is not self._active_obj:
+            view = active
+            check_batch(view.shape[0], self.B, "active")
+            self._active = view
+            self._active_obj = active
+        if self.B == 1:
+            if self._active[0]:
+                self._step_one(0)
+            return
         with nogil:
             for b in range(self.B):
-                if active[b]:
+                if self._active[b]:
                     self._step_one(b)
 
     def edge_outcomes(self, int b, const int8_t[::1] candidates, int64_t[::1] width_out,

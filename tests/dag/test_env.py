@@ -454,3 +454,32 @@ def test_observations_stay_in_space_with_extreme_kwargs(kwargs):
                 assert env.observation_space.contains(obs)
                 assert all(np.isfinite(v) for v in info["episode_metrics"].values())
                 break
+
+
+@pytest.mark.parametrize("num_envs", [1, 3])
+def test_kernel_step_reads_the_flags_it_is_given_at_every_call(num_envs):
+    """The kernel keeps its view of the last flag array between calls: a flag changed in that
+    array and another array must both be read afresh, and a wrong length is still refused."""
+    vec = DAGVectorEnv(num_envs, num_nodes=(10, 14))
+    _, infos = vec.reset(seed=1)
+    s, kernel = vec._state, vec._kernel
+    s["actions"][:] = infos["action_mask"].argmax(axis=1)      # valid edges: no episode ends at once
+    expected = s["steps"].copy()
+    flags = np.zeros(num_envs, dtype=np.uint8)
+    kernel.step(flags)
+    assert s["steps"].tolist() == expected.tolist()
+    flags[-1] = 1
+    kernel.step(flags)
+    expected[-1] += 1
+    assert s["steps"].tolist() == expected.tolist()
+    other = np.zeros(num_envs, dtype=np.uint8)
+    other[0] = 1
+    s["actions"][0] = 0                                       # edge 0 -> 0: rejected, still a step
+    kernel.step(other)
+    expected[0] += 1
+    assert s["steps"].tolist() == expected.tolist()
+    with pytest.raises(ValueError, match="active must have one entry per sub-env"):
+        kernel.step(np.ones(num_envs + 1, dtype=np.uint8))
+    flags[:] = 0
+    kernel.step(flags)
+    assert s["steps"].tolist() == expected.tolist()
