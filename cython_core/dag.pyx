@@ -10,7 +10,10 @@
 # int64. The width is n - |maximum matching| of the bipartite graph (u_left, v_right) for u < v in
 # the closure (Fulkerson's proof of Dilworth's theorem); the matching is kept between steps and
 # only augmented (edges only add comparabilities, so an old matching stays a matching). The same
-# holds per node k for the poset restricted to the nodes incomparable to k (lateral width).
+# holds per node k for the poset restricted to the nodes incomparable to k (lateral width); when
+# that set loses nodes, each is spliced out of its chain (prev -> u -> r becomes prev -> r, by
+# transitivity), and a new task's lateral matchings start from the width's matching spliced the
+# same way (k's own chain leaves whole).
 #
 # Every matching also keeps a witness: an antichain of its node set, of size |set| - |matching|
 # when the matching is maximum (the König cover of the last failed augmenting search gives it).
