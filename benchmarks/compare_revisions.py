@@ -21,7 +21,8 @@ Gymnasium's wrappers), and the kernel call alone (writing the action and calling
 kernel: the rest of the unwrapped step is sysgym's Python layer: checks, copies, the info dict).
 
 ``--mode vector-profile`` does the same for one call of the native vector env at B = ``--num-envs``
-(``gym.make_vec(..., vectorization_mode="vector_entry_point")``, NextStep autoreset): ``--calls``
+(``gym.make_vec(..., vectorization_mode="vector_entry_point")``, NextStep autoreset, or SameStep
+with ``--env-kwargs '{"autoreset_mode": "SameStep"}'``, as our PPO and ``SB3VecEnv`` run): ``--calls``
 calls with a masked random policy are recorded once (actions, and which sub-envs each call
 resets), then replayed from the same snapshot twice: through ``vec.step`` and as the bare family
 kernel calls (writing the actions, ``_kernel_step`` on the stepped sub-envs, ``_kernel_reset`` on
@@ -153,18 +154,24 @@ VECTOR_PROFILE = textwrap.dedent('''
     disc = isinstance(space, gym.spaces.Discrete)
     obs, infos = vec.reset(seed=0)
     start_state = u.get_state()
-    # record the calls once: the actions and the sub-envs each call resets (NextStep: those that ended before)
+    # record the calls once: the actions and the sub-envs each call resets (NextStep: those that ended
+    # before, which do not step; SameStep: those that end in it, after every sub-env stepped)
+    same_step = str(getattr(u.autoreset_mode, "value", u.autoreset_mode)) == "SameStep"
     rng = np.random.default_rng(0)
     acts, plans = [], []
     for k in range(calls):
         resetting = u._state["needs_reset"].astype(bool)
-        plans.append(((~resetting).astype(np.uint8), resetting.astype(np.uint8)) if resetting.any() else None)
+        if not same_step:
+            plans.append(((~resetting).astype(np.uint8), resetting.astype(np.uint8)) if resetting.any() else None)
         if disc:
             actions = (rng.random(infos["action_mask"].shape) * infos["action_mask"]).argmax(axis=1)
         else:
             actions = rng.uniform(space.low, space.high, size=(num_envs, *space.shape)).astype(space.dtype)
         acts.append(actions)
         obs, rewards, terminated, truncated, infos = vec.step(actions)
+        if same_step:
+            done = terminated | truncated
+            plans.append((np.ones(num_envs, dtype=np.uint8), done.astype(np.uint8)) if done.any() else None)
 
     def run(layer):
         """CPU µs per call of ``layer`` replaying the recorded calls from the start snapshot."""
@@ -328,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.mode == "vector-profile":
         rows = vector_profile_table(site, ids, args.calls, args.num_envs, args.reps, kwargs)
-        print(f"baseline {args.baseline}; CPU µs per native vector env call at B = {args.num_envs} (NextStep "
+        mode = env_kwargs.get("autoreset_mode", "NextStep")
+        print(f"baseline {args.baseline}; CPU µs per native vector env call at B = {args.num_envs} ({mode} "
               f"autoreset), median of {args.reps} alternating runs of {args.calls} calls{extra}")
         print(format_table(rows, ["id", "revision", "vector step", "kernel calls", "sysgym Python layer",
                                   "Python layer, no end or reset"]))

@@ -1,9 +1,10 @@
 # The native vector env's per-call bookkeeping in one typed call (see sysgym/envs/batched.py,
 # BatchedKernelEnv._step): the common call, with int64 (B,) actions of a discrete space or float
 # actions of a Box space (checks, loading the actions, the kernel call, NextStep resets in the step,
-# the step count and TimeLimit truncation, the reward's weighted sum, fresh flags, observations and
-# infos). Everything else, and anything this refuses, goes through the env's general Python path,
-# which this mirrors line for line; tests/test_vector_fast_paths.py compares the two.
+# the step count and TimeLimit truncation, the reward's weighted sum, SameStep autoresets, fresh
+# flags, observations and infos). Everything else, and anything this refuses, goes through the
+# env's general Python path, which this mirrors line for line; tests/test_vector_fast_paths.py
+# compares the two.
 #
 # Holds raw pointers into the env's state arrays (kept alive through the references held here):
 # the env never reallocates them (set_state copies into them), and _bind_step rebuilds this object
@@ -91,9 +92,9 @@ cdef class VectorStep:
 
     ``step(env, actions)`` returns the step's 5-tuple, or None having changed nothing (then the env's
     general path takes the call: other actions, an action out of range, a sub-env awaiting a reset
-    outside NextStep autoreset). Where a call needs what only the general path does (SameStep
-    autoreset of a done sub-env, a non-finite reward, extras that are not one dict kept by the
-    family), it hands that part to the env's Python methods from the point reached.
+    outside NextStep autoreset). Where a call needs what only the general path does (a non-finite
+    reward, extras that are not one dict kept by the family, a SameStep autoreset with extras that
+    need a dtype conversion), it hands that part to the env's Python methods from the point reached.
     """
 
     cdef object all_mask, active_arr, resetting_arr
@@ -201,8 +202,8 @@ cdef class VectorStep:
 
         for i in range(b):
             done |= (self.terminated[i] | self.truncated[i]) != 0
-        if done and self.mode == SAME_STEP:
-            return env._finish(kernel_ended)   # SameStep autoreset: the general path from here
+        if done and self.mode == SAME_STEP and not self._plain_plan(env):
+            return env._finish(kernel_ended)   # extras the C plan does not copy: the general path from here
 
         rewards = self._rewards(env)
         terminated = fresh_bools(self.terminated, b)
@@ -210,19 +211,74 @@ cdef class VectorStep:
         ended = None
         if done:
             ended = _ended(terminated, truncated, kernel_ended)
-        infos = self._infos(env, ended)
-        if done:
-            for i in range(b):
-                self.needs_reset[i] |= self.terminated[i] | self.truncated[i]
-        if self.fresh_obs:
-            if type(self.obs) is tuple:
-                obs = {key: fresh_copy(value) for key, value in self.obs}
-            else:
-                obs = fresh_copy(self.obs)
+        if done and self.mode == SAME_STEP:
+            infos = self._reset_same_step(env, terminated | truncated, ended)
         else:
-            obs = env._observations(False)
+            infos = self._infos(env, ended)
+            if done:
+                for i in range(b):
+                    self.needs_reset[i] |= self.terminated[i] | self.truncated[i]
+        obs = self._observations(env, self.fresh_obs)
         self.taken += 1
         return obs, rewards, terminated, truncated, infos
+
+    cdef object _observations(self, env, bint fresh):
+        """The env's ``_observations(fresh)``: fresh copies, or its read-only views."""
+        if not fresh:
+            return env._observations(False)
+        if type(self.obs) is tuple:
+            return {key: fresh_copy(value) for key, value in self.obs}
+        return fresh_copy(self.obs)
+
+    cdef bint _plain_plan(self, env) except -1:
+        """Whether the infos plan copies every extra here (made now if not yet): then the SameStep
+        autoreset's partial infos are built here too."""
+        if not self.planned:
+            self._infos(env, None)      # makes the plan (its infos are not used)
+        if self.extras is None:
+            return False
+        for _, plain, _ in self.copies:
+            if plain is None:
+                return False
+        return True
+
+    cdef object _reset_same_step(self, env, done, ended):
+        """The env's ``_reset_same_step(done, ended)``: the ended step's info and observation of the
+        done sub-envs under ``final_info`` / ``final_obs``, their reset, then the infos of all."""
+        cdef cnp.npy_intp i, b = self.b
+        cdef const uint8_t* rows = <const uint8_t*>cnp.PyArray_DATA(<cnp.ndarray>done)
+        extras = env._extra_infos()
+        if extras is not self.extras:
+            self.extras = None
+            final_info = env._infos(ended, rows=done)
+        else:
+            # _general_infos(rows=done): every key's copy zero where a sub-env is not done, and one
+            # copy of done as every key's mask
+            mask = fresh_bools(rows, b)
+            final_info = self.template.copy()
+            for key, value in self.template.items():
+                if value is not None:
+                    final_info[key] = mask
+            final_info["reward_components"] = _zero_rows(fresh_copy(self.comps_arr), rows)
+            if self.mask_arr is not None:
+                final_info["action_mask"] = _zero_rows(fresh_copy(self.mask_arr), rows)
+            for key, plain, _ in self.copies:
+                final_info[key] = _zero_rows(fresh_strided(plain), rows)
+            if ended is not None and _any(ended):
+                self._add_metrics(final_info, ended)
+        current = self._observations(env, True)
+        final_obs = np.full(b, None, dtype=object)
+        for i in range(b):
+            if rows[i]:
+                final_obs[i] = {key: value[i] for key, value in current.items()} if type(current) is dict \
+                    else current[i]
+        for i in range(b):
+            self.resetting[i] = rows[i]
+        self._reset(env)
+        infos = self._infos(env, None)
+        infos["final_obs"], infos["_final_obs"] = final_obs, fresh_bools(rows, b)
+        infos["final_info"], infos["_final_info"] = final_info, fresh_bools(rows, b)
+        return infos
 
     cdef bint _valid(self, cnp.ndarray given):
         """Whether ``given`` is what this loads: int64 (B,) actions in [0, n) of a discrete space,
@@ -368,6 +424,17 @@ cdef object _ended(terminated, truncated, kernel_ended):
     """done, or done & kernel_ended under a step limit (as ``_finish``)."""
     done = terminated | truncated
     return done if kernel_ended is None else done & kernel_ended
+
+
+cdef object _zero_rows(cnp.ndarray fresh, const uint8_t* rows):
+    """``fresh`` (a C-contiguous (B, ...) array) with the rows of the sub-envs not flagged set to zero."""
+    cdef cnp.npy_intp i, b = cnp.PyArray_DIM(fresh, 0)
+    cdef cnp.npy_intp row = cnp.PyArray_NBYTES(fresh) // b if b else 0
+    cdef char* at = <char*>cnp.PyArray_DATA(fresh)
+    for i in range(b):
+        if not rows[i]:
+            memset(at + i * row, 0, row)
+    return fresh
 
 
 cdef bint _any(cnp.ndarray flags):

@@ -416,7 +416,7 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
 
     def _step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """The general path of a step, which ``VectorStep`` mirrors (the test suite compares the
-        two); ``VectorStep`` hands SameStep autoresets back to ``_finish``."""
+        two); ``VectorStep`` hands a SameStep autoreset with extras it does not copy to ``_finish``."""
         self._load_actions(actions)
         needs_reset = self._views[1]
         if needs_reset.tobytes() == self._no_flags:
@@ -470,7 +470,8 @@ class BatchedKernelEnv(KernelPickling, VectorEnv):
         """SameStep autoreset of the ``done`` sub-envs, with the infos SyncVectorEnv builds: the
         ended step's info and observation under ``final_info`` / ``final_obs`` (rows of the done
         sub-envs only), and at the top level the step info of the others and the reset info
-        (reward components zero, the new episode's mask) of the done ones."""
+        (reward components zero, the new episode's mask) of the done ones.
+        ``VectorStep._reset_same_step`` does the same in C: change both."""
         final_info = self._infos(ended, rows=done)
         current = self._observations(True)
         final_obs = np.full(self.num_envs, None, dtype=object)

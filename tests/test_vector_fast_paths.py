@@ -74,6 +74,14 @@ def assert_identical(a, b, path="", strides=True):
         assert a == b or (a != a and b != b), f"{path}: {a!r} != {b!r}"
 
 
+def _sharing(value):
+    """Which arrays of a step's output (by position) share memory: the same in the fast and the
+    general path (the ``_key`` masks of one dict may be one array; nothing else is shared)."""
+    arrays = list(_arrays(value))
+    return {(i, j) for i in range(len(arrays)) for j in range(i + 1, len(arrays))
+            if np.shares_memory(arrays[i], arrays[j])}
+
+
 def _arrays(value):
     if isinstance(value, dict):
         for v in value.values():
@@ -96,8 +104,11 @@ def test_fast_paths_return_what_the_general_paths_return(env_id, mode):
     fast, slow = _make(env_id, mode, **kwargs), _general(_make(env_id, mode, **kwargs))
     assert_identical(fast.reset(seed=5), slow.reset(seed=5))
     rng = np.random.default_rng(5)
-    ends = resets_in_step = expected = 0
+    ends = resets_in_step = expected = partial = 0
     for k in range(70):
+        if k == 4:      # half the sub-envs start over: episodes end at different calls from now on
+            half = np.arange(B) % 2 == 0
+            assert_identical(fast.reset(options={"reset_mask": half}), slow.reset(options={"reset_mask": half}))
         masks = {"action_mask": fast.action_masks()} if fast.discrete else {}
         actions = sample_actions(fast, masks, rng)
         if k % 7 == 3:          # another dtype: the general action path on both
@@ -108,14 +119,17 @@ def test_fast_paths_return_what_the_general_paths_return(env_id, mode):
             actions = np.stack([actions, actions[::-1]], axis=1)[:, 0]     # int64, strided
         resets_in_step += bool(fast._state["needs_reset"].any())
         out = fast.step(actions)
-        assert_identical(out, slow.step(actions.copy()))
+        expected_out = slow.step(actions.copy())
+        assert_identical(out, expected_out)
+        assert _sharing(out) == _sharing(expected_out), "other arrays of one step share memory"
         done = out[2] | out[3]
         ends += int(done.sum())
-        # the fast path takes every call of int64 / float actions but SameStep's autoresets
-        expected += k % 7 != 3 and not (mode == AutoresetMode.SAME_STEP and done.any())
+        partial += 0 < done.sum() < B
+        # the fast path takes every call of int64 / float actions, SameStep's autoresets included
+        expected += k % 7 != 3
         if mode == AutoresetMode.DISABLED and done.any():
             assert_identical(fast.reset(options={"reset_mask": done}), slow.reset(options={"reset_mask": done}))
-    assert ends > 0, "no episode ended: the autoreset paths were not compared"
+    assert ends > 0 and partial > 0, "no episode ended while others ran: the autoreset paths were not compared"
     if mode == AutoresetMode.NEXT_STEP:
         assert resets_in_step > 0, "no NextStep reset inside a step was compared"
     assert fast._fast.taken == expected
@@ -323,9 +337,11 @@ def _fill(extras, state):
     return extras
 
 
+@pytest.mark.parametrize("mode", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP], ids=["NextStep", "SameStep"])
 @pytest.mark.parametrize("per_call", [False, True], ids=["one dict", "a dict per call"])
-def test_infos_plan_converts_dtypes_as_the_general_path(per_call):
-    fast, slow = _make("sysgym/ABR-v0"), _general(_make("sysgym/ABR-v0"))
+def test_infos_plan_converts_dtypes_as_the_general_path(per_call, mode):
+    fast, slow = _make("sysgym/ABR-v0", mode, max_episode_steps=7), \
+        _general(_make("sysgym/ABR-v0", mode, max_episode_steps=7))
     for env in (fast, slow):
         kept = _odd_extras(B)
         env._extra_infos = (lambda env=env: _fill(_odd_extras(B), env._state)) if per_call else \
@@ -344,6 +360,25 @@ def test_infos_plan_converts_dtypes_as_the_general_path(per_call):
     for kept, copied in history:    # (a deep copy makes views contiguous: bytes compared, not strides)
         assert_identical(kept, copied, strides=False)
     assert fast._fast.taken > 0
+
+
+@pytest.mark.parametrize("env_id", ["sysgym/ABR-v0", "sysgym/DAG-EGS-v0"])
+def test_same_step_autoreset_of_a_family_building_its_extras_per_call(env_id):
+    """Plain extras in a new dict every call: the plan made on a SameStep call where every sub-env
+    ends (the first, with max_episode_steps=1) no longer fits the final infos' dict (general path)."""
+    fast, slow = _make(env_id, AutoresetMode.SAME_STEP, max_episode_steps=1), \
+        _general(_make(env_id, AutoresetMode.SAME_STEP, max_episode_steps=1))
+    for env in (fast, slow):
+        own = env._extra_infos
+        env._extra_infos = lambda own=own: dict(own())
+    assert_identical(fast.reset(seed=1), slow.reset(seed=1))
+    rng = np.random.default_rng(1)
+    for _ in range(4):
+        actions = sample_actions(fast, {"action_mask": fast.action_masks()}, rng)
+        out = fast.step(actions)
+        assert out[3].all() and "final_info" in out[4]
+        assert_identical(out, slow.step(actions))
+    assert fast._fast.taken == 1        # the first call; then the plan is dropped (a new dict per call)
 
 
 def test_unpickled_env_binds_its_own_arrays():
