@@ -580,7 +580,7 @@ cdef class CCKernel:
         while True:
             f = heap[0]
             t = key[f]
-            if t >= end:
+            if not t < end:     # (not t >= end: a NaN time, from rates the env never lets in, must end the loop too)
                 break
             key[f] = t + gap[f]
             _sift_down(heap, self.N, key, 0)

@@ -152,6 +152,21 @@ def test_tiny_bandwidth_trace_cannot_hang_reset(tmp_path):
     assert out.split() == ["refused", "True", "stepped", "True", "True"]
 
 
+def test_a_nan_action_written_past_the_checks_cannot_hang_the_kernel():
+    """The env refuses NaN actions before the kernel sees them; written straight into the kernel's
+    action buffer, a NaN rate made every send time NaN and the send loop's `t >= end` never held."""
+    out = run_isolated("""
+        import numpy as np
+        from sysgym.envs.cc import CCVectorEnv
+        vec = CCVectorEnv(2)
+        vec.reset(seed=0)
+        vec._state["actions"][:] = np.nan
+        vec._kernel.step(np.ones(2, dtype=np.uint8))
+        print("returned")
+    """, timeout=60)
+    assert out.split() == ["returned"]
+
+
 def test_adversarial_trace_steps_in_bounded_time():
     """10^5 outage segments per loop and one packet at its end: the walk over segments that made
     a packet's service cost the whole trace is gone (binary search), so steps stay fast."""
