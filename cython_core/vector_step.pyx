@@ -99,7 +99,7 @@ cdef class VectorStep:
 
     cdef object all_mask, active_arr, resetting_arr
     cdef object terminated_arr, truncated_arr, comps_arr, mask_arr, obs, weights_arr
-    cdef object extras, template, copies, actions_arr, metrics_arr
+    cdef object extras, template, copies, actions_arr, metrics_arr, needs_reset_arr, steps_arr
     cdef cnp.npy_intp b
     cdef Py_ssize_t k
     cdef int64_t n_actions, limit
@@ -139,12 +139,14 @@ cdef class VectorStep:
         else:
             self.actions_arr = _contiguous(s["actions"], np.float64, None)
             self.float_actions = <double*>cnp.PyArray_DATA(self.actions_arr)
-        self.needs_reset = <uint8_t*>cnp.PyArray_DATA(_contiguous(s["needs_reset"], np.uint8, (self.b,)))
+        self.needs_reset_arr = _contiguous(s["needs_reset"], np.uint8, (self.b,))
+        self.needs_reset = <uint8_t*>cnp.PyArray_DATA(self.needs_reset_arr)
         self.terminated_arr = _contiguous(s["terminated"], np.uint8, (self.b,))
         self.truncated_arr = _contiguous(s["truncated"], np.uint8, (self.b,))
         self.terminated = <uint8_t*>cnp.PyArray_DATA(self.terminated_arr)
         self.truncated = <uint8_t*>cnp.PyArray_DATA(self.truncated_arr)
-        self.steps = <int64_t*>cnp.PyArray_DATA(_contiguous(s["episode_steps"], np.int64, (self.b,)))
+        self.steps_arr = _contiguous(s["episode_steps"], np.int64, (self.b,))
+        self.steps = <int64_t*>cnp.PyArray_DATA(self.steps_arr)
         self.comps_arr = _contiguous(s["reward_components"], np.float64, None)
         self.comps = <double*>cnp.PyArray_DATA(self.comps_arr)
         self.weights_arr = np.array(env.reward_weights, dtype=np.float64)
