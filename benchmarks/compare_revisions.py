@@ -9,10 +9,12 @@ folders into the ``sysgym`` namespace as setup.py does. Each measurement runs in
 subprocess, alternating baseline and current, ``--reps`` times; the table reports the median of
 the per-repetition ratios (current / baseline), so that load on a shared machine affects both
 sides alike. What is timed: CPU seconds (``time.process_time``) of ``--steps`` calls of
-``env.step`` through ``gymnasium.make`` (single: the loop, a masked random policy's draw of about
-a microsecond included), or of the ``--calls`` calls of a native vector env at B = ``--num-envs``
-(vector: the ``step`` calls alone, timed one by one; the masked random policy's draws over a
-B x actions mask are not the env's).
+``env.step`` through ``gymnasium.make`` (single: a masked random policy's actions are recorded in
+a first pass, then the same episodes are replayed from the same seed and only the ``step`` and
+``reset`` calls are timed; before 2026-12-08 the policy's draw was timed too, about a microsecond
+for most envs but ~6 µs over DAG-EGS's 900-entry mask), or of the ``--calls`` calls of a native
+vector env at B = ``--num-envs`` (vector: the ``step`` calls alone, timed one by one; the masked
+random policy's draws over a B x actions mask are not the env's).
 ``--env-kwargs`` (a JSON object) is passed to every env built, on both sides.
 
 ``--mode profile`` splits one single-env step into where its CPU time goes, on both revisions:
@@ -66,13 +68,20 @@ MEASURE = textwrap.dedent('''
         box = None if disc else rng.uniform(env.action_space.low, env.action_space.high,
                                             size=(steps, *env.action_space.shape)).astype(env.action_space.dtype)
         step, reset = env.step, env.reset
-        start = time.process_time()
-        for k in range(steps):
+        actions = []
+        for k in range(steps):      # record the policy's actions ...
             if disc:
                 valid = info["action_mask"].nonzero()[0]
                 action = int(valid[int(draws[k] * len(valid))])
             else:
                 action = box[k]
+            actions.append(action)
+            obs, reward, terminated, truncated, info = step(action)
+            if terminated or truncated:
+                obs, info = reset()
+        env.reset(seed=0)           # ... and time the same episodes again without it
+        start = time.process_time()
+        for action in actions:
             obs, reward, terminated, truncated, info = step(action)
             if terminated or truncated:
                 obs, info = reset()
