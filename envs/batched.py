@@ -46,6 +46,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from sysgym.cython_core.single_step import SingleStep
 from sysgym.cython_core.vector_step import VectorStep
 
 from . import snapshot
@@ -660,6 +661,10 @@ class KernelEnv(gym.Env):
       :func:`weighted_sum` does, and builds its info as ``BatchedKernelEnv._single_info`` does.
       Change one of those and change its twin here; ``tests/test_single_step.py`` checks each
       against the general path.
+    * the same step in one typed call (``sysgym.cython_core.single_step.SingleStep``) for an int
+      action of a discrete space; ``_step`` (the Python step above) takes every other call and
+      refuses what it refuses. Change ``_step`` and change its twin there; the same test module
+      compares the two.
     """
 
     vector_class: ClassVar[type[BatchedKernelEnv]]
@@ -704,11 +709,13 @@ class KernelEnv(gym.Env):
         self._extras: dict[str, np.ndarray] | None = None
         self._extras_views: list[tuple[str, Any, bool]] | None = None   # (info key, view, scalar)
         self._action_shape = None if self._discrete else (1, *self.action_space.shape)
+        # an int action's step in one typed call (see step); None: every call takes _step
+        self._fast: SingleStep | None = SingleStep(self) if self._discrete else None
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         for key in ("_lock", "_needs_reset", "_actions", "_action_slot", "_terminated", "_truncated", "_steps", "_comps",
-                    "_kernel_step", "_mask", "_obs_rows", "_extras", "_extras_views"):
+                    "_kernel_step", "_mask", "_obs_rows", "_extras", "_extras_views", "_fast"):
             state.pop(key, None)
         return state
 
@@ -731,6 +738,13 @@ class KernelEnv(gym.Env):
             return self._obs(), self._info(False)
 
     def step(self, action: Any):
+        fast = self._fast
+        if fast is None:
+            return self._step(action)
+        return fast.step(self, action)    # an int action in range; it hands anything else to _step
+
+    def _step(self, action: Any):
+        """The step in Python: every action, its checks and refusals (``SingleStep`` mirrors it)."""
         vec = self._vec
         if not self._lock.acquire(False):
             raise vec._guard.busy()
