@@ -14,7 +14,8 @@ cimport numpy as cnp
 import numpy as np
 
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
-from libc.string cimport memcpy
+
+from step_arrays cimport contiguous, fresh_copy
 
 cnp.import_array()
 
@@ -30,14 +31,6 @@ cdef enum:
     X_F32 = 4
     X_OTHER = 5     # another 1-D dtype: read through a memoryview, as the Python path does
     X_ROW = 6       # a 2-D or higher extra: a fresh copy of row 0
-
-
-cdef inline object fresh_copy(cnp.ndarray src):
-    """A fresh C-ordered copy of a C-contiguous array (what ``src.copy()`` returns)."""
-    cdef cnp.ndarray out = cnp.PyArray_SimpleNew(cnp.PyArray_NDIM(src), cnp.PyArray_DIMS(src),
-                                                  cnp.PyArray_TYPE(src))
-    memcpy(cnp.PyArray_DATA(out), cnp.PyArray_DATA(src), cnp.PyArray_NBYTES(src))
-    return out
 
 
 cdef inline object copy_of(value):
@@ -104,7 +97,7 @@ cdef class SingleStep:
     cdef object acquire, release, kernel_step, one, vec
     cdef object actions_arr, needs_reset_arr, terminated_arr, truncated_arr, steps_arr
     cdef object comps_arr, mask_arr, metrics_arr, obs
-    cdef tuple metric_names, weights_t
+    cdef tuple metric_names
     cdef int64_t n_actions
     cdef int64_t* actions
     cdef uint8_t* needs_reset
@@ -130,34 +123,34 @@ cdef class SingleStep:
         self.kernel_step = env._kernel_step
         self.one = env._one
         self.n_actions = env._n_actions
-        self.actions_arr = _contiguous(s["actions"], np.int64, (1,))
+        self.actions_arr = contiguous(s["actions"], np.int64, (1,), "SingleStep")
         self.actions = <int64_t*>cnp.PyArray_DATA(self.actions_arr)
-        self.needs_reset_arr = _contiguous(s["needs_reset"], np.uint8, (1,))
+        self.needs_reset_arr = contiguous(s["needs_reset"], np.uint8, (1,), "SingleStep")
         self.needs_reset = <uint8_t*>cnp.PyArray_DATA(self.needs_reset_arr)
-        self.terminated_arr = _contiguous(s["terminated"], np.uint8, (1,))
-        self.truncated_arr = _contiguous(s["truncated"], np.uint8, (1,))
+        self.terminated_arr = contiguous(s["terminated"], np.uint8, (1,), "SingleStep")
+        self.truncated_arr = contiguous(s["truncated"], np.uint8, (1,), "SingleStep")
         self.terminated = <uint8_t*>cnp.PyArray_DATA(self.terminated_arr)
         self.truncated = <uint8_t*>cnp.PyArray_DATA(self.truncated_arr)
-        self.steps_arr = _contiguous(s["episode_steps"], np.int64, (1,))
+        self.steps_arr = contiguous(s["episode_steps"], np.int64, (1,), "SingleStep")
         self.steps = <int64_t*>cnp.PyArray_DATA(self.steps_arr)
         self.weights_arr = np.array(env._weights, dtype=np.float64)
         self.k = len(self.weights_arr)
         self.weights = <double*>cnp.PyArray_DATA(self.weights_arr)
-        self.comps_arr = _contiguous(env._comps, np.float64, (self.k,))
+        self.comps_arr = contiguous(env._comps, np.float64, (self.k,), "SingleStep")
         self.comps = <double*>cnp.PyArray_DATA(self.comps_arr)
         if self.k < 1:
             raise ValueError("SingleStep needs K >= 1 reward weights")
-        self.mask_arr = _contiguous(env._mask, None, None)
+        self.mask_arr = contiguous(env._mask, None, None, "SingleStep")
         self.metric_names = tuple(vec.metric_names)
-        metrics = _contiguous(s["metrics"], np.float64, None)
+        metrics = contiguous(s["metrics"], np.float64, None, "SingleStep")
         self.metrics_arr = metrics
         self.metrics = <double*>cnp.PyArray_DATA(metrics)
         self.m = min(len(self.metric_names), metrics.shape[1] if metrics.ndim == 2 else 0)
         rows = env._obs_rows
         if type(rows) is tuple:
-            self.obs = tuple((key, _contiguous(row, None, None)) for key, row in rows)
+            self.obs = tuple((key, contiguous(row, None, None, "SingleStep")) for key, row in rows)
         else:
-            self.obs = _contiguous(rows, None, None)
+            self.obs = contiguous(rows, None, None, "SingleStep")
         self.extras = None
         self.plan = None
 
@@ -244,11 +237,3 @@ cdef class SingleStep:
                 metrics[self.metric_names[j]] = self.metrics[j]
             info["episode_metrics"] = metrics
         return info
-
-
-cdef cnp.ndarray _contiguous(value, dtype, shape):
-    """``value`` itself, checked to be a C-contiguous ndarray of that dtype and shape."""
-    if type(value) is not np.ndarray or not value.flags.c_contiguous or not value.dtype.isnative \
-            or (dtype is not None and value.dtype != dtype) or (shape is not None and value.shape != shape):
-        raise ValueError("SingleStep needs C-contiguous native state arrays")
-    return <cnp.ndarray>value

@@ -17,6 +17,8 @@ from libc.stdint cimport int64_t, uint64_t, uint8_t
 from libc.string cimport memcpy, memset
 from libc.math cimport isfinite
 
+from step_arrays cimport contiguous, fresh_copy
+
 cnp.import_array()
 
 # autoreset modes
@@ -24,14 +26,6 @@ cdef enum:
     NEXT_STEP = 0
     SAME_STEP = 1
     DISABLED = 2
-
-
-cdef inline object fresh_copy(cnp.ndarray src):
-    """A fresh C-ordered copy of a C-contiguous array (what ``src.copy()`` returns)."""
-    cdef cnp.ndarray out = cnp.PyArray_SimpleNew(cnp.PyArray_NDIM(src), cnp.PyArray_DIMS(src),
-                                                  cnp.PyArray_TYPE(src))
-    memcpy(cnp.PyArray_DATA(out), cnp.PyArray_DATA(src), cnp.PyArray_NBYTES(src))
-    return out
 
 
 cdef inline object fresh_bools(const uint8_t* flags, cnp.npy_intp b):
@@ -134,20 +128,20 @@ cdef class VectorStep:
         self.resetting = <uint8_t*>cnp.PyArray_DATA(self.resetting_arr)
         self.discrete = env._is_discrete
         if self.discrete:
-            self.actions_arr = _contiguous(s["actions"], np.int64, (self.b,))
+            self.actions_arr = contiguous(s["actions"], np.int64, (self.b,), "VectorStep")
             self.actions = <int64_t*>cnp.PyArray_DATA(self.actions_arr)
         else:
-            self.actions_arr = _contiguous(s["actions"], np.float64, None)
+            self.actions_arr = contiguous(s["actions"], np.float64, None, "VectorStep")
             self.float_actions = <double*>cnp.PyArray_DATA(self.actions_arr)
-        self.needs_reset_arr = _contiguous(s["needs_reset"], np.uint8, (self.b,))
+        self.needs_reset_arr = contiguous(s["needs_reset"], np.uint8, (self.b,), "VectorStep")
         self.needs_reset = <uint8_t*>cnp.PyArray_DATA(self.needs_reset_arr)
-        self.terminated_arr = _contiguous(s["terminated"], np.uint8, (self.b,))
-        self.truncated_arr = _contiguous(s["truncated"], np.uint8, (self.b,))
+        self.terminated_arr = contiguous(s["terminated"], np.uint8, (self.b,), "VectorStep")
+        self.truncated_arr = contiguous(s["truncated"], np.uint8, (self.b,), "VectorStep")
         self.terminated = <uint8_t*>cnp.PyArray_DATA(self.terminated_arr)
         self.truncated = <uint8_t*>cnp.PyArray_DATA(self.truncated_arr)
-        self.steps_arr = _contiguous(s["episode_steps"], np.int64, (self.b,))
+        self.steps_arr = contiguous(s["episode_steps"], np.int64, (self.b,), "VectorStep")
         self.steps = <int64_t*>cnp.PyArray_DATA(self.steps_arr)
-        self.comps_arr = _contiguous(s["reward_components"], np.float64, None)
+        self.comps_arr = contiguous(s["reward_components"], np.float64, None, "VectorStep")
         self.comps = <double*>cnp.PyArray_DATA(self.comps_arr)
         self.weights_arr = np.array(env.reward_weights, dtype=np.float64)
         self.k = len(self.weights_arr)
@@ -156,15 +150,15 @@ cdef class VectorStep:
             raise ValueError("reward_components must be (B, K) with K >= 1 weights")
         self.metric_keys = tuple(env._metric_keys)
         self.m = len(self.metric_keys) // 2
-        self.metrics_arr = _contiguous(s["metrics"], np.float64, (self.b, self.m))
+        self.metrics_arr = contiguous(s["metrics"], np.float64, (self.b, self.m), "VectorStep")
         self.metrics = <double*>cnp.PyArray_DATA(self.metrics_arr)
-        self.mask_arr = _contiguous(s["action_mask"], np.int8, None) if self.discrete else None
+        self.mask_arr = contiguous(s["action_mask"], np.int8, None, "VectorStep") if self.discrete else None
         views = env._views
         obs = views[len(views) - 1]     # (wraparound is off: no negative index)
         if type(obs) is tuple:
-            self.obs = tuple((key, _contiguous(value, None, None)) for key, value in obs)
+            self.obs = tuple((key, contiguous(value, None, None, "VectorStep")) for key, value in obs)
         else:
-            self.obs = _contiguous(obs, None, None)
+            self.obs = contiguous(obs, None, None, "VectorStep")
         self.planned = False
 
     def step(self, env, actions):
@@ -454,11 +448,3 @@ cdef bint _plain(value, bound):
     return (type(value) is np.ndarray and value.ndim == 1 and value.dtype.kind in "biuf"
             and value.dtype.isnative and getattr(bound, "__self__", None) is value
             and getattr(bound, "__name__", None) == "copy")
-
-
-cdef cnp.ndarray _contiguous(value, dtype, shape):
-    """``value`` itself, checked to be a C-contiguous ndarray of that dtype and shape."""
-    if type(value) is not np.ndarray or not value.flags.c_contiguous or not value.dtype.isnative \
-            or (dtype is not None and value.dtype != dtype) or (shape is not None and value.shape != shape):
-        raise ValueError("VectorStep needs C-contiguous native state arrays")
-    return <cnp.ndarray>value
