@@ -166,13 +166,13 @@ cdef class SingleStep:
         if not self.acquire(False):
             return env._step(action)        # busy: raised there
         try:
-            if self.needs_reset[0]:
-                raise RuntimeError("step() called after the episode ended (or before reset()); call reset()")
-            self.actions[0] = value
-            self.kernel_step(self.one)
-            return self._finish()
+            if not self.needs_reset[0]:
+                self.actions[0] = value
+                self.kernel_step(self.one)
+                return self._finish()
         finally:
             self.release()
+        return env._step(action)            # a step after the end (or before reset()): raised there
 
     cdef tuple _finish(self):
         """What the step returns after the kernel call (KernelEnv._step from its kernel call on)."""
